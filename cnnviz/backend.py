@@ -1,0 +1,42 @@
+"""Lazy access to Keras: importing cnnviz or running ``cnnviz --help`` never imports TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+
+
+def keras() -> ModuleType:
+    """Import and return ``keras``, keeping TensorFlow's C++ start-up chatter off the terminal."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow's native start-up logs ("Could not find cuda drivers ...") bypass Python and
+    # TF_CPP_MIN_LOG_LEVEL, so file descriptor 2 is pointed at /dev/null while it loads.
+    saved = _mute_stderr()
+    try:
+        import keras as _keras
+
+        _keras.ops.zeros(())  # backend start-up, where the remaining native logs are written
+    finally:
+        _restore_stderr(saved)
+    return _keras
+
+
+def _mute_stderr() -> int | None:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        return saved
+    except OSError:
+        return None
+
+
+def _restore_stderr(saved: int | None) -> None:
+    if saved is not None:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,0 +1,228 @@
+"""The ``cnnviz`` command line: a thin typer layer over the Python API of the same names."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from cnnviz.errors import CnnvizError
+
+app = typer.Typer(
+    name="cnnviz",
+    help="See what a trained Keras CNN has learned: activation maps as PNG grids and "
+         "interactive HTML. MODEL defaults to the bundled reference CNN.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ModelArg = Annotated[Path | None, typer.Argument(
+    help="A .keras or .h5 model file [default: the bundled reference CNN].", show_default=False)]
+UnsafeOpt = Annotated[bool, typer.Option(
+    "--unsafe", help="Allow Lambda layers (runs code from the model file: trusted files only).")]
+
+
+def handle_errors(command: F) -> F:
+    """Turn cnnviz errors into one red line on stderr and exit code 1; Ctrl-C into exit 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CnnvizError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("CNNVIZ_DEBUG"):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            err_console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {first} "
+                              "(set CNNVIZ_DEBUG=1 for the traceback)", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise CnnvizError(f"empty list: '{value}'")
+    return items
+
+
+def _ints(value: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in _split(value) or []]
+    except ValueError:
+        raise CnnvizError(f"{option} takes comma-separated whole numbers, got '{value}'") from None
+
+
+@app.command()
+@handle_errors
+def layers(model: ModelArg = None, unsafe: UnsafeOpt = False) -> None:
+    """List a model's layers: name, type, output shape and number of maps."""
+    from rich.table import Table
+
+    from cnnviz.models import list_layers, load_model
+
+    net = load_model(model, safe_mode=not unsafe)
+    table = Table(title=f"{net.name}", show_lines=False)
+    for column, justify in (("name", "left"), ("type", "left"), ("output shape", "left"),
+                            ("maps", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for info in list_layers(net):
+        shape = "(" + ", ".join("None" if s is None else str(s) for s in info.output_shape) + ")"
+        table.add_row(info.name, info.type, shape, "" if info.maps is None else str(info.maps))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def activations(
+    model: ModelArg = None,
+    digit: Annotated[int | None, typer.Option(help="Use a test image of this digit (0-9).")] = None,
+    index: Annotated[int | None, typer.Option(help="Use the test image at this index.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Use this image file.")] = None,
+    layers: Annotated[str | None, typer.Option(
+        "--layers", help="Comma-separated layer names [default: every layer with maps].")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/activations"),
+    seed: Annotated[int, typer.Option(help="Which image of --digit to draw.")] = 0,
+    scale: Annotated[str, typer.Option(help="Colour scale of PNG grids: shared or per-map.")]
+        = "shared",
+    invert: Annotated[bool, typer.Option(help="Invert an image file (dark ink on white).")]
+        = False,
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """Activation maps of every conv and pooling layer for one input (default: a digit 6)."""
+    from cnnviz.activations import activations as compute
+    from cnnviz.data import load_mnist, select_input
+    from cnnviz.models import input_range, input_shape, load_model, resolve_map_layers
+    from cnnviz.render.grids import SCALES
+    from cnnviz.render.views import write_activation_views
+
+    if scale not in SCALES:
+        raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(SCALES)}")
+    net = load_model(model, safe_mode=not unsafe)
+    names = resolve_map_layers(net, _split(layers))
+    dataset = load_mnist() if image is None else None
+    choice = select_input(input_shape(net), input_range(net), digit=digit, index=index,
+                          image=image, dataset=dataset, seed=seed, invert=invert)
+    labels = None if choice.label is None else [choice.label]
+    import numpy as np
+
+    result = compute(net, choice.image[None], names,
+                     labels=None if labels is None else np.asarray(labels))
+    result.meta["source"] = choice.source
+    written = write_activation_views(result, out, scale=scale,
+                                     title=f"{net.name}: {choice.source}")
+    written += result.save(out / "activations.npz")
+    predicted = int(result.predictions[0])
+    console.print(f"{choice.source}: predicted {predicted} "
+                  f"({result.probabilities[0, predicted]:.1%})", highlight=False)
+    console.print(f"wrote {len(written)} files to {out}/: "
+                  + ", ".join(p.name for p in written), highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def train(
+    out: Annotated[Path, typer.Option(help="Where to save the model (.keras or .h5).")]
+        = Path("cnnviz-out/reference_cnn.keras"),
+    data: Annotated[str, typer.Option(help="bundled (MNIST sample), keras (full MNIST, online) "
+                                           "or fashion (Fashion-MNIST IDX files).")] = "bundled",
+    conv: Annotated[str, typer.Option(help="Filters of each conv layer.")] = "32,64,128",
+    pool_after: Annotated[str, typer.Option(help="Max-pool after these conv layers (1-based).")]
+        = "1,2",
+    dense: Annotated[str, typer.Option(help="Units of each hidden dense layer.")] = "120",
+    epochs: int = 5,
+    batch_size: int = 64,
+    lr: Annotated[float, typer.Option(help="Initial learning rate.")] = 1e-3,
+    momentum: Annotated[float, typer.Option(help="RMSprop momentum.")] = 0.5,
+    schedule: Annotated[str, typer.Option(help="inverse_time, exponential or constant.")]
+        = "inverse_time",
+    decay_steps: int = 1000,
+    decay_rate: float = 0.5,
+    l2: Annotated[float, typer.Option(help="L2 penalty on the dense layers.")] = 5e-4,
+    l1: Annotated[float, typer.Option(help="L1 penalty on the dense layers.")] = 0.0,
+    n_train: Annotated[int | None, typer.Option(help="Use only the first N training images.")]
+        = None,
+    seed: int = 0,
+) -> None:
+    """Train the reference CNN (RMSprop with momentum, a learning-rate schedule, L2) and save it."""
+    from cnnviz.data import load_fashion_mnist, load_mnist
+    from cnnviz.train import build_cnn, learning_rate_schedule, save_model
+    from cnnviz.train import train as fit
+
+    if out.suffix.lower() not in (".keras", ".h5"):
+        raise CnnvizError(f"--out must end in .keras or .h5, got {out.name}")
+    learning_rate_schedule(schedule)  # validate before the data loads
+    dataset = load_fashion_mnist() if data == "fashion" else load_mnist(data)
+    x = dataset.x_train
+    model = build_cnn(_ints(conv, "--conv"), _ints(pool_after, "--pool-after"),
+                      _ints(dense, "--dense"), n_classes=len(dataset.class_names),
+                      input_shape=(*x.shape[1:3], 1 if x.ndim == 3 else x.shape[3]),
+                      l2=l2, l1=l1, seed=seed)
+    n = len(x) if n_train is None else min(n_train, len(x))
+    with _EpochBars(epochs, steps=-(-n // batch_size)) as bars:
+        result = fit(dataset, model=model, epochs=epochs, batch_size=batch_size,
+                     learning_rate=lr, momentum=momentum, schedule=schedule,
+                     decay_steps=decay_steps, decay_rate=decay_rate, n_train=n_train, seed=seed,
+                     on_progress=bars.update)
+    save_model(result.model, out)
+    console.print(f"test accuracy {result.test_accuracy:.4f} (loss {result.test_loss:.4f}) on "
+                  f"{len(dataset.x_test)} {dataset.name} test images; wrote {out}",
+                  highlight=False)
+
+
+class _EpochBars:
+    """One rich progress bar per epoch showing loss, accuracy and the current learning rate."""
+
+    def __init__(self, epochs: int, steps: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.epochs, self.steps, self.epoch = epochs, steps, -1
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"), console=err_console)
+
+    def __enter__(self) -> _EpochBars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, epoch: int, step: int, logs: dict[str, float]) -> None:
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.task = self.progress.add_task("train", total=self.steps, epoch=epoch + 1,
+                                               epochs=self.epochs, metrics="")
+        metrics = (f"loss {logs.get('loss', float('nan')):.4f}  "
+                   f"acc {logs.get('accuracy', float('nan')):.4f}  lr {logs['lr']:.2e}")
+        self.progress.update(self.task, completed=step, metrics=metrics)
+
+
+def main() -> None:
+    """Entry point of the ``cnnviz`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Data sets (bundled MNIST sample, keras.datasets, Fashion-MNIST IDX) and image files, converted
+to a model's input shape and value range."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+
+MNIST_SAMPLE = "mnist_sample.npz"
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+
+
+@dataclass
+class Dataset:
+    """Images (uint8, N×H×W or N×H×W×C) with integer labels, split into train and test."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...] = field(default_factory=lambda: tuple(str(d) for d in range(10)))
+
+    def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of the "train" or "test" split."""
+        if which not in ("train", "test"):
+            raise CnnvizError(f"unknown split '{which}': use 'train' or 'test'")
+        return (self.x_train, self.y_train) if which == "train" else (self.x_test, self.y_test)
+
+
+def load_mnist(source: str = "bundled") -> Dataset:
+    """MNIST digits: ``"bundled"`` (10,000 real digits shipped with cnnviz, offline) or ``"keras"``
+    (the full 70,000 through ``keras.datasets.mnist``, which downloads once)."""
+    if source == "bundled":
+        with resources.files("cnnviz").joinpath("assets", MNIST_SAMPLE).open("rb") as fh:
+            arrays = dict(np.load(fh))
+        return Dataset("mnist-sample", arrays["x_train"], arrays["y_train"], arrays["x_test"],
+                       arrays["y_test"])
+    if source == "keras":
+        from cnnviz.backend import keras
+
+        try:
+            (x_train, y_train), (x_test, y_test) = keras().datasets.mnist.load_data()
+        except Exception as exc:
+            raise CnnvizError(f"could not load MNIST through keras.datasets (it needs the "
+                              f"internet once): {exc}; use source='bundled' offline") from None
+        return Dataset("mnist", x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64))
+    raise CnnvizError(f"unknown MNIST source '{source}': use 'bundled' or 'keras'")
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (plain or gzipped), the format of MNIST and Fashion-MNIST."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:
+        raise CnnvizError(f"cannot read IDX file {path}: {exc}") from None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise CnnvizError(f"{path} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    expected = int(np.prod(shape))
+    if len(data) - header != expected:
+        raise CnnvizError(f"{path} holds {len(data) - header} bytes of data, expected {expected}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def load_fashion_mnist(directory: str | Path = FASHION_MNIST_DIR) -> Dataset:
+    """Fashion-MNIST from gzipped IDX files (Debian's ``dataset-fashion-mnist`` installs them)."""
+    directory = Path(directory)
+    names = {
+        "x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
+        "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz",
+    }
+    missing = [n for n in names.values() if not (directory / n).is_file()]
+    if missing:
+        raise CnnvizError(f"Fashion-MNIST not found in {directory} (missing {', '.join(missing)}); "
+                          f"on Debian: apt-get install dataset-fashion-mnist")
+    arrays = {key: read_idx(directory / name) for key, name in names.items()}
+    return Dataset("fashion-mnist", arrays["x_train"], arrays["y_train"].astype(np.int64),
+                   arrays["x_test"], arrays["y_test"].astype(np.int64), FASHION_CLASSES)
+
+
+def pick_digit(labels: np.ndarray, digit: int, seed: int = 0) -> int:
+    """A deterministic index of an image of class ``digit`` (changes with ``seed``)."""
+    if not 0 <= digit <= 9:
+        raise CnnvizError(f"digit must be 0..9, got {digit}")
+    candidates = np.flatnonzero(labels == digit)
+    if candidates.size == 0:
+        raise CnnvizError(f"no image of class {digit} in the data set")
+    return int(np.random.default_rng(seed).choice(candidates))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as float pixels in 0..1, shape H×W or H×W×C."""
+    from skimage import io
+
+    path = Path(path)
+    if not path.is_file():
+        raise CnnvizError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CnnvizError(f"image file {path} is empty (0 bytes)")
+    try:
+        image = io.imread(path)
+    except Exception as exc:
+        raise CnnvizError(f"cannot read image {path}: {str(exc).splitlines()[0] or exc}") from None
+    return to_unit_range(np.asarray(image), source=str(path))
+
+
+def to_unit_range(image: np.ndarray, source: str = "image") -> np.ndarray:
+    """Scale an integer, boolean or float image to float64 pixels in 0..1."""
+    if image.dtype == bool:
+        return image.astype(np.float64)
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        if info.min < 0:
+            return (image.astype(np.float64) - info.min) / (info.max - info.min)
+        return image.astype(np.float64) / info.max
+    if np.issubdtype(image.dtype, np.floating):
+        image = image.astype(np.float64)
+        if not np.all(np.isfinite(image)):
+            raise CnnvizError(f"{source} contains NaN or infinite pixels")
+        lo, hi = float(image.min(initial=0.0)), float(image.max(initial=0.0))
+        if lo < 0.0 or hi > 1.0:
+            image = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+        return image
+    raise CnnvizError(f"{source} has unsupported pixel type {image.dtype}")
+
+
+def to_model_input(image: np.ndarray, shape: tuple[int, int, int],
+                   value_range: tuple[float, float] = (0.0, 1.0), *,
+                   invert: bool = False) -> np.ndarray:
+    """Convert one image (0..1 floats, H×W or H×W×C with C in 1..4) to a model input of ``shape``
+    (height, width, channels) scaled to ``value_range``: alpha is dropped, colour becomes grey
+    (``rgb2gray``) or grey colour (``gray2rgb``), and the size is resampled with anti-aliasing."""
+    from skimage.color import gray2rgb, rgb2gray
+    from skimage.transform import resize
+
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 3 and image.shape[-1] == 2:  # grey + alpha
+        image = image[..., 0]
+    if image.ndim == 3 and image.shape[-1] == 4:  # RGBA: drop alpha
+        image = image[..., :3]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
+        raise CnnvizError(f"cannot use an image of shape {image.shape}: expected H×W grey, "
+                          f"H×W×3 RGB or H×W×4 RGBA")
+    if min(image.shape[:2]) < 1:
+        raise CnnvizError(f"image of shape {image.shape} has no pixels")
+    height, width, channels = shape
+    if channels == 1 and image.ndim == 3:
+        image = rgb2gray(image)
+    elif channels == 3 and image.ndim == 2:
+        image = gray2rgb(image)
+    elif channels not in (1, 3):
+        raise CnnvizError(f"models with {channels} input channels are not supported (1 or 3)")
+    if image.shape[:2] != (height, width):
+        image = resize(image, (height, width), order=1, anti_aliasing=True, preserve_range=True)
+    if invert:
+        image = 1.0 - image
+    if image.ndim == 2:
+        image = image[..., None]
+    lo, hi = value_range
+    return (lo + np.clip(image, 0.0, 1.0) * (hi - lo)).astype(np.float32)
+
+
+def images_to_model_input(images: np.ndarray, shape: tuple[int, int, int],
+                          value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Convert a uint8 batch (N×H×W or N×H×W×C) to model inputs; fast path when sizes match."""
+    images = np.asarray(images)
+    batch = to_unit_range(images, source="images")
+    if batch.ndim == 3:
+        batch = batch[..., None]
+    if batch.shape[1:] == tuple(shape):
+        lo, hi = value_range
+        return (lo + batch * (hi - lo)).astype(np.float32)
+    return np.stack([to_model_input(image, shape, value_range) for image in batch])
+
+
+@dataclass
+class InputChoice:
+    """One model-ready input image with its label (if known) and where it came from."""
+
+    image: np.ndarray
+    label: int | None
+    source: str
+
+
+def select_input(shape: tuple[int, int, int], value_range: tuple[float, float] = (0.0, 1.0), *,
+                 digit: int | None = None, index: int | None = None,
+                 image: str | Path | None = None, dataset: Dataset | None = None,
+                 seed: int = 0, invert: bool = False) -> InputChoice:
+    """Choose one input: a test image of class ``digit`` (drawn with ``seed``), the test image at
+    ``index``, or an image file; with none given, a digit 6. Converted to ``shape`` and
+    ``value_range``."""
+    if sum(option is not None for option in (digit, index, image)) > 1:
+        raise CnnvizError("choose one input: --digit, --index or --image")
+    if image is not None:
+        pixels = read_image(image)
+        return InputChoice(to_model_input(pixels, shape, value_range, invert=invert), None,
+                           f"image {Path(image).name}")
+    dataset = dataset or load_mnist()
+    x_test, y_test = dataset.split("test")
+    if index is None:
+        index = pick_digit(y_test, 6 if digit is None else digit, seed)
+    if not 0 <= index < len(x_test):
+        raise CnnvizError(f"index {index} is outside the test split (0..{len(x_test) - 1})")
+    pixels = to_unit_range(x_test[index])
+    return InputChoice(to_model_input(pixels, shape, value_range, invert=invert),
+                       int(y_test[index]), f"{dataset.name} test image {index}")

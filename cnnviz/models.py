@@ -1,0 +1,217 @@
+"""Load Keras models, list their layers (nested models included) and build feature sub-models."""
+
+from __future__ import annotations
+
+import difflib
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cnnviz.backend import keras
+from cnnviz.errors import CnnvizError
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+REFERENCE_MODEL = "reference_cnn.keras"
+
+
+def reference_model_path() -> Path:
+    """Path of the bundled reference CNN (trained on the bundled MNIST sample)."""
+    return Path(str(resources.files("cnnviz") / "assets" / REFERENCE_MODEL))
+
+
+def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any:
+    """Load a ``.keras`` or legacy ``.h5`` model; ``None`` loads the bundled reference CNN."""
+    model_path = reference_model_path() if path is None else Path(path)
+    if not model_path.exists():
+        raise CnnvizError(f"model file not found: {model_path}")
+    if model_path.is_dir():
+        raise CnnvizError(f"{model_path} is a directory, not a model file (.keras or .h5)")
+    suffix = model_path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise CnnvizError(f"{model_path} is not a Keras model file: expected .keras or .h5, "
+                          f"got '{suffix or 'no suffix'}'")
+    if model_path.stat().st_size == 0:
+        raise CnnvizError(f"{model_path} is empty (0 bytes)")
+    if suffix == ".keras" and not zipfile.is_zipfile(model_path):
+        raise CnnvizError(f"{model_path} is not a valid .keras file (not a zip archive)")
+    if suffix != ".keras" and not _is_hdf5(model_path):
+        raise CnnvizError(f"{model_path} is not a valid .h5 file (no HDF5 signature)")
+    try:
+        model = keras().models.load_model(model_path, compile=False, safe_mode=safe_mode)
+    except Exception as exc:  # Keras raises many types; the user needs one line
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            detail += " (pass --unsafe / safe_mode=False only for a model you trust)"
+        raise CnnvizError(f"could not load model {model_path}: {detail}") from None
+    if not isinstance(model, keras().Model):
+        raise CnnvizError(f"{model_path} holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+def _is_hdf5(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer: its path name ("base/conv" when nested), type, output shape and map count."""
+
+    name: str
+    type: str
+    output_shape: tuple[int | None, ...]
+    maps: int | None
+
+    @property
+    def has_maps(self) -> bool:
+        """True for layers whose output is a stack of 2-D maps (batch, height, width, maps)."""
+        return self.maps is not None
+
+
+def _output_shape(layer: Any) -> tuple[int | None, ...]:
+    try:
+        return tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        return ()
+
+
+def _layer_info(layer: Any, name: str) -> LayerInfo:
+    shape = _output_shape(layer)
+    maps = shape[-1] if len(shape) == 4 else None
+    return LayerInfo(name=name, type=type(layer).__name__, output_shape=shape, maps=maps)
+
+
+def _is_nested_model(layer: Any) -> bool:
+    return isinstance(layer, keras().Model)
+
+
+def list_layers(model: Any, *, include_input: bool = False) -> list[LayerInfo]:
+    """All layers in order, descending into nested models with "outer/inner" names."""
+    infos: list[LayerInfo] = []
+
+    def walk(container: Any, prefix: str) -> None:
+        for layer in container.layers:
+            if isinstance(layer, keras().layers.InputLayer) and not include_input:
+                continue
+            name = f"{prefix}{layer.name}"
+            infos.append(_layer_info(layer, name))
+            if _is_nested_model(layer):
+                walk(layer, f"{name}/")
+
+    walk(model, "")
+    return infos
+
+
+def map_layers(model: Any) -> list[LayerInfo]:
+    """The layers whose output is a stack of 2-D maps (convolutions, pooling, ...)."""
+    return [info for info in list_layers(model) if info.has_maps]
+
+
+def get_layer(model: Any, name: str) -> Any:
+    """The layer at a path name like ``conv2d_1`` or ``base/block1_conv1``; suggests close names."""
+    container = model
+    for part in name.split("/"):
+        layers = {layer.name: layer for layer in getattr(container, "layers", [])}
+        if part not in layers:
+            raise CnnvizError(_unknown_layer_message(model, name))
+        container = layers[part]
+    return container
+
+
+def _unknown_layer_message(model: Any, name: str) -> str:
+    names = [info.name for info in list_layers(model)]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; layers: {', '.join(names)}"
+    return f"unknown layer '{name}'{hint}"
+
+
+def resolve_map_layers(model: Any, names: list[str] | None) -> list[str]:
+    """Validate layer path names that must have 2-D maps; ``None`` gives the convolution and
+    pooling layers (or every layer with maps, if there are none)."""
+    usable = [info.name for info in map_layers(model)]
+    if names is None:
+        infos = map_layers(model)
+        return [i.name for i in infos if "Conv" in i.type or "Pool" in i.type] or usable
+    for name in names:
+        get_layer(model, name)
+        if name not in usable:
+            raise CnnvizError(f"layer '{name}' has no 2-D maps; layers with maps: "
+                              f"{', '.join(usable) or 'none'}")
+    return list(names)
+
+
+def _outer_input_of(nested: Any, outer: Any) -> Any:
+    """The symbolic tensor that ``outer``'s graph feeds into the nested model ``nested``."""
+    outer_ids = {id(t) for t in _graph_tensors(outer)}
+    for node in nested._inbound_nodes:
+        tensors = node.input_tensors
+        if tensors and all(id(t) in outer_ids for t in tensors):
+            return tensors[0] if len(tensors) == 1 else list(tensors)
+    raise CnnvizError(f"cannot address layers inside '{nested.name}': it is not called in the "
+                      f"graph of '{outer.name}'")
+
+
+def _graph_tensors(model: Any) -> list[Any]:
+    tensors = list(model.inputs)
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            tensors.extend(node.output_tensors)
+    return tensors
+
+
+def feature_model(model: Any, names: list[str], *, with_output: bool = False) -> Any:
+    """A model from ``model``'s inputs to the outputs of the named layers (nested paths allowed),
+    followed by the model's own output when ``with_output`` is set."""
+    k = keras()
+    nested: dict[str, list[str]] = {}
+    for name in names:
+        get_layer(model, name)  # unknown names raise with suggestions
+        head, _, rest = name.partition("/")
+        if rest:
+            nested.setdefault(head, []).append(rest)
+    flat = [name for name in names if "/" not in name]
+    prefix_outputs = [model.get_layer(name).output for name in flat]
+    prefix_outputs += [_outer_input_of(model.get_layer(head), model) for head in nested]
+    if with_output:
+        prefix_outputs += list(model.outputs)
+    if not nested:
+        return k.Model(model.inputs, prefix_outputs, name=f"{model.name}_features")
+    # Nested models: re-run the outer graph up to each nested model's input, then the nested
+    # feature model on it, so no "Graph disconnected" error arises.
+    prefix = k.Model(model.inputs, prefix_outputs, name=f"{model.name}_prefix")
+    inputs = [k.Input(shape=t.shape[1:], dtype=t.dtype) for t in model.inputs]
+    values = _as_list(prefix(inputs if len(inputs) > 1 else inputs[0]))
+    by_name: dict[str, Any] = dict(zip(flat, values, strict=False))
+    for i, (head, rests) in enumerate(nested.items()):
+        inner = feature_model(model.get_layer(head), rests)
+        inner_values = _as_list(inner(values[len(flat) + i]))
+        by_name.update({f"{head}/{rest}": v for rest, v in zip(rests, inner_values, strict=True)})
+    outputs = [by_name[name] for name in names]
+    if with_output:
+        outputs += values[len(flat) + len(nested):]
+    return k.Model(inputs, outputs, name=f"{model.name}_features")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def input_range(model: Any) -> tuple[float, float]:
+    """The value range a model expects: 0..255 if its first layer is a ``Rescaling``, else 0..1."""
+    first = [layer for layer in model.layers if not isinstance(layer, keras().layers.InputLayer)]
+    if first and isinstance(first[0], keras().layers.Rescaling):
+        return (0.0, 255.0)
+    return (0.0, 1.0)
+
+
+def input_shape(model: Any) -> tuple[int, int, int]:
+    """(height, width, channels) of a model with one image input."""
+    if len(model.inputs) != 1:
+        raise CnnvizError(f"model '{model.name}' has {len(model.inputs)} inputs; cnnviz needs one")
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3 or any(s is None for s in shape):
+        raise CnnvizError(f"model '{model.name}' input shape {shape} is not (height, width, "
+                          f"channels) with fixed sizes")
+    return shape  # type: ignore[return-value]

@@ -1,0 +1,120 @@
+"""Plotly figures and self-contained HTML pages (plotly.js inlined: they work offline)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.fileio import write_text
+from cnnviz.render.tiles import mosaic
+
+
+def _tile_labels(corners: list[tuple[int, int]], width: int) -> list[dict[str, Any]]:
+    return [dict(x=left + (width - 1) / 2, y=top - 0.5, text=str(i), showarrow=False,
+                 yanchor="bottom", font=dict(size=9, color="#555"), xref="x", yref="y")
+            for i, (top, left) in enumerate(corners)]
+
+
+def layer_maps_figure(layer_maps: dict[str, np.ndarray], *, colorscale: str = "Viridis"):
+    """One heatmap mosaic per layer (H×W×M each) with a menu to switch layers; hovering a pixel
+    shows the map index, the position and the value."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    states = []
+    names = list(layer_maps)
+    for i, (name, maps) in enumerate(layer_maps.items()):
+        height, width, n = maps.shape
+        gap = max(1, round(0.3 * height))
+        z, custom, corners = mosaic(maps, gap=gap)
+        finite = maps[np.isfinite(maps)]
+        zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        fig.add_trace(go.Heatmap(
+            z=z, customdata=custom, colorscale=colorscale, zmin=zmin,
+            zmax=zmax if zmax > zmin else zmin + 1.0, hoverongaps=False, name=name,
+            visible=i == 0, colorbar=dict(title=dict(text="activation")),
+            hovertemplate=(f"{html.escape(name)}<br>map %{{customdata[0]}}<br>"
+                           "row %{customdata[1]}, col %{customdata[2]}<br>"
+                           "value %{z:.4g}<extra></extra>")))
+        states.append(dict(
+            annotations=_tile_labels(corners, width),
+            title=dict(text=f"{name}: {n} maps of {height}×{width}")))
+    buttons = [dict(label=name, method="update",
+                    args=[{"visible": [j == i for j in range(len(names))]}, states[i]])
+               for i, name in enumerate(names)]
+    fig.update_layout(
+        **states[0] if states else {},
+        updatemenus=[dict(buttons=buttons, direction="down", x=0, xanchor="left", y=1.12,
+                          yanchor="bottom", showactive=True)] if len(names) > 1 else [],
+        height=720, margin=dict(l=20, r=20, t=90, b=20), plot_bgcolor="white")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return fig
+
+
+def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | None = None,
+                 class_names: tuple[str, ...] | None = None):
+    """The model input (hover shows pixel values) beside the predicted class probabilities."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = list(class_names or (str(i) for i in range(len(probabilities))))
+    predicted = int(np.argmax(probabilities))
+    title = "input" + (f" (label {label})" if label is not None else "")
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
+                        subplot_titles=(title, f"predicted {names[predicted]} "
+                                        f"({probabilities[predicted]:.1%})"))
+    image = np.asarray(image)
+    if image.shape[-1] == 1:
+        fig.add_trace(go.Heatmap(z=image[..., 0], colorscale="gray", showscale=False,
+                                 hovertemplate="row %{y}, col %{x}<br>value %{z:.4g}"
+                                               "<extra></extra>"), 1, 1)
+    else:
+        lo, hi = float(image.min()), float(image.max())
+        rgb = np.round(255 * (image - lo) / (hi - lo if hi > lo else 1.0)).astype(np.uint8)
+        fig.add_trace(go.Image(z=rgb), 1, 1)
+    fig.add_trace(go.Bar(x=names, y=probabilities,
+                         marker_color=["#ff7f0e" if i == predicted else "#1f77b4"
+                                       for i in range(len(names))],
+                         hovertemplate="class %{x}<br>probability %{y:.4f}<extra></extra>"),
+                  1, 2)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False, row=1, col=1)
+    fig.update_xaxes(visible=False, row=1, col=1)
+    fig.update_yaxes(range=[0, 1], title_text="probability", row=1, col=2)
+    fig.update_xaxes(type="category", row=1, col=2)
+    fig.update_layout(height=360, showlegend=False, margin=dict(l=20, r=20, t=50, b=30))
+    return fig
+
+
+PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+p.meta { color: #555; }
+"""
+
+
+def page(title: str, sections: list[tuple[str, Any]], *, intro: str = "") -> str:
+    """A self-contained HTML page: plotly.js inlined once, then each (heading, figure) section."""
+    from plotly.offline import get_plotlyjs
+
+    parts = []
+    for i, (heading, fig) in enumerate(sections):
+        body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}",
+                           config={"displaylogo": False, "responsive": True})
+        parts.append(f"<section><h2>{html.escape(heading)}</h2>\n{body}\n</section>")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style>\n"
+        f"<script type=\"text/javascript\">{get_plotlyjs()}</script>\n</head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n"
+        + (f"<p class=\"meta\">{html.escape(intro)}</p>\n" if intro else "")
+        + "\n".join(parts) + "\n</body>\n</html>\n"
+    )
+
+
+def save_page(text: str, path: str | Path) -> Path:
+    """Write an HTML page atomically."""
+    return write_text(path, text)

@@ -1,0 +1,49 @@
+"""Tiling a stack of maps into one 2-D mosaic, shared by the PNG and HTML renderers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+
+
+def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
+    """(rows, columns) of a near-square grid for ``n`` tiles (or a fixed column count)."""
+    if n <= 0:
+        raise CnnvizError("nothing to draw: zero maps")
+    cols = min(columns or math.ceil(math.sqrt(n)), n)
+    return math.ceil(n / cols), cols
+
+
+def mosaic(maps: np.ndarray, columns: int | None = None, gap: int = 1
+           ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Tile maps (H×W×M) row by row into one 2-D array with NaN gaps between tiles.
+
+    Returns the mosaic, each pixel's ``[map, row, col]`` (−1 in gaps) and each tile's top-left
+    corner (row, col) in the mosaic."""
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 3:
+        raise CnnvizError(f"expected maps of shape (height, width, maps), got {maps.shape}")
+    height, width, n = maps.shape
+    rows, cols = grid_shape(n, columns)
+    z = np.full((rows * (height + gap) - gap, cols * (width + gap) - gap), np.nan)
+    where = np.full((*z.shape, 3), -1, dtype=np.int64)
+    yy, xx = np.mgrid[0:height, 0:width]
+    corners = []
+    for index in range(n):
+        top, left = (index // cols) * (height + gap), (index % cols) * (width + gap)
+        z[top:top + height, left:left + width] = maps[..., index]
+        where[top:top + height, left:left + width] = np.stack(
+            [np.full_like(yy, index), yy, xx], axis=-1)
+        corners.append((top, left))
+    return z, where, corners
+
+
+def normalize_each(maps: np.ndarray) -> np.ndarray:
+    """Scale each map (last axis) to 0..1 by its own min and max; constant maps become 0."""
+    maps = np.asarray(maps, dtype=np.float64)
+    lo = maps.min(axis=(0, 1), keepdims=True)
+    span = maps.max(axis=(0, 1), keepdims=True) - lo
+    return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1.0), 0.0)
