@@ -177,12 +177,13 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False) ->
     if with_output:
         prefix_outputs += list(model.outputs)
     if not nested:
-        return k.Model(model.inputs, prefix_outputs, name=f"{model.name}_features")
+        return k.Model(_input_struct(model), prefix_outputs, name=f"{model.name}_features")
     # Nested models: re-run the outer graph up to each nested model's input, then the nested
     # feature model on it, so no "Graph disconnected" error arises.
-    prefix = k.Model(model.inputs, prefix_outputs, name=f"{model.name}_prefix")
-    inputs = [k.Input(shape=t.shape[1:], dtype=t.dtype) for t in model.inputs]
-    values = _as_list(prefix(inputs if len(inputs) > 1 else inputs[0]))
+    prefix = k.Model(_input_struct(model), prefix_outputs, name=f"{model.name}_prefix")
+    inputs = k.tree.map_structure(lambda t: k.Input(shape=t.shape[1:], dtype=t.dtype),
+                                  _input_struct(model))
+    values = _as_list(prefix(inputs))
     by_name: dict[str, Any] = dict(zip(flat, values, strict=False))
     for i, (head, rests) in enumerate(nested.items()):
         inner = feature_model(model.get_layer(head), rests)
@@ -192,6 +193,11 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False) ->
     if with_output:
         outputs += values[len(flat) + len(nested):]
     return k.Model(inputs, outputs, name=f"{model.name}_features")
+
+
+def _input_struct(model: Any) -> Any:
+    """The model's input tensor, or the list of them when it has several."""
+    return model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny hand-built models with known weights, and the bundled assets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnviz.backend import keras
+
+
+@pytest.fixture(scope="session")
+def k():
+    return keras()
+
+
+def _set(layer, kernel, bias):
+    layer.set_weights([np.asarray(kernel, np.float32), np.asarray(bias, np.float32)])
+
+
+@pytest.fixture(scope="session")
+def tiny_model(k):
+    """6×6×1 input → conv (2 filters 3×3, relu) → 2×2 max-pool → flatten → dense 3 softmax.
+
+    Filter 0 sums its 3×3 window; filter 1 takes the centre pixel minus 0.5."""
+    model = k.Sequential([
+        k.Input((6, 6, 1)),
+        k.layers.Conv2D(2, 3, activation="relu", name="conv"),
+        k.layers.MaxPooling2D(2, name="pool"),
+        k.layers.Flatten(name="flat"),
+        k.layers.Dense(3, activation="softmax", name="out"),
+    ], name="tiny")
+    kernel = np.zeros((3, 3, 1, 2))
+    kernel[..., 0, 0] = 1.0
+    kernel[1, 1, 0, 1] = 1.0
+    _set(model.get_layer("conv"), kernel, [0.0, -0.5])
+    dense = np.arange(8 * 3, dtype=np.float64).reshape(8, 3) / 100.0
+    _set(model.get_layer("out"), dense, [0.1, 0.0, -0.1])
+    return model
+
+
+@pytest.fixture(scope="session")
+def nested_model(k):
+    """A functional model with a Sequential base inside: input ×2 → base (conv c1, conv c2)."""
+    base = k.Sequential([k.Input((6, 6, 1)),
+                         k.layers.Conv2D(2, 3, activation="relu", name="c1"),
+                         k.layers.Conv2D(3, 3, name="c2")], name="base")
+    _set(base.get_layer("c1"), np.ones((3, 3, 1, 2)) * [1.0, -1.0], [0.0, 1.0])
+    _set(base.get_layer("c2"), np.full((3, 3, 2, 3), 0.1), [0.0, 0.5, -0.5])
+    inputs = k.Input((6, 6, 1), name="pixels")
+    x = k.layers.Rescaling(2.0, name="double")(inputs)
+    x = base(x)
+    x = k.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = k.layers.Dense(2, activation="softmax", name="head")(x)
+    return k.Model(inputs, outputs, name="outer")
+
+
+@pytest.fixture(scope="session")
+def reference_model():
+    from cnnviz.models import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from cnnviz.data import load_mnist
+
+    return load_mnist()

@@ -1,0 +1,161 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from plotly_page import array, figures
+from typer.testing import CliRunner
+
+from cnnviz.activations import Activations
+from cnnviz.cli import app
+from cnnviz.models import load_model
+
+runner = CliRunner()
+CONV_AND_POOL = ["conv2d_1", "max_pooling2d_1", "conv2d_2", "max_pooling2d_2", "conv2d_3"]
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys\nfrom cnnviz.cli import app\ntry:\n    app(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('IMPORTED', sorted({'tensorflow', 'keras', 'matplotlib', 'plotly'} "
+            "& set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "activations" in out and "IMPORTED []" in out
+
+
+def test_console_script_end_to_end(tmp_path):
+    """The README's first command, through the installed console script."""
+    exe = Path(sys.executable).with_name("cnnviz")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cnnviz.cli"]
+    result = subprocess.run([*command, "activations", "--digit", "6", "--out", tmp_path],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "predicted 6" in result.stdout and "wrote 9 files" in result.stdout
+    assert result.stderr == ""  # no TensorFlow start-up chatter
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{n}.png" for n in CONV_AND_POOL] + ["input.png", "activations.html",
+                                               "activations.npz", "activations.json"])
+
+
+def test_activations_outputs(tmp_path, reference_model, mnist):
+    result = run("activations", "--digit", "3", "--seed", "1", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    saved = Activations.load(tmp_path / "activations.npz")
+    assert saved.layers == CONV_AND_POOL and int(saved.labels[0]) == 3
+    # The saved maps are the model's: recompute them from the saved input.
+    from cnnviz.activations import activations
+
+    again = activations(reference_model, saved.inputs, CONV_AND_POOL)
+    for name in CONV_AND_POOL:
+        np.testing.assert_allclose(saved.maps[name], again.maps[name], rtol=1e-6)
+    for name in [*CONV_AND_POOL, "input"]:
+        with Image.open(tmp_path / f"{name}.png") as png:
+            assert png.format == "PNG"
+    page = (tmp_path / "activations.html").read_text()
+    specs = figures(page)
+    assert [t["type"] for t in specs[0]["data"]] == ["heatmap", "bar"]
+    maps = specs[1]["data"]
+    assert [t["name"] for t in maps] == CONV_AND_POOL
+    assert [t.get("visible") for t in maps] == [True] + [False] * 4
+    z = array(maps[4]["z"])
+    assert int(np.isfinite(z).sum()) == 3 * 3 * 128
+    np.testing.assert_allclose(np.nanmax(z), saved.maps["conv2d_3"][0].max(), rtol=1e-6)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_activations_options(tmp_path):
+    result = run("activations", "--index", "0", "--layers", "conv2d_2,conv2d_1",
+                 "--scale", "per-map", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["conv2d_1.png", "conv2d_2.png",
+                                                              "input.png"]
+    assert Activations.load(tmp_path / "activations").layers == ["conv2d_2", "conv2d_1"]
+
+
+def test_activations_for_an_image_file_and_a_nested_model(tmp_path, nested_model):
+    from cnnviz.train import save_model
+
+    model_path = save_model(nested_model, tmp_path / "nested.keras")
+    image = np.zeros((30, 30, 3), np.uint8)
+    image[10:20, 10:20] = [255, 128, 0]
+    Image.fromarray(image).save(tmp_path / "square.png")
+    out = tmp_path / "out"
+    result = run("activations", model_path, "--image", tmp_path / "square.png", "--out", out)
+    assert result.exit_code == 0, result.output
+    saved = Activations.load(out / "activations")
+    assert saved.layers == ["base/c1", "base/c2"] and saved.labels is None
+    assert (out / "base__c1.png").exists()
+    assert saved.inputs.shape == (1, 6, 6, 1)
+
+
+def test_layers_table():
+    result = runner.invoke(app, ["layers"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    row = next(line for line in lines if "conv2d_3" in line)
+    assert "Conv2D" in row and "(None, 3, 3, 128)" in row and "128" in row
+    assert any("dense_2" in line and "(None, 10)" in line for line in lines)
+
+
+def test_train_command(tmp_path):
+    out = tmp_path / "small.keras"
+    result = run("train", "--out", out, "--epochs", "1", "--n-train", "512", "--conv", "4",
+                 "--pool-after", "1", "--dense", "8", "--schedule", "exponential")
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output
+    model = load_model(out)
+    assert [layer.name for layer in model.layers][:3] == ["rescaling", "conv2d_1",
+                                                          "max_pooling2d_1"]
+
+
+def _bad_files(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "notes.h5").write_text("not a model")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    return {name: tmp_path / name for name in ("notes.h5", "empty.png", "text.png")}
+
+
+BAD_INPUTS = {
+    "missing model": (["activations", "{tmp}/none.keras"], "model file not found"),
+    "text as model": (["activations", "{tmp}/notes.h5"], "not a valid .h5 file"),
+    "unknown layer": (["activations", "--layers", "conv2d_9"],
+                      "unknown layer 'conv2d_9'; did you mean conv2d_3, conv2d_2, conv2d_1?"),
+    "dense layer": (["activations", "--layers", "dense_1"], "layer 'dense_1' has no 2-D maps"),
+    "digit 11": (["activations", "--digit", "11"], "digit must be 0..9, got 11"),
+    "digit -1": (["activations", "--digit", "-1"], "digit must be 0..9, got -1"),
+    "index past end": (["activations", "--index", "5000"], "index 5000 is outside"),
+    "empty image": (["activations", "--image", "{tmp}/empty.png"], "is empty (0 bytes)"),
+    "text image": (["activations", "--image", "{tmp}/text.png"], "cannot read image"),
+    "missing image": (["activations", "--image", "{tmp}/gone.png"], "image file not found"),
+    "two inputs": (["activations", "--digit", "1", "--index", "2"], "choose one input"),
+    "bad scale": (["activations", "--scale", "log"], "unknown scale 'log'"),
+    "bad train suffix": (["train", "--out", "{tmp}/m.pt"], "--out must end in .keras or .h5"),
+    "bad schedule": (["train", "--schedule", "cosine"], "unknown schedule 'cosine'"),
+    "bad conv list": (["train", "--conv", "a,b"], "--conv takes comma-separated whole numbers"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_clear_line(tmp_path, case):
+    args, message = BAD_INPUTS[case]
+    _bad_files(tmp_path)
+    out = tmp_path / "out"
+    args = [a.format(tmp=tmp_path) for a in args]
+    if args[0] == "activations":
+        args += ["--out", str(out)]
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists() or not any(out.iterdir())

@@ -1,0 +1,89 @@
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from plotly_page import figures
+
+from cnnviz.errors import CnnvizError
+from cnnviz.render import grids, html
+from cnnviz.render.tiles import grid_shape, mosaic, normalize_each
+
+
+def test_grid_shape():
+    assert grid_shape(32) == (6, 6)
+    assert grid_shape(128) == (11, 12)
+    assert grid_shape(3) == (2, 2)
+    assert grid_shape(5, columns=10) == (1, 5)
+    with pytest.raises(CnnvizError):
+        grid_shape(0)
+
+
+def test_mosaic_layout():
+    maps = np.arange(2 * 2 * 3, dtype=float).reshape(2, 2, 3)
+    z, where, corners = mosaic(maps, gap=1)
+    assert z.shape == (5, 5) and corners == [(0, 0), (0, 3), (3, 0)]
+    np.testing.assert_array_equal(z[0:2, 0:2], maps[..., 0])
+    np.testing.assert_array_equal(z[0:2, 3:5], maps[..., 1])
+    np.testing.assert_array_equal(z[3:5, 0:2], maps[..., 2])
+    assert np.isnan(z[2]).all() and np.isnan(z[:, 2]).all() and np.isnan(z[3:, 3:]).all()
+    assert where[4, 1].tolist() == [2, 1, 1] and where[2, 2].tolist() == [-1, -1, -1]
+    assert int(np.isfinite(z).sum()) == maps.size
+
+
+def test_normalize_each():
+    maps = np.stack([np.array([[1.0, 3.0], [2.0, 5.0]]), np.full((2, 2), 7.0)], axis=-1)
+    out = normalize_each(maps)
+    np.testing.assert_allclose(out[..., 0], [[0, 0.5], [0.25, 1]])
+    np.testing.assert_array_equal(out[..., 1], 0.0)
+
+
+@pytest.mark.parametrize("scale", ["shared", "per-map"])
+def test_map_grid_has_one_labelled_tile_per_map(tmp_path, scale):
+    maps = np.random.default_rng(0).random((5, 5, 10))
+    fig = grids.map_grid(maps, title="layer", scale=scale)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == [str(i) for i in range(10)]
+    image = ax.images[0].get_array()
+    assert int(np.isfinite(image.filled(np.nan)).sum()) == 5 * 5 * 10
+    assert len(fig.axes) == 2  # the grid and its colour bar
+    limits = ax.images[0].get_clim()
+    assert limits == ((maps.min(), maps.max()) if scale == "shared" else (0.0, 1.0))
+    path = grids.save_png(fig, tmp_path / "grid.png")
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.size[0] > 200
+    with pytest.raises(CnnvizError, match="unknown scale"):
+        grids.map_grid(maps, scale="log")
+
+
+def test_layer_maps_figure_and_page():
+    rng = np.random.default_rng(1)
+    layers = {"conv": rng.random((4, 4, 3)), "pool": rng.random((2, 2, 3))}
+    fig = html.layer_maps_figure(layers)
+    assert [t.name for t in fig.data] == ["conv", "pool"]
+    assert [t.visible for t in fig.data] == [True, False]
+    assert "map %{customdata[0]}" in fig.data[0].hovertemplate
+    assert np.asarray(fig.data[0].customdata).shape == (*np.asarray(fig.data[0].z).shape, 3)
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.label for b in buttons] == ["conv", "pool"]
+    assert buttons[1].args[0] == {"visible": [False, True]}
+    assert len(fig.layout.annotations) == 3
+    page = html.page("Test page", [("Maps", fig)], intro="intro <b>")
+    assert page.count("<script") == 2  # plotly.js inline, then the figure
+    assert not re.search(r"<script[^>]*\ssrc=|<link[^>]*href=", page)  # nothing fetched
+    assert "intro &lt;b&gt;" in page
+    specs = figures(page)
+    assert len(specs) == 1 and [t["name"] for t in specs[0]["data"]] == ["conv", "pool"]
+
+
+def test_input_figure_shows_prediction():
+    probabilities = np.array([0.1, 0.7, 0.2])
+    fig = html.input_figure(np.zeros((4, 4, 1)), probabilities, label=1)
+    assert [t.type for t in fig.data] == ["heatmap", "bar"]
+    assert list(fig.data[1].y) == [0.1, 0.7, 0.2]
+    assert fig.layout.annotations[1].text == "predicted 1 (70.0%)"
+    rgb = html.input_figure(np.zeros((4, 4, 3)), probabilities)
+    assert rgb.data[0].type == "image"
+    png = grids.input_figure(np.zeros((4, 4, 1)), probabilities, label=1)
+    assert png.axes[1].get_title() == "predicted 1 (70.0%)"
