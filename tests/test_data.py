@@ -144,3 +144,12 @@ def test_select_input(tmp_path, mnist):
         select_input((28, 28, 1), digit=1, index=2, dataset=mnist)
     with pytest.raises(CnnvizError, match=r"index 1000 is outside the test split \(0..999\)"):
         select_input((28, 28, 1), index=1000, dataset=mnist)
+
+
+def test_keras_source_offline_gives_a_clear_error(monkeypatch, k):
+    def offline():
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(k.datasets.mnist, "load_data", offline)
+    with pytest.raises(CnnvizError, match="needs the internet once.*source='bundled'"):
+        load_mnist("keras")

@@ -96,3 +96,14 @@ def test_feature_model_outputs_in_request_order(tiny_model):
 def test_unknown_layer_lists_all_when_nothing_is_close(tiny_model):
     with pytest.raises(CnnvizError, match="unknown layer 'zzz'; layers: conv, pool, flat, out"):
         get_layer(tiny_model, "zzz")
+
+
+def test_lambda_layer_needs_unsafe(tmp_path, k):
+    inputs = k.Input((4, 4, 1))
+    outputs = k.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+    path = tmp_path / "lambda.keras"
+    k.Model(inputs, outputs).save(path)
+    with pytest.raises(CnnvizError, match="could not load model.*--unsafe"):
+        load_model(path)
+    model = load_model(path, safe_mode=False)
+    np.testing.assert_allclose(model.predict(np.ones((1, 4, 4, 1)), verbose=0), 2.0)
