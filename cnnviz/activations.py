@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import atomic_path, write_text
+from cnnviz.fileio import load_results, save_results
 
 
 @dataclass
@@ -39,28 +38,17 @@ class Activations:
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write ``path`` (.npz arrays) and the same name with ``.json`` (layers and metadata)."""
-        npz = Path(path).with_suffix(".npz")
         arrays = {"inputs": self.inputs, "probabilities": self.probabilities}
         arrays.update({f"map_{i}": m for i, m in enumerate(self.maps.values())})
         if self.labels is not None:
             arrays["labels"] = self.labels
-        with atomic_path(npz) as tmp, tmp.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        meta = {"kind": "activations", "layers": self.layers, "meta": self.meta}
-        return npz, write_text(npz.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+        return save_results(path, "activations", arrays, {"layers": self.layers,
+                                                          "meta": self.meta})
 
     @classmethod
     def load(cls, path: str | Path) -> Activations:
         """Read what :meth:`save` wrote."""
-        npz = Path(path).with_suffix(".npz")
-        try:
-            meta = json.loads(npz.with_suffix(".json").read_text(encoding="utf-8"))
-            with np.load(npz) as arrays:
-                data = {key: arrays[key] for key in arrays.files}
-        except (OSError, ValueError) as exc:
-            raise CnnvizError(f"cannot read saved activations {npz}: {exc}") from None
-        if meta.get("kind") != "activations":
-            raise CnnvizError(f"{npz} does not hold saved activations")
+        data, meta = load_results(path, "activations")
         maps = {name: data[f"map_{i}"] for i, name in enumerate(meta["layers"])}
         return cls(data["inputs"], maps, data["probabilities"], data.get("labels"), meta["meta"])
 
@@ -85,3 +73,17 @@ def activations(model: Any, images: np.ndarray, layers: list[str] | None = None,
     maps = {name: np.asarray(out) for name, out in zip(names, outputs, strict=False)}
     meta = {"model": model.name, "input_range": list(input_range(model))}
     return Activations(images, maps, np.asarray(outputs[-1]), labels, meta)
+
+
+def channel_means(model: Any, layer: str, images: np.ndarray, *, preactivation: bool = False,
+                  batch_size: int = 256) -> np.ndarray:
+    """The mean of each map of ``layer`` for each image: (N, maps); before the layer's fused
+    activation with ``preactivation``."""
+    from cnnviz.backend import keras
+    from cnnviz.models import feature_model
+
+    k = keras()
+    sub = feature_model(model, [layer], preactivation=preactivation)
+    means = k.Model(sub.inputs[0], k.ops.mean(sub.outputs[0], axis=(1, 2)))
+    return np.asarray(means.predict(np.asarray(images, np.float32), batch_size=batch_size,
+                                    verbose=0))

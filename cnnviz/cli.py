@@ -140,6 +140,174 @@ def activations(
                   + ", ".join(p.name for p in written), highlight=False, soft_wrap=True)
 
 
+def parse_indices(spec: str | None, n: int, what: str = "filter") -> list[int] | None:
+    """``"0-15,20"`` → [0..15, 20], checked against ``n`` items; ``None`` stays ``None``."""
+    if spec is None:
+        return None
+    chosen: list[int] = []
+    for part in _split(spec) or []:
+        first, dash, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last) if dash else int(first)
+        except ValueError:
+            raise CnnvizError(f"bad {what} range '{part}': use whole numbers like 0-15,20") \
+                from None
+        if lo > hi:
+            raise CnnvizError(f"bad {what} range '{part}': the start is after the end")
+        if hi >= n:
+            raise CnnvizError(f"{what} {hi} is out of range: there are {n} (0..{n - 1})")
+        chosen.extend(range(lo, hi + 1))
+    return list(dict.fromkeys(chosen))
+
+
+def _default_conv_layer(net: Any) -> str:
+    from cnnviz.models import resolve_map_layers
+
+    convs = [name for name in resolve_map_layers(net, None)
+             if "Conv" in type(_layer(net, name)).__name__]
+    if not convs:
+        raise CnnvizError(f"model '{net.name}' has no convolution layer; name one with --layer")
+    return convs[-1]
+
+
+def _layer(net: Any, name: str) -> Any:
+    from cnnviz.models import get_layer
+
+    return get_layer(net, name)
+
+
+@app.command()
+@handle_errors
+def filters(
+    model: ModelArg = None,
+    layer: Annotated[str | None, typer.Option(help="Layer whose filters to visualize "
+                                              "[default: the deepest conv layer].")] = None,
+    filter_spec: Annotated[str | None, typer.Option(
+        "--filters", help="Filters as ranges, e.g. 0-15,20 [default: all].")] = None,
+    steps: Annotated[int, typer.Option(help="Ascent steps.")] = 100,
+    method: Annotated[str, typer.Option(help="rms (RMS-normalized gradient) or adam.")] = "rms",
+    lr: Annotated[float, typer.Option(help="Step size (fraction of the input range for pixel).")]
+        = 0.05,
+    param: Annotated[str, typer.Option(help="pixel or fourier.")] = "pixel",
+    decay: Annotated[float, typer.Option(help="Fourier decay power.")] = 1.0,
+    start: Annotated[str, typer.Option(help="noise (long-range fluctuations) or grey.")]
+        = "noise",
+    precursors: Annotated[int, typer.Option(help="Short runs from this many random starts per "
+                                                 "filter; the best one continues.")] = 0,
+    precursor_steps: int = 20,
+    jitter: Annotated[int, typer.Option(help="Random shift up to N pixels per step.")] = 0,
+    rotate: Annotated[float, typer.Option(help="Random rotation up to ± degrees.")] = 0.0,
+    scale: Annotated[str, typer.Option(help="Random zoom range min,max.")] = "1,1",
+    pad: Annotated[str, typer.Option(help="Fill for transforms: reflect, nearest, constant, "
+                                          "wrap.")] = "reflect",
+    tv: Annotated[float, typer.Option(help="Total-variation penalty.")] = 0.0,
+    l1: Annotated[float, typer.Option(help="L1 penalty on the distance from mid-grey.")] = 0.0,
+    l2: Annotated[float, typer.Option(help="L2 penalty on the distance from mid-grey.")] = 0.0,
+    blur_every: Annotated[int, typer.Option(help="Blur the image every N steps (pixel).")] = 0,
+    blur_sigma: float = 0.5,
+    post_activation: Annotated[bool, typer.Option(
+        "--post-activation", help="Maximize the map after its ReLU instead of before.")] = False,
+    batch: Annotated[int | None, typer.Option(help="Images per compiled step [default: as "
+                                                   "many as fit 512 MiB].")] = None,
+    seed: int = 0,
+    order: Annotated[str, typer.Option(help="Gallery order: index or activation.")] = "index",
+    reference: Annotated[bool, typer.Option(help="Compare with the best real image of the "
+                                                 "bundled test split.")] = True,
+    from_results: Annotated[Path | None, typer.Option(
+        "--from", help="Redraw saved results (filters.npz) without recomputing.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/filters"),
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """Synthesize the image that maximally activates each filter of a layer (all at once)."""
+    from cnnviz.oip.optimize import FilterResult, Settings, visualize_filters
+    from cnnviz.oip.transforms import Transforms
+    from cnnviz.render.views import ORDERS, write_filter_views
+
+    if order not in ORDERS:
+        raise CnnvizError(f"unknown order '{order}': use {' or '.join(ORDERS)}")
+    if from_results is not None:
+        result = FilterResult.load(from_results)
+        written = write_filter_views(result, out, order=order)
+        console.print(f"redrew {len(result.filters)} filters; wrote "
+                      + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
+        return
+    zoom = [float(v) for v in _split(scale) or []] if scale else [1.0, 1.0]
+    if len(zoom) != 2:
+        raise CnnvizError(f"--scale takes min,max, got '{scale}'")
+    settings = Settings(steps=steps, update=method, lr=lr, param=param, decay=decay,
+                        start=start, precursors=precursors, precursor_steps=precursor_steps,
+                        transforms=Transforms(jitter, (zoom[0], zoom[1]), rotate, pad), tv=tv,
+                        l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
+                        preactivation=not post_activation, seed=seed)
+    from cnnviz.models import input_range, input_shape, load_model, resolve_map_layers
+
+    net = load_model(model, safe_mode=not unsafe)
+    name = layer or _default_conv_layer(net)
+    resolve_map_layers(net, [name])
+    chosen = parse_indices(filter_spec, int(_layer(net, name).output.shape[-1]))
+    real = None
+    if reference:
+        from cnnviz.data import images_to_model_input, load_mnist
+
+        real = images_to_model_input(load_mnist().x_test, input_shape(net), input_range(net))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        task = progress.add_task(f"{name}: ascent steps", total=None)
+        result = visualize_filters(
+            net, name, chosen, settings, reference_images=real, batch=batch,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    written = list(result.save(out / "filters.npz"))
+    if len(result.filters):
+        written += write_filter_views(result, out, order=order)
+    live = ~result.dead
+    summary = (f"{name}: {len(result.filters)} filters in chunks of {result.params['chunk']}; "
+               f"mean activation {result.activation.mean() if live.size else float('nan'):.3f}; "
+               f"{int(result.dead.sum())} dead")
+    if result.best_real is not None and live.any():
+        summary += f"; {result.beats_real[live].mean():.0%} of live filters beat their best " \
+                   "real test image"
+    console.print(summary, highlight=False, soft_wrap=True)
+    for filter_index, note in result.notes.items():
+        console.print(f"  filter {filter_index}: {note}", highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+    if result.interrupted:
+        requested = len(chosen) if chosen is not None else len(result.params["requested"])
+        err_console.print(f"[bold red]interrupted:[/] saved {len(result.filters)} of "
+                          f"{requested} filters")
+        raise typer.Exit(130)
+
+
+@app.command()
+@handle_errors
+def kernels(
+    model: ModelArg = None,
+    layer: Annotated[str, typer.Option(help="A convolution layer.")] = "conv2d_1",
+    channel: Annotated[int, typer.Option(help="Input channel to show when the layer has "
+                                              "several.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/kernels"),
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """Show a convolution layer's kernel weights as images."""
+    import numpy as np
+
+    from cnnviz.models import load_model
+    from cnnviz.render.views import write_kernel_views
+
+    net = load_model(model, safe_mode=not unsafe)
+    target = _layer(net, layer)
+    weights = getattr(target, "kernel", None)
+    if weights is None or len(weights.shape) != 4:
+        raise CnnvizError(f"layer '{layer}' has no 2-D convolution kernel")
+    kernel = np.asarray(weights)
+    if not 0 <= channel < kernel.shape[2]:
+        raise CnnvizError(f"--channel {channel} is out of range: '{layer}' has "
+                          f"{kernel.shape[2]} input channels")
+    written = write_kernel_views(kernel[:, :, channel, :], layer, out)
+    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 @handle_errors
 def train(

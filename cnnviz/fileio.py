@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from cnnviz.errors import CnnvizError
 
@@ -50,3 +54,28 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def save_results(path: str | os.PathLike[str], kind: str, arrays: dict[str, Any],
+                 meta: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``arrays`` to ``path`` (.npz) and ``{"kind": kind, **meta}`` beside it (.json)."""
+    npz = Path(path).with_suffix(".npz")
+    with atomic_path(npz) as tmp, tmp.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    text = json.dumps({"kind": kind, **meta}, indent=2, sort_keys=False) + "\n"
+    return npz, write_text(npz.with_suffix(".json"), text)
+
+
+def load_results(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, np.ndarray],
+                                                                     dict[str, Any]]:
+    """Read what :func:`save_results` wrote; checks that it holds ``kind`` results."""
+    npz = Path(path).with_suffix(".npz")
+    try:
+        meta = json.loads(npz.with_suffix(".json").read_text(encoding="utf-8"))
+        with np.load(npz) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise CnnvizError(f"cannot read saved results {npz}: {exc}") from None
+    if meta.get("kind") != kind:
+        raise CnnvizError(f"{npz} does not hold saved {kind}")
+    return arrays, meta

@@ -161,10 +161,13 @@ def _graph_tensors(model: Any) -> list[Any]:
     return tensors
 
 
-def feature_model(model: Any, names: list[str], *, with_output: bool = False) -> Any:
+def feature_model(model: Any, names: list[str], *, with_output: bool = False,
+                  preactivation: bool = False) -> Any:
     """A model from ``model``'s inputs to the outputs of the named layers (nested paths allowed),
-    followed by the model's own output when ``with_output`` is set."""
+    followed by the model's own output when ``with_output`` is set. With ``preactivation``, a
+    layer with a fused activation (Conv2D, Dense) gives its output before that activation."""
     k = keras()
+    layer_output = _preactivation_output if preactivation else (lambda layer: layer.output)
     nested: dict[str, list[str]] = {}
     for name in names:
         get_layer(model, name)  # unknown names raise with suggestions
@@ -172,7 +175,7 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False) ->
         if rest:
             nested.setdefault(head, []).append(rest)
     flat = [name for name in names if "/" not in name]
-    prefix_outputs = [model.get_layer(name).output for name in flat]
+    prefix_outputs = [layer_output(model.get_layer(name)) for name in flat]
     prefix_outputs += [_outer_input_of(model.get_layer(head), model) for head in nested]
     if with_output:
         prefix_outputs += list(model.outputs)
@@ -186,13 +189,33 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False) ->
     values = _as_list(prefix(inputs))
     by_name: dict[str, Any] = dict(zip(flat, values, strict=False))
     for i, (head, rests) in enumerate(nested.items()):
-        inner = feature_model(model.get_layer(head), rests)
+        inner = feature_model(model.get_layer(head), rests, preactivation=preactivation)
         inner_values = _as_list(inner(values[len(flat) + i]))
         by_name.update({f"{head}/{rest}": v for rest, v in zip(rests, inner_values, strict=True)})
     outputs = [by_name[name] for name in names]
     if with_output:
         outputs += values[len(flat) + len(nested):]
     return k.Model(inputs, outputs, name=f"{model.name}_features")
+
+
+def _preactivation_output(layer: Any) -> Any:
+    """The symbolic output of ``layer`` without its fused activation (a linear twin with the
+    same weights, applied to the layer's input); the plain output if it has none."""
+    k = keras()
+    activation = getattr(layer, "activation", None)
+    if activation is None or activation is k.activations.linear:
+        return layer.output
+    config = {**layer.get_config(), "activation": "linear", "name": f"{layer.name}_preactivation"}
+    twin = type(layer).from_config(config)
+    twin.build(layer.input.shape)
+    twin.set_weights(layer.get_weights())
+    return twin(layer.input)
+
+
+def has_fused_activation(model: Any, name: str) -> bool:
+    """True when the layer applies a non-linear activation of its own (relu in a Conv2D)."""
+    activation = getattr(get_layer(model, name), "activation", None)
+    return activation is not None and activation is not keras().activations.linear
 
 
 def _input_struct(model: Any) -> Any:

@@ -24,9 +24,10 @@ def _pyplot():
 
 
 def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: str = "viridis",
-             columns: int | None = None):
+             columns: int | None = None, symmetric: bool = False, label: str = "activation"):
     """A figure with one tile per map of ``maps`` (H×W×M), each labelled with its map index, and a
-    colour bar: the layer's value range (``shared``) or each map's own min..max (``per-map``)."""
+    colour bar: the layer's value range (``shared``, centred on 0 with ``symmetric``) or each
+    map's own min..max (``per-map``)."""
     if scale not in SCALES:
         raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(SCALES)}")
     maps = np.asarray(maps)
@@ -39,6 +40,8 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
     gap = max(1, round(0.25 * height))
     z, _, corners = mosaic(shown, cols, gap=gap)
     lo, hi = (float(shown.min()), float(shown.max())) if scale == "shared" else (0.0, 1.0)
+    if symmetric and scale == "shared":
+        lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
     tile = 1.1
     fig, ax = plt.subplots(figsize=(cols * tile + 1.6, rows * tile + 0.9), layout="constrained")
     colours = plt.get_cmap(cmap).with_extremes(bad="white")
@@ -49,8 +52,8 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
                 color="#333")
     ax.set_ylim(z.shape[0] - 0.5, -0.5 - 0.45 * gap - height * 0.12)
     ax.set_axis_off()
-    label = "activation" if scale == "shared" else "fraction of each map's range"
-    fig.colorbar(image, ax=ax, shrink=0.7, label=label)
+    fig.colorbar(image, ax=ax, shrink=0.7,
+                 label=label if scale == "shared" else "fraction of each map's range")
     if title:
         ax.set_title(title)
     return fig
@@ -92,3 +95,37 @@ def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
     finally:
         plt.close(fig)
     return write_bytes(path, buffer.getvalue())
+
+
+def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[float, float],
+                  title: str = "", flagged: list[bool] | None = None, columns: int | None = None,
+                  cmap: str = "gray"):
+    """Tiles of images (N×H×W×C, C = 1 or 3) shown in ``value_range``, each with a label; a
+    flagged tile's label is red."""
+    plt = _pyplot()
+    images = np.asarray(images, dtype=np.float64)
+    n, height, width, channels = images.shape
+    rows, cols = grid_shape(n, columns)
+    lo, hi = value_range
+    unit = (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
+    gap = max(2, round(0.3 * height))
+    planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), cols, gap=gap) for c in range(channels)]
+    corners = planes[0][2]
+    tile = 1.15
+    fig, ax = plt.subplots(figsize=(cols * tile + 0.4, rows * (tile + 0.12) + 0.6),
+                           layout="constrained")
+    if channels == 1:
+        ax.imshow(planes[0][0], cmap=plt.get_cmap(cmap).with_extremes(bad="white"), vmin=0,
+                  vmax=1, interpolation="nearest")
+    else:
+        rgb = np.stack([p[0] for p in planes], axis=-1)
+        ax.imshow(np.nan_to_num(rgb, nan=1.0), interpolation="nearest")
+    flagged = flagged or [False] * n
+    for (top, left), text, flag in zip(corners, labels, flagged, strict=True):
+        ax.text(left - 0.5, top - 0.6, text, fontsize=5.5, va="bottom", ha="left",
+                color="#c00" if flag else "#333")
+    ax.set_ylim(planes[0][0].shape[0] - 0.5, -0.5 - gap)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig

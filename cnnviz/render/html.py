@@ -18,9 +18,10 @@ def _tile_labels(corners: list[tuple[int, int]], width: int) -> list[dict[str, A
             for i, (top, left) in enumerate(corners)]
 
 
-def layer_maps_figure(layer_maps: dict[str, np.ndarray], *, colorscale: str = "Viridis"):
+def layer_maps_figure(layer_maps: dict[str, np.ndarray], *, colorscale: str = "Viridis",
+                      symmetric: bool = False, unit: str = "map", value: str = "activation"):
     """One heatmap mosaic per layer (H×W×M each) with a menu to switch layers; hovering a pixel
-    shows the map index, the position and the value."""
+    shows the map index, the position and the value (colours centred on 0 with ``symmetric``)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -32,16 +33,19 @@ def layer_maps_figure(layer_maps: dict[str, np.ndarray], *, colorscale: str = "V
         z, custom, corners = mosaic(maps, gap=gap)
         finite = maps[np.isfinite(maps)]
         zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if symmetric:
+            zmin, zmax = -max(abs(zmin), abs(zmax)), max(abs(zmin), abs(zmax))
         fig.add_trace(go.Heatmap(
-            z=z, customdata=custom, colorscale=colorscale, zmin=zmin,
+            z=z.astype(np.float32), customdata=custom.astype(np.int16), colorscale=colorscale,
+            zmin=zmin,
             zmax=zmax if zmax > zmin else zmin + 1.0, hoverongaps=False, name=name,
-            visible=i == 0, colorbar=dict(title=dict(text="activation")),
-            hovertemplate=(f"{html.escape(name)}<br>map %{{customdata[0]}}<br>"
+            visible=i == 0, colorbar=dict(title=dict(text=value)),
+            hovertemplate=(f"{html.escape(name)}<br>{unit} %{{customdata[0]}}<br>"
                            "row %{customdata[1]}, col %{customdata[2]}<br>"
                            "value %{z:.4g}<extra></extra>")))
         states.append(dict(
             annotations=_tile_labels(corners, width),
-            title=dict(text=f"{name}: {n} maps of {height}×{width}")))
+            title=dict(text=f"{name}: {n} {unit}s of {height}×{width}")))
     buttons = [dict(label=name, method="update",
                     args=[{"visible": [j == i for j in range(len(names))]}, states[i]])
                for i, name in enumerate(names)]
@@ -86,6 +90,70 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | N
     fig.update_yaxes(range=[0, 1], title_text="probability", row=1, col=2)
     fig.update_xaxes(type="category", row=1, col=2)
     fig.update_layout(height=360, showlegend=False, margin=dict(l=20, r=20, t=50, b=30))
+    return fig
+
+
+def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarray,
+                         hovertemplate: str, *, value_range: tuple[float, float],
+                         flagged: list[bool] | None = None, title: str = ""):
+    """Images (N×H×W×C) as one mosaic in ``value_range``; each tile has a label above it and
+    hovering it shows its row of ``values`` (N×V) as ``customdata[0..V-1]`` through
+    ``hovertemplate``; flagged labels are red."""
+    import plotly.graph_objects as go
+
+    images = np.asarray(images, dtype=np.float64)
+    n, height, width, channels = images.shape
+    gap = max(2, round(0.3 * height))
+    lo, hi = value_range
+    unit = (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
+    planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), gap=gap) for c in range(channels)]
+    z, where, corners = planes[0]
+    if channels == 1:
+        picture = go.Heatmap(z=(z * (hi - lo) + lo).astype(np.float32), colorscale="gray",
+                             zmin=lo, zmax=hi, showscale=False, hoverinfo="skip")
+    else:
+        rgb = np.stack([p[0] for p in planes], axis=-1)
+        picture = go.Image(z=np.round(255 * np.nan_to_num(rgb, nan=1.0)).astype(np.uint8),
+                           hoverinfo="skip")
+    # Hover lives on a transparent grid with one cell per tile, so the page carries one row of
+    # values per tile rather than per pixel.
+    rows, cols = len({top for top, _ in corners}), len({left for _, left in corners})
+    values = np.asarray(values, dtype=np.float64).reshape(n, -1)
+    cells = np.full((rows, cols), np.nan)
+    custom = np.full((rows, cols, values.shape[1]), np.nan)
+    for i in range(n):
+        cells[i // cols, i % cols] = i
+        custom[i // cols, i % cols] = values[i]
+    hover = go.Heatmap(z=cells, customdata=custom, x0=(width - 1) / 2, dx=width + gap,
+                       y0=(height - 1) / 2, dy=height + gap, opacity=0, showscale=False,
+                       hoverongaps=False, hovertemplate=hovertemplate + "<extra></extra>")
+    flagged = flagged or [False] * n
+    annotations = [dict(x=left - 0.5, y=top - 0.5, text=html.escape(label), showarrow=False,
+                        xanchor="left", yanchor="bottom", xref="x", yref="y",
+                        font=dict(size=9, color="#c00" if flag else "#555"))
+                   for (top, left), label, flag in zip(corners, labels, flagged, strict=True)]
+    fig = go.Figure([picture, hover])
+    fig.update_layout(title=dict(text=title), annotations=annotations, plot_bgcolor="white",
+                      height=int(140 + 95 * rows), margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(visible=False, constrain="domain", range=[-0.5, z.shape[1] - 0.5])
+    fig.update_yaxes(visible=False, range=[z.shape[0] - 0.5, -0.5 - gap], scaleanchor="x")
+    return fig
+
+
+def curves_figure(curves: np.ndarray, names: list[str]):
+    """The objective at each step, one line per image (the first shown, the rest a click away
+    in the legend)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    steps = np.arange(1, curves.shape[1] + 1)
+    for i, (curve, name) in enumerate(zip(curves, names, strict=True)):
+        fig.add_trace(go.Scatter(x=steps, y=curve, mode="lines", name=name,
+                                 visible=True if i < 8 else "legendonly",
+                                 hovertemplate=f"{html.escape(name)}<br>step %{{x}}<br>"
+                                               "activation %{y:.4g}<extra></extra>"))
+    fig.update_layout(height=380, xaxis_title="step", yaxis_title="activation",
+                      margin=dict(l=50, r=20, t=20, b=40))
     return fig
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from cnnviz.activations import Activations
+from cnnviz.errors import CnnvizError
+from cnnviz.oip.optimize import FilterResult
 from cnnviz.render import grids, html
 
 
@@ -35,4 +39,63 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
     page = html.page(title or "cnnviz activations", sections,
                      intro=f"model {acts.meta.get('model', '?')}; layers: {', '.join(map_layers)}")
     written.append(html.save_page(page, out / "activations.html"))
+    return written
+
+
+ORDERS = ("index", "activation")
+
+
+def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str = "index",
+                       title: str = "") -> list[Path]:
+    """Write ``filters.png`` and ``filters.html`` galleries of a filter result (tiles ordered by
+    filter index or by activation, dead filters flagged in red)."""
+    if order not in ORDERS:
+        raise CnnvizError(f"unknown order '{order}': use {' or '.join(ORDERS)}")
+    out = Path(out_dir)
+    n = len(result.filters)
+    if n == 0:
+        raise CnnvizError("no finished filters to draw")
+    idx = np.arange(n) if order == "index" else np.argsort(-result.activation, kind="stable")
+    lo, hi = result.params.get("value_range", (0.0, 1.0))
+    value_range = (float(lo), float(hi))
+    flagged = [bool(result.dead[i]) or int(result.filters[i]) in result.notes for i in idx]
+    labels = [f"{result.filters[i]}: {result.activation[i]:.2f}" + (" dead" if result.dead[i]
+                                                                    else "") for i in idx]
+    template = "filter %{customdata[0]}<br>activation %{customdata[1]:.4g}"
+    columns = [result.filters[idx], result.activation[idx]]
+    if result.best_real is not None:
+        template += ("<br>best real image %{customdata[2]:.4g}"
+                     "<br>ratio to best real %{customdata[3]:.2f}")
+        columns += [result.best_real[idx], result.ratio[idx]]
+    dead = int(result.dead.sum())
+    heading = title or (f"{result.layer}: {n} filters, {result.params.get('steps', '?')} steps"
+                        f"{f', {dead} dead' if dead else ''}")
+    fig = grids.image_gallery(result.images[idx], labels, value_range=value_range,
+                              title=heading, flagged=flagged)
+    written = [grids.save_png(fig, out / "filters.png")]
+    figure = html.image_gallery_figure(result.images[idx], labels, np.stack(columns, axis=1),
+                                       template,
+                                       value_range=value_range, flagged=flagged, title=heading)
+    sections = [("Optimal input patterns", figure)]
+    curves = html.curves_figure(result.curves[idx], [f"filter {result.filters[i]}" for i in idx])
+    sections.append(("Activation during the ascent", curves))
+    intro = (f"model {result.params.get('model', '?')}; objective "
+             f"{result.params.get('objective', '?')}; method {result.params.get('update')}, "
+             f"{result.params.get('param')} parameterization; seed {result.params.get('seed')}")
+    written.append(html.save_page(html.page(heading, sections, intro=intro),
+                                  out / "filters.html"))
+    return written
+
+
+def write_kernel_views(kernels: np.ndarray, layer: str, out_dir: str | Path) -> list[Path]:
+    """Write ``kernels.png`` and ``kernels.html``: each filter's weights (kh×kw×filters) on a
+    diverging colour scale centred on zero."""
+    out = Path(out_dir)
+    title = f"{layer}: {kernels.shape[-1]} kernels of {kernels.shape[0]}×{kernels.shape[1]}"
+    fig = grids.map_grid(kernels, title=title, cmap="RdBu_r", symmetric=True, label="weight")
+    written = [grids.save_png(fig, out / "kernels.png")]
+    figure = html.layer_maps_figure({layer: kernels}, colorscale="RdBu", symmetric=True,
+                                    unit="filter", value="weight")
+    written.append(html.save_page(html.page(f"{layer} kernels", [("Kernel weights", figure)]),
+                                  out / "kernels.html"))
     return written

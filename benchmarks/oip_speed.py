@@ -1,0 +1,158 @@
+"""OIP benchmark: every filter of a layer of the reference CNN, three ways, side by side.
+
+    python benchmarks/oip_speed.py [--layer conv2d_3] [--steps 100] [--eager-filters N]
+
+1. the classic recipe: one filter at a time, an eager ``tf.GradientTape`` loop, RMS-normalized
+   steps (``--eager-filters N`` times only N filters and scales up, for a quick look);
+2. one filter at a time with the step in ``tf.function``;
+3. cnnviz: all filters as one batch in one compiled step.
+All three start from the same images and use the same step rule. It prints wall seconds, the
+ratios, the FLOP floor (forward FLOPs up to the layer × 3 × images × steps over the GFLOP/s this
+machine reaches on a large convolution) and quality: the mean activation of the final in-range
+images, dead filters, and the share of live filters that beat their best real test image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from cnnviz.backend import keras  # noqa: E402
+
+keras()  # TensorFlow starts with cnnviz's settings, so every row runs under the same ones
+import tensorflow as tf  # noqa: E402
+
+import cnnviz  # noqa: E402
+from cnnviz.activations import channel_means  # noqa: E402
+from cnnviz.data import images_to_model_input  # noqa: E402
+from cnnviz.models import feature_model, input_range, list_layers  # noqa: E402
+from cnnviz.oip.optimize import Settings, visualize_filters  # noqa: E402
+from cnnviz.oip.param import start_images  # noqa: E402
+
+
+def forward_flops(model, layer: str) -> int:
+    """Multiply-adds × 2 of the Conv2D and Dense layers up to ``layer``, for one image."""
+    flops = 0
+    for info in list_layers(model):
+        weights = cnnviz.get_layer(model, info.name)
+        if info.type == "Conv2D":
+            kh, kw, cin, cout = weights.kernel.shape
+            flops += 2 * info.output_shape[1] * info.output_shape[2] * kh * kw * cin * cout
+        elif info.type == "Dense":
+            flops += 2 * int(np.prod(weights.kernel.shape))
+        if info.name == layer:
+            return flops
+    raise ValueError(layer)
+
+
+def conv_gflops() -> float:
+    """GFLOP/s of a large 3×3 convolution (batch 128, 32×32×64 → 64), best of 5."""
+    x = tf.random.normal((128, 32, 32, 64))
+    w = tf.random.normal((3, 3, 64, 64))
+    conv = tf.function(lambda a: tf.nn.conv2d(a, w, 1, "VALID"))
+    conv(x).numpy()
+    best = min(_timed(lambda: conv(x).numpy()) for _ in range(5))
+    return 2 * 128 * 30 * 30 * 64 * 3 * 3 * 64 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def per_filter(model, layer, starts, steps, lr, lo, hi, compiled: bool, filters) -> np.ndarray:
+    """One filter at a time: the classic loop (eager) or with the step in tf.function."""
+    sub = feature_model(model, [layer], preactivation=True)
+
+    def step(image, f):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            score = tf.reduce_mean(sub(image)[..., f])
+        grad = tape.gradient(score, image)
+        grad /= tf.sqrt(tf.reduce_mean(tf.square(grad))) + 1e-12
+        return tf.clip_by_value(image + lr * (hi - lo) * grad, lo, hi)
+
+    step = tf.function(step) if compiled else step
+    out = []
+    for f in filters:
+        image = tf.constant(starts[f:f + 1])
+        for _ in range(steps):
+            image = step(image, tf.constant(f))
+        out.append(image.numpy()[0])
+    return np.stack(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layer", default="conv2d_3")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--eager-filters", type=int, default=None)
+    args = parser.parse_args()
+    model = cnnviz.load_model()
+    lo, hi = input_range(model)
+    n = int(cnnviz.get_layer(model, args.layer).output.shape[-1])
+    settings = Settings(steps=args.steps)
+    starts = start_images([(f, 0) for f in range(n)], (28, 28, 1), (lo, hi), seed=0,
+                          wavelengths=settings.wavelengths, amplitude=settings.amplitude,
+                          noise=settings.noise)
+    data = cnnviz.load_mnist()
+    real = images_to_model_input(data.x_test, (28, 28, 1), (lo, hi))
+    best_real = channel_means(model, args.layer, real, preactivation=True).max(axis=0)
+    means = channel_means  # quality of any image set: pre-activation mean of its own map
+
+    def quality(images: np.ndarray) -> tuple[float, int, float]:
+        act = means(model, args.layer, images, preactivation=True)[np.arange(n), np.arange(n)]
+        post = cnnviz.activations(model, images, [args.layer]).maps[args.layer]
+        dead = post[np.arange(n), :, :, np.arange(n)].max(axis=(1, 2)) <= 0
+        return float(act.mean()), int(dead.sum()), float((act > best_real)[~dead].mean())
+
+    rows = []
+    eager_n = args.eager_filters or n
+    t = _timed(lambda: per_filter(model, args.layer, starts, args.steps, settings.lr, lo, hi,
+                                  False, range(eager_n)))
+    rows.append(("per-filter eager GradientTape loop" + (f" ({eager_n} filters, scaled)"
+                                                         if eager_n < n else ""),
+                 t * n / eager_n, None))
+    images = {}
+
+    def run_compiled():
+        images["tf.function"] = per_filter(model, args.layer, starts, args.steps, settings.lr,
+                                           lo, hi, True, range(n))
+
+    rows.append(("per-filter, step in tf.function", _timed(run_compiled),
+                 quality(images["tf.function"])))
+    result = {}
+
+    def run_cnnviz():
+        result["r"] = visualize_filters(model, args.layer, settings=settings)
+
+    cold = _timed(run_cnnviz)
+    warm = _timed(run_cnnviz)
+    rows.append(("cnnviz, all filters in one batch (cold)", cold, None))
+    rows.append(("cnnviz, all filters in one batch (warm)", warm, quality(result["r"].images)))
+    gflops = conv_gflops()
+    floor = forward_flops(model, args.layer) * 3 * n * args.steps / (gflops * 1e9)
+    eager = rows[0][1]
+    print(f"\nOIP benchmark: {args.layer} of the reference CNN, {n} filters × {args.steps} steps; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"TensorFlow {tf.__version__}")
+    print(f"FLOP floor: {forward_flops(model, args.layer) / 1e6:.2f} MFLOP forward per image × 3 "
+          f"× {n} × {args.steps} at {gflops:.0f} GFLOP/s (large conv) = {floor:.2f} s\n")
+    print("| method | wall s | vs eager | vs floor | mean activation | dead | beat best real |")
+    print("|---|---|---|---|---|---|---|")
+    for name, seconds, q in rows:
+        cells = ("", "", "") if q is None else (f"{q[0]:.3f}", f"{q[1]}", f"{q[2]:.1%}")
+        print(f"| {name} | {seconds:.2f} | {eager / seconds:.1f}× | {seconds / floor:.2f}× | "
+              + " | ".join(cells) + " |")
+    print(f"\nbest real test image, mean over filters: {best_real.mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()

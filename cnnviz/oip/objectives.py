@@ -1,0 +1,120 @@
+"""Objectives: small pure objects that score a batch of images from layer activations.
+
+An objective maps ``(activations, channels)`` to one score per image, where ``activations`` holds
+the (K, ...) output of each layer it names and ``channels`` (K,) says which filter image k is
+for, so one batch optimizes K filters at once. ``+``, ``-`` and scalar ``*`` build new objectives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cnnviz.backend import keras
+
+ScoreFn = Callable[[Mapping[str, Any], Any], Any]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A score per image; ``layers`` are the layer outputs it reads."""
+
+    fn: ScoreFn
+    layers: tuple[str, ...]
+    name: str
+
+    def __call__(self, activations: Mapping[str, Any], channels: Any) -> Any:
+        return self.fn(activations, channels)
+
+    def __add__(self, other: Objective | float) -> Objective:
+        if not isinstance(other, Objective):
+            value = float(other)
+            return Objective(lambda a, c: self.fn(a, c) + value, self.layers,
+                             f"{self.name} + {value:g}")
+        layers = self.layers + tuple(n for n in other.layers if n not in self.layers)
+        return Objective(lambda a, c: self.fn(a, c) + other.fn(a, c), layers,
+                         f"{self.name} + {other.name}")
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Objective:
+        return Objective(lambda a, c: -self.fn(a, c), self.layers, f"-({self.name})")
+
+    def __sub__(self, other: Objective | float) -> Objective:
+        return self + (-other)
+
+    def __rsub__(self, other: float) -> Objective:
+        return (-self) + other
+
+    def __mul__(self, factor: float) -> Objective:
+        if isinstance(factor, Objective):
+            return NotImplemented
+        value = float(factor)
+        return Objective(lambda a, c: value * self.fn(a, c), self.layers,
+                         f"{value:g}·{self.name}")
+
+    __rmul__ = __mul__
+
+
+def _selected(values: Any, channels: Any, index: int | None) -> Any:
+    """values (K, C) → (K,): column ``channels[k]`` of row k, or column ``index`` of every row."""
+    ops = keras().ops
+    if index is not None:
+        return values[:, index]
+    onehot = ops.one_hot(ops.cast(channels, "int32"), ops.shape(values)[-1],
+                         dtype=values.dtype)
+    return ops.sum(values * onehot, axis=-1)
+
+
+def channel(layer: str, index: int | None = None) -> Objective:
+    """Mean of one map over all positions: map ``index``, or each image's own filter."""
+    ops = keras().ops
+    label = f"channel({layer}{'' if index is None else f', {index}'})"
+    return Objective(lambda a, c: _selected(ops.mean(a[layer], axis=(1, 2)), c, index),
+                     (layer,), label)
+
+
+def neuron(layer: str, index: int | None = None, y: int | None = None,
+           x: int | None = None) -> Objective:
+    """One position (default: the centre) of a map: map ``index`` or each image's own filter."""
+
+    def fn(a: Mapping[str, Any], c: Any) -> Any:
+        maps = a[layer]
+        row = maps.shape[1] // 2 if y is None else y
+        col = maps.shape[2] // 2 if x is None else x
+        return _selected(maps[:, row, col, :], c, index)
+
+    return Objective(fn, (layer,), f"neuron({layer}, y={y}, x={x})")
+
+
+def layer(name: str) -> Objective:
+    """DeepDream: the mean square of every map of a layer."""
+    ops = keras().ops
+    return Objective(lambda a, c: ops.mean(ops.square(a[name]), axis=(1, 2, 3)), (name,),
+                     f"layer({name})")
+
+
+def class_logit(name: str, index: int | None = None) -> Objective:
+    """A unit of a dense layer — the class logit when the engine reads pre-activations."""
+    return Objective(lambda a, c: _selected(a[name], c, index), (name,),
+                     f"class_logit({name}{'' if index is None else f', {index}'})")
+
+
+def diversity(name: str) -> Objective:
+    """Minus each image's mean cosine similarity of Gram matrices to the others in the batch
+    (pushes a batch for one filter apart); zero for a batch of one."""
+    ops = keras().ops
+
+    def fn(a: Mapping[str, Any], c: Any) -> Any:
+        maps = a[name]
+        flat = ops.reshape(maps, (ops.shape(maps)[0], -1, ops.shape(maps)[-1]))
+        gram = ops.reshape(ops.matmul(ops.transpose(flat, (0, 2, 1)), flat),
+                           (ops.shape(maps)[0], -1))
+        gram = gram / (ops.norm(gram, axis=-1, keepdims=True) + 1e-8)
+        sims = ops.matmul(gram, ops.transpose(gram))
+        n = ops.cast(ops.shape(maps)[0], sims.dtype)
+        others = ops.sum(sims, axis=-1) - ops.diagonal(sims)
+        return -others / ops.maximum(n - 1.0, 1.0)
+
+    return Objective(fn, (name,), f"diversity({name})")

@@ -1,0 +1,145 @@
+"""Image parameterizations and start images.
+
+A parameterization turns raw variables (K, ...) into K images inside the model's value range.
+``pixel`` optimizes the pixels and clips them to the range after every step; ``fourier``
+optimizes decorrelated cosine (DCT) coefficients scaled by 1/frequency^decay and maps them into
+the range with a sigmoid, so the image is in range by construction.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cnnviz.backend import keras
+from cnnviz.errors import CnnvizError
+
+PARAMETERIZATIONS = ("pixel", "fourier")
+STARTS = ("noise", "grey")
+
+
+@dataclass(frozen=True)
+class PixelParam:
+    """The pixels themselves, clipped to ``value_range`` after each step."""
+
+    value_range: tuple[float, float]
+
+    @property
+    def step_scale(self) -> float:
+        """Size of the value range: step sizes are fractions of it."""
+        return self.value_range[1] - self.value_range[0]
+
+    def init(self, starts: np.ndarray) -> np.ndarray:
+        """Raw variables for start images (numpy, before the loop)."""
+        return np.clip(starts, *self.value_range).astype(np.float32)
+
+    def to_image(self, raw: Any) -> Any:
+        return raw
+
+    def project(self, raw: Any) -> Any:
+        return keras().ops.clip(raw, *self.value_range)
+
+
+def dct_matrix(n: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix D (n×n): coefficients = D @ signal, signal = D.T @ coeffs."""
+    k = np.arange(n)[:, None]
+    d = np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    d[0] /= math.sqrt(2.0)
+    return d
+
+
+@dataclass(frozen=True)
+class FourierParam:
+    """DCT coefficients scaled by 1/frequency^``decay``, through a sigmoid into the range."""
+
+    value_range: tuple[float, float]
+    shape: tuple[int, int, int]
+    decay: float = 1.0
+    _bases: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        height, width, _ = self.shape
+        fy = np.arange(height)[:, None] / height
+        fx = np.arange(width)[None, :] / width
+        freq = np.maximum(np.sqrt(fy**2 + fx**2), 1.0 / max(height, width))
+        self._bases.update(dy=dct_matrix(height).astype(np.float32),
+                           dx=dct_matrix(width).astype(np.float32),
+                           scale=(freq ** -self.decay / (freq ** -self.decay).max())
+                           .astype(np.float32)[None, :, :, None])
+
+    @property
+    def step_scale(self) -> float:
+        return 1.0
+
+    def init(self, starts: np.ndarray) -> np.ndarray:
+        lo, hi = self.value_range
+        unit = np.clip((starts - lo) / (hi - lo), 1e-3, 1 - 1e-3)
+        logits = np.log(unit / (1 - unit))
+        coeffs = np.einsum("uh,khwc,vw->kuvc", self._bases["dy"], logits, self._bases["dx"])
+        return (coeffs / self._bases["scale"]).astype(np.float32)
+
+    def to_image(self, raw: Any) -> Any:
+        ops = keras().ops
+        lo, hi = self.value_range
+        spectrum = raw * self._bases["scale"]
+        logits = ops.einsum("uh,kuvc,vw->khwc", self._bases["dy"], spectrum, self._bases["dx"])
+        return lo + (hi - lo) * ops.sigmoid(logits)
+
+    def project(self, raw: Any) -> Any:
+        return raw
+
+
+def make_param(kind: str, value_range: tuple[float, float], shape: tuple[int, int, int],
+               decay: float = 1.0) -> PixelParam | FourierParam:
+    """The parameterization called ``kind`` (pixel or fourier)."""
+    if kind == "pixel":
+        return PixelParam(value_range)
+    if kind == "fourier":
+        return FourierParam(value_range, shape, decay)
+    raise CnnvizError(f"unknown parameterization '{kind}': use {' or '.join(PARAMETERIZATIONS)}")
+
+
+def start_images(streams: list[tuple[int, ...]], shape: tuple[int, int, int],
+                 value_range: tuple[float, float], *, kind: str = "noise", seed: int = 0,
+                 wavelengths: tuple[float, ...] = (14.0, 7.0, 3.5, 1.75),
+                 amplitude: float = 0.15, noise: float = 0.02) -> np.ndarray:
+    """Start images, one per stream id tuple (each drawn from its own generator, so an image does
+    not depend on what else is in the batch). ``noise``: mid-grey plus long-range fluctuations —
+    low-resolution Gaussian noise upscaled (scikit-image's cubic ``resize``, unclipped) for each
+    wavelength in pixels — and
+    small-scale noise; ``grey``: uniform mid-grey."""
+    if kind not in STARTS:
+        raise CnnvizError(f"unknown start '{kind}': use {' or '.join(STARTS)}")
+    lo, hi = value_range
+    height, width, channels = shape
+    images = np.full((len(streams), *shape), (lo + hi) / 2, dtype=np.float64)
+    if kind == "grey" or not streams:
+        return images.astype(np.float32)
+    rngs = [np.random.default_rng([seed, *stream]) for stream in streams]
+    field_ = np.zeros(images.shape)
+    for wavelength in wavelengths:
+        coarse = (max(2, math.ceil(height / wavelength) + 1),
+                  max(2, math.ceil(width / wavelength) + 1), channels)
+        noise_ = np.stack([rng.standard_normal(coarse) for rng in rngs])
+        rows, cols = _upscaler(coarse[0], height), _upscaler(coarse[1], width)
+        field_ += np.einsum("Hh,khwc,Ww->kHWc", rows, noise_, cols)
+    field_ /= max(1.0, math.sqrt(len(wavelengths)))
+    fine = np.stack([rng.standard_normal(shape) for rng in rngs])
+    images += (hi - lo) * (amplitude * field_ + noise * fine)
+    return np.clip(images, lo, hi).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _upscaler(n_in: int, n_out: int) -> np.ndarray:
+    """The (n_out, n_in) matrix of scikit-image's cubic ``resize`` along one axis: cubic spline
+    interpolation is separable, so upscaling a whole batch is two matrix products."""
+    from skimage.transform import resize
+
+    unit = np.eye(n_in)[:, :, None]  # n_in impulses, each an n_in × 1 image
+    return np.stack([resize(u, (n_out, 1), order=3, mode="reflect", anti_aliasing=False,
+                            clip=False)[:, 0]
+                     for u in unit], axis=1)
