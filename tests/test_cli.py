@@ -141,6 +141,18 @@ BAD_INPUTS = {
     "bad train suffix": (["train", "--out", "{tmp}/m.pt"], "--out must end in .keras or .h5"),
     "bad schedule": (["train", "--schedule", "cosine"], "unknown schedule 'cosine'"),
     "bad conv list": (["train", "--conv", "a,b"], "--conv takes comma-separated whole numbers"),
+    "filters of a dense layer": (["filters", "--layer", "dense_1"],
+                                 "layer 'dense_1' has no 2-D maps; layers with maps: rescaling"),
+    "filter past the end": (["filters", "--filters", "0-200"], "filter 200 is out of range"),
+    "reversed range": (["filters", "--filters", "9-3"], "the start is after the end"),
+    "negative filter": (["filters", "--filters", "-1"], "bad filter range '-1'"),
+    "steps zero": (["filters", "--steps", "0"], "steps must be positive, got 0"),
+    "unknown method": (["filters", "--method", "sgd"], "unknown method 'sgd'"),
+    "batch zero": (["filters", "--batch", "0", "--steps", "1"], "batch must be positive"),
+    "unknown param": (["filters", "--param", "cppn"], "unknown parameterization 'cppn'"),
+    "bad order": (["filters", "--order", "random"], "unknown order 'random'"),
+    "kernels of a pool": (["kernels", "--layer", "max_pooling2d_1"],
+                          "has no 2-D convolution kernel"),
 }
 
 
@@ -150,7 +162,7 @@ def test_bad_input_is_one_clear_line(tmp_path, case):
     _bad_files(tmp_path)
     out = tmp_path / "out"
     args = [a.format(tmp=tmp_path) for a in args]
-    if args[0] == "activations":
+    if args[0] in ("activations", "filters", "kernels"):
         args += ["--out", str(out)]
     result = run(*args)
     assert result.exit_code == 1
@@ -159,3 +171,46 @@ def test_bad_input_is_one_clear_line(tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert "Traceback" not in result.output
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_filters_command_writes_both_galleries(tmp_path):
+    result = run("filters", "--layer", "conv2d_1", "--filters", "0-3,7", "--steps", "5",
+                 "--order", "activation", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "conv2d_1: 5 filters" in result.stdout and "of live filters beat" in result.stdout
+    from cnnviz.oip.optimize import FilterResult
+
+    saved = FilterResult.load(tmp_path / "filters.npz")
+    assert saved.filters.tolist() == [0, 1, 2, 3, 7] and saved.curves.shape == (5, 5)
+    assert saved.best_real is not None and saved.params["steps"] == 5
+    with Image.open(tmp_path / "filters.png") as png:
+        assert png.format == "PNG"
+    specs = figures((tmp_path / "filters.html").read_text())
+    gallery, curves = specs
+    assert [t["type"] for t in gallery["data"]] == ["heatmap", "heatmap"]
+    hover = gallery["data"][1]
+    assert "ratio to best real" in hover["hovertemplate"]
+    custom = array(hover["customdata"]).reshape(-1, 4)
+    custom = custom[np.isfinite(custom[:, 0])]
+    order = np.argsort(-saved.activation, kind="stable")
+    np.testing.assert_array_equal(custom[:, 0], saved.filters[order])
+    np.testing.assert_allclose(custom[:, 1], saved.activation[order], rtol=1e-6)
+    labels = [a["text"] for a in gallery["layout"]["annotations"]]
+    assert labels[0].startswith(f"{saved.filters[order[0]]}: ")
+    assert len(curves["data"]) == 5
+    # Redraw from the saved results without recomputing.
+    again = run("filters", "--from", tmp_path / "filters.npz", "--out", tmp_path / "redraw")
+    assert again.exit_code == 0 and (tmp_path / "redraw" / "filters.html").exists()
+
+
+def test_kernels_command(tmp_path, reference_model):
+    result = run("kernels", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    specs = figures((tmp_path / "kernels.html").read_text())
+    z = array(specs[0]["data"][0]["z"])
+    kernel = np.asarray(reference_model.get_layer("conv2d_1").kernel)[:, :, 0, :]
+    np.testing.assert_allclose(np.nanmax(z), kernel.max(), rtol=1e-6)
+    assert int(np.isfinite(z).sum()) == 3 * 3 * 32
+    assert specs[0]["data"][0]["zmin"] == -specs[0]["data"][0]["zmax"]  # centred on zero
+    with Image.open(tmp_path / "kernels.png") as png:
+        assert png.format == "PNG"

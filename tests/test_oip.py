@@ -327,3 +327,16 @@ def test_jax_backend_matches_tensorflow(update):
         runs[backend] = json.loads(out.strip().splitlines()[-1])
     assert runs["jax"]["backend"] == "jax"
     np.testing.assert_allclose(runs["jax"]["images"], runs["tensorflow"]["images"], atol=1e-4)
+
+
+def test_same_seed_same_images_other_seed_other_images(tmp_path, oip_model):
+    settings = Settings(steps=4, transforms=Transforms(jitter=1))
+    first = visualize_filters(oip_model, "c2", [1, 3], settings)
+    second = visualize_filters(oip_model, "c2", [1, 3], settings)
+    np.testing.assert_array_equal(first.images, second.images)
+    first.save(tmp_path / "a.npz")
+    second.save(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    other = visualize_filters(oip_model, "c2", [1, 3], Settings(steps=4, seed=1,
+                                                                 transforms=Transforms(jitter=1)))
+    assert not np.allclose(other.images, first.images)
