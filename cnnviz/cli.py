@@ -219,7 +219,8 @@ def filters(
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Synthesize the image that maximally activates each filter of a layer (all at once)."""
-    from cnnviz.oip.optimize import FilterResult, Settings, visualize_filters
+    from cnnviz.oip.optimize import Settings, visualize_filters
+    from cnnviz.oip.results import FilterResult
     from cnnviz.oip.transforms import Transforms
     from cnnviz.render.views import ORDERS, write_filter_views
 

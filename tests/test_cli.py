@@ -178,7 +178,7 @@ def test_filters_command_writes_both_galleries(tmp_path):
                  "--order", "activation", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "conv2d_1: 5 filters" in result.stdout and "of live filters beat" in result.stdout
-    from cnnviz.oip.optimize import FilterResult
+    from cnnviz.oip.results import FilterResult
 
     saved = FilterResult.load(tmp_path / "filters.npz")
     assert saved.filters.tolist() == [0, 1, 2, 3, 7] and saved.curves.shape == (5, 5)

@@ -11,8 +11,9 @@ from skimage.transform import resize
 
 from cnnviz.errors import CnnvizError
 from cnnviz.oip import objectives as obj
-from cnnviz.oip.optimize import FilterResult, Settings, ascend, chunk_size, visualize_filters
+from cnnviz.oip.optimize import Settings, ascend, chunk_size, visualize_filters
 from cnnviz.oip.param import FourierParam, PixelParam, dct_matrix, make_param, start_images
+from cnnviz.oip.results import FilterResult
 from cnnviz.oip.transforms import (
     Transforms,
     affine_params,

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import load_results, save_results
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.compiled import backend_name, compile_step, value_and_grad
 from cnnviz.oip.param import make_param, start_images
+from cnnviz.oip.results import FilterResult
 from cnnviz.oip.transforms import IDENTITY, Transforms, apply_affine, blur, total_variation
 
 UPDATES = ("rms", "adam")
@@ -59,61 +58,6 @@ class Settings:
             raise CnnvizError("precursors must be ≥ 0, with precursor steps > 0")
         if min(self.tv, self.l1, self.l2, self.blur_every, self.blur_sigma) < 0:
             raise CnnvizError("penalties, blur interval and blur sigma must be ≥ 0")
-
-
-@dataclass
-class FilterResult:
-    """Synthesized images for filters of a layer, how strongly each activates its filter, and
-    everything needed to redraw them without recomputing."""
-
-    layer: str
-    filters: np.ndarray
-    images: np.ndarray
-    activation: np.ndarray
-    post_max: np.ndarray
-    curves: np.ndarray
-    best_real: np.ndarray | None = None
-    notes: dict[int, str] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    interrupted: bool = False
-
-    @property
-    def dead(self) -> np.ndarray:
-        """Filters whose map stays zero after the activation, even for their own image."""
-        return self.post_max <= 0
-
-    @property
-    def ratio(self) -> np.ndarray:
-        """Activation over the filter's best real image (NaN where that is ≤ 0 or unknown)."""
-        if self.best_real is None:
-            return np.full(len(self.filters), np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.best_real > 0, self.activation / self.best_real, np.nan)
-
-    @property
-    def beats_real(self) -> np.ndarray:
-        """Whether each image activates its filter more than any real image does."""
-        if self.best_real is None:
-            return np.zeros(len(self.filters), bool)
-        return self.activation > self.best_real
-
-    def save(self, path: str | Path) -> tuple[Path, Path]:
-        """Write ``path`` (.npz) and its ``.json`` twin."""
-        arrays = {"filters": self.filters, "images": self.images, "activation": self.activation,
-                  "post_max": self.post_max, "curves": self.curves}
-        if self.best_real is not None:
-            arrays["best_real"] = self.best_real
-        meta = {"layer": self.layer, "notes": {str(k): v for k, v in self.notes.items()},
-                "params": self.params, "interrupted": self.interrupted}
-        return save_results(path, "filters", arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | Path) -> FilterResult:
-        """Read what :meth:`save` wrote."""
-        a, meta = load_results(path, "filters")
-        return cls(meta["layer"], a["filters"], a["images"], a["activation"], a["post_max"],
-                   a["curves"], a.get("best_real"), {int(k): v for k, v in meta["notes"].items()},
-                   meta["params"], meta["interrupted"])
 
 
 def bytes_per_image(model: Any, layer: str) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 
 from cnnviz.activations import Activations
 from cnnviz.errors import CnnvizError
-from cnnviz.oip.optimize import FilterResult
+from cnnviz.oip.results import FilterResult
 from cnnviz.render import grids, html
 
 
