@@ -213,6 +213,8 @@ def filters(
     order: Annotated[str, typer.Option(help="Gallery order: index or activation.")] = "index",
     reference: Annotated[bool, typer.Option(help="Compare with the best real image of the "
                                                  "bundled test split.")] = True,
+    examples: Annotated[int, typer.Option(help="Show the N real test images that excite each "
+                                               "filter most beside its pattern.")] = 0,
     from_results: Annotated[Path | None, typer.Option(
         "--from", help="Redraw saved results (filters.npz) without recomputing.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/filters"),
@@ -240,24 +242,26 @@ def filters(
                         transforms=Transforms(jitter, (zoom[0], zoom[1]), rotate, pad), tv=tv,
                         l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
                         preactivation=not post_activation, seed=seed)
-    from cnnviz.models import input_range, input_shape, load_model, resolve_map_layers
+    from cnnviz.models import load_model, resolve_map_layers
 
     net = load_model(model, safe_mode=not unsafe)
     name = layer or _default_conv_layer(net)
     resolve_map_layers(net, [name])
     chosen = parse_indices(filter_spec, int(_layer(net, name).output.shape[-1]))
+    if examples < 0:
+        raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
     real = None
-    if reference:
-        from cnnviz.data import images_to_model_input, load_mnist
+    if reference or examples:
+        from cnnviz.data import load_mnist
 
-        real = images_to_model_input(load_mnist().x_test, input_shape(net), input_range(net))
+        real = load_mnist().x_test
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:
         task = progress.add_task(f"{name}: ascent steps", total=None)
         result = visualize_filters(
-            net, name, chosen, settings, reference_images=real, batch=batch,
+            net, name, chosen, settings, reference_images=real, examples=examples, batch=batch,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total))
     written = list(result.save(out / "filters.npz"))
     if len(result.filters):
@@ -306,6 +310,116 @@ def kernels(
         raise CnnvizError(f"--channel {channel} is out of range: '{layer}' has "
                           f"{kernel.shape[2]} input channels")
     written = write_kernel_views(kernel[:, :, channel, :], layer, out)
+    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def patterns(
+    model: ModelArg = None,
+    layer: Annotated[str | None, typer.Option(help="Layer with maps [default: the deepest conv "
+                                              "layer].")] = None,
+    dense: Annotated[bool, typer.Option(help="Add the Dense layers (the MLP part).")] = True,
+    data: Annotated[str, typer.Option(help="bundled, keras, fashion or a .npz file.")]
+        = "bundled",
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    top: Annotated[int, typer.Option(help="How many top maps to list per class.")] = 5,
+    class_: Annotated[int | None, typer.Option("--class", help="List the top maps of this "
+                                                               "class only.")] = None,
+    preactivation: Annotated[bool, typer.Option(
+        "--pre-activation/--post-activation",
+        help="Average maps before or after their ReLU.")] = False,
+    batch: Annotated[int, typer.Option(help="Images per batch.")] = 256,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/patterns"),
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """Which maps respond to which class: the mean map activation per class over a data set."""
+    from cnnviz.activations import class_patterns
+    from cnnviz.data import load_dataset
+    from cnnviz.models import list_layers, load_model, resolve_map_layers
+    from cnnviz.render.views import write_pattern_views
+
+    if top <= 0 or batch <= 0:
+        raise CnnvizError("--top and --batch must be positive")
+    net = load_model(model, safe_mode=not unsafe)
+    name = layer or _default_conv_layer(net)
+    resolve_map_layers(net, [name])
+    dataset = load_dataset(data)
+    images, labels = dataset.split(split)
+    if labels is None:
+        raise CnnvizError(f"data set '{dataset.name}' has no labels: class patterns need them")
+    if class_ is not None and (labels.size == 0 or class_ not in set(labels.tolist())):
+        raise CnnvizError(f"class {class_} is not in data set '{dataset.name}' ({split} split)")
+    names = [name] + ([i.name for i in list_layers(net) if i.type == "Dense"] if dense else [])
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("images", total=len(images))
+        result = class_patterns(net, images, labels, names, class_names=dataset.class_names,
+                                preactivation=preactivation, batch_size=batch,
+                                on_progress=lambda done, _: progress.update(task,
+                                                                             completed=done))
+    result.meta.update(dataset=f"{dataset.name} ({split})",
+                       kinds={n: "maps" if n == name else "units" for n in names})
+    written = list(result.save(out / "patterns.npz")) + write_pattern_views(result, out)
+    tops = result.top_maps(name, top)
+    for c, cname in enumerate(result.class_names):
+        if (class_ is None or c == class_) and result.counts[c]:
+            console.print(f"class {cname}: top maps of {name}: "
+                          + ", ".join(map(str, tops[cname])), highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def explain(
+    model: ModelArg = None,
+    digit: Annotated[int | None, typer.Option(help="Use a test image of this digit (0-9).")] = None,
+    index: Annotated[int | None, typer.Option(help="Use the test image at this index.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Use this image file.")] = None,
+    method: Annotated[str, typer.Option(help="Overlay of: saliency, smoothgrad, gradcam or "
+                                             "integrated_gradients.")] = "gradcam",
+    target: Annotated[int | None, typer.Option(help="Class to explain [default: the "
+                                                    "predicted one].")] = None,
+    layer: Annotated[str | None, typer.Option(help="Grad-CAM layer [default: the last conv "
+                                                   "layer].")] = None,
+    seed: int = 0,
+    invert: Annotated[bool, typer.Option(help="Invert an image file (dark ink on white).")]
+        = False,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/explain"),
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """Which pixels drove a prediction: saliency, SmoothGrad, Grad-CAM, integrated gradients."""
+    import numpy as np
+
+    from cnnviz.attribution import METHODS
+    from cnnviz.attribution import explain as attribute
+    from cnnviz.data import select_input
+    from cnnviz.models import input_range, input_shape, load_model
+    from cnnviz.render.views import write_attribution_views
+
+    if method not in METHODS:
+        raise CnnvizError(f"unknown attribution method '{method}': use one of "
+                          f"{', '.join(METHODS)}")
+    net = load_model(model, safe_mode=not unsafe)
+    value_range = input_range(net)
+    choice = select_input(input_shape(net), value_range, digit=digit, index=index, image=image,
+                          seed=seed, invert=invert)
+    x = choice.image[None]
+    probabilities = np.asarray(net.predict(x, verbose=0))[0]
+    predicted = int(np.argmax(probabilities))
+    explained = predicted if target is None else target
+    heatmaps = {name: maps[0] for name, maps in attribute(net, x, METHODS, target=target,
+                                                         layer=layer, seed=seed).items()}
+    title = (f"{choice.source}: class {explained} explained (predicted {predicted}, "
+             f"{probabilities[predicted]:.1%})")
+    written = write_attribution_views(choice.image, heatmaps, method, out,
+                                      value_range=value_range, title=title)
+    console.print(title, highlight=False)
+    if not heatmaps["gradcam"].any():
+        console.print("note: Grad-CAM is zero everywhere: no map of its layer raises this class "
+                      "at any position (try an earlier layer with --layer)", highlight=False)
     console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
 
 

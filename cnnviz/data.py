@@ -93,6 +93,44 @@ def load_fashion_mnist(directory: str | Path = FASHION_MNIST_DIR) -> Dataset:
                    arrays["x_test"], arrays["y_test"].astype(np.int64), FASHION_CLASSES)
 
 
+def load_npz_dataset(path: str | Path) -> Dataset:
+    """A user data set in ``.npz``: ``x_train``/``y_train``/``x_test``/``y_test``, or ``x``/``y``
+    (or ``images``/``labels``) used as the test split. Labels may be missing (then ``None``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnvizError(f"data set file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise CnnvizError(f"cannot read data set {path}: {exc}") from None
+    for images_key, labels_key in (("x_test", "y_test"), ("x", "y"), ("images", "labels")):
+        if images_key in arrays:
+            x, y = arrays[images_key], arrays.get(labels_key)
+            break
+    else:
+        raise CnnvizError(f"{path} has no images: expected x_test, x or images "
+                          f"(found {', '.join(arrays) or 'nothing'})")
+    if x.ndim not in (3, 4):
+        raise CnnvizError(f"{path}: images of shape {x.shape} are not N×H×W or N×H×W×C")
+    y = None if y is None else np.asarray(y).astype(np.int64).reshape(-1)
+    n = 0 if y is None else int(y.max(initial=-1)) + 1
+    return Dataset(path.stem, arrays.get("x_train", x[:0]), arrays.get("y_train", np.zeros(0)),
+                   x, y, tuple(str(c) for c in range(max(n, 1))))  # type: ignore[arg-type]
+
+
+def load_dataset(spec: str = "bundled") -> Dataset:
+    """``bundled`` (MNIST sample), ``keras`` (full MNIST, online), ``fashion`` (Debian's IDX
+    files) or the path of an ``.npz`` file."""
+    if spec in ("bundled", "keras"):
+        return load_mnist(spec)
+    if spec == "fashion":
+        return load_fashion_mnist()
+    if spec.endswith(".npz"):
+        return load_npz_dataset(spec)
+    raise CnnvizError(f"unknown data set '{spec}': use bundled, keras, fashion or a .npz file")
+
+
 def pick_digit(labels: np.ndarray, digit: int, seed: int = 0) -> int:
     """A deterministic index of an image of class ``digit`` (changes with ``seed``)."""
     if not 0 <= digit <= 9:

@@ -212,6 +212,23 @@ def _preactivation_output(layer: Any) -> Any:
     return twin(layer.input)
 
 
+def output_feeding(tensor: Any, layer: Any) -> Any:
+    """The output of ``layer`` on the graph path that computes ``tensor``. A layer of a loaded
+    Sequential model can hold several call nodes; only the one upstream of ``tensor`` connects."""
+    seen, frontier = set(), [tensor]
+    while frontier:
+        current = frontier.pop()
+        operation, node_index, _ = current._keras_history
+        if operation is layer:
+            return current
+        node = operation._inbound_nodes[node_index]
+        for parent in node.input_tensors:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                frontier.append(parent)
+    raise CnnvizError(f"layer '{layer.name}' does not feed the model output")
+
+
 def has_fused_activation(model: Any, name: str) -> bool:
     """True when the layer applies a non-linear activation of its own (relu in a Conv2D)."""
     activation = getattr(get_layer(model, name), "activation", None)

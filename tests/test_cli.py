@@ -121,6 +121,8 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     (tmp_path / "notes.h5").write_text("not a model")
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")
+    np.savez(tmp_path / "unlabelled.npz", x=np.zeros((3, 28, 28), np.uint8))
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 28, 28), np.uint8), y=np.zeros(0, int))
     return {name: tmp_path / name for name in ("notes.h5", "empty.png", "text.png")}
 
 
@@ -153,6 +155,17 @@ BAD_INPUTS = {
     "bad order": (["filters", "--order", "random"], "unknown order 'random'"),
     "kernels of a pool": (["kernels", "--layer", "max_pooling2d_1"],
                           "has no 2-D convolution kernel"),
+    "negative examples": (["filters", "--examples", "-2"], "--examples must be ≥ 0"),
+    "patterns of a missing class": (["patterns", "--class", "11"], "class 11 is not in data set"),
+    "patterns without labels": (["patterns", "--data", "{tmp}/unlabelled.npz"], "has no labels"),
+    "patterns of an empty set": (["patterns", "--data", "{tmp}/empty.npz"], "is empty"),
+    "patterns of a flatten layer": (["patterns", "--layer", "flatten"],
+                                    "layer 'flatten' has no 2-D maps"),
+    "patterns unknown data": (["patterns", "--data", "imagenet"], "unknown data set 'imagenet'"),
+    "explain unknown method": (["explain", "--method", "lime"],
+                               "unknown attribution method 'lime'"),
+    "explain bad target": (["explain", "--target", "12"], "class 12 is not an output"),
+    "explain digit 10": (["explain", "--digit", "10"], "digit must be 0..9, got 10"),
 }
 
 
@@ -162,7 +175,7 @@ def test_bad_input_is_one_clear_line(tmp_path, case):
     _bad_files(tmp_path)
     out = tmp_path / "out"
     args = [a.format(tmp=tmp_path) for a in args]
-    if args[0] in ("activations", "filters", "kernels"):
+    if args[0] in ("activations", "filters", "kernels", "patterns", "explain"):
         args += ["--out", str(out)]
     result = run(*args)
     assert result.exit_code == 1
@@ -175,7 +188,7 @@ def test_bad_input_is_one_clear_line(tmp_path, case):
 
 def test_filters_command_writes_both_galleries(tmp_path):
     result = run("filters", "--layer", "conv2d_1", "--filters", "0-3,7", "--steps", "5",
-                 "--order", "activation", "--out", tmp_path)
+                 "--order", "activation", "--examples", "3", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "conv2d_1: 5 filters" in result.stdout and "of live filters beat" in result.stdout
     from cnnviz.oip.results import FilterResult
@@ -183,6 +196,9 @@ def test_filters_command_writes_both_galleries(tmp_path):
     saved = FilterResult.load(tmp_path / "filters.npz")
     assert saved.filters.tolist() == [0, 1, 2, 3, 7] and saved.curves.shape == (5, 5)
     assert saved.best_real is not None and saved.params["steps"] == 5
+    assert saved.example_images.shape == (5, 3, 28, 28, 1)
+    np.testing.assert_array_equal(saved.example_values[:, 0], saved.best_real)
+    assert (np.diff(saved.example_values, axis=1) <= 0).all()
     with Image.open(tmp_path / "filters.png") as png:
         assert png.format == "PNG"
     specs = figures((tmp_path / "filters.html").read_text())
@@ -190,7 +206,7 @@ def test_filters_command_writes_both_galleries(tmp_path):
     assert [t["type"] for t in gallery["data"]] == ["heatmap", "heatmap"]
     hover = gallery["data"][1]
     assert "ratio to best real" in hover["hovertemplate"]
-    custom = array(hover["customdata"]).reshape(-1, 4)
+    custom = array(hover["customdata"]).reshape(-1, 6)
     custom = custom[np.isfinite(custom[:, 0])]
     order = np.argsort(-saved.activation, kind="stable")
     np.testing.assert_array_equal(custom[:, 0], saved.filters[order])
@@ -214,3 +230,41 @@ def test_kernels_command(tmp_path, reference_model):
     assert specs[0]["data"][0]["zmin"] == -specs[0]["data"][0]["zmax"]  # centred on zero
     with Image.open(tmp_path / "kernels.png") as png:
         assert png.format == "PNG"
+
+
+def test_patterns_command(tmp_path, mnist):
+    result = run("patterns", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("class ")]
+    assert len(lines) == 10 and lines[6].startswith("class 6: top maps of conv2d_3: ")
+    from cnnviz.activations import ClassPatterns
+
+    saved = ClassPatterns.load(tmp_path / "patterns.npz")
+    assert saved.layers == ["conv2d_3", "dense_1", "dense_2"]
+    assert saved.counts.tolist() == np.bincount(mnist.y_test, minlength=10).tolist()
+    top6 = [int(v) for v in lines[6].split(": ")[-1].split(", ")]
+    assert top6 == saved.top_maps("conv2d_3")["6"]
+    # The output layer's mean probability is highest on the diagonal: a trained classifier.
+    assert (np.argmax(saved.means["dense_2"], axis=1) == np.arange(10)).all()
+    for name in saved.layers:
+        assert (tmp_path / f"patterns_{name}.png").exists()
+    spec = figures((tmp_path / "patterns.html").read_text())[0]
+    assert [t["name"] for t in spec["data"]] == saved.layers
+    menus = spec["layout"]["updatemenus"]
+    assert len(menus[1]["buttons"]) == 12  # index, preferred class, one per class
+    z = array(spec["data"][0]["z"])
+    np.testing.assert_allclose(z, saved.means["conv2d_3"].T, rtol=1e-6)
+    one = run("patterns", "--class", "3", "--no-dense", "--out", tmp_path / "one")
+    assert one.exit_code == 0 and one.stdout.count("top maps") == 1
+
+
+def test_explain_command(tmp_path):
+    result = run("explain", "--digit", "6", "--method", "integrated_gradients", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "class 6 explained (predicted 6" in result.stdout
+    with Image.open(tmp_path / "explain_integrated_gradients.png") as png:
+        assert png.format == "PNG"
+    spec = figures((tmp_path / "explain.html").read_text())[0]
+    assert len(spec["data"]) == 5  # the input and four methods
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    assert titles == ["input", "saliency", "smoothgrad", "gradcam", "integrated_gradients"]

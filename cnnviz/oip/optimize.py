@@ -289,16 +289,24 @@ def ascend(model: Any, objective: obj.Objective, channels: np.ndarray,
 def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
                       settings: Settings = Settings(), *,
                       objective: obj.Objective | None = None,
-                      reference_images: np.ndarray | None = None, batch: int | None = None,
-                      budget: int = DEFAULT_BUDGET,
+                      reference_images: np.ndarray | None = None, examples: int = 0,
+                      batch: int | None = None, budget: int = DEFAULT_BUDGET,
                       on_progress: ProgressFn | None = None) -> FilterResult:
     """The image that maximally activates each filter (map) of ``layer``, all filters at once.
 
     The default objective is the mean of the filter's map, read before the layer's fused
-    activation (``settings.preactivation``). With ``reference_images`` (model-ready), each
-    filter's best real activation is measured too, for the ratio shown in galleries."""
-    from cnnviz.activations import channel_means
-    from cnnviz.models import get_layer, has_fused_activation, input_range, resolve_map_layers
+    activation (``settings.preactivation``). With ``reference_images`` (a data set of raw
+    images, uint8 or 0..1), each filter's best real activation is measured too, for the ratio
+    shown in galleries, and with ``examples`` k its k most exciting real images are kept."""
+    from cnnviz.activations import top_examples
+    from cnnviz.data import images_to_model_input
+    from cnnviz.models import (
+        get_layer,
+        has_fused_activation,
+        input_range,
+        input_shape,
+        resolve_map_layers,
+    )
 
     resolve_map_layers(model, [layer])
     target = get_layer(model, layer)
@@ -339,13 +347,23 @@ def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
     for f, dead in zip(chosen[:done], post_max <= 0, strict=True):
         if dead:
             notes.setdefault(int(f), "dead: its map stays zero after the activation")
-    best_real = None
+    best_real = example_images = example_values = example_indices = None
+    if examples and reference_images is None:
+        raise CnnvizError("examples need reference images to choose from")
     if reference_images is not None and done:
-        means = channel_means(model, layer, reference_images, preactivation=preact)
-        best_real = means[:, chosen[:done]].max(axis=0)
+        index, values = top_examples(model, layer, reference_images, max(1, examples),
+                                     preactivation=preact)
+        best_real = values[chosen[:done], 0]
+        if examples:
+            example_indices = index[chosen[:done]]
+            example_values = values[chosen[:done]]
+            picked = images_to_model_input(reference_images[example_indices.reshape(-1)],
+                                           input_shape(model), value_range)
+            example_images = picked.reshape(*example_indices.shape, *picked.shape[1:])
     params = {**asdict(settings), "transforms": asdict(settings.transforms),
               "objective": objective.name, "chunk": run["chunk"], "backend": backend_name(),
               "model": model.name, "requested": chosen.tolist(),
               "value_range": list(value_range)}
     return FilterResult(layer, chosen[:done], images, run["scores"], post_max, run["curves"],
-                        best_real, notes, params, run["interrupted"])
+                        best_real, notes, params, run["interrupted"], example_images,
+                        example_values, example_indices)

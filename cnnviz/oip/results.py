@@ -26,6 +26,9 @@ class FilterResult:
     notes: dict[int, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    example_images: np.ndarray | None = None
+    example_values: np.ndarray | None = None
+    example_indices: np.ndarray | None = None
 
     @property
     def dead(self) -> np.ndarray:
@@ -51,8 +54,10 @@ class FilterResult:
         """Write ``path`` (.npz) and its ``.json`` twin."""
         arrays = {"filters": self.filters, "images": self.images, "activation": self.activation,
                   "post_max": self.post_max, "curves": self.curves}
-        if self.best_real is not None:
-            arrays["best_real"] = self.best_real
+        optional = {"best_real": self.best_real, "example_images": self.example_images,
+                    "example_values": self.example_values,
+                    "example_indices": self.example_indices}
+        arrays.update({key: value for key, value in optional.items() if value is not None})
         meta = {"layer": self.layer, "notes": {str(k): v for k, v in self.notes.items()},
                 "params": self.params, "interrupted": self.interrupted}
         return save_results(path, "filters", arrays, meta)
@@ -63,4 +68,5 @@ class FilterResult:
         a, meta = load_results(path, "filters")
         return cls(meta["layer"], a["filters"], a["images"], a["activation"], a["post_max"],
                    a["curves"], a.get("best_real"), {int(k): v for k, v in meta["notes"].items()},
-                   meta["params"], meta["interrupted"])
+                   meta["params"], meta["interrupted"], a.get("example_images"),
+                   a.get("example_values"), a.get("example_indices"))

@@ -111,8 +111,9 @@ def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[f
     gap = max(2, round(0.3 * height))
     planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), cols, gap=gap) for c in range(channels)]
     corners = planes[0][2]
-    tile = 1.15
-    fig, ax = plt.subplots(figsize=(cols * tile + 0.4, rows * (tile + 0.12) + 0.6),
+    z_height, z_width = planes[0][0].shape
+    inch = min(1.15 / (height + gap), 24.0 / z_width)  # a tile ~1.15 in, at most 24 in wide
+    fig, ax = plt.subplots(figsize=(z_width * inch + 0.4, (z_height + gap) * inch + 0.7),
                            layout="constrained")
     if channels == 1:
         ax.imshow(planes[0][0], cmap=plt.get_cmap(cmap).with_extremes(bad="white"), vmin=0,
@@ -128,4 +129,44 @@ def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[f
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
+    return fig
+
+
+def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: str = "",
+                     unit: str = "map"):
+    """Mean activation per class (columns) of every map or unit (rows)."""
+    plt = _pyplot()
+    classes, units = means.shape
+    fig, ax = plt.subplots(figsize=(2.2 + 0.45 * classes, 1.6 + min(units, 256) * 0.075),
+                           layout="constrained")
+    image = ax.imshow(means.T, aspect="auto", cmap="magma", interpolation="nearest")
+    ax.set_xticks(range(classes), class_names, rotation=0 if classes <= 12 else 90)
+    step = max(1, units // 32)
+    ax.set_yticks(range(0, units, step))
+    ax.set_xlabel("class")
+    ax.set_ylabel(unit)
+    fig.colorbar(image, ax=ax, label="mean activation", shrink=0.8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def attribution_overlay(image: np.ndarray, heatmap: np.ndarray, *, title: str = "",
+                        value_range: tuple[float, float] = (0.0, 1.0)):
+    """The input in grey with an attribution heatmap laid over it, beside the heatmap alone."""
+    plt = _pyplot()
+    lo, hi = value_range
+    grey = (np.asarray(image, dtype=np.float64) - lo) / ((hi - lo) or 1.0)
+    grey = grey[..., 0] if grey.shape[-1] == 1 else grey.mean(axis=-1)
+    fig, (ax_over, ax_map) = plt.subplots(1, 2, figsize=(7.2, 3.6), layout="constrained")
+    ax_over.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax_over.imshow(heatmap, cmap="inferno", alpha=0.55, interpolation="bilinear")
+    ax_over.set_title("overlay")
+    shown = ax_map.imshow(heatmap, cmap="inferno", interpolation="nearest")
+    ax_map.set_title("attribution")
+    for ax in (ax_over, ax_map):
+        ax.set_axis_off()
+    fig.colorbar(shown, ax=ax_map, shrink=0.8)
+    if title:
+        fig.suptitle(title)
     return fig

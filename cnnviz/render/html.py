@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.fileio import write_text
-from cnnviz.render.tiles import mosaic
+from cnnviz.render.tiles import grid_shape, mosaic
 
 
 def _tile_labels(corners: list[tuple[int, int]], width: int) -> list[dict[str, Any]]:
@@ -95,7 +95,8 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | N
 
 def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarray,
                          hovertemplate: str, *, value_range: tuple[float, float],
-                         flagged: list[bool] | None = None, title: str = ""):
+                         flagged: list[bool] | None = None, title: str = "",
+                         columns: int | None = None):
     """Images (N×H×W×C) as one mosaic in ``value_range``; each tile has a label above it and
     hovering it shows its row of ``values`` (N×V) as ``customdata[0..V-1]`` through
     ``hovertemplate``; flagged labels are red."""
@@ -106,7 +107,8 @@ def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarr
     gap = max(2, round(0.3 * height))
     lo, hi = value_range
     unit = (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
-    planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), gap=gap) for c in range(channels)]
+    planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), columns, gap=gap)
+              for c in range(channels)]
     z, where, corners = planes[0]
     if channels == 1:
         picture = go.Heatmap(z=(z * (hi - lo) + lo).astype(np.float32), colorscale="gray",
@@ -117,7 +119,7 @@ def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarr
                            hoverinfo="skip")
     # Hover lives on a transparent grid with one cell per tile, so the page carries one row of
     # values per tile rather than per pixel.
-    rows, cols = len({top for top, _ in corners}), len({left for _, left in corners})
+    rows, cols = grid_shape(n, columns)
     values = np.asarray(values, dtype=np.float64).reshape(n, -1)
     cells = np.full((rows, cols), np.nan)
     custom = np.full((rows, cols, values.shape[1]), np.nan)
@@ -154,6 +156,88 @@ def curves_figure(curves: np.ndarray, names: list[str]):
                                                "activation %{y:.4g}<extra></extra>"))
     fig.update_layout(height=380, xaxis_title="step", yaxis_title="activation",
                       margin=dict(l=50, r=20, t=20, b=40))
+    return fig
+
+
+def patterns_figure(layers: dict[str, tuple[np.ndarray, np.ndarray]], counts: np.ndarray,
+                    class_names: tuple[str, ...]):
+    """Mean activation per class (x) of every map or unit (y) of each layer, with menus to
+    switch layers and to sort the rows: by index, by preferred class, or by one class's mean.
+    ``layers`` maps a name to (means, stds), each (classes, units)."""
+    import plotly.graph_objects as go
+
+    names = list(layers)
+    sorts: dict[str, list[np.ndarray]] = {"map index": [], "preferred class": []}
+    for cname in class_names:
+        sorts[f"class {cname}"] = []
+    for means, _ in layers.values():
+        units = means.shape[1]
+        sorts["map index"].append(np.arange(units))
+        best = np.argmax(means, axis=0)
+        sorts["preferred class"].append(np.lexsort((-means.max(axis=0), best)))
+        for c, cname in enumerate(class_names):
+            sorts[f"class {cname}"].append(np.argsort(-means[c], kind="stable"))
+
+    def arrays(i: int, order: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
+        means, stds = layers[names[i]]
+        custom = np.stack([np.broadcast_to(order[:, None], (len(order), len(class_names))),
+                           stds[:, order].T,
+                           np.broadcast_to(counts[None, :], (len(order), len(class_names)))],
+                          axis=-1)
+        return means[:, order].T, [str(u) for u in order], custom
+
+    fig = go.Figure()
+    for i, name in enumerate(names):
+        z, y, custom = arrays(i, sorts["map index"][i])
+        fig.add_trace(go.Heatmap(
+            z=z, x=list(class_names), y=y, customdata=custom, colorscale="Magma", name=name,
+            visible=i == 0, colorbar=dict(title=dict(text="mean")),
+            hovertemplate=(f"{html.escape(name)}<br>unit %{{customdata[0]}}<br>class %{{x}}<br>"
+                           "mean %{z:.4g}<br>std %{customdata[1]:.3g}<br>"
+                           "images %{customdata[2]}<extra></extra>")))
+    layer_menu = dict(buttons=[dict(label=name, method="update", args=[
+        {"visible": [j == i for j in range(len(names))]}, {"title.text": name}])
+        for i, name in enumerate(names)], x=0, xanchor="left", y=1.1, yanchor="bottom")
+    sort_buttons = []
+    for label, orders in sorts.items():
+        built = [arrays(i, order) for i, order in enumerate(orders)]
+        sort_buttons.append(dict(label=f"sort: {label}", method="restyle", args=[{
+            "z": [b[0] for b in built], "y": [b[1] for b in built],
+            "customdata": [b[2] for b in built]}]))
+    sort_menu = dict(buttons=sort_buttons, x=0.3, xanchor="left", y=1.1, yanchor="bottom")
+    tallest = max(means.shape[1] for means, _ in layers.values())
+    fig.update_layout(updatemenus=[layer_menu, sort_menu], title=dict(text=names[0]),
+                      height=int(220 + 7 * min(tallest, 200)),
+                      margin=dict(l=60, r=20, t=100, b=40))
+    fig.update_yaxes(type="category", autorange="reversed", title_text="map / unit")
+    fig.update_xaxes(type="category", title_text="class")
+    return fig
+
+
+def attribution_figure(image: np.ndarray, heatmaps: dict[str, np.ndarray], *,
+                       value_range: tuple[float, float] = (0.0, 1.0), title: str = ""):
+    """The input beside each method's heatmap, side by side; hover shows position and value."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = list(heatmaps)
+    fig = make_subplots(rows=1, cols=1 + len(names), subplot_titles=["input", *names],
+                        horizontal_spacing=0.02)
+    lo, hi = value_range
+    grey = np.asarray(image, dtype=np.float64)
+    grey = grey[..., 0] if grey.shape[-1] == 1 else grey.mean(axis=-1)
+    fig.add_trace(go.Heatmap(z=grey, colorscale="gray", zmin=lo, zmax=hi, showscale=False,
+                             hovertemplate="row %{y}, col %{x}<br>pixel %{z:.4g}"
+                                           "<extra></extra>"), 1, 1)
+    for i, name in enumerate(names, start=2):
+        fig.add_trace(go.Heatmap(z=heatmaps[name], colorscale="Inferno", showscale=False,
+                                 hovertemplate=f"{html.escape(name)}<br>row %{{y}}, col %{{x}}"
+                                               "<br>attribution %{z:.4g}<extra></extra>"), 1, i)
+    fig.update_yaxes(autorange="reversed", visible=False)
+    fig.update_xaxes(visible=False)
+    for i in range(1, len(names) + 2):
+        fig.update_yaxes(scaleanchor=f"x{'' if i == 1 else i}", row=1, col=i)
+    fig.update_layout(title=dict(text=title), height=360, margin=dict(l=10, r=10, t=80, b=10))
     return fig
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnviz.activations import Activations
+from cnnviz.activations import Activations, ClassPatterns
 from cnnviz.errors import CnnvizError
 from cnnviz.oip.results import FilterResult
 from cnnviz.render import grids, html
@@ -45,10 +45,21 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
 ORDERS = ("index", "activation")
 
 
+def _with_examples(images: np.ndarray, examples: np.ndarray) -> np.ndarray:
+    """Each image followed, left to right, by its k examples, with a blank (NaN) column
+    between the synthesized image and the real ones: (N, H, W·(k+1) + gap, C)."""
+    n, height, width, channels = images.shape
+    gap = max(1, width // 4)
+    blank = np.full((n, height, gap, channels), np.nan, dtype=np.float64)
+    real = np.concatenate(list(np.moveaxis(examples, 1, 0)), axis=2)
+    return np.concatenate([images.astype(np.float64), blank, real], axis=2)
+
+
 def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str = "index",
                        title: str = "") -> list[Path]:
     """Write ``filters.png`` and ``filters.html`` galleries of a filter result (tiles ordered by
-    filter index or by activation, dead filters flagged in red)."""
+    filter index or by activation, dead filters flagged in red; with dataset examples, each
+    synthesized image is followed by the real images that excite its filter most)."""
     if order not in ORDERS:
         raise CnnvizError(f"unknown order '{order}': use {' or '.join(ORDERS)}")
     out = Path(out_dir)
@@ -67,15 +78,26 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
         template += ("<br>best real image %{customdata[2]:.4g}"
                      "<br>ratio to best real %{customdata[3]:.2f}")
         columns += [result.best_real[idx], result.ratio[idx]]
+    shown, per_row = result.images[idx], None
+    if result.example_images is not None and result.example_values is not None:
+        k = result.example_images.shape[1]
+        shown = _with_examples(result.images[idx], result.example_images[idx])
+        per_row = max(1, round(float(np.sqrt(n / (1 + k)))))
+        labels = [f"{label}  | top {k} real: {result.example_values[i, 0]:.2f}…"
+                  f"{result.example_values[i, -1]:.2f}" for label, i in zip(labels, idx,
+                                                                             strict=True)]
+        template += (f"<br>top {k} real images: %{{customdata[{len(columns)}]:.3g}} … "
+                     f"%{{customdata[{len(columns) + 1}]:.3g}}")
+        columns += [result.example_values[idx, 0], result.example_values[idx, -1]]
     dead = int(result.dead.sum())
     heading = title or (f"{result.layer}: {n} filters, {result.params.get('steps', '?')} steps"
                         f"{f', {dead} dead' if dead else ''}")
-    fig = grids.image_gallery(result.images[idx], labels, value_range=value_range,
-                              title=heading, flagged=flagged)
+    fig = grids.image_gallery(shown, labels, value_range=value_range, title=heading,
+                              flagged=flagged, columns=per_row)
     written = [grids.save_png(fig, out / "filters.png")]
-    figure = html.image_gallery_figure(result.images[idx], labels, np.stack(columns, axis=1),
-                                       template,
-                                       value_range=value_range, flagged=flagged, title=heading)
+    figure = html.image_gallery_figure(shown, labels, np.stack(columns, axis=1), template,
+                                       value_range=value_range, flagged=flagged,
+                                       title=heading, columns=per_row)
     sections = [("Optimal input patterns", figure)]
     curves = html.curves_figure(result.curves[idx], [f"filter {result.filters[i]}" for i in idx])
     sections.append(("Activation during the ascent", curves))
@@ -98,4 +120,39 @@ def write_kernel_views(kernels: np.ndarray, layer: str, out_dir: str | Path) -> 
                                     unit="filter", value="weight")
     written.append(html.save_page(html.page(f"{layer} kernels", [("Kernel weights", figure)]),
                                   out / "kernels.html"))
+    return written
+
+
+def write_pattern_views(patterns: ClassPatterns, out_dir: str | Path) -> list[Path]:
+    """Write one ``patterns_<layer>.png`` heatmap per layer and ``patterns.html``."""
+    out = Path(out_dir)
+    written = []
+    for name in patterns.layers:
+        unit = "map" if patterns.meta.get("kinds", {}).get(name) == "maps" else "unit"
+        fig = grids.patterns_heatmap(patterns.means[name], patterns.class_names,
+                                     title=f"{name}: mean activation per class", unit=unit)
+        written.append(grids.save_png(fig, out / f"patterns_{_file_stem(name)}.png"))
+    figure = html.patterns_figure({n: (patterns.means[n], patterns.stds[n])
+                                   for n in patterns.layers}, patterns.counts,
+                                  patterns.class_names)
+    intro = (f"model {patterns.meta.get('model', '?')}; {patterns.meta.get('images', '?')} "
+             f"images of {patterns.meta.get('dataset', '?')}; maps are averaged over positions")
+    written.append(html.save_page(html.page("Class activation patterns",
+                                            [("Mean activation per class", figure)],
+                                            intro=intro), out / "patterns.html"))
+    return written
+
+
+def write_attribution_views(image: np.ndarray, heatmaps: dict[str, np.ndarray], method: str,
+                            out_dir: str | Path, *, value_range: tuple[float, float],
+                            title: str) -> list[Path]:
+    """Write ``explain_<method>.png`` (overlay) and ``explain.html`` (all methods)."""
+    out = Path(out_dir)
+    fig = grids.attribution_overlay(image, heatmaps[method], title=f"{method}: {title}",
+                                    value_range=value_range)
+    written = [grids.save_png(fig, out / f"explain_{method}.png")]
+    figure = html.attribution_figure(image, heatmaps, value_range=value_range, title=title)
+    written.append(html.save_page(html.page("Attribution maps", [("Methods side by side",
+                                                                   figure)]),
+                                  out / "explain.html"))
     return written

@@ -1,0 +1,228 @@
+"""Attribution maps, captum style: ``Method(model, layer=None).attribute(images, target=...)``.
+
+Scores are the target class's logit (the last layer before its softmax). ``attribute`` returns
+arrays shaped like the input (N, H, W, C) for gradient methods and (N, H, W) for Grad-CAM;
+:func:`to_heatmap` turns any of them into one non-negative map per image for display.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnviz.backend import keras
+from cnnviz.errors import CnnvizError
+
+METHODS = ("saliency", "smoothgrad", "gradcam", "integrated_gradients")
+
+
+def _logit_tensor(model: Any) -> Any:
+    """The symbolic pre-softmax output of the model's last layer (its output if none)."""
+    from cnnviz.models import _preactivation_output
+
+    last = model.layers[-1]
+    if last.output is not model.outputs[0]:
+        return model.outputs[0]
+    return _preactivation_output(last)
+
+
+def _targets(scores: np.ndarray, target: int | np.ndarray | None) -> np.ndarray:
+    n, classes = scores.shape
+    chosen = np.argmax(scores, axis=-1) if target is None else np.broadcast_to(
+        np.asarray(target, dtype=np.int64), (n,))
+    bad = chosen[(chosen < 0) | (chosen >= classes)]
+    if bad.size:
+        raise CnnvizError(f"class {int(bad[0])} is not an output of the model (0..{classes - 1})")
+    return chosen
+
+
+class _GradientMethod:
+    """Shared set-up: the logit model and a compiled gradient of the target logit."""
+
+    def __init__(self, model: Any, layer: str | None = None) -> None:
+        from cnnviz.models import _input_struct
+        from cnnviz.oip.compiled import compile_step, value_and_grad
+
+        k = keras()
+        self.model, self.layer = model, layer
+        self.logits = k.Model(_input_struct(model), _logit_tensor(model))
+        ops = k.ops
+
+        def grad(x: Any, onehot: Any) -> tuple[Any, Any]:
+            def score(inputs: Any) -> tuple[Any, Any]:
+                logits = self.logits(inputs)
+                return ops.sum(logits * onehot), logits
+
+            (_, logits), g = value_and_grad(score)(x)
+            return g, logits
+
+        self._grad = compile_step(grad)
+
+    def gradient(self, images: np.ndarray, target: int | np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """d logit[target] / d input for each image, and the chosen targets."""
+        ops = keras().ops
+        x = np.asarray(images, dtype=np.float32)
+        chosen = self.targets(x, target)
+        onehot = np.eye(self.classes, dtype=np.float32)[chosen]
+        g, _ = self._grad(ops.convert_to_tensor(x), ops.convert_to_tensor(onehot))
+        return ops.convert_to_numpy(g), chosen
+
+    @property
+    def classes(self) -> int:
+        return int(self.logits.outputs[0].shape[-1])
+
+    def targets(self, images: np.ndarray, target: int | np.ndarray | None) -> np.ndarray:
+        """The given target classes (checked), or the predicted ones."""
+        if target is None:
+            return np.argmax(np.asarray(self.logits.predict(images, verbose=0)), axis=-1)
+        return _targets(np.zeros((len(images), self.classes)), target)
+
+
+class Saliency(_GradientMethod):
+    """Vanilla gradient of the target logit with respect to the input pixels."""
+
+    def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None
+                  ) -> np.ndarray:
+        return self.gradient(images, target)[0]
+
+
+class IntegratedGradients(_GradientMethod):
+    """(x − baseline) × the mean gradient along the straight path from the baseline to x
+    (trapezoid rule over ``steps`` intervals); the baseline defaults to the range's low end."""
+
+    def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None, *,
+                  baseline: float | np.ndarray | None = None, steps: int = 50) -> np.ndarray:
+        from cnnviz.models import input_range
+
+        if steps <= 0:
+            raise CnnvizError(f"steps must be positive, got {steps}")
+        x = np.asarray(images, dtype=np.float32)
+        base = np.broadcast_to(np.float32(input_range(self.model)[0] if baseline is None
+                                          else baseline), x.shape)
+        chosen = self.targets(x, target)
+        alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
+        weights = np.full(steps + 1, 1.0 / steps, dtype=np.float32)
+        weights[[0, -1]] /= 2
+        total = np.zeros_like(x)
+        per_call = max(1, 256 // len(x))  # path points per gradient call
+        for begin in range(0, steps + 1, per_call):
+            a = alphas[begin:begin + per_call]
+            path = base[None] + a[:, None, None, None, None] * (x - base)[None]
+            g = self.gradient(path.reshape(-1, *x.shape[1:]), np.tile(chosen, len(a)))[0]
+            total += np.tensordot(weights[begin:begin + per_call], g.reshape(len(a), *x.shape),
+                                  axes=1)
+        return (x - base) * total
+
+
+class SmoothGrad:
+    """The mean of a gradient method over ``samples`` noisy copies of the input (Gaussian,
+    ``noise`` × the input range as standard deviation)."""
+
+    def __init__(self, method: _GradientMethod, samples: int = 25, noise: float = 0.15,
+                 seed: int = 0) -> None:
+        if samples <= 0 or noise < 0:
+            raise CnnvizError("SmoothGrad needs samples > 0 and noise ≥ 0")
+        self.method, self.samples, self.noise, self.seed = method, samples, noise, seed
+
+    def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None,
+                  **kwargs: Any) -> np.ndarray:
+        from cnnviz.models import input_range
+
+        lo, hi = input_range(self.method.model)
+        x = np.asarray(images, dtype=np.float32)
+        chosen = self.method.targets(x, target)
+        rng = np.random.default_rng(self.seed)
+        total = np.zeros_like(x)
+        for _ in range(self.samples):
+            noisy = x + rng.normal(0.0, self.noise * (hi - lo), x.shape).astype(np.float32)
+            total += self.method.attribute(noisy, chosen, **kwargs)
+        return total / self.samples
+
+
+def last_conv_layer(model: Any) -> str:
+    """The deepest layer with 2-D maps that is a convolution."""
+    from cnnviz.models import map_layers
+
+    convs = [info.name for info in map_layers(model) if "Conv" in info.type]
+    if not convs:
+        raise CnnvizError(f"model '{model.name}' has no convolution layer for Grad-CAM")
+    return convs[-1]
+
+
+class GradCAM:
+    """Grad-CAM: the maps of a conv layer (default: the last one) weighted by the spatial mean
+    of the target logit's gradient, summed, passed through ReLU and resized to the input."""
+
+    def __init__(self, model: Any, layer: str | None = None) -> None:
+        from cnnviz.models import get_layer, resolve_map_layers
+        from cnnviz.oip.compiled import compile_step, value_and_grad
+
+        k = keras()
+        ops = k.ops
+        self.model = model
+        self.layer = layer or last_conv_layer(model)
+        resolve_map_layers(model, [self.layer])
+        if "/" in self.layer:
+            raise CnnvizError("Grad-CAM on a layer inside a nested model is not supported yet")
+        from cnnviz.models import _input_struct, output_feeding
+
+        logits = _logit_tensor(model)
+        maps = output_feeding(logits, get_layer(model, self.layer))
+        self.features = k.Model(_input_struct(model), maps)
+        self.head = k.Model(maps, logits)
+
+        def cam(x: Any, onehot: Any) -> Any:
+            a = self.features(x)
+
+            def score(acts: Any) -> tuple[Any, Any]:
+                return ops.sum(self.head(acts) * onehot), acts
+
+            (_, _), g = value_and_grad(score)(a)
+            weights = ops.mean(g, axis=(1, 2), keepdims=True)
+            return ops.relu(ops.sum(weights * a, axis=-1))
+
+        self._cam = compile_step(cam)
+
+    def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None
+                  ) -> np.ndarray:
+        from skimage.transform import resize
+
+        ops = keras().ops
+        x = np.asarray(images, dtype=np.float32)
+        scores = np.asarray(self.head.predict(self.features.predict(x, verbose=0), verbose=0))
+        chosen = _targets(scores, target)
+        onehot = np.eye(scores.shape[1], dtype=np.float32)[chosen]
+        cams = ops.convert_to_numpy(self._cam(ops.convert_to_tensor(x),
+                                              ops.convert_to_tensor(onehot)))
+        size = x.shape[1:3]
+        return np.stack([resize(c, size, order=1, mode="edge", anti_aliasing=False)
+                         for c in cams])
+
+
+def make_method(name: str, model: Any, *, layer: str | None = None, seed: int = 0) -> Any:
+    """An attribution method by name: saliency, smoothgrad, gradcam, integrated_gradients."""
+    if name == "saliency":
+        return Saliency(model)
+    if name == "smoothgrad":
+        return SmoothGrad(Saliency(model), seed=seed)
+    if name == "gradcam":
+        return GradCAM(model, layer)
+    if name == "integrated_gradients":
+        return IntegratedGradients(model)
+    raise CnnvizError(f"unknown attribution method '{name}': use one of {', '.join(METHODS)}")
+
+
+def to_heatmap(attribution: np.ndarray) -> np.ndarray:
+    """One non-negative map per image: |attribution| maxed over channels for (N, H, W, C)."""
+    attribution = np.asarray(attribution)
+    return np.abs(attribution).max(axis=-1) if attribution.ndim == 4 else np.abs(attribution)
+
+
+def explain(model: Any, images: np.ndarray, methods: tuple[str, ...] = METHODS, *,
+            target: int | np.ndarray | None = None, layer: str | None = None,
+            seed: int = 0) -> dict[str, np.ndarray]:
+    """Display heatmaps (N, H, W) of each named method for model-ready ``images``."""
+    return {name: to_heatmap(make_method(name, model, layer=layer, seed=seed)
+                             .attribute(images, target)) for name in methods}
