@@ -168,5 +168,5 @@ def attribution_overlay(image: np.ndarray, heatmap: np.ndarray, *, title: str = 
         ax.set_axis_off()
     fig.colorbar(shown, ax=ax_map, shrink=0.8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=9)
     return fig

@@ -148,7 +148,7 @@ def write_attribution_views(image: np.ndarray, heatmaps: dict[str, np.ndarray], 
                             title: str) -> list[Path]:
     """Write ``explain_<method>.png`` (overlay) and ``explain.html`` (all methods)."""
     out = Path(out_dir)
-    fig = grids.attribution_overlay(image, heatmaps[method], title=f"{method}: {title}",
+    fig = grids.attribution_overlay(image, heatmaps[method], title=f"{method}\n{title}",
                                     value_range=value_range)
     written = [grids.save_png(fig, out / f"explain_{method}.png")]
     figure = html.attribution_figure(image, heatmaps, value_range=value_range, title=title)
