@@ -29,6 +29,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ModelArg = Annotated[Path | None, typer.Argument(
     help="A .keras or .h5 model file [default: the bundled reference CNN].", show_default=False)]
+DigitOpt = Annotated[int | None, typer.Option(help="Use a test image of this digit (0-9).")]
+IndexOpt = Annotated[int | None, typer.Option(help="Use the test image at this index.")]
+ImageOpt = Annotated[Path | None, typer.Option(help="Use this image file.")]
+InvertOpt = Annotated[bool, typer.Option(help="Invert an image file (dark ink on white).")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed (which image of --digit, noise).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the results of an earlier "
+                                                        "run in the same place.")]
 UnsafeOpt = Annotated[bool, typer.Option(
     "--unsafe", help="Allow Lambda layers (runs code from the model file: trusted files only).")]
 
@@ -40,6 +47,8 @@ def handle_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except typer.Exit:
+            raise
         except CnnvizError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
@@ -56,6 +65,18 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def guard_output(path: Path, force: bool) -> None:
+    """Refuse to overwrite an earlier run's results unless ``--force`` says so."""
+    if path.exists() and not force:
+        raise CnnvizError(f"{path} already exists: pass --force to overwrite it, or choose "
+                          "another --out")
+
+
+def print_notes(notes: list[str]) -> None:
+    for note in notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -97,17 +118,17 @@ def layers(model: ModelArg = None, unsafe: UnsafeOpt = False) -> None:
 @handle_errors
 def activations(
     model: ModelArg = None,
-    digit: Annotated[int | None, typer.Option(help="Use a test image of this digit (0-9).")] = None,
-    index: Annotated[int | None, typer.Option(help="Use the test image at this index.")] = None,
-    image: Annotated[Path | None, typer.Option(help="Use this image file.")] = None,
+    digit: DigitOpt = None,
+    index: IndexOpt = None,
+    image: ImageOpt = None,
     layers: Annotated[str | None, typer.Option(
         "--layers", help="Comma-separated layer names [default: every layer with maps].")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/activations"),
-    seed: Annotated[int, typer.Option(help="Which image of --digit to draw.")] = 0,
+    seed: SeedOpt = 0,
     scale: Annotated[str, typer.Option(help="Colour scale of PNG grids: shared or per-map.")]
         = "shared",
-    invert: Annotated[bool, typer.Option(help="Invert an image file (dark ink on white).")]
-        = False,
+    invert: InvertOpt = False,
+    force: ForceOpt = False,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Activation maps of every conv and pooling layer for one input (default: a digit 6)."""
@@ -119,11 +140,13 @@ def activations(
 
     if scale not in SCALES:
         raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(SCALES)}")
+    guard_output(out / "activations.npz", force)
     net = load_model(model, safe_mode=not unsafe)
     names = resolve_map_layers(net, _split(layers))
     dataset = load_mnist() if image is None else None
     choice = select_input(input_shape(net), input_range(net), digit=digit, index=index,
                           image=image, dataset=dataset, seed=seed, invert=invert)
+    print_notes(choice.notes)
     labels = None if choice.label is None else [choice.label]
     import numpy as np
 
@@ -217,7 +240,10 @@ def filters(
                                                "filter most beside its pattern.")] = 0,
     from_results: Annotated[Path | None, typer.Option(
         "--from", help="Redraw saved results (filters.npz) without recomputing.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run saved in --out, with "
+                                              "its own settings.")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/filters"),
+    force: ForceOpt = False,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Synthesize the image that maximally activates each filter of a layer (all at once)."""
@@ -229,6 +255,7 @@ def filters(
     if order not in ORDERS:
         raise CnnvizError(f"unknown order '{order}': use {' or '.join(ORDERS)}")
     if from_results is not None:
+        guard_output(out / "filters.html", force)
         result = FilterResult.load(from_results)
         written = write_filter_views(result, out, order=order)
         console.print(f"redrew {len(result.filters)} filters; wrote "
@@ -244,10 +271,29 @@ def filters(
                         preactivation=not post_activation, seed=seed)
     from cnnviz.models import load_model, resolve_map_layers
 
+    previous = None
+    if resume:
+        if not (out / "filters.npz").exists():
+            raise CnnvizError(f"nothing to resume: no filters.npz in {out}")
+        previous = FilterResult.load(out / "filters.npz")
+        if not previous.interrupted:
+            raise CnnvizError(f"{out / 'filters.npz'} is complete: nothing to resume")
+        settings = Settings.from_params(previous.params)
+        layer = previous.layer
+        examples = 0 if previous.example_images is None else previous.example_images.shape[1]
+        reference = previous.best_real is not None
+    else:
+        guard_output(out / "filters.npz", force)
     net = load_model(model, safe_mode=not unsafe)
     name = layer or _default_conv_layer(net)
     resolve_map_layers(net, [name])
     chosen = parse_indices(filter_spec, int(_layer(net, name).output.shape[-1]))
+    if previous is not None:
+        if previous.params.get("model") != net.name:
+            raise CnnvizError(f"the saved run is of model '{previous.params.get('model')}', "
+                              f"not '{net.name}'")
+        done = set(previous.filters.tolist())
+        chosen = [f for f in previous.params["requested"] if f not in done]
     if examples < 0:
         raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
     real = None
@@ -263,6 +309,8 @@ def filters(
         result = visualize_filters(
             net, name, chosen, settings, reference_images=real, examples=examples, batch=batch,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if previous is not None:
+        result = previous.merged(result)
     written = list(result.save(out / "filters.npz"))
     if len(result.filters):
         written += write_filter_views(result, out, order=order)
@@ -278,9 +326,8 @@ def filters(
         console.print(f"  filter {filter_index}: {note}", highlight=False)
     console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
     if result.interrupted:
-        requested = len(chosen) if chosen is not None else len(result.params["requested"])
         err_console.print(f"[bold red]interrupted:[/] saved {len(result.filters)} of "
-                          f"{requested} filters")
+                          f"{len(result.params['requested'])} filters; --resume continues")
         raise typer.Exit(130)
 
 
@@ -292,6 +339,7 @@ def kernels(
     channel: Annotated[int, typer.Option(help="Input channel to show when the layer has "
                                               "several.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/kernels"),
+    force: ForceOpt = False,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Show a convolution layer's kernel weights as images."""
@@ -300,6 +348,7 @@ def kernels(
     from cnnviz.models import load_model
     from cnnviz.render.views import write_kernel_views
 
+    guard_output(out / "kernels.html", force)
     net = load_model(model, safe_mode=not unsafe)
     target = _layer(net, layer)
     weights = getattr(target, "kernel", None)
@@ -331,6 +380,7 @@ def patterns(
         help="Average maps before or after their ReLU.")] = False,
     batch: Annotated[int, typer.Option(help="Images per batch.")] = 256,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/patterns"),
+    force: ForceOpt = False,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Which maps respond to which class: the mean map activation per class over a data set."""
@@ -341,6 +391,7 @@ def patterns(
 
     if top <= 0 or batch <= 0:
         raise CnnvizError("--top and --batch must be positive")
+    guard_output(out / "patterns.npz", force)
     net = load_model(model, safe_mode=not unsafe)
     name = layer or _default_conv_layer(net)
     resolve_map_layers(net, [name])
@@ -375,19 +426,19 @@ def patterns(
 @handle_errors
 def explain(
     model: ModelArg = None,
-    digit: Annotated[int | None, typer.Option(help="Use a test image of this digit (0-9).")] = None,
-    index: Annotated[int | None, typer.Option(help="Use the test image at this index.")] = None,
-    image: Annotated[Path | None, typer.Option(help="Use this image file.")] = None,
+    digit: DigitOpt = None,
+    index: IndexOpt = None,
+    image: ImageOpt = None,
     method: Annotated[str, typer.Option(help="Overlay of: saliency, smoothgrad, gradcam or "
                                              "integrated_gradients.")] = "gradcam",
     target: Annotated[int | None, typer.Option(help="Class to explain [default: the "
                                                     "predicted one].")] = None,
     layer: Annotated[str | None, typer.Option(help="Grad-CAM layer [default: the last conv "
                                                    "layer].")] = None,
-    seed: int = 0,
-    invert: Annotated[bool, typer.Option(help="Invert an image file (dark ink on white).")]
-        = False,
+    seed: SeedOpt = 0,
+    invert: InvertOpt = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/explain"),
+    force: ForceOpt = False,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Which pixels drove a prediction: saliency, SmoothGrad, Grad-CAM, integrated gradients."""
@@ -402,10 +453,12 @@ def explain(
     if method not in METHODS:
         raise CnnvizError(f"unknown attribution method '{method}': use one of "
                           f"{', '.join(METHODS)}")
+    guard_output(out / "explain.html", force)
     net = load_model(model, safe_mode=not unsafe)
     value_range = input_range(net)
     choice = select_input(input_shape(net), value_range, digit=digit, index=index, image=image,
                           seed=seed, invert=invert)
+    print_notes(choice.notes)
     x = choice.image[None]
     probabilities = np.asarray(net.predict(x, verbose=0))[0]
     predicted = int(np.argmax(probabilities))
@@ -447,6 +500,7 @@ def train(
     n_train: Annotated[int | None, typer.Option(help="Use only the first N training images.")]
         = None,
     seed: int = 0,
+    force: ForceOpt = False,
 ) -> None:
     """Train the reference CNN (RMSprop with momentum, a learning-rate schedule, L2) and save it."""
     from cnnviz.data import load_fashion_mnist, load_mnist
@@ -455,6 +509,7 @@ def train(
 
     if out.suffix.lower() not in (".keras", ".h5"):
         raise CnnvizError(f"--out must end in .keras or .h5, got {out.name}")
+    guard_output(out, force)
     learning_rate_schedule(schedule)  # validate before the data loads
     dataset = load_fashion_mnist() if data == "fashion" else load_mnist(data)
     x = dataset.x_train

@@ -141,20 +141,56 @@ def pick_digit(labels: np.ndarray, digit: int, seed: int = 0) -> int:
     return int(np.random.default_rng(seed).choice(candidates))
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as float pixels in 0..1, shape H×W or H×W×C."""
+MAX_MEGAPIXELS = 50
+MIN_SIDE = 2
+
+
+def read_image(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
+    """Read an image file as float pixels in 0..1, shape H×W or H×W×C. Conversions worth
+    knowing about (palette, alpha, 16 bit) are appended to ``notes``."""
     from skimage import io
 
     path = Path(path)
     if not path.is_file():
-        raise CnnvizError(f"image file not found: {path}")
+        raise CnnvizError(f"image file not found: {path}" if not path.exists()
+                          else f"{path} is not a file")
     if path.stat().st_size == 0:
         raise CnnvizError(f"image file {path} is empty (0 bytes)")
+    mode = _check_image_header(path)
     try:
-        image = io.imread(path)
+        image = np.asarray(io.imread(path))
     except Exception as exc:
         raise CnnvizError(f"cannot read image {path}: {str(exc).splitlines()[0] or exc}") from None
-    return to_unit_range(np.asarray(image), source=str(path))
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise CnnvizError(f"cannot use image {path}: its pixel array has shape {image.shape}")
+    if notes is not None:
+        if mode == "P":
+            notes.append(f"{path.name}: palette image read as its colours")
+        if image.ndim == 3 and image.shape[-1] in (2, 4):
+            notes.append(f"{path.name}: alpha channel dropped")
+        if image.dtype == np.uint16:
+            notes.append(f"{path.name}: 16-bit pixels scaled to 0..1 by 65535")
+    return to_unit_range(image, source=str(path))
+
+
+def _check_image_header(path: Path) -> str | None:
+    """Refuse images too small or too large before decoding them; returns the PIL mode."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as probe:
+            width, height, mode = probe.width, probe.height, probe.mode
+    except (UnidentifiedImageError, OSError):
+        return None  # not for PIL: scikit-image's other readers get their turn
+    except Image.DecompressionBombError:
+        width, height, mode = 10**6, 10**6, None
+    if min(width, height) < MIN_SIDE:
+        raise CnnvizError(f"image {path.name} is {width}×{height} pixels: too small to show "
+                          f"a shape (at least {MIN_SIDE}×{MIN_SIDE})")
+    if width * height > MAX_MEGAPIXELS * 10**6:
+        raise CnnvizError(f"image {path.name} is {width}×{height} pixels: larger than "
+                          f"{MAX_MEGAPIXELS} megapixels; shrink it first")
+    return mode
 
 
 def to_unit_range(image: np.ndarray, source: str = "image") -> np.ndarray:
@@ -230,11 +266,13 @@ def images_to_model_input(images: np.ndarray, shape: tuple[int, int, int],
 
 @dataclass
 class InputChoice:
-    """One model-ready input image with its label (if known) and where it came from."""
+    """One model-ready input image with its label (if known), where it came from, and notes on
+    how it was converted."""
 
     image: np.ndarray
     label: int | None
     source: str
+    notes: list[str] = field(default_factory=list)
 
 
 def select_input(shape: tuple[int, int, int], value_range: tuple[float, float] = (0.0, 1.0), *,
@@ -247,9 +285,16 @@ def select_input(shape: tuple[int, int, int], value_range: tuple[float, float] =
     if sum(option is not None for option in (digit, index, image)) > 1:
         raise CnnvizError("choose one input: --digit, --index or --image")
     if image is not None:
-        pixels = read_image(image)
+        notes: list[str] = []
+        pixels = read_image(image, notes)
+        colour = pixels.ndim == 3 and pixels.shape[-1] >= 3
+        if colour and shape[-1] == 1:
+            notes.append(f"{Path(image).name}: colour converted to grey")
+        if pixels.shape[:2] != shape[:2]:
+            notes.append(f"{Path(image).name}: resized from {pixels.shape[1]}×"
+                         f"{pixels.shape[0]} to {shape[1]}×{shape[0]}")
         return InputChoice(to_model_input(pixels, shape, value_range, invert=invert), None,
-                           f"image {Path(image).name}")
+                           f"image {Path(image).name}", notes)
     dataset = dataset or load_mnist()
     x_test, y_test = dataset.split("test")
     if index is None:

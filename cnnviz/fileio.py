@@ -31,6 +31,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:  # a full disk, a vanished folder: the old file stays as it was
+        tmp_path.unlink(missing_ok=True)
+        raise CnnvizError(f"could not write {target}: {exc.strerror or exc}") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

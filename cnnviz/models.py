@@ -9,6 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError
 
@@ -38,16 +40,28 @@ def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any
         raise CnnvizError(f"{model_path} is not a valid .keras file (not a zip archive)")
     if suffix != ".keras" and not _is_hdf5(model_path):
         raise CnnvizError(f"{model_path} is not a valid .h5 file (no HDF5 signature)")
+    k = keras()  # outside the try: a bad backend is its own error, not a bad file
     try:
-        model = keras().models.load_model(model_path, compile=False, safe_mode=safe_mode)
+        model = k.models.load_model(model_path, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types; the user needs one line
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             detail += " (pass --unsafe / safe_mode=False only for a model you trust)"
         raise CnnvizError(f"could not load model {model_path}: {detail}") from None
-    if not isinstance(model, keras().Model):
+    if not isinstance(model, k.Model):
         raise CnnvizError(f"{model_path} holds a {type(model).__name__}, not a Keras model")
+    check_finite_weights(model)
     return model
+
+
+def check_finite_weights(model: Any) -> None:
+    """Refuse a model with NaN or infinite weights: every output and gradient would be NaN."""
+    ops = keras().ops
+    for weights in model.weights:
+        if not np.isfinite(ops.convert_to_numpy(weights)).all():
+            owner = weights.path.split("/")[-2] if "/" in weights.path else weights.path
+            raise CnnvizError(f"the weights of layer '{owner}' contain NaN or Inf: the model's "
+                              "outputs and gradients would be NaN")
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -131,6 +145,9 @@ def resolve_map_layers(model: Any, names: list[str] | None) -> list[str]:
     """Validate layer path names that must have 2-D maps; ``None`` gives the convolution and
     pooling layers (or every layer with maps, if there are none)."""
     usable = [info.name for info in map_layers(model)]
+    if not usable:
+        raise CnnvizError(f"model '{model.name}' has no layer with 2-D maps (no convolution or "
+                          "pooling layer): nothing to show as maps")
     if names is None:
         infos = map_layers(model)
         return [i.name for i in infos if "Conv" in i.type or "Pool" in i.type] or usable

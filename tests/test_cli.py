@@ -117,13 +117,35 @@ def test_train_command(tmp_path):
                                                           "max_pooling2d_1"]
 
 
-def _bad_files(tmp_path: Path) -> dict[str, Path]:
-    (tmp_path / "notes.h5").write_text("not a model")
-    (tmp_path / "empty.png").write_bytes(b"")
-    (tmp_path / "text.png").write_text("not an image")
-    np.savez(tmp_path / "unlabelled.npz", x=np.zeros((3, 28, 28), np.uint8))
-    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 28, 28), np.uint8), y=np.zeros(0, int))
-    return {name: tmp_path / name for name in ("notes.h5", "empty.png", "text.png")}
+@pytest.fixture(scope="module")
+def bad_dir(tmp_path_factory, k):
+    """Every bad file the cases below hand to cnnviz, made once."""
+    from cnnviz.models import reference_model_path
+
+    d = tmp_path_factory.mktemp("bad")
+    (d / "notes.h5").write_text("not a model")
+    (d / "notes.keras").write_text("not a model")
+    (d / "empty.keras").write_bytes(b"")
+    (d / "folder.keras").mkdir()
+    whole = reference_model_path().read_bytes()
+    (d / "truncated.keras").write_bytes(whole[: len(whole) // 3])
+    (d / "empty.png").write_bytes(b"")
+    (d / "text.png").write_text("not an image")
+    (d / "a_file").write_text("in the way")
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(d / "dot.png")
+    Image.fromarray(np.zeros((1, 60_000), np.uint8)).resize((9000, 9000)).save(d / "huge.png")
+    np.savez(d / "unlabelled.npz", x=np.zeros((3, 28, 28), np.uint8))
+    np.savez(d / "empty.npz", x=np.zeros((0, 28, 28), np.uint8), y=np.zeros(0, int))
+    dense = k.Sequential([k.Input((28, 28, 1)), k.layers.Flatten(), k.layers.Dense(10)])
+    dense.save(d / "dense.keras")
+    inputs = k.Input((28, 28, 1))
+    k.Model(inputs, k.layers.Lambda(lambda t: t * 2.0)(inputs)).save(d / "lambda.keras")
+    broken = k.Sequential([k.Input((28, 28, 1)), k.layers.Conv2D(2, 3, name="c")])
+    kernel = np.ones((3, 3, 1, 2), np.float32)
+    kernel[0, 0, 0, 0] = np.nan
+    broken.get_layer("c").set_weights([kernel, np.zeros(2, np.float32)])
+    broken.save(d / "nan.keras")
+    return d
 
 
 BAD_INPUTS = {
@@ -166,16 +188,32 @@ BAD_INPUTS = {
                                "unknown attribution method 'lime'"),
     "explain bad target": (["explain", "--target", "12"], "class 12 is not an output"),
     "explain digit 10": (["explain", "--digit", "10"], "digit must be 0..9, got 10"),
+    "model is a folder": (["activations", "{tmp}/folder.keras"], "is a directory"),
+    "empty model file": (["layers", "{tmp}/empty.keras"], "is empty (0 bytes)"),
+    "text named .keras": (["layers", "{tmp}/notes.keras"], "not a valid .keras file"),
+    "truncated .keras": (["activations", "{tmp}/truncated.keras"], "not a valid .keras file"),
+    "model without conv": (["activations", "{tmp}/dense.keras"], "has no layer with 2-D maps"),
+    "filters without conv": (["filters", "{tmp}/dense.keras"], "has no layer with 2-D maps"),
+    "lambda needs --unsafe": (["layers", "{tmp}/lambda.keras"], "--unsafe"),
+    "NaN weights": (["activations", "{tmp}/nan.keras"],
+                    "the weights of layer 'c' contain NaN or Inf"),
+    "1x1 image": (["activations", "--image", "{tmp}/dot.png"], "is 1×1 pixels: too small"),
+    "huge image": (["activations", "--image", "{tmp}/huge.png"], "larger than 50 megapixels"),
+    "image is a folder": (["activations", "--image", "{tmp}/folder.keras"], "is not a file"),
+    "out under a file": (["activations", "--out", "{tmp}/a_file/out"], "cannot write to"),
+    "resume with nothing": (["filters", "--resume"], "nothing to resume"),
+    "train over a model": (["train", "--out", "{tmp}/dense.keras"],
+                           "already exists: pass --force"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_one_clear_line(tmp_path, case):
+def test_bad_input_is_one_clear_line(tmp_path, bad_dir, case):
     args, message = BAD_INPUTS[case]
-    _bad_files(tmp_path)
     out = tmp_path / "out"
-    args = [a.format(tmp=tmp_path) for a in args]
-    if args[0] in ("activations", "filters", "kernels", "patterns", "explain"):
+    args = [a.format(tmp=bad_dir, out=out) for a in args]
+    if args[0] in ("activations", "filters", "kernels", "patterns", "explain") \
+            and "--out" not in args:
         args += ["--out", str(out)]
     result = run(*args)
     assert result.exit_code == 1
@@ -268,3 +306,77 @@ def test_explain_command(tmp_path):
     assert len(spec["data"]) == 5  # the input and four methods
     titles = [a["text"] for a in spec["layout"]["annotations"]]
     assert titles == ["input", "saliency", "smoothgrad", "gradcam", "integrated_gradients"]
+
+
+def test_existing_output_needs_force(tmp_path):
+    first = run("kernels", "--out", tmp_path)
+    assert first.exit_code == 0
+    before = (tmp_path / "kernels.html").read_bytes()
+    second = run("kernels", "--out", tmp_path)
+    assert second.exit_code == 1
+    assert "kernels.html already exists: pass --force" in second.stderr
+    assert (tmp_path / "kernels.html").read_bytes() == before
+    assert run("kernels", "--out", tmp_path, "--force").exit_code == 0
+
+
+def test_unknown_backend_is_one_line():
+    code = "from cnnviz.cli import main\nmain()"
+    result = subprocess.run([sys.executable, "-c", code, "layers"], capture_output=True,
+                            text=True, env={**os.environ, "KERAS_BACKEND": "theano"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: unknown Keras backend 'theano' (KERAS_BACKEND): "
+                                     "cnnviz runs on tensorflow or jax")
+
+
+def test_image_conversions_are_noted(tmp_path):
+    rgba = np.zeros((40, 30, 4), np.uint8)
+    rgba[10:30, 10:20] = [255, 255, 255, 255]
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    Image.fromarray(rgba[..., :3]).convert("P").save(tmp_path / "palette.png")
+    result = run("activations", "--image", tmp_path / "rgba.png", "--out", tmp_path / "a")
+    assert result.exit_code == 0
+    assert "note: rgba.png: alpha channel dropped" in result.stderr
+    assert "note: rgba.png: resized from 30×40 to 28×28" in result.stderr
+    palette = run("explain", "--image", tmp_path / "palette.png", "--out", tmp_path / "p")
+    assert palette.exit_code == 0 and "palette image read as its colours" in palette.stderr
+
+
+def test_interrupted_gallery_resumes_to_the_same_result(tmp_path, monkeypatch):
+    import cnnviz.oip.optimize as engine
+
+    args = ["filters", "--layer", "conv2d_2", "--filters", "0-5", "--steps", "3", "--batch",
+            "2", "--no-reference"]
+    assert run(*args, "--out", tmp_path / "whole").exit_code == 0
+    real_run = engine._Stepper.run
+    calls = []
+
+    def interrupted(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 2:  # Ctrl-C during the second chunk
+            raise KeyboardInterrupt
+        return real_run(self, *a, **kw)
+
+    monkeypatch.setattr(engine._Stepper, "run", interrupted)
+    cut = run(*args, "--out", tmp_path / "cut")
+    assert cut.exit_code == 130 and "saved 2 of 6 filters; --resume continues" in cut.stderr
+    from cnnviz.oip.results import FilterResult
+
+    partial = FilterResult.load(tmp_path / "cut" / "filters.npz")
+    assert partial.interrupted and partial.filters.tolist() == [0, 1]
+    monkeypatch.setattr(engine._Stepper, "run", real_run)
+    resumed = run("filters", "--resume", "--out", tmp_path / "cut")
+    assert resumed.exit_code == 0, resumed.output
+    done = FilterResult.load(tmp_path / "cut" / "filters.npz")
+    whole = FilterResult.load(tmp_path / "whole" / "filters.npz")
+    assert not done.interrupted and done.filters.tolist() == list(range(6))
+    np.testing.assert_array_equal(done.images, whole.images)
+    np.testing.assert_array_equal(done.activation, whole.activation)
+
+
+def test_same_seed_gives_byte_identical_results(tmp_path):
+    args = ["filters", "--layer", "conv2d_1", "--filters", "0-2", "--steps", "4", "--jitter",
+            "1", "--no-reference", "--seed", "3"]
+    assert run(*args, "--out", tmp_path / "a").exit_code == 0
+    assert run(*args, "--out", tmp_path / "b").exit_code == 0
+    assert (tmp_path / "a" / "filters.npz").read_bytes() == \
+        (tmp_path / "b" / "filters.npz").read_bytes()

@@ -153,3 +153,21 @@ def test_keras_source_offline_gives_a_clear_error(monkeypatch, k):
     monkeypatch.setattr(k.datasets.mnist, "load_data", offline)
     with pytest.raises(CnnvizError, match="needs the internet once.*source='bundled'"):
         load_mnist("keras")
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    from cnnviz.fileio import write_bytes
+
+    target = write_bytes(tmp_path / "result.bin", b"old")
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("pathlib.Path.write_bytes", full)
+    with pytest.raises(CnnvizError, match="could not write .*result.bin: No space left"):
+        write_bytes(target, b"new")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.bin"]  # no temporary left over

@@ -47,6 +47,18 @@ class Settings:
     seed: int = 0
     jit_compile: bool = False
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Settings:
+        """The settings recorded in a result's ``params`` (to resume a run exactly)."""
+        from dataclasses import fields
+
+        names = {f.name for f in fields(cls)} - {"transforms"}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
+                  if k in names}
+        moves = {k: tuple(v) if isinstance(v, list) else v
+                 for k, v in params.get("transforms", {}).items()}
+        return cls(**values, transforms=Transforms(**moves))
+
     def __post_init__(self) -> None:
         if self.steps <= 0:
             raise CnnvizError(f"steps must be positive, got {self.steps}")
@@ -301,6 +313,7 @@ def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
     from cnnviz.activations import top_examples
     from cnnviz.data import images_to_model_input
     from cnnviz.models import (
+        check_finite_weights,
         get_layer,
         has_fused_activation,
         input_range,
@@ -318,11 +331,7 @@ def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
     if bad.size:
         raise CnnvizError(f"filter {int(bad[0])} is out of range: layer '{layer}' has "
                           f"{n_maps} filters (0..{n_maps - 1})")
-    for weights in model.weights:
-        if not np.isfinite(keras().ops.convert_to_numpy(weights)).all():
-            owner = weights.path.split("/")[-2] if "/" in weights.path else weights.path
-            raise CnnvizError(f"the weights of layer '{owner}' contain NaN or Inf: every "
-                              "gradient through them would be NaN")
+    check_finite_weights(model)
     preact = settings.preactivation and has_fused_activation(model, layer)
     settings = replace(settings, preactivation=preact)
     objective = objective or obj.channel(layer)

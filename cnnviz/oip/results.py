@@ -70,3 +70,30 @@ class FilterResult:
                    a["curves"], a.get("best_real"), {int(k): v for k, v in meta["notes"].items()},
                    meta["params"], meta["interrupted"], a.get("example_images"),
                    a.get("example_values"), a.get("example_indices"))
+
+    def merged(self, other: FilterResult) -> FilterResult:
+        """This result and ``other`` (more filters of the same run) as one, in the order the
+        run requested its filters."""
+        if other.layer != self.layer:
+            raise ValueError("results of different layers")
+        requested = list(self.params.get("requested", [])) or list(self.filters)
+        parts = (self, other)
+
+        def joined(name: str) -> np.ndarray | None:
+            values = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in values) else np.concatenate(values)
+
+        filters = np.concatenate([self.filters, other.filters])
+        rank = {f: i for i, f in enumerate(requested)}
+        order = np.argsort([rank.get(int(f), len(rank) + int(f)) for f in filters], kind="stable")
+
+        def pick(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[order]
+
+        done = {int(f) for f in filters}
+        return FilterResult(
+            self.layer, filters[order], pick(joined("images")), pick(joined("activation")),
+            pick(joined("post_max")), pick(joined("curves")), pick(joined("best_real")),
+            {**self.notes, **other.notes}, self.params,
+            any(f not in done for f in requested), pick(joined("example_images")),
+            pick(joined("example_values")), pick(joined("example_indices")))
