@@ -142,48 +142,74 @@ class SmoothGrad:
 
 
 def last_conv_layer(model: Any) -> str:
-    """The deepest layer with 2-D maps that is a convolution."""
+    """The deepest top-level layer with 2-D maps that is a convolution or a nested model (a
+    transfer-learning base: its output is its last conv block's maps)."""
     from cnnviz.models import map_layers
 
-    convs = [info.name for info in map_layers(model) if "Conv" in info.type]
-    if not convs:
+    candidates = [info.name for info in map_layers(model) if "/" not in info.name
+                  and ("Conv" in info.type or info.type in ("Functional", "Sequential"))]
+    if not candidates:
         raise CnnvizError(f"model '{model.name}' has no convolution layer for Grad-CAM")
-    return convs[-1]
+    return candidates[-1]
 
 
 class GradCAM:
-    """Grad-CAM: the maps of a conv layer (default: the last one) weighted by the spatial mean
+    """Grad-CAM: the maps of a layer (default: the last conv layer) weighted by the spatial mean
     of the target logit's gradient, summed, passed through ReLU and resized to the input."""
 
     def __init__(self, model: Any, layer: str | None = None) -> None:
-        from cnnviz.models import get_layer, resolve_map_layers
-        from cnnviz.oip.compiled import compile_step, value_and_grad
+        from cnnviz.models import _input_struct, get_layer, output_feeding, resolve_map_layers
+        from cnnviz.oip.compiled import backend_name, compile_step
 
         k = keras()
-        ops = k.ops
         self.model = model
         self.layer = layer or last_conv_layer(model)
         resolve_map_layers(model, [self.layer])
         if "/" in self.layer:
-            raise CnnvizError("Grad-CAM on a layer inside a nested model is not supported yet")
-        from cnnviz.models import _input_struct, output_feeding
-
+            raise CnnvizError(f"Grad-CAM needs a top-level layer; '{self.layer}' is inside a "
+                              f"nested model (use '{self.layer.split('/')[0]}', its output)")
         logits = _logit_tensor(model)
         maps = output_feeding(logits, get_layer(model, self.layer))
-        self.features = k.Model(_input_struct(model), maps)
-        self.head = k.Model(maps, logits)
+        # One model with both outputs: the maps tensor it returns is the one the logits are
+        # computed from, so residual paths around the layer are handled.
+        self.both = k.Model(_input_struct(model), [maps, logits])
+        self._cam = compile_step(self._tf_cam() if backend_name() == "tensorflow"
+                                 else self._head_cam(maps, logits))
+
+    def _tf_cam(self) -> Any:
+        """TensorFlow: the gradient with respect to the returned maps tensor itself."""
+        import tensorflow as tf
 
         def cam(x: Any, onehot: Any) -> Any:
-            a = self.features(x)
+            with tf.GradientTape() as tape:
+                a, out = self.both(x)
+                score = tf.reduce_sum(out * onehot)
+            g = tape.gradient(score, a)
+            weights = tf.reduce_mean(g, axis=(1, 2), keepdims=True)
+            return tf.nn.relu(tf.reduce_sum(weights * a, axis=-1))
 
-            def score(acts: Any) -> tuple[Any, Any]:
-                return ops.sum(self.head(acts) * onehot), acts
+        return cam
 
-            (_, _), g = value_and_grad(score)(a)
+    def _head_cam(self, maps: Any, logits: Any) -> Any:
+        """Other backends: the part of the model after the layer as a function of the maps
+        (models whose later layers need nothing else, i.e. no skip path around the layer)."""
+        from cnnviz.oip.compiled import value_and_grad
+
+        k = keras()
+        ops = k.ops
+        try:
+            head = k.Model(maps, logits)
+        except ValueError:
+            raise CnnvizError(f"Grad-CAM on '{self.layer}' needs the tensorflow backend: a "
+                              "path around the layer reaches the output") from None
+
+        def cam(x: Any, onehot: Any) -> Any:
+            a, _ = self.both(x)
+            _, g = value_and_grad(lambda acts: (ops.sum(head(acts) * onehot), acts))(a)
             weights = ops.mean(g, axis=(1, 2), keepdims=True)
             return ops.relu(ops.sum(weights * a, axis=-1))
 
-        self._cam = compile_step(cam)
+        return cam
 
     def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None
                   ) -> np.ndarray:
@@ -191,7 +217,7 @@ class GradCAM:
 
         ops = keras().ops
         x = np.asarray(images, dtype=np.float32)
-        scores = np.asarray(self.head.predict(self.features.predict(x, verbose=0), verbose=0))
+        scores = np.asarray(self.both.predict(x, verbose=0)[1])
         chosen = _targets(scores, target)
         onehot = np.eye(scores.shape[1], dtype=np.float32)[chosen]
         cams = ops.convert_to_numpy(self._cam(ops.convert_to_tensor(x),

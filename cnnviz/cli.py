@@ -231,7 +231,8 @@ def filters(
     post_activation: Annotated[bool, typer.Option(
         "--post-activation", help="Maximize the map after its ReLU instead of before.")] = False,
     batch: Annotated[int | None, typer.Option(help="Images per compiled step [default: as "
-                                                   "many as fit 512 MiB].")] = None,
+                                                   "many as fit --budget].")] = None,
+    budget: Annotated[int, typer.Option(help="Memory budget of a step, MiB.")] = 512,
     seed: int = 0,
     order: Annotated[str, typer.Option(help="Gallery order: index or activation.")] = "index",
     reference: Annotated[bool, typer.Option(help="Compare with the best real image of the "
@@ -296,6 +297,8 @@ def filters(
         chosen = [f for f in previous.params["requested"] if f not in done]
     if examples < 0:
         raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
+    if budget <= 0:
+        raise CnnvizError(f"--budget must be positive, got {budget}")
     real = None
     if reference or examples:
         from cnnviz.data import load_mnist
@@ -308,6 +311,7 @@ def filters(
         task = progress.add_task(f"{name}: ascent steps", total=None)
         result = visualize_filters(
             net, name, chosen, settings, reference_images=real, examples=examples, batch=batch,
+            budget=budget * 2**20,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total))
     if previous is not None:
         result = previous.merged(result)
@@ -315,6 +319,12 @@ def filters(
     if len(result.filters):
         written += write_filter_views(result, out, order=order)
     live = ~result.dead
+    from cnnviz.oip.optimize import bytes_per_image
+
+    per_image = bytes_per_image(net, name) / 2**20
+    chunks = -(-len(result.params["requested"]) // result.params["chunk"])
+    console.print(f"memory: ~{per_image:.2f} MiB per image in a step; budget {budget} MiB → "
+                  f"{chunks} chunk(s) of up to {result.params['chunk']} images", highlight=False)
     summary = (f"{name}: {len(result.filters)} filters in chunks of {result.params['chunk']}; "
                f"mean activation {result.activation.mean() if live.size else float('nan'):.3f}; "
                f"{int(result.dead.sum())} dead")
