@@ -488,6 +488,41 @@ def explain(
 
 @app.command()
 @handle_errors
+def report(
+    model: ModelArg = None,
+    results: Annotated[Path | None, typer.Option(
+        "--from", help="Folder with saved results (filters.npz, patterns.npz) to reuse.")]
+        = None,
+    layer: Annotated[str | None, typer.Option(help="Layer of the filter gallery [default: the "
+                                              "deepest conv layer].")] = None,
+    steps: Annotated[int, typer.Option(help="Ascent steps when filters are computed.")] = 100,
+    examples: Annotated[int, typer.Option(help="Real images beside each filter.")] = 9,
+    seed: SeedOpt = 0,
+    out: Annotated[Path, typer.Option(help="The report file.")] = Path("cnnviz-out/report.html"),
+    force: ForceOpt = False,
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """One self-contained HTML report: summary, activations, filters, class patterns,
+    attributions."""
+    from cnnviz.fileio import write_text
+    from cnnviz.models import load_model
+    from cnnviz.report import build_report
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise CnnvizError(f"--out must be an .html file, got {out.name}")
+    if steps <= 0 or examples < 0:
+        raise CnnvizError("--steps must be positive and --examples ≥ 0")
+    guard_output(out, force)
+    net = load_model(model, safe_mode=not unsafe)
+    with err_console.status("building the report") as status:
+        page = build_report(net, results=results, layer=layer, steps=steps, examples=examples,
+                            seed=seed, status=lambda what: status.update(f"report: {what}"))
+    write_text(out, page)
+    console.print(f"wrote {out} ({len(page) / 2**20:.1f} MiB)", highlight=False)
+
+
+@app.command()
+@handle_errors
 def train(
     out: Annotated[Path, typer.Option(help="Where to save the model (.keras or .h5).")]
         = Path("cnnviz-out/reference_cnn.keras"),

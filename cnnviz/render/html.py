@@ -111,8 +111,11 @@ def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarr
               for c in range(channels)]
     z, where, corners = planes[0]
     if channels == 1:
-        picture = go.Heatmap(z=(z * (hi - lo) + lo).astype(np.float32), colorscale="gray",
-                             zmin=lo, zmax=hi, showscale=False, hoverinfo="skip")
+        # Display only (hover lives on the tile grid): 8-bit grey levels, gaps white, keep
+        # the page small.
+        grey = np.round(np.nan_to_num(z, nan=1.0) * 255).astype(np.uint8)
+        picture = go.Heatmap(z=grey, colorscale="gray", zmin=0, zmax=255, showscale=False,
+                             hoverinfo="skip")
     else:
         rgb = np.stack([p[0] for p in planes], axis=-1)
         picture = go.Image(z=np.round(255 * np.nan_to_num(rgb, nan=1.0)).astype(np.uint8),
@@ -136,7 +139,8 @@ def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarr
                    for (top, left), label, flag in zip(corners, labels, flagged, strict=True)]
     fig = go.Figure([picture, hover])
     fig.update_layout(title=dict(text=title), annotations=annotations, plot_bgcolor="white",
-                      height=int(140 + 95 * rows), margin=dict(l=10, r=10, t=60, b=10))
+                      height=int(min(140 + 95 * rows, 130 + 1000 * z.shape[0] / z.shape[1])),
+                      margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(visible=False, constrain="domain", range=[-0.5, z.shape[1] - 0.5])
     fig.update_yaxes(visible=False, range=[z.shape[0] - 0.5, -0.5 - gap], scaleanchor="x")
     return fig
@@ -245,17 +249,83 @@ PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
 p.meta { color: #555; }
+table.summary { border-collapse: collapse; font-size: 0.9rem; }
+table.summary td, table.summary th { border-bottom: 1px solid #ddd; padding: 2px 10px;
+  text-align: left; }
 """
 
 
+def figure_div(fig: Any, div_id: str) -> str:
+    """A plotly figure as a ``<div>`` plus its script, for a page that inlines plotly.js."""
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                       config={"displaylogo": False, "responsive": True})
+
+
+def switchable_maps(maps: list[dict[str, np.ndarray]], input_labels: list[str],
+                    div_id: str = "activation-maps") -> str:
+    """HTML: the maps of every layer for several inputs (``maps[i][layer]`` is H×W×M), with two
+    menus, input and layer, that show one mosaic at a time; hover shows map, position, value."""
+    import plotly.graph_objects as go
+
+    layers = list(maps[0])
+    fig = go.Figure()
+    for i, per_layer in enumerate(maps):
+        for j, name in enumerate(layers):
+            z, where, _ = mosaic(per_layer[name], gap=max(1, round(0.3 * per_layer[name]
+                                                                         .shape[0])))
+            fig.add_trace(go.Heatmap(
+                z=z.astype(np.float32),
+                customdata=where[..., 0].astype(np.uint8 if z.size and where.max() < 255
+                                                else np.int16),
+                colorscale="Viridis", name=f"{input_labels[i]} · {name}",
+                visible=i == 0 and j == 0, hoverongaps=False,
+                hovertemplate=(f"{html.escape(name)}<br>map %{{customdata}}<br>"
+                               "value %{z:.4g}<extra></extra>")))
+    fig.update_layout(height=640, margin=dict(l=20, r=20, t=20, b=20), plot_bgcolor="white")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+
+    def options(labels: list[str]) -> str:
+        return "".join(f'<option value="{n}">{html.escape(label)}</option>'
+                       for n, label in enumerate(labels))
+
+    controls = (f'<p><label>input <select id="{div_id}-input">{options(input_labels)}</select>'
+                f'</label> <label>layer <select id="{div_id}-layer">{options(layers)}</select>'
+                "</label></p>")
+    script = f"""<script>
+(function () {{
+  const inputs = {len(maps)}, layers = {len(layers)};
+  function show() {{
+    const i = +document.getElementById("{div_id}-input").value;
+    const l = +document.getElementById("{div_id}-layer").value;
+    const visible = [];
+    for (let a = 0; a < inputs; a++) for (let b = 0; b < layers; b++)
+      visible.push(a === i && b === l);
+    Plotly.restyle("{div_id}", {{visible: visible}});
+  }}
+  document.getElementById("{div_id}-input").addEventListener("change", show);
+  document.getElementById("{div_id}-layer").addEventListener("change", show);
+}})();
+</script>"""
+    return controls + figure_div(fig, div_id) + script
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain HTML table."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def page(title: str, sections: list[tuple[str, Any]], *, intro: str = "") -> str:
-    """A self-contained HTML page: plotly.js inlined once, then each (heading, figure) section."""
+    """A self-contained HTML page: plotly.js inlined once, then each (heading, figure or raw
+    HTML) section."""
     from plotly.offline import get_plotlyjs
 
     parts = []
     for i, (heading, fig) in enumerate(sections):
-        body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}",
-                           config={"displaylogo": False, "responsive": True})
+        body = fig if isinstance(fig, str) else figure_div(fig, f"figure-{i}")
         parts.append(f"<section><h2>{html.escape(heading)}</h2>\n{body}\n</section>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

@@ -55,20 +55,15 @@ def _with_examples(images: np.ndarray, examples: np.ndarray) -> np.ndarray:
     return np.concatenate([images.astype(np.float64), blank, real], axis=2)
 
 
-def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str = "index",
-                       title: str = "") -> list[Path]:
-    """Write ``filters.png`` and ``filters.html`` galleries of a filter result (tiles ordered by
-    filter index or by activation, dead filters flagged in red; with dataset examples, each
-    synthesized image is followed by the real images that excite its filter most)."""
+def _gallery_parts(result: FilterResult, order: str) -> dict:
+    """Everything both galleries show: tiles, labels, flags, hover values and template."""
     if order not in ORDERS:
         raise CnnvizError(f"unknown order '{order}': use {' or '.join(ORDERS)}")
-    out = Path(out_dir)
     n = len(result.filters)
     if n == 0:
         raise CnnvizError("no finished filters to draw")
     idx = np.arange(n) if order == "index" else np.argsort(-result.activation, kind="stable")
     lo, hi = result.params.get("value_range", (0.0, 1.0))
-    value_range = (float(lo), float(hi))
     flagged = [bool(result.dead[i]) or int(result.filters[i]) in result.notes for i in idx]
     labels = [f"{result.filters[i]}: {result.activation[i]:.2f}" + (" dead" if result.dead[i]
                                                                     else "") for i in idx]
@@ -90,15 +85,34 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
                      f"%{{customdata[{len(columns) + 1}]:.3g}}")
         columns += [result.example_values[idx, 0], result.example_values[idx, -1]]
     dead = int(result.dead.sum())
-    heading = title or (f"{result.layer}: {n} filters, {result.params.get('steps', '?')} steps"
-                        f"{f', {dead} dead' if dead else ''}")
-    fig = grids.image_gallery(shown, labels, value_range=value_range, title=heading,
-                              flagged=flagged, columns=per_row)
+    heading = (f"{result.layer}: {n} filters, {result.params.get('steps', '?')} steps"
+               f"{f', {dead} dead' if dead else ''}")
+    return dict(idx=idx, shown=shown, labels=labels, flagged=flagged, per_row=per_row,
+                values=np.stack(columns, axis=1), template=template, heading=heading,
+                value_range=(float(lo), float(hi)))
+
+
+def filter_gallery_figure(result: FilterResult, order: str = "index"):
+    """The interactive (plotly) gallery of a filter result."""
+    p = _gallery_parts(result, order)
+    return html.image_gallery_figure(p["shown"], p["labels"], p["values"], p["template"],
+                                     value_range=p["value_range"], flagged=p["flagged"],
+                                     title=p["heading"], columns=p["per_row"])
+
+
+def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str = "index",
+                       title: str = "") -> list[Path]:
+    """Write ``filters.png`` and ``filters.html`` galleries of a filter result (tiles ordered by
+    filter index or by activation, dead filters flagged in red; with dataset examples, each
+    synthesized image is followed by the real images that excite its filter most)."""
+    out = Path(out_dir)
+    p = _gallery_parts(result, order)
+    heading = title or p["heading"]
+    fig = grids.image_gallery(p["shown"], p["labels"], value_range=p["value_range"],
+                              title=heading, flagged=p["flagged"], columns=p["per_row"])
     written = [grids.save_png(fig, out / "filters.png")]
-    figure = html.image_gallery_figure(shown, labels, np.stack(columns, axis=1), template,
-                                       value_range=value_range, flagged=flagged,
-                                       title=heading, columns=per_row)
-    sections = [("Optimal input patterns", figure)]
+    sections = [("Optimal input patterns", filter_gallery_figure(result, order))]
+    idx = p["idx"]
     curves = html.curves_figure(result.curves[idx], [f"filter {result.filters[i]}" for i in idx])
     sections.append(("Activation during the ascent", curves))
     intro = (f"model {result.params.get('model', '?')}; objective "

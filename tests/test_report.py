@@ -1,0 +1,72 @@
+"""The report: one self-contained HTML file, opened in headless Chromium."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from plotly_page import figures
+from typer.testing import CliRunner
+
+from cnnviz.cli import app
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(os.environ.get("CNNVIZ_ARTIFACTS", Path(__file__).parent.parent /
+                                "test-artifacts"))
+SECTIONS = ["Model cnnviz_reference_cnn", "Activation maps", "Optimal input patterns of conv2d_3",
+            "Class activation patterns", "Attribution maps"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    runner = CliRunner()
+    saved = runner.invoke(app, ["filters", "--filters", "0-7", "--steps", "4", "--examples", "2",
+                                "--out", str(out / "results" / "filters")])
+    assert saved.exit_code == 0, saved.output
+    result = runner.invoke(app, ["report", "--from", str(out / "results"), "--out",
+                                 str(out / "report.html")])
+    assert result.exit_code == 0, result.output
+    return out / "report.html"
+
+
+def test_report_is_self_contained_and_reuses_saved_results(report):
+    page = report.read_text()
+    assert "<script src=" not in page and page.count("Plotly.newPlot") == 4
+    for heading in SECTIONS:
+        assert f"<h2>{heading}</h2>" in page
+    specs = {spec["id"]: spec for spec in figures(page)}
+    assert len(specs["activation-maps"]["data"]) == 10 * 5  # ten digits × five layers
+    gallery = specs["figure-2"]["layout"]["title"]["text"]
+    assert gallery == "conv2d_3: 8 filters, 4 steps"  # from the saved run, not recomputed
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_report_in_headless_chromium(report):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    errors = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(report.as_uri())
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length"
+                               " >= 4")
+        assert page.eval_on_selector_all("h2", "els => els.map(e => e.textContent)") == SECTIONS
+        visible = ("() => document.getElementById('activation-maps').data"
+                   ".filter(t => t.visible === true).map(t => t.name)")
+        assert page.evaluate(visible) == ["digit 0 (test image 839): predicted 0 · conv2d_1"]
+        page.select_option("#activation-maps-layer", "2")
+        page.wait_for_function(visible.replace("() =>", "() => (") + ")[0].endsWith('conv2d_2')")
+        page.select_option("#activation-maps-input", "6")
+        shown = page.evaluate(visible)
+        assert len(shown) == 1 and shown[0].startswith("digit 6") and "conv2d_2" in shown[0]
+        for div in ("figure-2", "figure-3", "figure-4"):
+            assert page.eval_on_selector(f"#{div} .main-svg", "e => e.getBBox().height") > 100
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=False)
+        browser.close()
+    assert errors == []
