@@ -523,6 +523,32 @@ def report(
 
 @app.command()
 @handle_errors
+def gallery(
+    out: Annotated[Path, typer.Option(help="Gallery folder.")] = Path("gallery"),
+    steps: Annotated[int, typer.Option(help="Ascent steps of the filter gallery.")] = 100,
+    seed: SeedOpt = 0,
+) -> None:
+    """Rebuild the gallery: every command's output on the bundled model, same seeds each time."""
+    runs = [
+        ["activations", "--digit", "6", "--out", str(out / "activations")],
+        ["filters", "--examples", "9", "--steps", str(steps), "--out", str(out / "filters")],
+        ["kernels", "--out", str(out / "kernels")],
+        ["patterns", "--out", str(out / "patterns")],
+        ["explain", "--digit", "6", "--method", "integrated_gradients", "--out",
+         str(out / "explain")],
+        ["report", "--from", str(out), "--steps", str(steps), "--out",
+         str(out / "report.html")],
+    ]
+    for args in runs:
+        err_console.print(f"[bold]cnnviz {' '.join(args)}[/]", highlight=False)
+        code = app(args + ["--seed", str(seed)] * (args[0] not in ("kernels", "patterns")) +
+                   ["--force"], standalone_mode=False)
+        if code:  # the step printed its error already
+            raise typer.Exit(code)
+
+
+@app.command()
+@handle_errors
 def train(
     out: Annotated[Path, typer.Option(help="Where to save the model (.keras or .h5).")]
         = Path("cnnviz-out/reference_cnn.keras"),

@@ -70,3 +70,17 @@ def test_report_in_headless_chromium(report):
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=False)
         browser.close()
     assert errors == []
+
+
+def test_gallery_rebuilds_reproducibly(tmp_path):
+    runner = CliRunner()
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["gallery", "--out", str(tmp_path / name), "--steps", "3"])
+        assert result.exit_code == 0, result.output
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
+                   if p.is_file())
+    assert {f.parts[0] for f in files} == {"activations", "filters", "kernels", "patterns",
+                                           "explain", "report.html"}
+    assert any(f.suffix == ".png" for f in files) and any(f.suffix == ".npz" for f in files)
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
