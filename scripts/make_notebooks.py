@@ -1,0 +1,118 @@
+"""Write the tutorial notebooks in notebooks/ (unexecuted): ``python scripts/make_notebooks.py``.
+
+Each notebook reads ``CNNVIZ_QUICK=1`` (set by the tests) to run on small settings. Cells
+written ``"md:..."`` are markdown, the others code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+SETUP = """import os
+QUICK = os.environ.get("CNNVIZ_QUICK") == "1"   # the tests run every notebook on small settings
+import numpy as np
+import cnnviz"""
+
+NOTEBOOKS = {
+    "01_training.ipynb": [
+        "md:# 01 · Training the reference CNN\n\nThe classic Conv32-Pool-Conv64-Pool-Conv128-"
+        "Dense120-Dense10 network, trained with RMSprop (momentum), an InverseTimeDecay schedule "
+        "and L2 on the dense layers, on the bundled MNIST sample (9,000 train / 1,000 test).",
+        SETUP,
+        """data = cnnviz.load_mnist()
+model = cnnviz.build_cnn(conv_filters=(32, 64, 128), pool_after=(1, 2), dense_units=(120,),
+                         l2=5e-4)
+model.summary()""",
+        """result = cnnviz.train(data, model=model, epochs=1 if QUICK else 5,
+                      n_train=1024 if QUICK else None, schedule="inverse_time")
+print(f"test accuracy {result.test_accuracy:.3f}")""",
+        """import plotly.graph_objects as go
+epochs = list(range(1, len(result.history["loss"]) + 1))
+fig = go.Figure([go.Scatter(x=epochs, y=result.history["loss"], name="loss"),
+                 go.Scatter(x=epochs, y=result.history["accuracy"], name="accuracy")])
+fig.update_layout(xaxis_title="epoch", height=320)
+fig""",
+        """import tempfile
+path = cnnviz.save_model(result.model, tempfile.mkdtemp() + "/my_cnn.keras")
+cnnviz.list_layers(cnnviz.load_model(path))[:3]""",
+    ],
+    "02_activations.ipynb": [
+        "md:# 02 · Activation maps\n\nEvery map of every conv and pooling layer for one "
+        "handwritten digit, as an interactive plotly figure: pick a layer, hover a pixel.",
+        SETUP,
+        """model = cnnviz.load_model()           # the bundled reference CNN
+choice = cnnviz.select_input((28, 28, 1), cnnviz.input_range(model), digit=6)
+acts = cnnviz.activations(model, choice.image[None])
+print(choice.source, "→ predicted", int(acts.predictions[0]))
+{name: maps.shape for name, maps in acts.maps.items()}""",
+        """from cnnviz.render import html
+html.layer_maps_figure({name: maps[0] for name, maps in acts.maps.items()})""",
+        """from cnnviz.render import grids
+grids.map_grid(acts.maps["conv2d_1"][0], title="conv2d_1", scale="per-map")""",
+    ],
+    "03_filters.ipynb": [
+        "md:# 03 · Optimal input patterns\n\nFor every filter of conv2d_3, the image that "
+        "activates it most — all 128 at once, as one batch — beside the real digits that excite "
+        "it most.",
+        SETUP,
+        """from cnnviz.oip import objectives
+from cnnviz.render.views import filter_gallery_figure
+model = cnnviz.load_model()
+test_images = cnnviz.load_mnist().x_test
+settings = cnnviz.Settings(steps=10 if QUICK else 100, seed=0)
+filters = list(range(16)) if QUICK else None
+result = cnnviz.visualize_filters(model, "conv2d_3", filters, settings,
+                                  reference_images=test_images, examples=5)
+print(f"dead: {int(result.dead.sum())}, beat their best real digit: "
+      f"{result.beats_real.mean():.0%}")""",
+        "filter_gallery_figure(result, order=\"activation\")",
+        "md:Objectives combine with `+`, `-` and `*`: here filter 5 of conv2d_3 plus a little "
+        "DeepDream on conv2d_2, with jitter and a Fourier parameterization.",
+        """from cnnviz.oip.transforms import Transforms
+goal = objectives.channel("conv2d_3") + 0.1 * objectives.layer("conv2d_2")
+fancy = cnnviz.Settings(steps=10 if QUICK else 100, param="fourier", lr=0.5,
+                        transforms=Transforms(jitter=1))
+dream = cnnviz.visualize_filters(model, "conv2d_3", [5, 9], fancy, objective=goal)
+filter_gallery_figure(dream)""",
+    ],
+    "04_patterns_and_attribution.ipynb": [
+        "md:# 04 · Class patterns and attribution\n\nWhich maps fire for which class, and which "
+        "pixels drove a prediction.",
+        SETUP,
+        """from cnnviz.render import html
+model = cnnviz.load_model()
+data = cnnviz.load_mnist()
+x, y = data.split("test")
+if QUICK:
+    x, y = x[:300], y[:300]
+patterns = cnnviz.class_patterns(model, x, y, ["conv2d_3", "dense_1", "dense_2"])
+patterns.top_maps("conv2d_3", 5)""",
+        """html.patterns_figure({n: (patterns.means[n], patterns.stds[n]) for n in patterns.layers},
+                     patterns.counts, patterns.class_names)""",
+        """choice = cnnviz.select_input((28, 28, 1), cnnviz.input_range(model), digit=6)
+maps = cnnviz.explain(model, choice.image[None])
+html.attribution_figure(choice.image, {name: m[0] for name, m in maps.items()},
+                        value_range=cnnviz.input_range(model), title=choice.source)""",
+        """ig = cnnviz.IntegratedGradients(model).attribute(choice.image[None], target=6)
+print("sum of attributions:", float(ig.sum()))""",
+    ],
+}
+
+
+def main() -> None:
+    folder = Path(__file__).resolve().parent.parent / "notebooks"
+    folder.mkdir(exist_ok=True)
+    for name, cells in NOTEBOOKS.items():
+        notebook = new_notebook(cells=[new_markdown_cell(c[3:]) if c.startswith("md:")
+                                       else new_code_cell(c) for c in cells])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                           "language": "python"}
+        nbformat.write(notebook, folder / name)
+        print(f"wrote notebooks/{name}")
+
+
+if __name__ == "__main__":
+    main()
