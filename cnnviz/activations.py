@@ -72,7 +72,11 @@ def activations(model: Any, images: np.ndarray, layers: list[str] | None = None,
     outputs = sub.predict(images, batch_size=batch_size, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]
     maps = {name: np.asarray(out) for name, out in zip(names, outputs, strict=False)}
-    meta = {"model": model.name, "input_range": list(input_range(model))}
+    from cnnviz.preprocess import preprocess_of
+
+    meta = {"model": model.name,
+            "input_range": [np.asarray(v).tolist() for v in input_range(model)],
+            "preprocess": preprocess_of(model).to_params()}
     return Activations(images, maps, np.asarray(outputs[-1]), labels, meta)
 
 
@@ -175,9 +179,10 @@ def _build_reducing_pass(model: Any, layers: list[str], preactivation: bool) -> 
 def _batches(images: np.ndarray, model: Any, batch_size: int):
     """Model-ready batches of raw images (uint8 or 0..1 floats), converted as they stream."""
     from cnnviz.data import images_to_model_input
-    from cnnviz.models import input_range, input_shape
+    from cnnviz.models import input_shape
+    from cnnviz.preprocess import preprocess_of
 
-    shape, value_range = input_shape(model), input_range(model)
+    shape, value_range = input_shape(model), preprocess_of(model)
     for begin in range(0, len(images), batch_size):
         yield begin, images_to_model_input(images[begin:begin + batch_size], shape, value_range)
 

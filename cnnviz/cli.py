@@ -36,6 +36,9 @@ InvertOpt = Annotated[bool, typer.Option(help="Invert an image file (dark ink on
 SeedOpt = Annotated[int, typer.Option(help="Random seed (which image of --digit, noise).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the results of an earlier "
                                                         "run in the same place.")]
+PreprocessOpt = Annotated[str, typer.Option(
+    help="How the model wants its pixels: auto, unit (0..1), symmetric (-1..1), raw (0..255), "
+         "caffe or torch (ImageNet modes).")]
 UnsafeOpt = Annotated[bool, typer.Option(
     "--unsafe", help="Allow Lambda layers (runs code from the model file: trusted files only).")]
 
@@ -65,6 +68,16 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def load(model: Path | None, unsafe: bool, preprocess: str = "auto") -> Any:
+    """The model, with the preprocessing cnnviz should assume for it."""
+    from cnnviz.models import load_model
+    from cnnviz.preprocess import MODES, set_preprocess
+
+    if preprocess not in MODES:
+        raise CnnvizError(f"unknown preprocessing '{preprocess}': use one of {', '.join(MODES)}")
+    return set_preprocess(load_model(model, safe_mode=not unsafe), preprocess)
 
 
 def guard_output(path: Path, force: bool) -> None:
@@ -129,22 +142,24 @@ def activations(
         = "shared",
     invert: InvertOpt = False,
     force: ForceOpt = False,
+    preprocess: PreprocessOpt = "auto",
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Activation maps of every conv and pooling layer for one input (default: a digit 6)."""
     from cnnviz.activations import activations as compute
     from cnnviz.data import load_mnist, select_input
-    from cnnviz.models import input_range, input_shape, load_model, resolve_map_layers
+    from cnnviz.models import input_shape, resolve_map_layers
+    from cnnviz.preprocess import preprocess_of
     from cnnviz.render.grids import SCALES
     from cnnviz.render.views import write_activation_views
 
     if scale not in SCALES:
         raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(SCALES)}")
     guard_output(out / "activations.npz", force)
-    net = load_model(model, safe_mode=not unsafe)
+    net = load(model, unsafe, preprocess)
     names = resolve_map_layers(net, _split(layers))
     dataset = load_mnist() if image is None else None
-    choice = select_input(input_shape(net), input_range(net), digit=digit, index=index,
+    choice = select_input(input_shape(net), preprocess_of(net), digit=digit, index=index,
                           image=image, dataset=dataset, seed=seed, invert=invert)
     print_notes(choice.notes)
     labels = None if choice.label is None else [choice.label]
@@ -245,6 +260,7 @@ def filters(
                                               "its own settings.")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/filters"),
     force: ForceOpt = False,
+    preprocess: PreprocessOpt = "auto",
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Synthesize the image that maximally activates each filter of a layer (all at once)."""
@@ -270,7 +286,7 @@ def filters(
                         transforms=Transforms(jitter, (zoom[0], zoom[1]), rotate, pad), tv=tv,
                         l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
                         preactivation=not post_activation, seed=seed)
-    from cnnviz.models import load_model, resolve_map_layers
+    from cnnviz.models import resolve_map_layers
 
     previous = None
     if resume:
@@ -285,7 +301,7 @@ def filters(
         reference = previous.best_real is not None
     else:
         guard_output(out / "filters.npz", force)
-    net = load_model(model, safe_mode=not unsafe)
+    net = load(model, unsafe, preprocess)
     name = layer or _default_conv_layer(net)
     resolve_map_layers(net, [name])
     chosen = parse_indices(filter_spec, int(_layer(net, name).output.shape[-1]))
@@ -391,18 +407,19 @@ def patterns(
     batch: Annotated[int, typer.Option(help="Images per batch.")] = 256,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/patterns"),
     force: ForceOpt = False,
+    preprocess: PreprocessOpt = "auto",
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Which maps respond to which class: the mean map activation per class over a data set."""
     from cnnviz.activations import class_patterns
     from cnnviz.data import load_dataset
-    from cnnviz.models import list_layers, load_model, resolve_map_layers
+    from cnnviz.models import list_layers, resolve_map_layers
     from cnnviz.render.views import write_pattern_views
 
     if top <= 0 or batch <= 0:
         raise CnnvizError("--top and --batch must be positive")
     guard_output(out / "patterns.npz", force)
-    net = load_model(model, safe_mode=not unsafe)
+    net = load(model, unsafe, preprocess)
     name = layer or _default_conv_layer(net)
     resolve_map_layers(net, [name])
     dataset = load_dataset(data)
@@ -449,6 +466,7 @@ def explain(
     invert: InvertOpt = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("cnnviz-out/explain"),
     force: ForceOpt = False,
+    preprocess: PreprocessOpt = "auto",
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Which pixels drove a prediction: saliency, SmoothGrad, Grad-CAM, integrated gradients."""
@@ -457,16 +475,17 @@ def explain(
     from cnnviz.attribution import METHODS
     from cnnviz.attribution import explain as attribute
     from cnnviz.data import select_input
-    from cnnviz.models import input_range, input_shape, load_model
+    from cnnviz.models import input_shape
+    from cnnviz.preprocess import preprocess_of
     from cnnviz.render.views import write_attribution_views
 
     if method not in METHODS:
         raise CnnvizError(f"unknown attribution method '{method}': use one of "
                           f"{', '.join(METHODS)}")
     guard_output(out / "explain.html", force)
-    net = load_model(model, safe_mode=not unsafe)
-    value_range = input_range(net)
-    choice = select_input(input_shape(net), value_range, digit=digit, index=index, image=image,
+    net = load(model, unsafe, preprocess)
+    choice = select_input(input_shape(net), preprocess_of(net), digit=digit, index=index,
+                          image=image,
                           seed=seed, invert=invert)
     print_notes(choice.notes)
     x = choice.image[None]
@@ -477,8 +496,9 @@ def explain(
                                                          layer=layer, seed=seed).items()}
     title = (f"{choice.source}: class {explained} explained (predicted {predicted}, "
              f"{probabilities[predicted]:.1%})")
-    written = write_attribution_views(choice.image, heatmaps, method, out,
-                                      value_range=value_range, title=title)
+    shown = preprocess_of(net).to_unit(choice.image)
+    written = write_attribution_views(shown, heatmaps, method, out, value_range=(0.0, 1.0),
+                                      title=title)
     console.print(title, highlight=False)
     if not heatmaps["gradcam"].any():
         console.print("note: Grad-CAM is zero everywhere: no map of its layer raises this class "
@@ -500,12 +520,12 @@ def report(
     seed: SeedOpt = 0,
     out: Annotated[Path, typer.Option(help="The report file.")] = Path("cnnviz-out/report.html"),
     force: ForceOpt = False,
+    preprocess: PreprocessOpt = "auto",
     unsafe: UnsafeOpt = False,
 ) -> None:
     """One self-contained HTML report: summary, activations, filters, class patterns,
     attributions."""
     from cnnviz.fileio import write_text
-    from cnnviz.models import load_model
     from cnnviz.report import build_report
 
     if out.suffix.lower() not in (".html", ".htm"):
@@ -513,7 +533,7 @@ def report(
     if steps <= 0 or examples < 0:
         raise CnnvizError("--steps must be positive and --examples ≥ 0")
     guard_output(out, force)
-    net = load_model(model, safe_mode=not unsafe)
+    net = load(model, unsafe, preprocess)
     with err_console.status("building the report") as status:
         page = build_report(net, results=results, layer=layer, steps=steps, examples=examples,
                             seed=seed, status=lambda what: status.update(f"report: {what}"))

@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -213,12 +214,22 @@ def to_unit_range(image: np.ndarray, source: str = "image") -> np.ndarray:
     raise CnnvizError(f"{source} has unsupported pixel type {image.dtype}")
 
 
+def _preprocess(value_range: Any):
+    """A :class:`~cnnviz.preprocess.Preprocess` for a (lo, hi) range, or the one given."""
+    from cnnviz.preprocess import Preprocess
+
+    if isinstance(value_range, Preprocess):
+        return value_range
+    lo, hi = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in value_range)
+    return Preprocess("range", tuple((hi - lo).tolist()), tuple(lo.tolist()))
+
+
 def to_model_input(image: np.ndarray, shape: tuple[int, int, int],
-                   value_range: tuple[float, float] = (0.0, 1.0), *,
-                   invert: bool = False) -> np.ndarray:
+                   value_range: Any = (0.0, 1.0), *, invert: bool = False) -> np.ndarray:
     """Convert one image (0..1 floats, H×W or H×W×C with C in 1..4) to a model input of ``shape``
-    (height, width, channels) scaled to ``value_range``: alpha is dropped, colour becomes grey
-    (``rgb2gray``) or grey colour (``gray2rgb``), and the size is resampled with anti-aliasing."""
+    (height, width, channels) in ``value_range`` — a (lo, hi) pair or a model's
+    :class:`~cnnviz.preprocess.Preprocess`: alpha is dropped, colour becomes grey (``rgb2gray``)
+    or grey colour (``gray2rgb``), and the size is resampled with anti-aliasing."""
     from skimage.color import gray2rgb, rgb2gray
     from skimage.transform import resize
 
@@ -247,20 +258,18 @@ def to_model_input(image: np.ndarray, shape: tuple[int, int, int],
         image = 1.0 - image
     if image.ndim == 2:
         image = image[..., None]
-    lo, hi = value_range
-    return (lo + np.clip(image, 0.0, 1.0) * (hi - lo)).astype(np.float32)
+    return _preprocess(value_range).to_model(image)
 
 
 def images_to_model_input(images: np.ndarray, shape: tuple[int, int, int],
-                          value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+                          value_range: Any = (0.0, 1.0)) -> np.ndarray:
     """Convert a uint8 batch (N×H×W or N×H×W×C) to model inputs; fast path when sizes match."""
     images = np.asarray(images)
     batch = to_unit_range(images, source="images")
     if batch.ndim == 3:
         batch = batch[..., None]
     if batch.shape[1:] == tuple(shape):
-        lo, hi = value_range
-        return (lo + batch * (hi - lo)).astype(np.float32)
+        return _preprocess(value_range).to_model(batch)
     return np.stack([to_model_input(image, shape, value_range) for image in batch])
 
 
@@ -275,7 +284,7 @@ class InputChoice:
     notes: list[str] = field(default_factory=list)
 
 
-def select_input(shape: tuple[int, int, int], value_range: tuple[float, float] = (0.0, 1.0), *,
+def select_input(shape: tuple[int, int, int], value_range: Any = (0.0, 1.0), *,
                  digit: int | None = None, index: int | None = None,
                  image: str | Path | None = None, dataset: Dataset | None = None,
                  seed: int = 0, invert: bool = False) -> InputChoice:

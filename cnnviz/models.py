@@ -261,12 +261,15 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def input_range(model: Any) -> tuple[float, float]:
-    """The value range a model expects: 0..255 if its first layer is a ``Rescaling``, else 0..1."""
-    first = [layer for layer in model.layers if not isinstance(layer, keras().layers.InputLayer)]
-    if first and isinstance(first[0], keras().layers.Rescaling):
-        return (0.0, 255.0)
-    return (0.0, 1.0)
+def input_range(model: Any) -> tuple[Any, Any]:
+    """The (lo, hi) input values a model accepts, from its preprocessing (see
+    :mod:`cnnviz.preprocess`): floats, or per-channel arrays for caffe and torch modes."""
+    from cnnviz.preprocess import preprocess_of
+
+    lo, hi = preprocess_of(model).bounds(int(model.inputs[0].shape[-1]))
+    if np.all(lo == lo[0]) and np.all(hi == hi[0]):
+        return (float(lo[0]), float(hi[0]))
+    return (lo.astype(np.float32), hi.astype(np.float32))
 
 
 def input_shape(model: Any) -> tuple[int, int, int]:

@@ -25,7 +25,6 @@ def build_report(model: Any, *, results: str | Path | None = None, layer: str | 
     from cnnviz.data import images_to_model_input, load_mnist, pick_digit
     from cnnviz.models import (
         get_layer,
-        input_range,
         input_shape,
         list_layers,
         resolve_map_layers,
@@ -35,7 +34,9 @@ def build_report(model: Any, *, results: str | Path | None = None, layer: str | 
     from cnnviz.render import html
 
     say = status or (lambda message: None)
-    shape, value_range = input_shape(model), input_range(model)
+    from cnnviz.preprocess import preprocess_of
+
+    shape, preprocess = input_shape(model), preprocess_of(model)
     maps_layers = resolve_map_layers(model, None)  # raises when the model has none
     convs = [n for n in maps_layers if "Conv" in type(get_layer(model, n)).__name__]
     deepest = layer or (convs or maps_layers)[-1]
@@ -43,7 +44,7 @@ def build_report(model: Any, *, results: str | Path | None = None, layer: str | 
     data = load_mnist()
     x_test, y_test = data.split("test")
     picks = [pick_digit(y_test, d, seed) for d in range(10)]
-    inputs = images_to_model_input(x_test[picks], shape, value_range)
+    inputs = images_to_model_input(x_test[picks], shape, preprocess)
     labels = [f"digit {d} (test image {i})" for d, i in zip(range(10), picks, strict=True)]
 
     sections: list[tuple[str, Any]] = []
@@ -85,10 +86,11 @@ def build_report(model: Any, *, results: str | Path | None = None, layer: str | 
     six = int(np.flatnonzero(np.asarray([int(d.split()[1]) for d in labels]) == 6)[0])
     heatmaps = {n: m[0] for n, m in explain(model, inputs[six:six + 1], seed=seed).items()}
     sections.append(("Attribution maps", html.attribution_figure(
-        inputs[six], heatmaps, value_range=value_range, title=predictions[six])))
+        preprocess.to_unit(inputs[six]), heatmaps, value_range=(0.0, 1.0),
+        title=predictions[six])))
     return html.page(f"cnnviz report: {model.name}", sections,
-                     intro=f"input {shape[0]}×{shape[1]}×{shape[2]} in "
-                           f"{value_range[0]:g}..{value_range[1]:g}; seed {seed}")
+                     intro=f"input {shape[0]}×{shape[1]}×{shape[2]}, preprocessing "
+                           f"{preprocess.name}; seed {seed}")
 
 
 def _find(folder: str | Path | None, name: str) -> Path | None:

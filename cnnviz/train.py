@@ -107,9 +107,9 @@ def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_
     if model is None:
         model = build_cnn(input_shape=shape, n_classes=len(dataset.class_names), l2=l2, l1=l1,
                           seed=seed)
-    from cnnviz.models import input_range
+    from cnnviz.preprocess import preprocess_of
 
-    value_range = input_range(model)
+    value_range = preprocess_of(model)
     x = images_to_model_input(x_train, shape, value_range)
     x_test = images_to_model_input(dataset.x_test, shape, value_range)
     lr = learning_rate_schedule(schedule, learning_rate, decay_steps, decay_rate)

@@ -110,7 +110,8 @@ class _Stepper:
         self.names = list(objective.layers)
         feature = feature_model(model, self.names, preactivation=settings.preactivation)
         lo, hi = value_range
-        span, mid = hi - lo, (lo + hi) / 2
+        mid = (lo + hi) / 2
+        span = float(np.mean(np.asarray(hi) - np.asarray(lo)))  # per-channel ranges: their mean
         s, param, transforms = settings, self.param, settings.transforms
         lr = s.lr * param.step_scale
         b1, b2, eps = 0.9, 0.999, 1e-8
@@ -122,7 +123,7 @@ class _Stepper:
             score = objective(acts, channels)
             total = score
             if s.tv:
-                total = total - s.tv * total_variation(image) / span
+                total = total - s.tv * total_variation((image - mid) / span)
             if s.l1:
                 total = total - s.l1 * ops.mean(ops.abs(image - mid), axis=(1, 2, 3)) / span
             if s.l2:
@@ -202,7 +203,9 @@ def _stepper(model: Any, objective: obj.Objective, settings: Settings,
              value_range: tuple[float, float], shape: tuple[int, int, int]) -> _Stepper:
     """A compiled stepper, reused while the model, objective name and settings stay the same
     (a second gallery of the same layer skips tracing)."""
-    key = (id(model), objective.name, settings, value_range, shape)
+    key = (id(model), objective.name, settings,
+           tuple(tuple(np.atleast_1d(np.asarray(v, np.float64)).tolist()) for v in value_range),
+           shape)
     cached = _STEPPERS.get(key)
     if cached is None or cached.model is not model:
         if len(_STEPPERS) >= 8:
@@ -221,6 +224,15 @@ def _affine_plan(settings: Settings, streams: list[tuple[int, int]], steps: int,
     return np.stack(plans, axis=1)
 
 
+def _float32_range(value_range: tuple[Any, Any]) -> tuple[Any, Any]:
+    """Scalars stay floats; per-channel bounds become float32 arrays (they meet float32
+    tensors inside the compiled step)."""
+    lo, hi = value_range
+    if np.ndim(lo) == 0 and np.ndim(hi) == 0:
+        return float(lo), float(hi)
+    return np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+
+
 def ascend(model: Any, objective: obj.Objective, channels: np.ndarray,
            settings: Settings = Settings(), *, value_range: tuple[float, float] | None = None,
            batch: int | None = None, budget: int = DEFAULT_BUDGET,
@@ -233,7 +245,7 @@ def ascend(model: Any, objective: obj.Objective, channels: np.ndarray,
 
     channels = np.asarray(channels, dtype=np.int64)
     shape = input_shape(model)
-    value_range = value_range or input_range(model)
+    value_range = _float32_range(value_range or input_range(model))
     stepper = _stepper(model, objective, settings, value_range, shape)
     layer = objective.layers[0]
     s = settings
@@ -320,6 +332,7 @@ def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
         input_shape,
         resolve_map_layers,
     )
+    from cnnviz.preprocess import preprocess_of
 
     resolve_map_layers(model, [layer])
     target = get_layer(model, layer)
@@ -336,6 +349,7 @@ def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
     settings = replace(settings, preactivation=preact)
     objective = objective or obj.channel(layer)
     value_range = input_range(model)
+    preprocess = preprocess_of(model)
     run = ascend(model, objective, chosen, settings, value_range=value_range, batch=batch,
                  budget=budget, on_progress=on_progress)
     done = len(run["images"])
@@ -367,12 +381,13 @@ def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
             example_indices = index[chosen[:done]]
             example_values = values[chosen[:done]]
             picked = images_to_model_input(reference_images[example_indices.reshape(-1)],
-                                           input_shape(model), value_range)
+                                           input_shape(model), preprocess)
             example_images = picked.reshape(*example_indices.shape, *picked.shape[1:])
     params = {**asdict(settings), "transforms": asdict(settings.transforms),
               "objective": objective.name, "chunk": run["chunk"], "backend": backend_name(),
               "model": model.name, "requested": chosen.tolist(),
-              "value_range": list(value_range)}
+              "value_range": [np.asarray(v).tolist() for v in value_range],
+              "preprocess": preprocess.to_params()}
     return FilterResult(layer, chosen[:done], images, run["scores"], post_max, run["curves"],
                         best_real, notes, params, run["interrupted"], example_images,
                         example_values, example_indices)

@@ -29,8 +29,8 @@ class PixelParam:
     value_range: tuple[float, float]
 
     @property
-    def step_scale(self) -> float:
-        """Size of the value range: step sizes are fractions of it."""
+    def step_scale(self) -> Any:
+        """Size of the value range (per channel, if it differs): steps are fractions of it."""
         return self.value_range[1] - self.value_range[0]
 
     def init(self, starts: np.ndarray) -> np.ndarray:

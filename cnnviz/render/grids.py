@@ -61,16 +61,14 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
 
 def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | None = None,
                  class_names: tuple[str, ...] | None = None, title: str = ""):
-    """The model input beside a bar chart of the predicted class probabilities."""
+    """The input (display pixels in 0..1) beside a bar chart of the predicted class
+    probabilities."""
     plt = _pyplot()
-    image = np.asarray(image)
+    image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
     fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7.5, 3.2), layout="constrained",
                                          gridspec_kw={"width_ratios": [1, 1.4]})
     shown = image[..., 0] if image.shape[-1] == 1 else image
-    if shown.ndim == 3:
-        lo, hi = float(shown.min()), float(shown.max())
-        shown = (shown - lo) / (hi - lo) if hi > lo else np.zeros_like(shown)
-    ax_img.imshow(shown, cmap="gray", interpolation="nearest")
+    ax_img.imshow(shown, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax_img.set_axis_off()
     ax_img.set_title("input" + (f" (label {label})" if label is not None else ""))
     names = class_names or tuple(str(i) for i in range(len(probabilities)))

@@ -61,7 +61,8 @@ def layer_maps_figure(layer_maps: dict[str, np.ndarray], *, colorscale: str = "V
 
 def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | None = None,
                  class_names: tuple[str, ...] | None = None):
-    """The model input (hover shows pixel values) beside the predicted class probabilities."""
+    """The input (display pixels in 0..1; hover shows them) beside the predicted class
+    probabilities."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -71,15 +72,14 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | N
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
                         subplot_titles=(title, f"predicted {names[predicted]} "
                                         f"({probabilities[predicted]:.1%})"))
-    image = np.asarray(image)
+    image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)  # display pixels
     if image.shape[-1] == 1:
-        fig.add_trace(go.Heatmap(z=image[..., 0], colorscale="gray", showscale=False,
-                                 hovertemplate="row %{y}, col %{x}<br>value %{z:.4g}"
+        fig.add_trace(go.Heatmap(z=image[..., 0], colorscale="gray", zmin=0, zmax=1,
+                                 showscale=False,
+                                 hovertemplate="row %{y}, col %{x}<br>pixel %{z:.3f}"
                                                "<extra></extra>"), 1, 1)
     else:
-        lo, hi = float(image.min()), float(image.max())
-        rgb = np.round(255 * (image - lo) / (hi - lo if hi > lo else 1.0)).astype(np.uint8)
-        fig.add_trace(go.Image(z=rgb), 1, 1)
+        fig.add_trace(go.Image(z=np.round(255 * image).astype(np.uint8)), 1, 1)
     fig.add_trace(go.Bar(x=names, y=probabilities,
                          marker_color=["#ff7f0e" if i == predicted else "#1f77b4"
                                        for i in range(len(names))],

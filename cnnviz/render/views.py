@@ -12,6 +12,17 @@ from cnnviz.oip.results import FilterResult
 from cnnviz.render import grids, html
 
 
+def display_of(params: dict, images: np.ndarray) -> np.ndarray:
+    """Model inputs → display pixels (0..1, RGB order) with the preprocessing in ``params``
+    (results saved before it was recorded carry only a scalar ``value_range``)."""
+    from cnnviz.preprocess import Preprocess
+
+    if "preprocess" in params:
+        return Preprocess.from_params(params["preprocess"]).to_unit(images)
+    lo, hi = params.get("value_range", params.get("input_range", (0.0, 1.0)))
+    return np.clip((np.asarray(images, np.float64) - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+
+
 def _file_stem(layer: str) -> str:
     return layer.replace("/", "__")
 
@@ -24,7 +35,8 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
     out = Path(out_dir)
     label = None if acts.labels is None else int(acts.labels[index])
     probabilities = acts.probabilities[index]
-    written = [grids.save_png(grids.input_figure(acts.inputs[index], probabilities, label=label,
+    shown = display_of(acts.meta, acts.inputs[index])
+    written = [grids.save_png(grids.input_figure(shown, probabilities, label=label,
                                                  class_names=class_names, title=title),
                               out / "input.png")]
     map_layers = {name: m[index] for name, m in acts.maps.items() if m.ndim == 4}
@@ -32,7 +44,7 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
         fig = grids.map_grid(maps, title=f"{name}: {maps.shape[-1]} maps of "
                              f"{maps.shape[0]}×{maps.shape[1]}", scale=scale)
         written.append(grids.save_png(fig, out / f"{_file_stem(name)}.png"))
-    sections = [("Input and prediction", html.input_figure(acts.inputs[index], probabilities,
+    sections = [("Input and prediction", html.input_figure(shown, probabilities,
                                                            label=label, class_names=class_names))]
     if map_layers:
         sections.append(("Activation maps", html.layer_maps_figure(map_layers)))
@@ -63,7 +75,6 @@ def _gallery_parts(result: FilterResult, order: str) -> dict:
     if n == 0:
         raise CnnvizError("no finished filters to draw")
     idx = np.arange(n) if order == "index" else np.argsort(-result.activation, kind="stable")
-    lo, hi = result.params.get("value_range", (0.0, 1.0))
     flagged = [bool(result.dead[i]) or int(result.filters[i]) in result.notes for i in idx]
     labels = [f"{result.filters[i]}: {result.activation[i]:.2f}" + (" dead" if result.dead[i]
                                                                     else "") for i in idx]
@@ -73,10 +84,10 @@ def _gallery_parts(result: FilterResult, order: str) -> dict:
         template += ("<br>best real image %{customdata[2]:.4g}"
                      "<br>ratio to best real %{customdata[3]:.2f}")
         columns += [result.best_real[idx], result.ratio[idx]]
-    shown, per_row = result.images[idx], None
+    shown, per_row = display_of(result.params, result.images[idx]), None
     if result.example_images is not None and result.example_values is not None:
         k = result.example_images.shape[1]
-        shown = _with_examples(result.images[idx], result.example_images[idx])
+        shown = _with_examples(shown, display_of(result.params, result.example_images[idx]))
         per_row = max(1, round(float(np.sqrt(n / (1 + k)))))
         labels = [f"{label}  | top {k} real: {result.example_values[i, 0]:.2f}…"
                   f"{result.example_values[i, -1]:.2f}" for label, i in zip(labels, idx,
@@ -89,7 +100,7 @@ def _gallery_parts(result: FilterResult, order: str) -> dict:
                f"{f', {dead} dead' if dead else ''}")
     return dict(idx=idx, shown=shown, labels=labels, flagged=flagged, per_row=per_row,
                 values=np.stack(columns, axis=1), template=template, heading=heading,
-                value_range=(float(lo), float(hi)))
+                value_range=(0.0, 1.0))
 
 
 def filter_gallery_figure(result: FilterResult, order: str = "index"):

@@ -1,0 +1,119 @@
+"""How a model wants its pixels: display images (RGB or grey, 0..1) ↔ model inputs.
+
+``auto`` reads the model: 0..255 when its first layer is a ``Rescaling``, else 0..1. The other
+modes match the usual Keras preprocessing: ``unit`` (x/255), ``symmetric`` (x/127.5 − 1),
+``raw`` (0..255), ``caffe`` (BGR, ImageNet means subtracted) and ``torch`` (x/255, ImageNet
+mean and standard deviation per channel). Every mode is an affine map per channel (plus the BGR
+flip for caffe), so the model's valid input is a box [lo, hi] per channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+
+MODES = ("auto", "unit", "symmetric", "raw", "caffe", "torch")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """model input = unit pixel × scale + offset, per RGB channel (one value for grey), then
+    flipped to BGR when ``bgr``."""
+
+    name: str
+    scale: tuple[float, ...]
+    offset: tuple[float, ...]
+    bgr: bool = False
+
+    def _affine(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        scale, offset = np.asarray(self.scale, np.float64), np.asarray(self.offset, np.float64)
+        if scale.size not in (1, channels):
+            if channels == 1:  # a colour mode on a grey model: the channels' mean
+                scale, offset = scale.mean(keepdims=True), offset.mean(keepdims=True)
+            else:
+                raise CnnvizError(f"preprocessing '{self.name}' has {scale.size} channels, the "
+                                  f"model {channels}")
+        scale = np.broadcast_to(scale, (channels,))
+        offset = np.broadcast_to(offset, (channels,))
+        if self.bgr and channels == 3:
+            scale, offset = scale[::-1], offset[::-1]
+        return scale, offset
+
+    def bounds(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi) per model channel: the inputs of pixels 0 and 1."""
+        scale, offset = self._affine(channels)
+        return offset.copy(), scale + offset
+
+    def to_model(self, unit: np.ndarray) -> np.ndarray:
+        """Display pixels in 0..1 (…, C), RGB order → model inputs (float32)."""
+        unit = np.asarray(unit, dtype=np.float64)
+        channels = unit.shape[-1]
+        if self.bgr and channels == 3:
+            unit = unit[..., ::-1]
+        scale, offset = self._affine(channels)
+        return (np.clip(unit, 0.0, 1.0) * scale + offset).astype(np.float32)
+
+    def to_unit(self, model_images: np.ndarray) -> np.ndarray:
+        """Model inputs → display pixels in 0..1, RGB order (clipped)."""
+        x = np.asarray(model_images, dtype=np.float64)
+        scale, offset = self._affine(x.shape[-1])
+        unit = np.clip((x - offset) / scale, 0.0, 1.0)
+        return unit[..., ::-1] if self.bgr and x.shape[-1] == 3 else unit
+
+    def to_params(self) -> dict[str, Any]:
+        return {"name": self.name, "scale": list(self.scale), "offset": list(self.offset),
+                "bgr": self.bgr}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Preprocess:
+        return cls(params["name"], tuple(params["scale"]), tuple(params["offset"]),
+                   bool(params.get("bgr", False)))
+
+
+def named(mode: str) -> Preprocess:
+    """The preprocessing called ``mode`` (not ``auto``)."""
+    if mode == "unit":
+        return Preprocess("unit", (1.0,), (0.0,))
+    if mode == "symmetric":
+        return Preprocess("symmetric", (2.0,), (-1.0,))
+    if mode == "raw":
+        return Preprocess("raw", (255.0,), (0.0,))
+    if mode == "caffe":
+        return Preprocess("caffe", (255.0,) * 3, tuple(-m for m in CAFFE_MEAN_RGB), bgr=True)
+    if mode == "torch":
+        return Preprocess("torch", tuple(1.0 / s for s in IMAGENET_STD),
+                          tuple(-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)))
+    raise CnnvizError(f"unknown preprocessing '{mode}': use one of {', '.join(MODES)}")
+
+
+_ATTRIBUTE = "_cnnviz_preprocess"
+
+
+def set_preprocess(model: Any, mode: str) -> Any:
+    """Tell cnnviz how ``model`` expects its pixels (``auto`` forgets an earlier choice)."""
+    if mode == "auto":
+        if hasattr(model, _ATTRIBUTE):
+            delattr(model, _ATTRIBUTE)
+        return model
+    setattr(model, _ATTRIBUTE, named(mode))
+    return model
+
+
+def preprocess_of(model: Any) -> Preprocess:
+    """The preprocessing set for ``model``, or the one read from it (``auto``)."""
+    chosen = getattr(model, _ATTRIBUTE, None)
+    if chosen is not None:
+        return chosen
+    from cnnviz.backend import keras
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras().layers.InputLayer)]
+    if layers and isinstance(layers[0], keras().layers.Rescaling):
+        return named("raw")
+    return named("unit")

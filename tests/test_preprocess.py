@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cnnviz.activations import Activations
+from cnnviz.cli import app
+from cnnviz.errors import CnnvizError
+from cnnviz.models import input_range
+from cnnviz.oip.optimize import Settings, visualize_filters
+from cnnviz.preprocess import (
+    CAFFE_MEAN_RGB,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    named,
+    preprocess_of,
+    set_preprocess,
+)
+from cnnviz.render.views import display_of
+
+
+@pytest.fixture()
+def rgb_model(k):
+    model = k.Sequential([k.Input((8, 8, 3)), k.layers.Conv2D(4, 3, activation="relu", name="c"),
+                          k.layers.GlobalAveragePooling2D(), k.layers.Dense(2, name="out")])
+    rng = np.random.default_rng(0)
+    model.get_layer("c").set_weights([rng.normal(size=(3, 3, 3, 4)).astype(np.float32),
+                                      np.zeros(4, np.float32)])
+    return model
+
+
+def test_modes_exact_values_and_round_trips():
+    red = np.array([[[1.0, 0.0, 0.0]]])
+    np.testing.assert_allclose(named("caffe").to_model(red)[0, 0],
+                               [-CAFFE_MEAN_RGB[2], -CAFFE_MEAN_RGB[1], 255 - CAFFE_MEAN_RGB[0]],
+                               rtol=1e-6)
+    grey = np.full((1, 1, 3), 0.5)
+    np.testing.assert_allclose(named("torch").to_model(grey)[0, 0],
+                               (0.5 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD),
+                               rtol=1e-6)
+    np.testing.assert_allclose(named("symmetric").to_model(np.array([[0.0], [1.0]])),
+                               [[-1.0], [1.0]])
+    np.testing.assert_allclose(named("raw").to_model(np.array([[0.2]])), [[51.0]], rtol=1e-6)
+    picture = np.random.default_rng(1).random((4, 5, 3))
+    for mode in ("unit", "symmetric", "raw", "caffe", "torch"):
+        np.testing.assert_allclose(named(mode).to_unit(named(mode).to_model(picture)), picture,
+                                   atol=1e-5, err_msg=mode)
+    lo, hi = named("caffe").bounds(3)
+    np.testing.assert_allclose(lo, [-103.939, -116.779, -123.68])
+    np.testing.assert_allclose(hi - lo, 255.0)
+    with pytest.raises(CnnvizError, match="unknown preprocessing 'tf'"):
+        named("tf")
+
+
+def test_model_preprocessing_is_read_or_set(rgb_model, reference_model):
+    assert preprocess_of(reference_model).name == "raw"  # leading Rescaling
+    assert input_range(rgb_model) == (0.0, 1.0)
+    set_preprocess(rgb_model, "torch")
+    lo, hi = input_range(rgb_model)
+    np.testing.assert_allclose(lo, -np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD), rtol=1e-6)
+    set_preprocess(rgb_model, "auto")
+    assert input_range(rgb_model) == (0.0, 1.0)
+
+
+def test_filters_stay_inside_per_channel_bounds_and_display_in_unit_range(rgb_model):
+    set_preprocess(rgb_model, "caffe")
+    result = visualize_filters(rgb_model, "c", None, Settings(steps=6, lr=0.2))
+    lo, hi = named("caffe").bounds(3)
+    assert (result.images >= lo - 1e-3).all() and (result.images <= hi + 1e-3).all()
+    assert result.params["preprocess"]["name"] == "caffe"
+    shown = display_of(result.params, result.images)
+    assert shown.min() >= 0 and shown.max() <= 1
+    np.testing.assert_allclose(named("caffe").to_model(shown), result.images, atol=1e-3)
+    # Some pixels sit on their channel's own bound: the clipping is per channel.
+    assert np.isclose(result.images[..., 0], lo[0], atol=1e-3).any() or \
+        np.isclose(result.images[..., 0], hi[0], atol=1e-3).any()
+
+
+def test_cli_preprocess_option(tmp_path, rgb_model):
+    from cnnviz.train import save_model
+
+    set_preprocess(rgb_model, "auto")
+    path = save_model(rgb_model, tmp_path / "rgb.keras")
+    picture = np.zeros((8, 8, 3), np.uint8)
+    picture[..., 0] = 255
+    Image.fromarray(picture).save(tmp_path / "red.png")
+    runner = CliRunner()
+    result = runner.invoke(app, ["activations", str(path), "--image", str(tmp_path / "red.png"),
+                                 "--preprocess", "caffe", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    saved = Activations.load(tmp_path / "a" / "activations")
+    np.testing.assert_allclose(saved.inputs[0, 0, 0], named("caffe").to_model(
+        np.array([1.0, 0.0, 0.0])), rtol=1e-5)
+    assert saved.meta["preprocess"]["name"] == "caffe"
+    filters = runner.invoke(app, ["filters", str(path), "--preprocess", "torch", "--steps", "3",
+                                  "--no-reference", "--out", str(tmp_path / "f")])
+    assert filters.exit_code == 0, filters.output
+    bad = runner.invoke(app, ["explain", str(path), "--preprocess", "tf", "--out",
+                              str(tmp_path / "e")])
+    assert bad.exit_code == 1 and "unknown preprocessing 'tf'" in bad.stderr
