@@ -82,17 +82,18 @@ def activations(model: Any, images: np.ndarray, layers: list[str] | None = None,
 
 def channel_means(model: Any, layer: str, images: np.ndarray, *, preactivation: bool = False,
                   batch_size: int = 256) -> np.ndarray:
-    """The mean of each map of ``layer`` for each image: (N, maps); before the layer's fused
-    activation with ``preactivation``."""
+    """The mean of each map of ``layer`` for each model-ready image: (N, maps); before the
+    layer's fused activation with ``preactivation``."""
     from cnnviz.backend import keras
-    from cnnviz.models import feature_model
 
-    k = keras()
-    sub = feature_model(model, [layer], preactivation=preactivation)
-    means = k.Model(sub.inputs[0], k.ops.mean(sub.outputs[0], axis=(1, 2)))
-    return np.asarray(means.predict(np.asarray(images, np.float32), batch_size=batch_size,
-                                    verbose=0))
-
+    ops = keras().ops
+    run = _reducing_pass(model, [layer], preactivation)
+    images = np.asarray(images, np.float32)
+    parts = []
+    for begin in range(0, len(images), batch_size):
+        out = run(ops.convert_to_tensor(images[begin:begin + batch_size]))
+        parts.append(ops.convert_to_numpy(_single(out)))
+    return np.concatenate(parts)
 
 @dataclass
 class ClassPatterns:
@@ -176,6 +177,11 @@ def _build_reducing_pass(model: Any, layers: list[str], preactivation: bool) -> 
     return compile_step(lambda x: reducer(x), jit_compile=True)
 
 
+def _single(out: Any) -> Any:
+    """The one output of a one-layer pass (Keras returns it bare or in a list)."""
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
 def _batches(images: np.ndarray, model: Any, batch_size: int):
     """Model-ready batches of raw images (uint8 or 0..1 floats), converted as they stream."""
     from cnnviz.data import images_to_model_input
@@ -253,8 +259,7 @@ def top_examples(model: Any, layer: str, images: np.ndarray, k: int = 9, *,
     best_values: np.ndarray | None = None
     best_index: np.ndarray | None = None
     for begin, x in _batches(images, model, batch_size):
-        out = run(ops.convert_to_tensor(x))
-        values = ops.convert_to_numpy(out[0] if isinstance(out, (list, tuple)) else out).T
+        values = ops.convert_to_numpy(_single(run(ops.convert_to_tensor(x)))).T  # (maps, B)
         index = np.broadcast_to(np.arange(begin, begin + len(x)), values.shape)
         if best_values is not None:
             values = np.concatenate([best_values, values], axis=1)
