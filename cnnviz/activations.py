@@ -11,6 +11,7 @@ import numpy as np
 
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import load_results, save_results
+from cnnviz.oip.compiled import ModelCache
 
 
 @dataclass
@@ -143,20 +144,14 @@ class ClassPatterns:
                    tuple(meta["class_names"]), meta["meta"])
 
 
-_PASSES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-
-
 def _reducing_pass(model: Any, layers: list[str], preactivation: bool) -> Any:
     """A compiled function: model-ready images → per layer (N, units), map means for maps;
     kept for the same model and layers, so a second call does not trace again."""
-    key = (id(model), tuple(layers), preactivation)
-    cached = _PASSES.get(key)
-    if cached is not None and cached[0] is model:
-        return cached[1]
-    if len(_PASSES) >= 8:
-        _PASSES.pop(next(iter(_PASSES)))
-    _PASSES[key] = (model, _build_reducing_pass(model, layers, preactivation))
-    return _PASSES[key][1]
+    return _PASSES.get(model, (tuple(layers), preactivation),
+                       lambda: _build_reducing_pass(model, layers, preactivation))
+
+
+_PASSES = ModelCache()
 
 
 def _build_reducing_pass(model: Any, layers: list[str], preactivation: bool) -> Any:

@@ -14,6 +14,27 @@ from cnnviz.errors import CnnvizError
 LossFn = Callable[[Any], tuple[Any, Any]]
 
 
+class ModelCache:
+    """Compiled functions kept per model (by identity) and key, the oldest dropped past
+    ``size``: a second call with the same model and settings does not trace again."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+    def get(self, model: Any, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """The value cached for ``model`` and ``key``, built (and kept) on a miss."""
+        full = (id(model), *key)
+        hit = self._items.get(full)
+        if hit is not None and hit[0] is model:  # ids of dead models can be reused
+            return hit[1]
+        if len(self._items) >= self.size:
+            self._items.pop(next(iter(self._items)))
+        value = build()
+        self._items[full] = (model, value)
+        return value
+
+
 def backend_name() -> str:
     """The Keras backend in use ("tensorflow" or "jax")."""
     return keras().backend.backend()

@@ -11,7 +11,7 @@ import numpy as np
 from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError
 from cnnviz.oip import objectives as obj
-from cnnviz.oip.compiled import backend_name, compile_step, value_and_grad
+from cnnviz.oip.compiled import ModelCache, backend_name, compile_step, value_and_grad
 from cnnviz.oip.param import make_param, start_images
 from cnnviz.oip.results import FilterResult
 from cnnviz.oip.transforms import IDENTITY, Transforms, apply_affine, blur, total_variation
@@ -104,7 +104,6 @@ class _Stepper:
         from cnnviz.models import _as_list, feature_model
 
         ops = keras().ops
-        self.model = model
         self.settings, self.value_range, self.shape = settings, value_range, shape
         self.param = make_param(settings.param, value_range, shape, settings.decay)
         self.names = list(objective.layers)
@@ -196,22 +195,18 @@ class _Stepper:
         return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), curves
 
 
-_STEPPERS: dict[tuple[Any, ...], _Stepper] = {}
+_STEPPERS = ModelCache()
 
 
 def _stepper(model: Any, objective: obj.Objective, settings: Settings,
              value_range: tuple[float, float], shape: tuple[int, int, int]) -> _Stepper:
     """A compiled stepper, reused while the model, objective name and settings stay the same
     (a second gallery of the same layer skips tracing)."""
-    key = (id(model), objective.name, settings,
+    key = (objective.name, settings,
            tuple(tuple(np.atleast_1d(np.asarray(v, np.float64)).tolist()) for v in value_range),
            shape)
-    cached = _STEPPERS.get(key)
-    if cached is None or cached.model is not model:
-        if len(_STEPPERS) >= 8:
-            _STEPPERS.pop(next(iter(_STEPPERS)))
-        cached = _STEPPERS[key] = _Stepper(model, objective, settings, value_range, shape)
-    return cached
+    return _STEPPERS.get(model, key,
+                         lambda: _Stepper(model, objective, settings, value_range, shape))
 
 
 def _affine_plan(settings: Settings, streams: list[tuple[int, int]], steps: int,
