@@ -199,10 +199,9 @@ def parse_indices(spec: str | None, n: int, what: str = "filter") -> list[int] |
 
 
 def _default_conv_layer(net: Any) -> str:
-    from cnnviz.models import resolve_map_layers
+    from cnnviz.models import conv_layers
 
-    convs = [name for name in resolve_map_layers(net, None)
-             if "Conv" in type(_layer(net, name)).__name__]
+    convs = conv_layers(net)
     if not convs:
         raise CnnvizError(f"model '{net.name}' has no convolution layer; name one with --layer")
     return convs[-1]

@@ -159,6 +159,12 @@ def resolve_map_layers(model: Any, names: list[str] | None) -> list[str]:
     return list(names)
 
 
+def conv_layers(model: Any) -> list[str]:
+    """The convolution layers among the layers with maps (nested ones included), in order."""
+    return [name for name in resolve_map_layers(model, None)
+            if "Conv" in type(get_layer(model, name)).__name__]
+
+
 def _outer_input_of(nested: Any, outer: Any) -> Any:
     """The symbolic tensor that ``outer``'s graph feeds into the nested model ``nested``."""
     outer_ids = {id(t) for t in _graph_tensors(outer)}

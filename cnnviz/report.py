@@ -24,6 +24,7 @@ def build_report(model: Any, *, results: str | Path | None = None, layer: str | 
     from cnnviz.attribution import explain
     from cnnviz.data import images_to_model_input, load_mnist, pick_digit
     from cnnviz.models import (
+        conv_layers,
         get_layer,
         input_shape,
         list_layers,
@@ -38,8 +39,7 @@ def build_report(model: Any, *, results: str | Path | None = None, layer: str | 
 
     shape, preprocess = input_shape(model), preprocess_of(model)
     maps_layers = resolve_map_layers(model, None)  # raises when the model has none
-    convs = [n for n in maps_layers if "Conv" in type(get_layer(model, n)).__name__]
-    deepest = layer or (convs or maps_layers)[-1]
+    deepest = layer or (conv_layers(model) or maps_layers)[-1]
     resolve_map_layers(model, [deepest])
     data = load_mnist()
     x_test, y_test = data.split("test")
