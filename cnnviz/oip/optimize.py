@@ -79,7 +79,8 @@ def bytes_per_image(model: Any, layer: str) -> int:
 
     total = int(np.prod(model.inputs[0].shape[1:]))
     for info in list_layers(model):
-        if info.output_shape and not info.type.endswith("Functional"):
+        # A nested model's output is its last layer's, already counted inside it.
+        if info.output_shape and info.type not in ("Functional", "Sequential"):
             total += int(np.prod([s for s in info.output_shape[1:] if s]))
         if info.name == layer:
             break
