@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import write_bytes
-from cnnviz.render.tiles import grid_shape, mosaic, normalize_each
+from cnnviz.render.tiles import grid_shape, image_mosaic, mosaic, normalize_each
 
 SCALES = ("shared", "per-map")
 
@@ -101,29 +101,22 @@ def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[f
     """Tiles of images (N×H×W×C, C = 1 or 3) shown in ``value_range``, each with a label; a
     flagged tile's label is red."""
     plt = _pyplot()
-    images = np.asarray(images, dtype=np.float64)
-    n, height, width, channels = images.shape
-    rows, cols = grid_shape(n, columns)
-    lo, hi = value_range
-    unit = (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
-    gap = max(2, round(0.3 * height))
-    planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), cols, gap=gap) for c in range(channels)]
-    corners = planes[0][2]
-    z_height, z_width = planes[0][0].shape
+    n, height = len(images), images.shape[1]
+    z, _, corners, gap = image_mosaic(images, value_range, columns)
+    z_height, z_width = z.shape[:2]
     inch = min(1.15 / (height + gap), 24.0 / z_width)  # a tile ~1.15 in, at most 24 in wide
     fig, ax = plt.subplots(figsize=(z_width * inch + 0.4, (z_height + gap) * inch + 0.7),
                            layout="constrained")
-    if channels == 1:
-        ax.imshow(planes[0][0], cmap=plt.get_cmap(cmap).with_extremes(bad="white"), vmin=0,
+    if z.shape[-1] == 1:
+        ax.imshow(z[..., 0], cmap=plt.get_cmap(cmap).with_extremes(bad="white"), vmin=0,
                   vmax=1, interpolation="nearest")
     else:
-        rgb = np.stack([p[0] for p in planes], axis=-1)
-        ax.imshow(np.nan_to_num(rgb, nan=1.0), interpolation="nearest")
+        ax.imshow(np.nan_to_num(z, nan=1.0), interpolation="nearest")
     flagged = flagged or [False] * n
     for (top, left), text, flag in zip(corners, labels, flagged, strict=True):
         ax.text(left - 0.5, top - 0.6, text, fontsize=5.5, va="bottom", ha="left",
                 color="#c00" if flag else "#333")
-    ax.set_ylim(planes[0][0].shape[0] - 0.5, -0.5 - gap)
+    ax.set_ylim(z_height - 0.5, -0.5 - gap)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)

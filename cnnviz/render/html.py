@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.fileio import write_text
-from cnnviz.render.tiles import grid_shape, mosaic
+from cnnviz.render.tiles import grid_shape, image_mosaic, mosaic
 
 
 def _tile_labels(corners: list[tuple[int, int]], width: int) -> list[dict[str, Any]]:
@@ -102,24 +102,15 @@ def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarr
     ``hovertemplate``; flagged labels are red."""
     import plotly.graph_objects as go
 
-    images = np.asarray(images, dtype=np.float64)
-    n, height, width, channels = images.shape
-    gap = max(2, round(0.3 * height))
-    lo, hi = value_range
-    unit = (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
-    planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), columns, gap=gap)
-              for c in range(channels)]
-    z, where, corners = planes[0]
-    if channels == 1:
-        # Display only (hover lives on the tile grid): 8-bit grey levels, gaps white, keep
-        # the page small.
-        grey = np.round(np.nan_to_num(z, nan=1.0) * 255).astype(np.uint8)
-        picture = go.Heatmap(z=grey, colorscale="gray", zmin=0, zmax=255, showscale=False,
-                             hoverinfo="skip")
+    n, height, width = images.shape[:3]
+    z, _, corners, gap = image_mosaic(images, value_range, columns)
+    # Display only (hover lives on the tile grid): 8-bit levels, gaps white, keep the page small.
+    levels = np.round(255 * np.nan_to_num(z, nan=1.0)).astype(np.uint8)
+    if z.shape[-1] == 1:
+        picture = go.Heatmap(z=levels[..., 0], colorscale="gray", zmin=0, zmax=255,
+                             showscale=False, hoverinfo="skip")
     else:
-        rgb = np.stack([p[0] for p in planes], axis=-1)
-        picture = go.Image(z=np.round(255 * np.nan_to_num(rgb, nan=1.0)).astype(np.uint8),
-                           hoverinfo="skip")
+        picture = go.Image(z=levels, hoverinfo="skip")
     # Hover lives on a transparent grid with one cell per tile, so the page carries one row of
     # values per tile rather than per pixel.
     rows, cols = grid_shape(n, columns)

@@ -41,6 +41,22 @@ def mosaic(maps: np.ndarray, columns: int | None = None, gap: int = 1
     return z, where, corners
 
 
+def image_mosaic(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0),
+                 columns: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], int]:
+    """Tile images (N×H×W×C) scaled from ``value_range`` to 0..1 into one (H', W', C) mosaic
+    with NaN gaps (a gap of 30 % of the height, at least 2 px). Returns the mosaic, each
+    pixel's ``[image, row, col]`` (−1 in gaps), each tile's top-left corner and the gap."""
+    images = np.asarray(images, dtype=np.float64)
+    lo, hi = value_range
+    unit = (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
+    gap = max(2, round(0.3 * images.shape[1]))
+    planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), columns, gap=gap)
+              for c in range(images.shape[-1])]
+    z = np.stack([plane[0] for plane in planes], axis=-1)
+    return z, planes[0][1], planes[0][2], gap
+
+
 def normalize_each(maps: np.ndarray) -> np.ndarray:
     """Scale each map (last axis) to 0..1 by its own min and max; constant maps become 0."""
     maps = np.asarray(maps, dtype=np.float64)
