@@ -263,7 +263,7 @@ def filters(
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Synthesize the image that maximally activates each filter of a layer (all at once)."""
-    from cnnviz.oip.optimize import Settings, visualize_filters
+    from cnnviz.oip.optimize import Settings, resume_filters, visualize_filters
     from cnnviz.oip.results import FilterResult
     from cnnviz.oip.transforms import Transforms
     from cnnviz.render.views import ORDERS, write_filter_views
@@ -287,49 +287,53 @@ def filters(
                         preactivation=not post_activation, seed=seed)
     from cnnviz.models import resolve_map_layers
 
-    previous = None
+    if examples < 0:
+        raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
+    if budget <= 0:
+        raise CnnvizError(f"--budget must be positive, got {budget}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                        transient=True)
+    task = progress.add_task("ascent steps", total=None)
+
+    def on_progress(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
     if resume:
         if not (out / "filters.npz").exists():
             raise CnnvizError(f"nothing to resume: no filters.npz in {out}")
         previous = FilterResult.load(out / "filters.npz")
         if not previous.interrupted:
             raise CnnvizError(f"{out / 'filters.npz'} is complete: nothing to resume")
-        settings = Settings.from_params(previous.params)
-        layer = previous.layer
-        examples = 0 if previous.example_images is None else previous.example_images.shape[1]
-        reference = previous.best_real is not None
+        net = load(model, unsafe)  # resume_filters restores the run's own preprocessing
+        progress.update(task, description=f"{previous.layer}: ascent steps")
+        real = None
+        if previous.best_real is not None or previous.example_images is not None:
+            from cnnviz.data import load_mnist
+
+            real = load_mnist().x_test
+        with progress:
+            result = resume_filters(net, previous, reference_images=real, batch=batch,
+                                    budget=budget * 2**20, on_progress=on_progress)
+        name = result.layer
     else:
         guard_output(out / "filters.npz", force)
-    net = load(model, unsafe, preprocess)
-    name = layer or _default_conv_layer(net)
-    resolve_map_layers(net, [name])
-    chosen = parse_indices(filter_spec, int(_layer(net, name).output.shape[-1]))
-    if previous is not None:
-        if previous.params.get("model") != net.name:
-            raise CnnvizError(f"the saved run is of model '{previous.params.get('model')}', "
-                              f"not '{net.name}'")
-        done = set(previous.filters.tolist())
-        chosen = [f for f in previous.params["requested"] if f not in done]
-    if examples < 0:
-        raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
-    if budget <= 0:
-        raise CnnvizError(f"--budget must be positive, got {budget}")
-    real = None
-    if reference or examples:
-        from cnnviz.data import load_mnist
+        net = load(model, unsafe, preprocess)
+        name = layer or _default_conv_layer(net)
+        resolve_map_layers(net, [name])
+        chosen = parse_indices(filter_spec, int(_layer(net, name).output.shape[-1]))
+        progress.update(task, description=f"{name}: ascent steps")
+        real = None
+        if reference or examples:
+            from cnnviz.data import load_mnist
 
-        real = load_mnist().x_test
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
-        task = progress.add_task(f"{name}: ascent steps", total=None)
-        result = visualize_filters(
-            net, name, chosen, settings, reference_images=real, examples=examples, batch=batch,
-            budget=budget * 2**20,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total))
-    if previous is not None:
-        result = previous.merged(result)
+            real = load_mnist().x_test
+        with progress:
+            result = visualize_filters(net, name, chosen, settings, reference_images=real,
+                                       examples=examples, batch=batch, budget=budget * 2**20,
+                                       on_progress=on_progress)
     written = list(result.save(out / "filters.npz"))
     if len(result.filters):
         written += write_filter_views(result, out, order=order)

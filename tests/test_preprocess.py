@@ -98,3 +98,28 @@ def test_cli_preprocess_option(tmp_path, rgb_model):
     bad = runner.invoke(app, ["explain", str(path), "--preprocess", "tf", "--out",
                               str(tmp_path / "e")])
     assert bad.exit_code == 1 and "unknown preprocessing 'tf'" in bad.stderr
+
+
+def test_resume_restores_the_runs_own_preprocessing(rgb_model):
+    from cnnviz.oip import objectives
+    from cnnviz.oip.optimize import resume_filters
+
+    set_preprocess(rgb_model, "caffe")
+    whole = visualize_filters(rgb_model, "c", None, Settings(steps=3), batch=2)
+
+    def stop_in_second_chunk(done, total):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    cut = visualize_filters(rgb_model, "c", None, Settings(steps=3), batch=2,
+                            on_progress=stop_in_second_chunk)
+    assert cut.interrupted and cut.filters.tolist() == [0, 1]
+    set_preprocess(rgb_model, "auto")  # a fresh session would load the model plain
+    done = resume_filters(rgb_model, cut)
+    assert preprocess_of(rgb_model).name == "caffe" and not done.interrupted
+    np.testing.assert_array_equal(done.images, whole.images)
+    custom = visualize_filters(rgb_model, "c", [0], Settings(steps=2),
+                               objective=objectives.neuron("c"))
+    custom.interrupted = True
+    with pytest.raises(CnnvizError, match="used objective neuron"):
+        resume_filters(rgb_model, custom)

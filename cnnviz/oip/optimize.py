@@ -387,3 +387,32 @@ def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
     return FilterResult(layer, chosen[:done], images, run["scores"], post_max, run["curves"],
                         best_real, notes, params, run["interrupted"], example_images,
                         example_values, example_indices)
+
+
+def resume_filters(model: Any, previous: FilterResult, *,
+                   reference_images: np.ndarray | None = None, batch: int | None = None,
+                   budget: int = DEFAULT_BUDGET,
+                   on_progress: ProgressFn | None = None) -> FilterResult:
+    """Finish an interrupted :func:`visualize_filters` run with its own layer, settings,
+    preprocessing and number of examples; the result equals an uninterrupted run's."""
+    from cnnviz.preprocess import set_preprocess
+
+    if not previous.interrupted:
+        raise CnnvizError("the saved run is complete: nothing to resume")
+    if previous.params.get("model") != model.name:
+        raise CnnvizError(f"the saved run is of model '{previous.params.get('model')}', "
+                          f"not '{model.name}'")
+    if previous.params.get("objective") != obj.channel(previous.layer).name:
+        raise CnnvizError(f"the saved run used objective {previous.params.get('objective')}: "
+                          "resume it with visualize_filters and that objective")
+    examples = 0 if previous.example_images is None else previous.example_images.shape[1]
+    if (previous.best_real is not None or examples) and reference_images is None:
+        raise CnnvizError("the saved run compared with real images: pass them again")
+    set_preprocess(model, previous.params.get("preprocess", {}).get("name", "auto"))
+    done = set(previous.filters.tolist())
+    rest = [f for f in previous.params["requested"] if f not in done]
+    reference = reference_images if previous.best_real is not None or examples else None
+    more = visualize_filters(model, previous.layer, rest, Settings.from_params(previous.params),
+                             reference_images=reference, examples=examples, batch=batch,
+                             budget=budget, on_progress=on_progress)
+    return previous.merged(more)
