@@ -1,66 +1,36 @@
-"""Per-map activations of a model's layers for a batch of inputs."""
+"""Per-map activations of a model's layers; class patterns and top examples as streaming
+reductions over a data set (memory does not grow with the data)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from cnnviz.backend import ModelCache, compile_step, keras
+from cnnviz.data import images_to_model_input
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import load_results, save_results
-from cnnviz.oip.compiled import ModelCache
+from cnnviz.models import (
+    ModelFacts,
+    as_facts,
+    as_list,
+    feature_model,
+    get_layer,
+    input_struct,
+    resolve_map_layers,
+)
+from cnnviz.results import Activations, ClassPatterns, Meta
 
 
-@dataclass
-class Activations:
-    """Layer outputs for a batch of inputs, with the model's predictions and how they were made.
-
-    ``maps[layer]`` has shape (N, height, width, maps) for map layers and (N, units) otherwise;
-    ``inputs`` are the model inputs (N, height, width, channels) in the model's value range.
-    """
-
-    inputs: np.ndarray
-    maps: dict[str, np.ndarray]
-    probabilities: np.ndarray
-    labels: np.ndarray | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def layers(self) -> list[str]:
-        """Layer names in model order."""
-        return list(self.maps)
-
-    @property
-    def predictions(self) -> np.ndarray:
-        """The predicted class of each input."""
-        return np.argmax(self.probabilities, axis=-1)
-
-    def save(self, path: str | Path) -> tuple[Path, Path]:
-        """Write ``path`` (.npz arrays) and the same name with ``.json`` (layers and metadata)."""
-        arrays = {"inputs": self.inputs, "probabilities": self.probabilities}
-        arrays.update({f"map_{i}": m for i, m in enumerate(self.maps.values())})
-        if self.labels is not None:
-            arrays["labels"] = self.labels
-        return save_results(path, "activations", arrays, {"layers": self.layers,
-                                                          "meta": self.meta})
-
-    @classmethod
-    def load(cls, path: str | Path) -> Activations:
-        """Read what :meth:`save` wrote."""
-        data, meta = load_results(path, "activations")
-        maps = {name: data[f"map_{i}"] for i, name in enumerate(meta["layers"])}
-        return cls(data["inputs"], maps, data["probabilities"], data.get("labels"), meta["meta"])
-
-
-def activations(model: Any, images: np.ndarray, layers: list[str] | None = None, *,
-                labels: np.ndarray | None = None, batch_size: int = 256) -> Activations:
-    """Outputs of ``layers`` (default: every layer with 2-D maps) for model-ready ``images``
-    (N×H×W×C in the model's value range), in one compiled, batched forward pass."""
-    from cnnviz.models import feature_model, input_range, resolve_map_layers
-
+def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] | None = None,
+                *, labels: np.ndarray | None = None, data: str | None = None,
+                batch_size: int = 256) -> Activations:
+    """Outputs of ``layers`` (default: every conv and pooling layer) for model-ready ``images``
+    (N×H×W×C in the model's value range), in one compiled, batched forward pass; ``data`` says
+    where the images came from."""
+    facts = as_facts(model)
+    model = facts.model
     images = np.asarray(images, dtype=np.float32)
     expected = tuple(model.inputs[0].shape[1:])
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:
@@ -73,75 +43,22 @@ def activations(model: Any, images: np.ndarray, layers: list[str] | None = None,
     outputs = sub.predict(images, batch_size=batch_size, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]
     maps = {name: np.asarray(out) for name, out in zip(names, outputs, strict=False)}
-    from cnnviz.preprocess import preprocess_of
-
-    meta = {"model": model.name,
-            "input_range": [np.asarray(v).tolist() for v in input_range(model)],
-            "preprocess": preprocess_of(model).to_params()}
+    meta = Meta(facts.name, facts.preprocess, tuple(names), data)
     return Activations(images, maps, np.asarray(outputs[-1]), labels, meta)
 
 
-def channel_means(model: Any, layer: str, images: np.ndarray, *, preactivation: bool = False,
-                  batch_size: int = 256) -> np.ndarray:
+def channel_means(model: ModelFacts | Any, layer: str, images: np.ndarray, *,
+                  preactivation: bool = False, batch_size: int = 256) -> np.ndarray:
     """The mean of each map of ``layer`` for each model-ready image: (N, maps); before the
     layer's fused activation with ``preactivation``."""
-    from cnnviz.backend import keras
-
     ops = keras().ops
-    run = _reducing_pass(model, [layer], preactivation)
+    run = _reducing_pass(as_facts(model).model, [layer], preactivation)
     images = np.asarray(images, np.float32)
     parts = []
     for begin in range(0, len(images), batch_size):
         out = run(ops.convert_to_tensor(images[begin:begin + batch_size]))
         parts.append(ops.convert_to_numpy(_single(out)))
     return np.concatenate(parts)
-
-@dataclass
-class ClassPatterns:
-    """Per class, the mean (and standard deviation) of each map's mean activation — or of each
-    unit, for dense layers — over a labelled data set."""
-
-    means: dict[str, np.ndarray]
-    stds: dict[str, np.ndarray]
-    counts: np.ndarray
-    class_names: tuple[str, ...]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def layers(self) -> list[str]:
-        return list(self.means)
-
-    def top_maps(self, layer: str, k: int = 5) -> dict[str, list[int]]:
-        """For each class, the ``k`` maps (units) with the highest mean, highest first."""
-        order = np.argsort(-self.means[layer], axis=1, kind="stable")[:, :k]
-        return {name: order[c].tolist() for c, name in enumerate(self.class_names)}
-
-    def preferred_class(self, layer: str) -> np.ndarray:
-        """The class on which each map (unit) has its highest mean."""
-        return np.argmax(self.means[layer], axis=0)
-
-    def selectivity(self, layer: str) -> np.ndarray:
-        """(best class mean − mean of the others) / (|best| + |others| + ε), per map: 1 for a
-        map that fires for one class only, 0 for one that fires alike for all."""
-        means = self.means[layer]
-        best = means.max(axis=0)
-        others = (means.sum(axis=0) - best) / max(1, means.shape[0] - 1)
-        return (best - others) / (np.abs(best) + np.abs(others) + 1e-12)
-
-    def save(self, path: str | Path) -> tuple[Path, Path]:
-        arrays = {"counts": self.counts}
-        for i, name in enumerate(self.layers):
-            arrays[f"mean_{i}"], arrays[f"std_{i}"] = self.means[name], self.stds[name]
-        return save_results(path, "class patterns", arrays, {
-            "layers": self.layers, "class_names": list(self.class_names), "meta": self.meta})
-
-    @classmethod
-    def load(cls, path: str | Path) -> ClassPatterns:
-        data, meta = load_results(path, "class patterns")
-        layers = meta["layers"]
-        return cls({n: data[f"mean_{i}"] for i, n in enumerate(layers)},
-                   {n: data[f"std_{i}"] for i, n in enumerate(layers)}, data["counts"],
-                   tuple(meta["class_names"]), meta["meta"])
 
 
 def _reducing_pass(model: Any, layers: list[str], preactivation: bool) -> Any:
@@ -155,18 +72,14 @@ _PASSES = ModelCache()
 
 
 def _build_reducing_pass(model: Any, layers: list[str], preactivation: bool) -> Any:
-    from cnnviz.backend import keras
-    from cnnviz.models import _as_list, _input_struct, feature_model
-    from cnnviz.oip.compiled import compile_step
-
     k = keras()
     sub = feature_model(model, layers, preactivation=preactivation)
-    outs = [k.ops.mean(o, axis=(1, 2)) if len(o.shape) == 4 else o for o in _as_list(sub.outputs)]
+    outs = [k.ops.mean(o, axis=(1, 2)) if len(o.shape) == 4 else o for o in as_list(sub.outputs)]
     for name, out in zip(layers, outs, strict=True):
         if len(out.shape) != 2:
             raise CnnvizError(f"layer '{name}' has neither 2-D maps nor dense units "
                               f"(output shape {tuple(out.shape)})")
-    reducer = k.Model(_input_struct(sub), outs)
+    reducer = k.Model(input_struct(sub), outs)
     # XLA fuses the forward pass (conv, bias, ReLU, pooling): on CPU it is what model.predict
     # uses too, and it measured 2.4× faster here than a plain tf.function.
     return compile_step(lambda x: reducer(x), jit_compile=True)
@@ -177,15 +90,13 @@ def _single(out: Any) -> Any:
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
-def _batches(images: np.ndarray, model: Any, batch_size: int):
+def _batches(images: np.ndarray, facts: ModelFacts, batch_size: int
+             ) -> Iterator[tuple[int, np.ndarray]]:
     """Model-ready batches of raw images (uint8 or 0..1 floats), converted as they stream."""
-    from cnnviz.data import images_to_model_input
-    from cnnviz.models import input_shape
-    from cnnviz.preprocess import preprocess_of
-
-    shape, value_range = input_shape(model), preprocess_of(model)
+    shape = facts.image_shape()
     for begin in range(0, len(images), batch_size):
-        yield begin, images_to_model_input(images[begin:begin + batch_size], shape, value_range)
+        yield begin, images_to_model_input(images[begin:begin + batch_size], shape,
+                                           facts.preprocess)
 
 
 def _check_dataset(images: np.ndarray, labels: np.ndarray | None) -> None:
@@ -197,15 +108,14 @@ def _check_dataset(images: np.ndarray, labels: np.ndarray | None) -> None:
         raise CnnvizError(f"{len(images)} images but {len(labels)} labels")
 
 
-def class_patterns(model: Any, images: np.ndarray, labels: np.ndarray | None,
+def class_patterns(model: ModelFacts | Any, images: np.ndarray, labels: np.ndarray | None,
                    layers: str | list[str], *, class_names: tuple[str, ...] | None = None,
-                   preactivation: bool = False, batch_size: int = 256,
+                   preactivation: bool = False, data: str | None = None, batch_size: int = 256,
                    on_progress: Callable[[int, int], None] | None = None) -> ClassPatterns:
     """Mean and spread of every map (unit) of ``layers`` for each class of a labelled data set
     of raw images (uint8 or 0..1), streamed in batches through one compiled pass: memory does
-    not grow with the data set."""
-    from cnnviz.backend import keras
-
+    not grow with the data set. ``data`` names the data set in the result."""
+    facts = as_facts(model)
     _check_dataset(images, labels)
     names = [layers] if isinstance(layers, str) else list(layers)
     labels = np.asarray(labels).astype(np.int64)
@@ -213,12 +123,12 @@ def class_patterns(model: Any, images: np.ndarray, labels: np.ndarray | None,
     if labels.min() < 0:
         raise CnnvizError("labels must be class numbers ≥ 0")
     names_out = class_names or tuple(str(c) for c in range(n_classes))
-    run = _reducing_pass(model, names, preactivation)
+    run = _reducing_pass(facts.model, names, preactivation)
     ops = keras().ops
     sums: list[np.ndarray] = []
     squares: list[np.ndarray] = []
     counts = np.bincount(labels, minlength=n_classes).astype(np.int64)
-    for begin, x in _batches(images, model, batch_size):
+    for begin, x in _batches(images, facts, batch_size):
         onehot = np.eye(n_classes)[labels[begin:begin + len(x)]]
         outs = run(ops.convert_to_tensor(x))
         for i, out in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
@@ -234,26 +144,28 @@ def class_patterns(model: Any, images: np.ndarray, labels: np.ndarray | None,
     means = {n: s / safe for n, s in zip(names, sums, strict=True)}
     stds = {n: np.sqrt(np.maximum(q / safe - (s / safe) ** 2, 0.0))
             for n, s, q in zip(names, sums, squares, strict=True)}
-    meta = {"model": model.name, "images": int(len(images)), "preactivation": preactivation}
-    return ClassPatterns(means, stds, counts, tuple(names_out), meta)
+    kinds = {n: "maps" if len(get_layer(facts.model, n).output.shape) == 4 else "units"
+             for n in names}
+    params = {"images": int(len(images)), "preactivation": preactivation, "kinds": kinds}
+    return ClassPatterns(means, stds, counts, tuple(names_out),
+                         Meta(facts.name, facts.preprocess, tuple(names), data), params)
 
 
-def top_examples(model: Any, layer: str, images: np.ndarray, k: int = 9, *,
-                 preactivation: bool = False, batch_size: int = 256) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
+def top_examples(model: ModelFacts | Any, layer: str, images: np.ndarray, k: int = 9, *,
+                 preactivation: bool = False, batch_size: int = 256
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """For every map of ``layer``, the indices of the ``k`` images (raw, uint8 or 0..1) with the
     highest map mean and those means, highest first: two (maps, k) arrays."""
-    from cnnviz.backend import keras
-
+    facts = as_facts(model)
     if k <= 0:
         raise CnnvizError(f"the number of examples must be positive, got {k}")
     if len(images) == 0:
         raise CnnvizError("the data set is empty")
-    run = _reducing_pass(model, [layer], preactivation)
+    run = _reducing_pass(facts.model, [layer], preactivation)
     ops = keras().ops
     best_values: np.ndarray | None = None
     best_index: np.ndarray | None = None
-    for begin, x in _batches(images, model, batch_size):
+    for begin, x in _batches(images, facts, batch_size):
         values = ops.convert_to_numpy(_single(run(ops.convert_to_tensor(x)))).T  # (maps, B)
         index = np.broadcast_to(np.arange(begin, begin + len(x)), values.shape)
         if best_values is not None:

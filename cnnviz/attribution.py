@@ -2,7 +2,7 @@
 
 Scores are the target class's logit (the last layer before its softmax). ``attribute`` returns
 arrays shaped like the input (N, H, W, C) for gradient methods and (N, H, W) for Grad-CAM;
-:func:`to_heatmap` turns any of them into one non-negative map per image for display.
+:func:`explain` runs several methods into one :class:`~cnnviz.results.Attributions`.
 """
 
 from __future__ import annotations
@@ -11,20 +11,29 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import keras
+from cnnviz.backend import backend_name, compile_step, keras, value_and_grad
 from cnnviz.errors import CnnvizError
+from cnnviz.models import (
+    ModelFacts,
+    as_facts,
+    default_layer,
+    get_layer,
+    input_struct,
+    output_feeding,
+    preactivation_output,
+    resolve_map_layers,
+)
+from cnnviz.results import Attributions, Meta
 
 METHODS = ("saliency", "smoothgrad", "gradcam", "integrated_gradients")
 
 
 def _logit_tensor(model: Any) -> Any:
     """The symbolic pre-softmax output of the model's last layer (its output if none)."""
-    from cnnviz.models import _preactivation_output
-
     last = model.layers[-1]
     if last.output is not model.outputs[0]:
         return model.outputs[0]
-    return _preactivation_output(last)
+    return preactivation_output(last)
 
 
 def _targets(scores: np.ndarray, target: int | np.ndarray | None) -> np.ndarray:
@@ -40,13 +49,11 @@ def _targets(scores: np.ndarray, target: int | np.ndarray | None) -> np.ndarray:
 class _GradientMethod:
     """Shared set-up: the logit model and a compiled gradient of the target logit."""
 
-    def __init__(self, model: Any, layer: str | None = None) -> None:
-        from cnnviz.models import _input_struct
-        from cnnviz.oip.compiled import compile_step, value_and_grad
-
+    def __init__(self, model: ModelFacts | Any, layer: str | None = None) -> None:
         k = keras()
-        self.model, self.layer = model, layer
-        self.logits = k.Model(_input_struct(model), _logit_tensor(model))
+        self.facts = as_facts(model)
+        self.model, self.layer = self.facts.model, layer
+        self.logits = k.Model(input_struct(self.model), _logit_tensor(self.model))
         ops = k.ops
 
         def grad(x: Any, onehot: Any) -> tuple[Any, Any]:
@@ -94,12 +101,10 @@ class IntegratedGradients(_GradientMethod):
 
     def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None, *,
                   baseline: float | np.ndarray | None = None, steps: int = 50) -> np.ndarray:
-        from cnnviz.models import input_range
-
         if steps <= 0:
             raise CnnvizError(f"steps must be positive, got {steps}")
         x = np.asarray(images, dtype=np.float32)
-        base = np.broadcast_to(np.float32(input_range(self.model)[0] if baseline is None
+        base = np.broadcast_to(np.float32(self.facts.value_range[0] if baseline is None
                                           else baseline), x.shape)
         chosen = self.targets(x, target)
         alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
@@ -128,9 +133,7 @@ class SmoothGrad:
 
     def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None,
                   **kwargs: Any) -> np.ndarray:
-        from cnnviz.models import input_range
-
-        lo, hi = input_range(self.method.model)
+        lo, hi = self.method.facts.value_range
         x = np.asarray(images, dtype=np.float32)
         chosen = self.method.targets(x, target)
         rng = np.random.default_rng(self.seed)
@@ -141,29 +144,15 @@ class SmoothGrad:
         return total / self.samples
 
 
-def last_conv_layer(model: Any) -> str:
-    """The deepest top-level layer with 2-D maps that is a convolution or a nested model (a
-    transfer-learning base: its output is its last conv block's maps)."""
-    from cnnviz.models import map_layers
-
-    candidates = [info.name for info in map_layers(model) if "/" not in info.name
-                  and ("Conv" in info.type or info.type in ("Functional", "Sequential"))]
-    if not candidates:
-        raise CnnvizError(f"model '{model.name}' has no convolution layer for Grad-CAM")
-    return candidates[-1]
-
-
 class GradCAM:
     """Grad-CAM: the maps of a layer (default: the last conv layer) weighted by the spatial mean
     of the target logit's gradient, summed, passed through ReLU and resized to the input."""
 
-    def __init__(self, model: Any, layer: str | None = None) -> None:
-        from cnnviz.models import _input_struct, get_layer, output_feeding, resolve_map_layers
-        from cnnviz.oip.compiled import backend_name, compile_step
-
+    def __init__(self, model: ModelFacts | Any, layer: str | None = None) -> None:
         k = keras()
-        self.model = model
-        self.layer = layer or last_conv_layer(model)
+        self.facts = as_facts(model)
+        self.model = model = self.facts.model
+        self.layer = layer or default_layer(model, top_level=True, purpose="Grad-CAM")
         resolve_map_layers(model, [self.layer])
         if "/" in self.layer:
             raise CnnvizError(f"Grad-CAM needs a top-level layer; '{self.layer}' is inside a "
@@ -172,7 +161,7 @@ class GradCAM:
         maps = output_feeding(logits, get_layer(model, self.layer))
         # One model with both outputs: the maps tensor it returns is the one the logits are
         # computed from, so residual paths around the layer are handled.
-        self.both = k.Model(_input_struct(model), [maps, logits])
+        self.both = k.Model(input_struct(model), [maps, logits])
         self._cam = compile_step(self._tf_cam() if backend_name() == "tensorflow"
                                  else self._head_cam(maps, logits))
 
@@ -193,8 +182,6 @@ class GradCAM:
     def _head_cam(self, maps: Any, logits: Any) -> Any:
         """Other backends: the part of the model after the layer as a function of the maps
         (models whose later layers need nothing else, i.e. no skip path around the layer)."""
-        from cnnviz.oip.compiled import value_and_grad
-
         k = keras()
         ops = k.ops
         try:
@@ -240,15 +227,24 @@ def make_method(name: str, model: Any, *, layer: str | None = None, seed: int = 
     raise CnnvizError(f"unknown attribution method '{name}': use one of {', '.join(METHODS)}")
 
 
-def to_heatmap(attribution: np.ndarray) -> np.ndarray:
-    """One non-negative map per image: |attribution| maxed over channels for (N, H, W, C)."""
-    attribution = np.asarray(attribution)
-    return np.abs(attribution).max(axis=-1) if attribution.ndim == 4 else np.abs(attribution)
-
-
-def explain(model: Any, images: np.ndarray, methods: tuple[str, ...] = METHODS, *,
-            target: int | np.ndarray | None = None, layer: str | None = None,
-            seed: int = 0) -> dict[str, np.ndarray]:
-    """Display heatmaps (N, H, W) of each named method for model-ready ``images``."""
-    return {name: to_heatmap(make_method(name, model, layer=layer, seed=seed)
-                             .attribute(images, target)) for name in methods}
+def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...] = METHODS, *,
+            target: int | np.ndarray | None = None, layer: str | None = None, seed: int = 0,
+            data: str | None = None) -> Attributions:
+    """Each named method's attribution of model-ready ``images`` to ``target`` (default: the
+    predicted class), with the model's outputs; ``data`` says where the images came from."""
+    facts = as_facts(model)
+    for name in methods:
+        if name not in METHODS:
+            raise CnnvizError(f"unknown attribution method '{name}': use one of "
+                              f"{', '.join(METHODS)}")
+    x = np.asarray(images, dtype=np.float32)
+    probabilities = np.asarray(facts.model.predict(x, verbose=0))
+    chosen = _targets(probabilities.reshape(len(x), -1), target)
+    maps, cam_layer = {}, None
+    for name in methods:
+        method = make_method(name, facts, layer=layer, seed=seed)
+        cam_layer = getattr(method, "layer", None) if name == "gradcam" else cam_layer
+        maps[name] = method.attribute(x, chosen)
+    meta = Meta(facts.name, facts.preprocess, (cam_layer,) if cam_layer else (), data, seed)
+    return Attributions(x, maps, chosen, probabilities, meta,
+                        {"explained": "predicted" if target is None else "given"})

@@ -39,6 +39,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def refuse_overwrite(path: str | os.PathLike[str], force: bool) -> None:
+    """Refuse to replace an earlier run's output unless ``force`` says so."""
+    if Path(path).exists() and not force:
+        raise CnnvizError(f"{path} already exists: pass --force to overwrite it, or choose "
+                          "another --out")
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically (UTF-8) and return the path."""
     with atomic_path(path) as tmp:

@@ -1,4 +1,5 @@
-"""Load Keras models, list their layers (nested models included) and build feature sub-models."""
+"""Load Keras models into model facts, list their layers (nested models included), pick the
+default layer and build feature sub-models."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError
+from cnnviz.preprocess import Preprocess, for_model
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 REFERENCE_MODEL = "reference_cnn.keras"
@@ -21,6 +23,68 @@ REFERENCE_MODEL = "reference_cnn.keras"
 def reference_model_path() -> Path:
     """Path of the bundled reference CNN (trained on the bundled MNIST sample)."""
     return Path(str(resources.files("cnnviz") / "assets" / REFERENCE_MODEL))
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """A Keras model with what cnnviz knows about it (how it wants its pixels, where it came
+    from), handed to every computation; nothing is ever set on the Keras model itself."""
+
+    model: Any
+    preprocess: Preprocess
+    source: str = "in memory"
+
+    @property
+    def name(self) -> str:
+        """The Keras model's name."""
+        return str(self.model.name)
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The shape of one input (height, width, channels); ``None`` where the model takes any
+        size."""
+        return tuple(self.model.inputs[0].shape[1:])
+
+    @property
+    def value_range(self) -> tuple[Any, Any]:
+        """(lo, hi) of the model's valid inputs: floats, or per-channel arrays (caffe, torch)."""
+        return self.preprocess.value_range(int(self.model.inputs[0].shape[-1]))
+
+    def image_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of a model with one image input of fixed size."""
+        model = self.model
+        if len(model.inputs) != 1:
+            raise CnnvizError(f"model '{model.name}' has {len(model.inputs)} inputs; cnnviz "
+                              "needs one")
+        shape = self.input_shape
+        if len(shape) != 3 or any(s is None for s in shape):
+            raise CnnvizError(f"model '{model.name}' input shape {shape} is not (height, width, "
+                              f"channels) with fixed sizes")
+        return shape  # type: ignore[return-value]
+
+
+def as_facts(model: Any, preprocess: str | Preprocess | None = None) -> ModelFacts:
+    """``model`` as :class:`ModelFacts`: a Keras model gets the named preprocessing (``auto``,
+    read from the model, when none is named); facts are returned as they are unless
+    ``preprocess`` names another."""
+    if isinstance(model, ModelFacts):
+        if preprocess is None:
+            return model
+        model, source = model.model, model.source
+    else:
+        source = "in memory"
+    chosen = preprocess if isinstance(preprocess, Preprocess) else for_model(
+        model, preprocess or "auto")
+    return ModelFacts(model, chosen, source)
+
+
+def load(path: str | Path | None = None, *, preprocess: str = "auto",
+         unsafe: bool = False) -> ModelFacts:
+    """Load a ``.keras`` or ``.h5`` file (``None``: the bundled reference CNN) as model facts;
+    ``unsafe`` allows Lambda layers (code from the file runs)."""
+    model = load_model(path, safe_mode=not unsafe)
+    source = "bundled reference CNN" if path is None else str(path)
+    return ModelFacts(model, for_model(model, preprocess), source)
 
 
 def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any:
@@ -161,8 +225,34 @@ def resolve_map_layers(model: Any, names: list[str] | None) -> list[str]:
 
 def conv_layers(model: Any) -> list[str]:
     """The convolution layers among the layers with maps (nested ones included), in order."""
-    return [name for name in resolve_map_layers(model, None)
-            if "Conv" in type(get_layer(model, name)).__name__]
+    return [info.name for info in map_layers(model) if "Conv" in info.type]
+
+
+def default_layer(model: Any, *, first: bool = False, top_level: bool = False,
+                  purpose: str | None = None) -> str:
+    """The layer a command uses when none is named: the deepest convolution layer (the first
+    with ``first``). With ``top_level``, a layer inside a nested model gives way to that nested
+    model, whose output is its last block's maps. ``purpose`` names the use in the error."""
+    convs = conv_layers(model)
+    if not convs:
+        if purpose is None:
+            resolve_map_layers(model, None)  # a model without maps at all says so
+        raise CnnvizError(f"model '{model.name}' has no convolution layer"
+                          + (f" for {purpose}" if purpose else ": name a layer with maps"))
+    name = convs[0] if first else convs[-1]
+    return name.split("/")[0] if top_level else name
+
+
+def conv_kernels(model: Any, layer: str, channel: int = 0) -> np.ndarray:
+    """The weights of a 2-D convolution layer seen from one input channel: (kh, kw, filters)."""
+    weights = getattr(get_layer(model, layer), "kernel", None)
+    if weights is None or len(weights.shape) != 4:
+        raise CnnvizError(f"layer '{layer}' has no 2-D convolution kernel")
+    kernel = np.asarray(keras().ops.convert_to_numpy(weights))
+    if not 0 <= channel < kernel.shape[2]:
+        raise CnnvizError(f"--channel {channel} is out of range: '{layer}' has "
+                          f"{kernel.shape[2]} input channels")
+    return kernel[:, :, channel, :]
 
 
 def _outer_input_of(nested: Any, outer: Any) -> Any:
@@ -190,7 +280,7 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False,
     followed by the model's own output when ``with_output`` is set. With ``preactivation``, a
     layer with a fused activation (Conv2D, Dense) gives its output before that activation."""
     k = keras()
-    layer_output = _preactivation_output if preactivation else (lambda layer: layer.output)
+    layer_output = preactivation_output if preactivation else (lambda layer: layer.output)
     nested: dict[str, list[str]] = {}
     for name in names:
         get_layer(model, name)  # unknown names raise with suggestions
@@ -203,17 +293,17 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False,
     if with_output:
         prefix_outputs += list(model.outputs)
     if not nested:
-        return k.Model(_input_struct(model), prefix_outputs, name=f"{model.name}_features")
+        return k.Model(input_struct(model), prefix_outputs, name=f"{model.name}_features")
     # Nested models: re-run the outer graph up to each nested model's input, then the nested
     # feature model on it, so no "Graph disconnected" error arises.
-    prefix = k.Model(_input_struct(model), prefix_outputs, name=f"{model.name}_prefix")
+    prefix = k.Model(input_struct(model), prefix_outputs, name=f"{model.name}_prefix")
     inputs = k.tree.map_structure(lambda t: k.Input(shape=t.shape[1:], dtype=t.dtype),
-                                  _input_struct(model))
-    values = _as_list(prefix(inputs))
+                                  input_struct(model))
+    values = as_list(prefix(inputs))
     by_name: dict[str, Any] = dict(zip(flat, values, strict=False))
     for i, (head, rests) in enumerate(nested.items()):
         inner = feature_model(model.get_layer(head), rests, preactivation=preactivation)
-        inner_values = _as_list(inner(values[len(flat) + i]))
+        inner_values = as_list(inner(values[len(flat) + i]))
         by_name.update({f"{head}/{rest}": v for rest, v in zip(rests, inner_values, strict=True)})
     outputs = [by_name[name] for name in names]
     if with_output:
@@ -221,7 +311,7 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False,
     return k.Model(inputs, outputs, name=f"{model.name}_features")
 
 
-def _preactivation_output(layer: Any) -> Any:
+def preactivation_output(layer: Any) -> Any:
     """The symbolic output of ``layer`` without its fused activation (a linear twin with the
     same weights, applied to the layer's input); the plain output if it has none."""
     k = keras()
@@ -258,32 +348,21 @@ def has_fused_activation(model: Any, name: str) -> bool:
     return activation is not None and activation is not keras().activations.linear
 
 
-def _input_struct(model: Any) -> Any:
+def input_struct(model: Any) -> Any:
     """The model's input tensor, or the list of them when it has several."""
     return model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def input_range(model: Any) -> tuple[Any, Any]:
     """The (lo, hi) input values a model accepts, from its preprocessing (see
     :mod:`cnnviz.preprocess`): floats, or per-channel arrays for caffe and torch modes."""
-    from cnnviz.preprocess import preprocess_of
-
-    lo, hi = preprocess_of(model).bounds(int(model.inputs[0].shape[-1]))
-    if np.all(lo == lo[0]) and np.all(hi == hi[0]):
-        return (float(lo[0]), float(hi[0]))
-    return (lo.astype(np.float32), hi.astype(np.float32))
+    return as_facts(model).value_range
 
 
 def input_shape(model: Any) -> tuple[int, int, int]:
-    """(height, width, channels) of a model with one image input."""
-    if len(model.inputs) != 1:
-        raise CnnvizError(f"model '{model.name}' has {len(model.inputs)} inputs; cnnviz needs one")
-    shape = tuple(model.inputs[0].shape[1:])
-    if len(shape) != 3 or any(s is None for s in shape):
-        raise CnnvizError(f"model '{model.name}' input shape {shape} is not (height, width, "
-                          f"channels) with fixed sizes")
-    return shape  # type: ignore[return-value]
+    """(height, width, channels) of a model with one image input of fixed size."""
+    return as_facts(model).image_shape()

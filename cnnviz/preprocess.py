@@ -51,6 +51,14 @@ class Preprocess:
         scale, offset = self._affine(channels)
         return offset.copy(), scale + offset
 
+    def value_range(self, channels: int) -> tuple[Any, Any]:
+        """(lo, hi) of the model's valid inputs: floats when all channels share them, else
+        float32 arrays, one value per channel."""
+        lo, hi = self.bounds(channels)
+        if np.all(lo == lo[0]) and np.all(hi == hi[0]):
+            return (float(lo[0]), float(hi[0]))
+        return (lo.astype(np.float32), hi.astype(np.float32))
+
     def to_model(self, unit: np.ndarray) -> np.ndarray:
         """Display pixels in 0..1 (…, C), RGB order → model inputs (float32)."""
         unit = np.asarray(unit, dtype=np.float64)
@@ -68,11 +76,13 @@ class Preprocess:
         return unit[..., ::-1] if self.bgr and x.shape[-1] == 3 else unit
 
     def to_params(self) -> dict[str, Any]:
+        """A JSON-ready description (what results record)."""
         return {"name": self.name, "scale": list(self.scale), "offset": list(self.offset),
                 "bgr": self.bgr}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Preprocess:
+        """The preprocessing :meth:`to_params` described."""
         return cls(params["name"], tuple(params["scale"]), tuple(params["offset"]),
                    bool(params.get("bgr", False)))
 
@@ -93,24 +103,11 @@ def named(mode: str) -> Preprocess:
     raise CnnvizError(f"unknown preprocessing '{mode}': use one of {', '.join(MODES)}")
 
 
-_ATTRIBUTE = "_cnnviz_preprocess"
-
-
-def set_preprocess(model: Any, mode: str) -> Any:
-    """Tell cnnviz how ``model`` expects its pixels (``auto`` forgets an earlier choice)."""
-    if mode == "auto":
-        if hasattr(model, _ATTRIBUTE):
-            delattr(model, _ATTRIBUTE)
-        return model
-    setattr(model, _ATTRIBUTE, named(mode))
-    return model
-
-
-def preprocess_of(model: Any) -> Preprocess:
-    """The preprocessing set for ``model``, or the one read from it (``auto``)."""
-    chosen = getattr(model, _ATTRIBUTE, None)
-    if chosen is not None:
-        return chosen
+def for_model(model: Any, mode: str = "auto") -> Preprocess:
+    """The preprocessing called ``mode``; ``auto`` reads it from ``model``: 0..255 (``raw``) when
+    its first layer is a ``Rescaling``, else 0..1 (``unit``)."""
+    if mode != "auto":
+        return named(mode)
     from cnnviz.backend import keras
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras().layers.InputLayer)]

@@ -10,6 +10,7 @@ from typing import Any
 from cnnviz.backend import keras
 from cnnviz.data import Dataset, images_to_model_input
 from cnnviz.errors import CnnvizError
+from cnnviz.preprocess import for_model
 
 SCHEDULES = ("inverse_time", "exponential", "constant")
 
@@ -107,9 +108,7 @@ def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_
     if model is None:
         model = build_cnn(input_shape=shape, n_classes=len(dataset.class_names), l2=l2, l1=l1,
                           seed=seed)
-    from cnnviz.preprocess import preprocess_of
-
-    value_range = preprocess_of(model)
+    value_range = for_model(model)
     x = images_to_model_input(x_train, shape, value_range)
     x_test = images_to_model_input(dataset.x_test, shape, value_range)
     lr = learning_rate_schedule(schedule, learning_rate, decay_steps, decay_rate)

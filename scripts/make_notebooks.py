@@ -43,24 +43,33 @@ cnnviz.list_layers(cnnviz.load_model(path))[:3]""",
         "md:# 02 · Activation maps\n\nEvery map of every conv and pooling layer for one "
         "handwritten digit, as an interactive plotly figure: pick a layer, hover a pixel.",
         SETUP,
-        """model = cnnviz.load_model()           # the bundled reference CNN
-choice = cnnviz.select_input((28, 28, 1), cnnviz.input_range(model), digit=6)
-acts = cnnviz.activations(model, choice.image[None])
+        """model = cnnviz.load()                 # model facts: the bundled reference CNN and
+print(model.preprocess.name)           # how it wants its pixels (0..255: it rescales itself)
+choice = cnnviz.select_input(model.image_shape(), model.preprocess, digit=6)
+acts = cnnviz.activations(model, choice.image[None], data=choice.source)
 print(choice.source, "→ predicted", int(acts.predictions[0]))
 {name: maps.shape for name, maps in acts.maps.items()}""",
-        """from cnnviz.render import html
-html.layer_maps_figure({name: maps[0] for name, maps in acts.maps.items()})""",
+        """import cnnviz.plot
+cnnviz.plot.activations(acts)""",
+        """cnnviz.plot.prediction(acts)""",
+        "md:The PNG grids of the command line are matplotlib figures: cnnviz builds them without "
+        "touching pyplot's global state, so your own `plt` plots keep showing inline.",
         """from cnnviz.render import grids
 grids.map_grid(acts.maps["conv2d_1"][0], title="conv2d_1", scale="per-map")""",
+        """import matplotlib.pyplot as plt
+plt.figure(figsize=(4, 2.5))
+plt.hist(acts.maps["conv2d_1"][0].ravel(), bins=40)
+plt.title("conv2d_1 activations")
+plt.show()""",
     ],
     "03_filters.ipynb": [
         "md:# 03 · Optimal input patterns\n\nFor every filter of conv2d_3, the image that "
         "activates it most — all 128 at once, as one batch — beside the real digits that excite "
         "it most.",
         SETUP,
-        """from cnnviz.oip import objectives
-from cnnviz.render.views import filter_gallery_figure
-model = cnnviz.load_model()
+        """import cnnviz.plot
+from cnnviz.oip import objectives
+model = cnnviz.load()
 test_images = cnnviz.load_mnist().x_test
 settings = cnnviz.Settings(steps=10 if QUICK else 100, seed=0)
 filters = list(range(16)) if QUICK else None
@@ -68,7 +77,7 @@ result = cnnviz.visualize_filters(model, "conv2d_3", filters, settings,
                                   reference_images=test_images, examples=5)
 print(f"dead: {int(result.dead.sum())}, beat their best real digit: "
       f"{result.beats_real.mean():.0%}")""",
-        "filter_gallery_figure(result, order=\"activation\")",
+        "cnnviz.plot.filters(result, order=\"activation\")",
         "md:Objectives combine with `+`, `-` and `*`: here filter 5 of conv2d_3 plus a little "
         "DeepDream on conv2d_2, with jitter and a Fourier parameterization.",
         """from cnnviz.oip.transforms import Transforms
@@ -76,26 +85,26 @@ goal = objectives.channel("conv2d_3") + 0.1 * objectives.layer("conv2d_2")
 fancy = cnnviz.Settings(steps=10 if QUICK else 100, param="fourier", lr=0.5,
                         transforms=Transforms(jitter=1))
 dream = cnnviz.visualize_filters(model, "conv2d_3", [5, 9], fancy, objective=goal)
-filter_gallery_figure(dream)""",
+cnnviz.plot.filters(dream)""",
     ],
     "04_patterns_and_attribution.ipynb": [
         "md:# 04 · Class patterns and attribution\n\nWhich maps fire for which class, and which "
         "pixels drove a prediction.",
         SETUP,
-        """from cnnviz.render import html
-model = cnnviz.load_model()
+        """import cnnviz.plot
+model = cnnviz.load()
 data = cnnviz.load_mnist()
 x, y = data.split("test")
 if QUICK:
     x, y = x[:300], y[:300]
-patterns = cnnviz.class_patterns(model, x, y, ["conv2d_3", "dense_1", "dense_2"])
+patterns = cnnviz.class_patterns(model, x, y, ["conv2d_3", "dense_1", "dense_2"],
+                                 data="bundled MNIST test split")
 patterns.top_maps("conv2d_3", 5)""",
-        """html.patterns_figure({n: (patterns.means[n], patterns.stds[n]) for n in patterns.layers},
-                     patterns.counts, patterns.class_names)""",
-        """choice = cnnviz.select_input((28, 28, 1), cnnviz.input_range(model), digit=6)
-maps = cnnviz.explain(model, choice.image[None])
-html.attribution_figure(choice.image, {name: m[0] for name, m in maps.items()},
-                        value_range=cnnviz.input_range(model), title=choice.source)""",
+        """cnnviz.plot.patterns(patterns)""",
+        """choice = cnnviz.select_input(model.image_shape(), model.preprocess, digit=6)
+explained = cnnviz.explain(model, choice.image[None], data=choice.source)
+explained.save(os.path.join(os.getcwd(), "six_explained.npz"))   # npz + json, like every result
+cnnviz.plot.attributions(explained)""",
         """ig = cnnviz.IntegratedGradients(model).attribute(choice.image[None], target=6)
 print("sum of attributions:", float(ig.sum()))""",
     ],

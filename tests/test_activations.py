@@ -1,9 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from cnnviz.activations import Activations, activations
+from cnnviz.activations import activations
 from cnnviz.data import images_to_model_input
 from cnnviz.errors import CnnvizError
+from cnnviz.results import Activations
 
 
 def _conv_reference(x: np.ndarray) -> np.ndarray:
@@ -91,7 +94,7 @@ def test_nested_layers_are_addressable(k, nested_model):
 def test_save_and_load_round_trip(tmp_path, tiny_model):
     x = np.random.default_rng(1).random((2, 6, 6, 1)).astype(np.float32)
     acts = activations(tiny_model, x, labels=np.array([4, 7]))
-    acts.meta["source"] = "test"
+    acts.meta = replace(acts.meta, data="test")
     npz, meta = acts.save(tmp_path / "run.npz")
     assert npz.exists() and meta.suffix == ".json"
     back = Activations.load(tmp_path / "run")

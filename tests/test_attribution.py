@@ -9,12 +9,12 @@ from cnnviz.attribution import (
     Saliency,
     SmoothGrad,
     explain,
-    last_conv_layer,
     make_method,
-    to_heatmap,
 )
 from cnnviz.data import images_to_model_input
 from cnnviz.errors import CnnvizError
+from cnnviz.models import default_layer
+from cnnviz.results import to_heatmap
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_gradcam_closed_form(k):
     model.get_layer("out").set_weights([dense, np.zeros(2, np.float32)])
     x = rng.random((1, 5, 5, 1)).astype(np.float32)
     cam = GradCAM(model)
-    assert cam.layer == "conv" == last_conv_layer(model)
+    assert cam.layer == "conv" == default_layer(model, top_level=True)
     sub = k.Model(model.inputs[0], model.get_layer("conv").output)
     maps = np.asarray(sub(x))[0]
     expected = np.maximum((maps * (dense[:, 0] / 9.0)).sum(axis=-1), 0.0)
@@ -126,7 +126,7 @@ def test_model_parameter_randomization_changes_every_map(k, reference_model, mni
 
 def test_heatmaps_shapes(reference_model, mnist):
     x = images_to_model_input(mnist.x_test[:2], (28, 28, 1), (0.0, 255.0))
-    maps = explain(reference_model, x)
+    maps = explain(reference_model, x).heatmaps()
     assert list(maps) == list(METHODS)
     for heat in maps.values():
         assert heat.shape == (2, 28, 28) and heat.min() >= 0

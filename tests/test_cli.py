@@ -9,9 +9,9 @@ from PIL import Image
 from plotly_page import array, figures
 from typer.testing import CliRunner
 
-from cnnviz.activations import Activations
 from cnnviz.cli import app
 from cnnviz.models import load_model
+from cnnviz.results import Activations
 
 runner = CliRunner()
 CONV_AND_POOL = ["conv2d_1", "max_pooling2d_1", "conv2d_2", "max_pooling2d_2", "conv2d_3"]
@@ -39,10 +39,10 @@ def test_console_script_end_to_end(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path,
                             env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
-    assert "predicted 6" in result.stdout and "wrote 9 files" in result.stdout
+    assert "predicted 6" in result.stdout and "wrote 10 files" in result.stdout
     assert result.stderr == ""  # no TensorFlow start-up chatter
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [f"{n}.png" for n in CONV_AND_POOL] + ["input.png", "activations.html",
+        [f"{n}.png" for n in CONV_AND_POOL] + ["input.png", "activations.html", "plotly.min.js",
                                                "activations.npz", "activations.json"])
 
 
@@ -229,7 +229,7 @@ def test_filters_command_writes_both_galleries(tmp_path):
                  "--order", "activation", "--examples", "3", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "conv2d_1: 5 filters" in result.stdout and "of live filters beat" in result.stdout
-    from cnnviz.oip.results import FilterResult
+    from cnnviz.results import FilterResult
 
     saved = FilterResult.load(tmp_path / "filters.npz")
     assert saved.filters.tolist() == [0, 1, 2, 3, 7] and saved.curves.shape == (5, 5)
@@ -275,7 +275,7 @@ def test_patterns_command(tmp_path, mnist):
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("class ")]
     assert len(lines) == 10 and lines[6].startswith("class 6: top maps of conv2d_3: ")
-    from cnnviz.activations import ClassPatterns
+    from cnnviz.results import ClassPatterns
 
     saved = ClassPatterns.load(tmp_path / "patterns.npz")
     assert saved.layers == ["conv2d_3", "dense_1", "dense_2"]
@@ -359,7 +359,7 @@ def test_interrupted_gallery_resumes_to_the_same_result(tmp_path, monkeypatch):
     monkeypatch.setattr(engine._Stepper, "run", interrupted)
     cut = run(*args, "--out", tmp_path / "cut")
     assert cut.exit_code == 130 and "saved 2 of 6 filters; --resume continues" in cut.stderr
-    from cnnviz.oip.results import FilterResult
+    from cnnviz.results import FilterResult
 
     partial = FilterResult.load(tmp_path / "cut" / "filters.npz")
     assert partial.interrupted and partial.filters.tolist() == [0, 1]

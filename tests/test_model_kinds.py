@@ -8,7 +8,8 @@ import pytest
 from cnnviz.activations import activations
 from cnnviz.attribution import GradCAM, Saliency
 from cnnviz.models import get_layer, input_shape, list_layers, resolve_map_layers
-from cnnviz.oip.optimize import Settings, visualize_filters
+from cnnviz.oip.filters import visualize_filters
+from cnnviz.oip.settings import Settings
 
 
 def _functional(k):
@@ -85,7 +86,7 @@ def test_model_kind_runs_activations_filters_and_explain(k, kind):
 
 
 def test_a_512_channel_layer_of_a_224_model_is_chunked_to_the_budget(k):
-    from cnnviz.oip.optimize import bytes_per_image, chunk_size
+    from cnnviz.oip.settings import bytes_per_image, chunk_size
 
     model = k.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3))
     per_image = bytes_per_image(model, "block5_conv3")

@@ -28,3 +28,10 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     if path.stem != "01_training":
         assert figures, "the notebook shows interactive plotly figures"
+    if path.stem == "02_activations":
+        # After cnnviz drew its matplotlib figures, the user's own plt.show() still shows inline
+        # (cnnviz never switches the global backend).
+        cell = next(c for c in notebook.cells if "plt.show()" in c.source)
+        assert [o for o in cell.outputs if "image/png" in o.get("data", {})]
+        grid = next(c for c in notebook.cells if "grids.map_grid" in c.source)
+        assert [o for o in grid.outputs if "image/png" in o.get("data", {})]

@@ -11,9 +11,10 @@ from skimage.transform import resize
 
 from cnnviz.errors import CnnvizError
 from cnnviz.oip import objectives as obj
-from cnnviz.oip.optimize import Settings, ascend, chunk_size, visualize_filters
+from cnnviz.oip.filters import visualize_filters
+from cnnviz.oip.optimize import ascend
 from cnnviz.oip.param import FourierParam, PixelParam, dct_matrix, make_param, start_images
-from cnnviz.oip.results import FilterResult
+from cnnviz.oip.settings import Settings, chunk_size
 from cnnviz.oip.transforms import (
     Transforms,
     affine_params,
@@ -22,6 +23,7 @@ from cnnviz.oip.transforms import (
     gaussian_kernel,
     total_variation,
 )
+from cnnviz.results import FilterResult
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +88,10 @@ def test_objective_values_and_operators(k):
     obj.channel("c2") + 0.1 * obj.diversity("c1")])
 def test_each_objective_increases(oip_model, objective):
     run = ascend(oip_model, objective, np.array([0, 1]), Settings(steps=8, lr=0.05))
-    curves = run["curves"]
+    curves = run.curves
     assert curves.shape == (2, 8)
     assert (curves[:, -1] > curves[:, 0]).all()
-    assert run["images"].min() >= 0.0 and run["images"].max() <= 1.0
+    assert run.images.min() >= 0.0 and run.images.max() <= 1.0
 
 
 # --- parameterizations and starts --------------------------------------------------------------
@@ -306,7 +308,8 @@ JAX_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     import keras
-    from cnnviz.oip.optimize import Settings, visualize_filters
+    from cnnviz.oip.filters import visualize_filters
+    from cnnviz.oip.settings import Settings
     model = keras.Sequential([keras.Input((8, 8, 1)),
                               keras.layers.Conv2D(3, 3, activation="relu", name="c")])
     rng = np.random.default_rng(0)

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from cnnviz.activations import ClassPatterns, activations, class_patterns, top_examples
+from cnnviz.activations import activations, class_patterns, top_examples
 from cnnviz.data import load_npz_dataset
 from cnnviz.errors import CnnvizError
+from cnnviz.results import ClassPatterns, Meta
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_class_means_match_numpy(tiny_model, small_data):
 def test_selectivity_and_round_trip(tmp_path):
     means = np.array([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
     patterns = ClassPatterns({"d": means}, {"d": np.zeros_like(means)}, np.array([4, 5, 6]),
-                             ("a", "b", "c"), {"model": "m"})
+                             ("a", "b", "c"), Meta(model="m"))
     np.testing.assert_allclose(patterns.selectivity("d"), [1.0, 0.0])
     patterns.save(tmp_path / "p.npz")
     back = ClassPatterns.load(tmp_path / "p.npz")

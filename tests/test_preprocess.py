@@ -3,20 +3,19 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cnnviz.activations import Activations
 from cnnviz.cli import app
 from cnnviz.errors import CnnvizError
-from cnnviz.models import input_range
-from cnnviz.oip.optimize import Settings, visualize_filters
+from cnnviz.models import as_facts, input_range
+from cnnviz.oip.filters import visualize_filters
+from cnnviz.oip.settings import Settings
 from cnnviz.preprocess import (
     CAFFE_MEAN_RGB,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    for_model,
     named,
-    preprocess_of,
-    set_preprocess,
 )
-from cnnviz.render.views import display_of
+from cnnviz.results import Activations
 
 
 @pytest.fixture()
@@ -53,22 +52,23 @@ def test_modes_exact_values_and_round_trips():
 
 
 def test_model_preprocessing_is_read_or_set(rgb_model, reference_model):
-    assert preprocess_of(reference_model).name == "raw"  # leading Rescaling
+    assert for_model(reference_model).name == "raw"  # leading Rescaling
     assert input_range(rgb_model) == (0.0, 1.0)
-    set_preprocess(rgb_model, "torch")
-    lo, hi = input_range(rgb_model)
+    torch = as_facts(rgb_model, "torch")
+    lo, hi = input_range(torch)
     np.testing.assert_allclose(lo, -np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD), rtol=1e-6)
-    set_preprocess(rgb_model, "auto")
+    np.testing.assert_allclose(lo, -np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD), rtol=1e-6)
+    # Handed down, not hidden: the Keras model itself is unchanged.
     assert input_range(rgb_model) == (0.0, 1.0)
+    assert not [name for name in vars(rgb_model) if "cnnviz" in name]
 
 
 def test_filters_stay_inside_per_channel_bounds_and_display_in_unit_range(rgb_model):
-    set_preprocess(rgb_model, "caffe")
-    result = visualize_filters(rgb_model, "c", None, Settings(steps=6, lr=0.2))
+    result = visualize_filters(as_facts(rgb_model, "caffe"), "c", None, Settings(steps=6, lr=0.2))
     lo, hi = named("caffe").bounds(3)
     assert (result.images >= lo - 1e-3).all() and (result.images <= hi + 1e-3).all()
-    assert result.params["preprocess"]["name"] == "caffe"
-    shown = display_of(result.params, result.images)
+    assert result.meta.preprocess.name == "caffe"
+    shown = result.meta.display(result.images)
     assert shown.min() >= 0 and shown.max() <= 1
     np.testing.assert_allclose(named("caffe").to_model(shown), result.images, atol=1e-3)
     # Some pixels sit on their channel's own bound: the clipping is per channel.
@@ -79,7 +79,6 @@ def test_filters_stay_inside_per_channel_bounds_and_display_in_unit_range(rgb_mo
 def test_cli_preprocess_option(tmp_path, rgb_model):
     from cnnviz.train import save_model
 
-    set_preprocess(rgb_model, "auto")
     path = save_model(rgb_model, tmp_path / "rgb.keras")
     picture = np.zeros((8, 8, 3), np.uint8)
     picture[..., 0] = 255
@@ -91,7 +90,7 @@ def test_cli_preprocess_option(tmp_path, rgb_model):
     saved = Activations.load(tmp_path / "a" / "activations")
     np.testing.assert_allclose(saved.inputs[0, 0, 0], named("caffe").to_model(
         np.array([1.0, 0.0, 0.0])), rtol=1e-5)
-    assert saved.meta["preprocess"]["name"] == "caffe"
+    assert saved.meta.preprocess.name == "caffe"
     filters = runner.invoke(app, ["filters", str(path), "--preprocess", "torch", "--steps", "3",
                                   "--no-reference", "--out", str(tmp_path / "f")])
     assert filters.exit_code == 0, filters.output
@@ -102,21 +101,20 @@ def test_cli_preprocess_option(tmp_path, rgb_model):
 
 def test_resume_restores_the_runs_own_preprocessing(rgb_model):
     from cnnviz.oip import objectives
-    from cnnviz.oip.optimize import resume_filters
+    from cnnviz.oip.filters import resume_filters
 
-    set_preprocess(rgb_model, "caffe")
-    whole = visualize_filters(rgb_model, "c", None, Settings(steps=3), batch=2)
+    caffe = as_facts(rgb_model, "caffe")
+    whole = visualize_filters(caffe, "c", None, Settings(steps=3), batch=2)
 
     def stop_in_second_chunk(done, total):
         if done == 4:
             raise KeyboardInterrupt
 
-    cut = visualize_filters(rgb_model, "c", None, Settings(steps=3), batch=2,
+    cut = visualize_filters(caffe, "c", None, Settings(steps=3), batch=2,
                             on_progress=stop_in_second_chunk)
     assert cut.interrupted and cut.filters.tolist() == [0, 1]
-    set_preprocess(rgb_model, "auto")  # a fresh session would load the model plain
-    done = resume_filters(rgb_model, cut)
-    assert preprocess_of(rgb_model).name == "caffe" and not done.interrupted
+    done = resume_filters(rgb_model, cut)  # a fresh session loads the model plain (auto)
+    assert done.meta.preprocess.name == "caffe" and not done.interrupted
     np.testing.assert_array_equal(done.images, whole.images)
     custom = visualize_filters(rgb_model, "c", [0], Settings(steps=2),
                                objective=objectives.neuron("c"))

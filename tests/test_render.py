@@ -6,7 +6,9 @@ from PIL import Image
 from plotly_page import figures
 
 from cnnviz.errors import CnnvizError
-from cnnviz.render import grids, html
+from cnnviz.render import figures as builders
+from cnnviz.render import grids
+from cnnviz.render import page as html_page
 from cnnviz.render.tiles import grid_shape, mosaic, normalize_each
 
 
@@ -60,7 +62,7 @@ def test_map_grid_has_one_labelled_tile_per_map(tmp_path, scale):
 def test_layer_maps_figure_and_page():
     rng = np.random.default_rng(1)
     layers = {"conv": rng.random((4, 4, 3)), "pool": rng.random((2, 2, 3))}
-    fig = html.layer_maps_figure(layers)
+    fig = builders.layer_maps_figure(layers)
     assert [t.name for t in fig.data] == ["conv", "pool"]
     assert [t.visible for t in fig.data] == [True, False]
     assert "map %{customdata[0]}" in fig.data[0].hovertemplate
@@ -69,7 +71,7 @@ def test_layer_maps_figure_and_page():
     assert [b.label for b in buttons] == ["conv", "pool"]
     assert buttons[1].args[0] == {"visible": [False, True]}
     assert len(fig.layout.annotations) == 3
-    page = html.page("Test page", [("Maps", fig)], intro="intro <b>")
+    page = html_page.page("Test page", [("Maps", fig)], intro="intro <b>")
     assert page.count("<script") == 2  # plotly.js inline, then the figure
     assert not re.search(r"<script[^>]*\ssrc=|<link[^>]*href=", page)  # nothing fetched
     assert "intro &lt;b&gt;" in page
@@ -79,11 +81,11 @@ def test_layer_maps_figure_and_page():
 
 def test_input_figure_shows_prediction():
     probabilities = np.array([0.1, 0.7, 0.2])
-    fig = html.input_figure(np.zeros((4, 4, 1)), probabilities, label=1)
+    fig = builders.input_figure(np.zeros((4, 4, 1)), probabilities, label=1)
     assert [t.type for t in fig.data] == ["heatmap", "bar"]
     assert list(fig.data[1].y) == [0.1, 0.7, 0.2]
     assert fig.layout.annotations[1].text == "predicted 1 (70.0%)"
-    rgb = html.input_figure(np.zeros((4, 4, 3)), probabilities)
+    rgb = builders.input_figure(np.zeros((4, 4, 3)), probabilities)
     assert rgb.data[0].type == "image"
     png = grids.input_figure(np.zeros((4, 4, 1)), probabilities, label=1)
     assert png.axes[1].get_title() == "predicted 1 (70.0%)"

@@ -84,3 +84,6 @@ def test_gallery_rebuilds_reproducibly(tmp_path):
     assert any(f.suffix == ".png" for f in files) and any(f.suffix == ".npz" for f in files)
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    # Like every command, the gallery is not overwritten without --force.
+    again = runner.invoke(app, ["gallery", "--out", str(tmp_path / "a"), "--steps", "3"])
+    assert again.exit_code == 1 and "already exists: pass --force" in again.stderr

@@ -3,98 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import keras
-from cnnviz.errors import CnnvizError
+from cnnviz.backend import ModelCache, compile_step, keras, value_and_grad
+from cnnviz.models import ModelFacts, as_facts, as_list, feature_model
 from cnnviz.oip import objectives as obj
-from cnnviz.oip.compiled import ModelCache, backend_name, compile_step, value_and_grad
 from cnnviz.oip.param import make_param, start_images
-from cnnviz.oip.results import FilterResult
-from cnnviz.oip.transforms import IDENTITY, Transforms, apply_affine, blur, total_variation
+from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, memory_plan
+from cnnviz.oip.transforms import IDENTITY, apply_affine, blur, total_variation
 
-UPDATES = ("rms", "adam")
-DEFAULT_BUDGET = 512 * 2**20
 ProgressFn = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How to ascend. ``lr`` is a fraction of the input value range per step for the pixel
-    parameterization and raw coefficient units for fourier."""
-
-    steps: int = 100
-    update: str = "rms"
-    lr: float = 0.05
-    param: str = "pixel"
-    decay: float = 1.0
-    start: str = "noise"
-    wavelengths: tuple[float, ...] = (14.0, 7.0, 3.5, 1.75)
-    amplitude: float = 0.15
-    noise: float = 0.02
-    precursors: int = 0
-    precursor_steps: int = 20
-    transforms: Transforms = field(default_factory=Transforms)
-    tv: float = 0.0
-    l1: float = 0.0
-    l2: float = 0.0
-    blur_every: int = 0
-    blur_sigma: float = 0.5
-    preactivation: bool = True
-    seed: int = 0
-    jit_compile: bool = False
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Settings:
-        """The settings recorded in a result's ``params`` (to resume a run exactly)."""
-        from dataclasses import fields
-
-        names = {f.name for f in fields(cls)} - {"transforms"}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
-                  if k in names}
-        moves = {k: tuple(v) if isinstance(v, list) else v
-                 for k, v in params.get("transforms", {}).items()}
-        return cls(**values, transforms=Transforms(**moves))
-
-    def __post_init__(self) -> None:
-        if self.steps <= 0:
-            raise CnnvizError(f"steps must be positive, got {self.steps}")
-        if self.update not in UPDATES:
-            raise CnnvizError(f"unknown method '{self.update}': use {' or '.join(UPDATES)}")
-        if self.lr <= 0:
-            raise CnnvizError(f"learning rate must be positive, got {self.lr}")
-        if self.precursors < 0 or (self.precursors and self.precursor_steps <= 0):
-            raise CnnvizError("precursors must be ≥ 0, with precursor steps > 0")
-        if min(self.tv, self.l1, self.l2, self.blur_every, self.blur_sigma) < 0:
-            raise CnnvizError("penalties, blur interval and blur sigma must be ≥ 0")
-
-
-def bytes_per_image(model: Any, layer: str) -> int:
-    """Rough memory one image needs in a step: the float32 outputs of every layer up to
-    ``layer``, kept for the backward pass and matched by gradients (×3)."""
-    from cnnviz.models import list_layers
-
-    total = int(np.prod(model.inputs[0].shape[1:]))
-    for info in list_layers(model):
-        # A nested model's output is its last layer's, already counted inside it.
-        if info.output_shape and info.type not in ("Functional", "Sequential"):
-            total += int(np.prod([s for s in info.output_shape[1:] if s]))
-        if info.name == layer:
-            break
-    return 4 * 3 * total
-
-
-def chunk_size(model: Any, layer: str, n: int, batch: int | None = None,
-               budget: int = DEFAULT_BUDGET) -> int:
-    """Images per compiled step: ``batch`` if given, else as many as fit ``budget`` bytes."""
-    if batch is not None:
-        if batch <= 0:
-            raise CnnvizError(f"batch must be positive, got {batch}")
-        return min(batch, n)
-    return max(1, min(n, budget // bytes_per_image(model, layer)))
 
 
 class _Stepper:
@@ -102,8 +23,6 @@ class _Stepper:
 
     def __init__(self, model: Any, objective: obj.Objective, settings: Settings,
                  value_range: tuple[float, float], shape: tuple[int, int, int]) -> None:
-        from cnnviz.models import _as_list, feature_model
-
         ops = keras().ops
         self.settings, self.value_range, self.shape = settings, value_range, shape
         self.param = make_param(settings.param, value_range, shape, settings.decay)
@@ -114,21 +33,13 @@ class _Stepper:
         span = float(np.mean(np.asarray(hi) - np.asarray(lo)))  # per-channel ranges: their mean
         s, param, transforms = settings, self.param, settings.transforms
         lr = s.lr * param.step_scale
-        b1, b2, eps = 0.9, 0.999, 1e-8
 
         def scores(raw: Any, channels: Any, affine: Any) -> tuple[Any, Any]:
             image = param.to_image(raw)
             seen = apply_affine(image, affine, transforms.pad) if transforms.active else image
-            acts = dict(zip(self.names, _as_list(feature(seen)), strict=True))
+            acts = dict(zip(self.names, as_list(feature(seen)), strict=True))
             score = objective(acts, channels)
-            total = score
-            if s.tv:
-                total = total - s.tv * total_variation((image - mid) / span)
-            if s.l1:
-                total = total - s.l1 * ops.mean(ops.abs(image - mid), axis=(1, 2, 3)) / span
-            if s.l2:
-                total = total - s.l2 * ops.mean(ops.square((image - mid) / span), axis=(1, 2, 3))
-            return total, score
+            return _penalized(score, image, s, mid, span), score
 
         def step(raw: Any, m: Any, v: Any, t: Any, alive: Any, channels: Any,
                  affine: Any) -> tuple[Any, ...]:
@@ -137,15 +48,7 @@ class _Stepper:
                 return -ops.sum(total), score
 
             (_, score), grad = value_and_grad(loss)(raw)
-            if s.update == "rms":
-                rms = ops.sqrt(ops.mean(ops.square(grad), axis=(1, 2, 3), keepdims=True))
-                delta = lr * grad / (rms + 1e-12)
-            else:
-                m = b1 * m + (1 - b1) * grad
-                v = b2 * v + (1 - b2) * ops.square(grad)
-                m_hat = m / (1 - ops.power(b1, t + 1.0))
-                v_hat = v / (1 - ops.power(b2, t + 1.0))
-                delta = lr * m_hat / (ops.sqrt(v_hat) + eps)
+            delta, m, v = _update(s.update, lr, grad, m, v, t)
             new = param.project(raw - delta)
             finite = ops.all(ops.isfinite(new), axis=(1, 2, 3))
             ok = ops.logical_and(ops.logical_and(alive, ops.isfinite(score)), finite)
@@ -158,7 +61,7 @@ class _Stepper:
         def measure(raw: Any, channels: Any) -> tuple[Any, Any, Any]:
             """In-range images, their scores and each image's own map of the first layer."""
             image = param.to_image(raw)
-            acts = dict(zip(self.names, _as_list(feature(image)), strict=True))
+            acts = dict(zip(self.names, as_list(feature(image)), strict=True))
             first = acts[self.names[0]]
             own = first
             if len(first.shape) == 4:
@@ -196,6 +99,34 @@ class _Stepper:
         return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), curves
 
 
+def _penalized(score: Any, image: Any, s: Settings, mid: Any, span: float) -> Any:
+    """The score minus the settings' total-variation, L1 and L2 penalties on the image."""
+    ops = keras().ops
+    total = score
+    if s.tv:
+        total = total - s.tv * total_variation((image - mid) / span)
+    if s.l1:
+        total = total - s.l1 * ops.mean(ops.abs(image - mid), axis=(1, 2, 3)) / span
+    if s.l2:
+        total = total - s.l2 * ops.mean(ops.square((image - mid) / span), axis=(1, 2, 3))
+    return total
+
+
+def _update(rule: str, lr: float, grad: Any, m: Any, v: Any, t: Any) -> tuple[Any, Any, Any]:
+    """The step to subtract (RMS-normalized gradient, or Adam with moments m and v at step t),
+    and the new moments."""
+    ops = keras().ops
+    if rule == "rms":
+        rms = ops.sqrt(ops.mean(ops.square(grad), axis=(1, 2, 3), keepdims=True))
+        return lr * grad / (rms + 1e-12), m, v
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    m = b1 * m + (1 - b1) * grad
+    v = b2 * v + (1 - b2) * ops.square(grad)
+    m_hat = m / (1 - ops.power(b1, t + 1.0))
+    v_hat = v / (1 - ops.power(b2, t + 1.0))
+    return lr * m_hat / (ops.sqrt(v_hat) + eps), m, v
+
+
 _STEPPERS = ModelCache()
 
 
@@ -229,26 +160,38 @@ def _float32_range(value_range: tuple[Any, Any]) -> tuple[Any, Any]:
     return np.asarray(lo, np.float32), np.asarray(hi, np.float32)
 
 
-def ascend(model: Any, objective: obj.Objective, channels: np.ndarray,
-           settings: Settings = Settings(), *, value_range: tuple[float, float] | None = None,
-           batch: int | None = None, budget: int = DEFAULT_BUDGET,
-           on_progress: ProgressFn | None = None) -> dict[str, Any]:
+@dataclass
+class Ascent:
+    """What an ascent returns: final in-range images, their scores, each image's own map of the
+    first objective layer, the score curves, which images stayed finite, the chunk size, and
+    whether Ctrl-C stopped it early (then only the finished chunks are here)."""
+
+    images: np.ndarray
+    scores: np.ndarray
+    maps: np.ndarray
+    curves: np.ndarray
+    alive: np.ndarray
+    chunk: int
+    interrupted: bool = False
+
+
+def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarray,
+           settings: Settings | None = None, *, batch: int | None = None,
+           budget: int = DEFAULT_BUDGET, on_progress: ProgressFn | None = None) -> Ascent:
     """Run the ascent for images scored by ``objective`` with ``channels[k]`` as image k's
     filter, in chunks; with ``precursors`` M, M short runs per image first, continuing the best.
-    Returns images, per-image scores, curves, notes and the chunk size; stops cleanly (with
-    ``interrupted``) at Ctrl-C, keeping the finished chunks."""
-    from cnnviz.models import input_range, input_shape
-
+    Stops cleanly at Ctrl-C, keeping the finished chunks."""
+    facts = as_facts(model)
+    settings = settings or Settings()
     channels = np.asarray(channels, dtype=np.int64)
-    shape = input_shape(model)
-    value_range = _float32_range(value_range or input_range(model))
-    stepper = _stepper(model, objective, settings, value_range, shape)
-    layer = objective.layers[0]
+    shape = facts.image_shape()
+    value_range = _float32_range(facts.value_range)
+    stepper = _stepper(facts.model, objective, settings, value_range, shape)
     s = settings
-    size = chunk_size(model, layer, len(channels) * max(1, s.precursors), batch, budget)
-    if s.precursors:
-        size = max(1, size // s.precursors)
     starts_per = max(1, s.precursors)
+    plan = memory_plan(facts.model, objective.layers[0], len(channels) * starts_per, batch,
+                       budget)
+    size = max(1, plan.chunk // starts_per) if s.precursors else plan.chunk
     total = -(-len(channels) // size) * (s.steps + (s.precursor_steps if s.precursors else 0))
     done = [0]
 
@@ -257,162 +200,54 @@ def ascend(model: Any, objective: obj.Objective, channels: np.ndarray,
         if on_progress:
             on_progress(done[0], total)
 
-    out_raw, alive_all, curves_all, finished = [], [], [], 0
-    interrupted = False
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     try:
         for begin in range(0, len(channels), size):
-            chunk = channels[begin:begin + size]
-            streams = [(int(f), j) for f in chunk for j in range(starts_per)]
-            starts = start_images(streams, shape, value_range, kind=s.start, seed=s.seed,
-                                  wavelengths=s.wavelengths, amplitude=s.amplitude,
-                                  noise=s.noise)
-            raw = stepper.param.init(starts)
-            if s.precursors:
-                pre_ch = np.repeat(chunk, starts_per)
-                pre_raw, pre_alive, pre_curves = stepper.run(
-                    raw, pre_ch, _affine_plan(s, streams, s.precursor_steps, shape[:2]),
-                    s.precursor_steps, tick)
-                final = np.where(pre_alive, pre_curves[:, -1], -np.inf)
-                best = final.reshape(len(chunk), starts_per).argmax(axis=1)
-                raw = pre_raw[np.arange(len(chunk)) * starts_per + best]
-            main_streams = [(int(f), starts_per) for f in chunk]
-            raw, alive, curves = stepper.run(raw, chunk,
-                                             _affine_plan(s, main_streams, s.steps, shape[:2]),
-                                             s.steps, tick)
-            out_raw.append(raw)
-            alive_all.append(alive)
-            curves_all.append(curves)
-            finished += len(chunk)
+            parts.append(_ascend_chunk(stepper, channels[begin:begin + size], s, value_range,
+                                       tick))
     except KeyboardInterrupt:
-        interrupted = True
-    if not out_raw:
-        return {"images": np.zeros((0, *shape), np.float32), "scores": np.zeros(0),
-                "maps": np.zeros((0,)),
-                "curves": np.zeros((0, s.steps)), "alive": np.zeros(0, bool), "chunk": size,
-                "interrupted": interrupted}
-    raw_all = np.concatenate(out_raw)
+        return _measured(stepper, parts, channels, size, s.steps, interrupted=True)
+    return _measured(stepper, parts, channels, size, s.steps)
+
+
+def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range: Any,
+                  tick: Callable[[], None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw variables, alive flags and score curves of one chunk of filters."""
+    shape = stepper.shape
+    starts_per = max(1, s.precursors)
+    streams = [(int(f), j) for f in chunk for j in range(starts_per)]
+    starts = start_images(streams, shape, value_range, kind=s.start, seed=s.seed,
+                          wavelengths=s.wavelengths, amplitude=s.amplitude, noise=s.noise)
+    raw = stepper.param.init(starts)
+    if s.precursors:
+        pre_raw, pre_alive, pre_curves = stepper.run(
+            raw, np.repeat(chunk, starts_per),
+            _affine_plan(s, streams, s.precursor_steps, shape[:2]), s.precursor_steps, tick)
+        final = np.where(pre_alive, pre_curves[:, -1], -np.inf)
+        best = final.reshape(len(chunk), starts_per).argmax(axis=1)
+        raw = pre_raw[np.arange(len(chunk)) * starts_per + best]
+    main_streams = [(int(f), starts_per) for f in chunk]
+    return stepper.run(raw, chunk, _affine_plan(s, main_streams, s.steps, shape[:2]), s.steps,
+                       tick)
+
+
+def _measured(stepper: _Stepper, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+              channels: np.ndarray, size: int, steps: int, interrupted: bool = False) -> Ascent:
+    """The finished chunks' images, scores and own maps, measured on the untransformed
+    images."""
+    if not parts:
+        return Ascent(np.zeros((0, *stepper.shape), np.float32), np.zeros(0), np.zeros((0,)),
+                      np.zeros((0, steps)), np.zeros(0, bool), size, interrupted)
+    raw_all = np.concatenate([raw for raw, _, _ in parts])
     ops = keras().ops
     images, scores, maps = [], [], []
-    for begin in range(0, finished, size):
+    for begin in range(0, len(raw_all), size):
         image, score, own = stepper.measure(
             ops.convert_to_tensor(raw_all[begin:begin + size]),
             ops.convert_to_tensor(channels[begin:begin + size].astype(np.int32)))
         images.append(ops.convert_to_numpy(image))
         scores.append(ops.convert_to_numpy(score))
         maps.append(ops.convert_to_numpy(own))
-    return {"images": np.concatenate(images), "scores": np.concatenate(scores),
-            "maps": np.concatenate(maps),
-            "curves": np.concatenate(curves_all), "alive": np.concatenate(alive_all),
-            "chunk": size, "interrupted": interrupted}
-
-
-def visualize_filters(model: Any, layer: str, filters: list[int] | None = None,
-                      settings: Settings = Settings(), *,
-                      objective: obj.Objective | None = None,
-                      reference_images: np.ndarray | None = None, examples: int = 0,
-                      batch: int | None = None, budget: int = DEFAULT_BUDGET,
-                      on_progress: ProgressFn | None = None) -> FilterResult:
-    """The image that maximally activates each filter (map) of ``layer``, all filters at once.
-
-    The default objective is the mean of the filter's map, read before the layer's fused
-    activation (``settings.preactivation``). With ``reference_images`` (a data set of raw
-    images, uint8 or 0..1), each filter's best real activation is measured too, for the ratio
-    shown in galleries, and with ``examples`` k its k most exciting real images are kept."""
-    from cnnviz.activations import top_examples
-    from cnnviz.data import images_to_model_input
-    from cnnviz.models import (
-        check_finite_weights,
-        get_layer,
-        has_fused_activation,
-        input_range,
-        input_shape,
-        resolve_map_layers,
-    )
-    from cnnviz.preprocess import preprocess_of
-
-    resolve_map_layers(model, [layer])
-    target = get_layer(model, layer)
-    n_maps = int(target.output.shape[-1])
-    chosen = np.arange(n_maps) if filters is None else np.asarray(filters, dtype=np.int64)
-    if chosen.size == 0:
-        raise CnnvizError("no filters chosen")
-    bad = chosen[(chosen < 0) | (chosen >= n_maps)]
-    if bad.size:
-        raise CnnvizError(f"filter {int(bad[0])} is out of range: layer '{layer}' has "
-                          f"{n_maps} filters (0..{n_maps - 1})")
-    check_finite_weights(model)
-    preact = settings.preactivation and has_fused_activation(model, layer)
-    settings = replace(settings, preactivation=preact)
-    objective = objective or obj.channel(layer)
-    value_range = input_range(model)
-    preprocess = preprocess_of(model)
-    run = ascend(model, objective, chosen, settings, value_range=value_range, batch=batch,
-                 budget=budget, on_progress=on_progress)
-    done = len(run["images"])
-    images = run["images"]
-    post_max = np.zeros(done)
-    if done:  # the filter's own map after the layer's activation
-        own = run["maps"] if objective.layers[0] == layer else None
-        if own is None or own.ndim != 3:
-            from cnnviz.activations import activations
-
-            own = activations(model, images, [layer]).maps[layer]
-            own = own[np.arange(done), :, :, chosen[:done]]
-        elif preact:
-            own = keras().ops.convert_to_numpy(target.activation(own))
-        post_max = own.max(axis=(1, 2))
-    notes = {int(f): "stopped: the ascent produced NaN or Inf" for f, ok in
-             zip(chosen[:done], run["alive"], strict=True) if not ok}
-    for f, dead in zip(chosen[:done], post_max <= 0, strict=True):
-        if dead:
-            notes.setdefault(int(f), "dead: its map stays zero after the activation")
-    best_real = example_images = example_values = example_indices = None
-    if examples and reference_images is None:
-        raise CnnvizError("examples need reference images to choose from")
-    if reference_images is not None and done:
-        index, values = top_examples(model, layer, reference_images, max(1, examples),
-                                     preactivation=preact)
-        best_real = values[chosen[:done], 0]
-        if examples:
-            example_indices = index[chosen[:done]]
-            example_values = values[chosen[:done]]
-            picked = images_to_model_input(reference_images[example_indices.reshape(-1)],
-                                           input_shape(model), preprocess)
-            example_images = picked.reshape(*example_indices.shape, *picked.shape[1:])
-    params = {**asdict(settings), "transforms": asdict(settings.transforms),
-              "objective": objective.name, "chunk": run["chunk"], "backend": backend_name(),
-              "model": model.name, "requested": chosen.tolist(),
-              "value_range": [np.asarray(v).tolist() for v in value_range],
-              "preprocess": preprocess.to_params()}
-    return FilterResult(layer, chosen[:done], images, run["scores"], post_max, run["curves"],
-                        best_real, notes, params, run["interrupted"], example_images,
-                        example_values, example_indices)
-
-
-def resume_filters(model: Any, previous: FilterResult, *,
-                   reference_images: np.ndarray | None = None, batch: int | None = None,
-                   budget: int = DEFAULT_BUDGET,
-                   on_progress: ProgressFn | None = None) -> FilterResult:
-    """Finish an interrupted :func:`visualize_filters` run with its own layer, settings,
-    preprocessing and number of examples; the result equals an uninterrupted run's."""
-    from cnnviz.preprocess import set_preprocess
-
-    if not previous.interrupted:
-        raise CnnvizError("the saved run is complete: nothing to resume")
-    if previous.params.get("model") != model.name:
-        raise CnnvizError(f"the saved run is of model '{previous.params.get('model')}', "
-                          f"not '{model.name}'")
-    if previous.params.get("objective") != obj.channel(previous.layer).name:
-        raise CnnvizError(f"the saved run used objective {previous.params.get('objective')}: "
-                          "resume it with visualize_filters and that objective")
-    examples = 0 if previous.example_images is None else previous.example_images.shape[1]
-    if (previous.best_real is not None or examples) and reference_images is None:
-        raise CnnvizError("the saved run compared with real images: pass them again")
-    set_preprocess(model, previous.params.get("preprocess", {}).get("name", "auto"))
-    done = set(previous.filters.tolist())
-    rest = [f for f in previous.params["requested"] if f not in done]
-    reference = reference_images if previous.best_real is not None or examples else None
-    more = visualize_filters(model, previous.layer, rest, Settings.from_params(previous.params),
-                             reference_images=reference, examples=examples, batch=batch,
-                             budget=budget, on_progress=on_progress)
-    return previous.merged(more)
+    return Ascent(np.concatenate(images), np.concatenate(scores), np.concatenate(maps),
+                  np.concatenate([c for _, _, c in parts]),
+                  np.concatenate([a for _, a, _ in parts]), size, interrupted)

@@ -1,9 +1,11 @@
-"""Matplotlib PNG figures: grids of activation maps and the input with its predicted classes."""
+"""Matplotlib figures (``matplotlib.figure.Figure`` objects, never pyplot's global state):
+grids of maps, image galleries, class-pattern heatmaps, attribution overlays; PNG writing."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,15 +14,28 @@ from cnnviz.fileio import write_bytes
 from cnnviz.render.tiles import grid_shape, image_mosaic, mosaic, normalize_each
 
 SCALES = ("shared", "per-map")
+PNG_DPI = 110
 
 
-def _pyplot():
+def _figure(width: float, height: float) -> Any:
+    """A constrained-layout figure of ``width`` × ``height`` inches, outside pyplot: drawing it
+    never touches the global backend (Jupyter's inline plots keep working), and Jupyter shows
+    it as a PNG even where pyplot was never imported."""
+    from matplotlib.figure import Figure
+
+    class NotebookFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=PNG_DPI)
+            return buffer.getvalue()
+
+    return NotebookFigure(figsize=(width, height), layout="constrained")
+
+
+def _cmap(name: str) -> Any:
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: str = "viridis",
@@ -33,7 +48,6 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
     maps = np.asarray(maps)
     if maps.ndim != 3:
         raise CnnvizError(f"expected maps of shape (height, width, maps), got {maps.shape}")
-    plt = _pyplot()
     height, width, n = maps.shape
     rows, cols = grid_shape(n, columns)
     shown = maps if scale == "shared" else normalize_each(maps)
@@ -43,8 +57,9 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
     if symmetric and scale == "shared":
         lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
     tile = 1.1
-    fig, ax = plt.subplots(figsize=(cols * tile + 1.6, rows * tile + 0.9), layout="constrained")
-    colours = plt.get_cmap(cmap).with_extremes(bad="white")
+    fig = _figure(cols * tile + 1.6, rows * tile + 0.9)
+    ax = fig.subplots()
+    colours = _cmap(cmap).with_extremes(bad="white")
     image = ax.imshow(z, cmap=colours, vmin=lo, vmax=hi if hi > lo else lo + 1.0,
                       interpolation="nearest")
     for index, (top, left) in enumerate(corners):
@@ -63,10 +78,9 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | N
                  class_names: tuple[str, ...] | None = None, title: str = ""):
     """The input (display pixels in 0..1) beside a bar chart of the predicted class
     probabilities."""
-    plt = _pyplot()
     image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
-    fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7.5, 3.2), layout="constrained",
-                                         gridspec_kw={"width_ratios": [1, 1.4]})
+    fig = _figure(7.5, 3.2)
+    ax_img, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
     shown = image[..., 0] if image.shape[-1] == 1 else image
     ax_img.imshow(shown, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax_img.set_axis_off()
@@ -84,14 +98,10 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | N
     return fig
 
 
-def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Render ``fig`` to a PNG at ``path`` atomically and close it."""
-    plt = _pyplot()
+def save_png(fig: Any, path: str | Path, dpi: int = PNG_DPI) -> Path:
+    """Render ``fig`` to a PNG at ``path`` atomically."""
     buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=dpi)
-    finally:
-        plt.close(fig)
+    fig.savefig(buffer, format="png", dpi=dpi)
     return write_bytes(path, buffer.getvalue())
 
 
@@ -100,15 +110,14 @@ def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[f
                   cmap: str = "gray"):
     """Tiles of images (N×H×W×C, C = 1 or 3) shown in ``value_range``, each with a label; a
     flagged tile's label is red."""
-    plt = _pyplot()
     n, height = len(images), images.shape[1]
     z, _, corners, gap = image_mosaic(images, value_range, columns)
     z_height, z_width = z.shape[:2]
     inch = min(1.15 / (height + gap), 24.0 / z_width)  # a tile ~1.15 in, at most 24 in wide
-    fig, ax = plt.subplots(figsize=(z_width * inch + 0.4, (z_height + gap) * inch + 0.7),
-                           layout="constrained")
+    fig = _figure(z_width * inch + 0.4, (z_height + gap) * inch + 0.7)
+    ax = fig.subplots()
     if z.shape[-1] == 1:
-        ax.imshow(z[..., 0], cmap=plt.get_cmap(cmap).with_extremes(bad="white"), vmin=0,
+        ax.imshow(z[..., 0], cmap=_cmap(cmap).with_extremes(bad="white"), vmin=0,
                   vmax=1, interpolation="nearest")
     else:
         ax.imshow(np.nan_to_num(z, nan=1.0), interpolation="nearest")
@@ -126,10 +135,9 @@ def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[f
 def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: str = "",
                      unit: str = "map"):
     """Mean activation per class (columns) of every map or unit (rows)."""
-    plt = _pyplot()
     classes, units = means.shape
-    fig, ax = plt.subplots(figsize=(2.2 + 0.45 * classes, 1.6 + min(units, 256) * 0.075),
-                           layout="constrained")
+    fig = _figure(2.2 + 0.45 * classes, 1.6 + min(units, 256) * 0.075)
+    ax = fig.subplots()
     image = ax.imshow(means.T, aspect="auto", cmap="magma", interpolation="nearest")
     ax.set_xticks(range(classes), class_names, rotation=0 if classes <= 12 else 90)
     step = max(1, units // 32)
@@ -145,11 +153,11 @@ def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: 
 def attribution_overlay(image: np.ndarray, heatmap: np.ndarray, *, title: str = "",
                         value_range: tuple[float, float] = (0.0, 1.0)):
     """The input in grey with an attribution heatmap laid over it, beside the heatmap alone."""
-    plt = _pyplot()
     lo, hi = value_range
     grey = (np.asarray(image, dtype=np.float64) - lo) / ((hi - lo) or 1.0)
     grey = grey[..., 0] if grey.shape[-1] == 1 else grey.mean(axis=-1)
-    fig, (ax_over, ax_map) = plt.subplots(1, 2, figsize=(7.2, 3.6), layout="constrained")
+    fig = _figure(7.2, 3.6)
+    ax_over, ax_map = fig.subplots(1, 2)
     ax_over.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax_over.imshow(heatmap, cmap="inferno", alpha=0.55, interpolation="bilinear")
     ax_over.set_title("overlay")

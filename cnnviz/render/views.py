@@ -1,26 +1,17 @@
-"""The files a command writes: PNG grids and the HTML page for a set of results."""
+"""The files a command writes for a result: PNG figures and an HTML page. Pages share one
+``plotly.min.js`` per folder unless ``standalone``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from cnnviz.activations import Activations, ClassPatterns
 from cnnviz.errors import CnnvizError
-from cnnviz.oip.results import FilterResult
-from cnnviz.render import grids, html
-
-
-def display_of(params: dict, images: np.ndarray) -> np.ndarray:
-    """Model inputs → display pixels (0..1, RGB order) with the preprocessing in ``params``
-    (results saved before it was recorded carry only a scalar ``value_range``)."""
-    from cnnviz.preprocess import Preprocess
-
-    if "preprocess" in params:
-        return Preprocess.from_params(params["preprocess"]).to_unit(images)
-    lo, hi = params.get("value_range", params.get("input_range", (0.0, 1.0)))
-    return np.clip((np.asarray(images, np.float64) - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+from cnnviz.render import figures, grids
+from cnnviz.render.page import write_page
+from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
 
 
 def _file_stem(layer: str) -> str:
@@ -29,13 +20,13 @@ def _file_stem(layer: str) -> str:
 
 def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int = 0,
                            scale: str = "shared", class_names: tuple[str, ...] | None = None,
-                           title: str = "") -> list[Path]:
+                           title: str = "", standalone: bool = False) -> list[Path]:
     """Write ``input.png``, one ``<layer>.png`` grid per map layer and ``activations.html`` for
     input ``index``; return the paths written."""
     out = Path(out_dir)
     label = None if acts.labels is None else int(acts.labels[index])
     probabilities = acts.probabilities[index]
-    shown = display_of(acts.meta, acts.inputs[index])
+    shown = acts.meta.display(acts.inputs[index])
     written = [grids.save_png(grids.input_figure(shown, probabilities, label=label,
                                                  class_names=class_names, title=title),
                               out / "input.png")]
@@ -44,14 +35,14 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
         fig = grids.map_grid(maps, title=f"{name}: {maps.shape[-1]} maps of "
                              f"{maps.shape[0]}×{maps.shape[1]}", scale=scale)
         written.append(grids.save_png(fig, out / f"{_file_stem(name)}.png"))
-    sections = [("Input and prediction", html.input_figure(shown, probabilities,
-                                                           label=label, class_names=class_names))]
+    sections: list[tuple[str, Any]] = [("Input and prediction", figures.input_figure(
+        shown, probabilities, label=label, class_names=class_names))]
     if map_layers:
-        sections.append(("Activation maps", html.layer_maps_figure(map_layers)))
-    page = html.page(title or "cnnviz activations", sections,
-                     intro=f"model {acts.meta.get('model', '?')}; layers: {', '.join(map_layers)}")
-    written.append(html.save_page(page, out / "activations.html"))
-    return written
+        sections.append(("Activation maps", figures.layer_maps_figure(map_layers)))
+    return written + write_page(out / "activations.html", title or "cnnviz activations",
+                                sections, intro=f"model {acts.meta.model}; layers: "
+                                                f"{', '.join(map_layers)}",
+                                standalone=standalone)
 
 
 ORDERS = ("index", "activation")
@@ -67,10 +58,15 @@ def _with_examples(images: np.ndarray, examples: np.ndarray) -> np.ndarray:
     return np.concatenate([images.astype(np.float64), blank, real], axis=2)
 
 
-def _gallery_parts(result: FilterResult, order: str) -> dict:
-    """Everything both galleries show: tiles, labels, flags, hover values and template."""
+def check_order(order: str) -> None:
+    """Refuse a gallery order other than ``index`` or ``activation``."""
     if order not in ORDERS:
         raise CnnvizError(f"unknown order '{order}': use {' or '.join(ORDERS)}")
+
+
+def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
+    """Everything both galleries show: tiles, labels, flags, hover values and template."""
+    check_order(order)
     n = len(result.filters)
     if n == 0:
         raise CnnvizError("no finished filters to draw")
@@ -84,10 +80,10 @@ def _gallery_parts(result: FilterResult, order: str) -> dict:
         template += ("<br>best real image %{customdata[2]:.4g}"
                      "<br>ratio to best real %{customdata[3]:.2f}")
         columns += [result.best_real[idx], result.ratio[idx]]
-    shown, per_row = display_of(result.params, result.images[idx]), None
+    shown, per_row = result.meta.display(result.images[idx]), None
     if result.example_images is not None and result.example_values is not None:
         k = result.example_images.shape[1]
-        shown = _with_examples(shown, display_of(result.params, result.example_images[idx]))
+        shown = _with_examples(shown, result.meta.display(result.example_images[idx]))
         per_row = max(1, round(float(np.sqrt(n / (1 + k)))))
         labels = [f"{label}  | top {k} real: {result.example_values[i, 0]:.2f}…"
                   f"{result.example_values[i, -1]:.2f}" for label, i in zip(labels, idx,
@@ -103,16 +99,16 @@ def _gallery_parts(result: FilterResult, order: str) -> dict:
                 value_range=(0.0, 1.0))
 
 
-def filter_gallery_figure(result: FilterResult, order: str = "index"):
+def filter_gallery_figure(result: FilterResult, order: str = "index") -> Any:
     """The interactive (plotly) gallery of a filter result."""
     p = _gallery_parts(result, order)
-    return html.image_gallery_figure(p["shown"], p["labels"], p["values"], p["template"],
+    return figures.image_gallery_figure(p["shown"], p["labels"], p["values"], p["template"],
                                      value_range=p["value_range"], flagged=p["flagged"],
                                      title=p["heading"], columns=p["per_row"])
 
 
 def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str = "index",
-                       title: str = "") -> list[Path]:
+                       title: str = "", standalone: bool = False) -> list[Path]:
     """Write ``filters.png`` and ``filters.html`` galleries of a filter result (tiles ordered by
     filter index or by activation, dead filters flagged in red; with dataset examples, each
     synthesized image is followed by the real images that excite its filter most)."""
@@ -124,60 +120,78 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
     written = [grids.save_png(fig, out / "filters.png")]
     sections = [("Optimal input patterns", filter_gallery_figure(result, order))]
     idx = p["idx"]
-    curves = html.curves_figure(result.curves[idx], [f"filter {result.filters[i]}" for i in idx])
+    curves = figures.curves_figure(result.curves[idx],
+                                   [f"filter {result.filters[i]}" for i in idx])
     sections.append(("Activation during the ascent", curves))
-    intro = (f"model {result.params.get('model', '?')}; objective "
-             f"{result.params.get('objective', '?')}; method {result.params.get('update')}, "
-             f"{result.params.get('param')} parameterization; seed {result.params.get('seed')}")
-    written.append(html.save_page(html.page(heading, sections, intro=intro),
-                                  out / "filters.html"))
-    return written
+    intro = (f"model {result.meta.model}; objective {result.params.get('objective', '?')}; "
+             f"method {result.params.get('update')}, {result.params.get('param')} "
+             f"parameterization; seed {result.meta.seed}")
+    return written + write_page(out / "filters.html", heading, sections, intro=intro,
+                                standalone=standalone)
 
 
-def write_kernel_views(kernels: np.ndarray, layer: str, out_dir: str | Path) -> list[Path]:
+def write_kernel_views(kernels: np.ndarray, layer: str, out_dir: str | Path, *,
+                       standalone: bool = False) -> list[Path]:
     """Write ``kernels.png`` and ``kernels.html``: each filter's weights (kh×kw×filters) on a
     diverging colour scale centred on zero."""
     out = Path(out_dir)
     title = f"{layer}: {kernels.shape[-1]} kernels of {kernels.shape[0]}×{kernels.shape[1]}"
     fig = grids.map_grid(kernels, title=title, cmap="RdBu_r", symmetric=True, label="weight")
     written = [grids.save_png(fig, out / "kernels.png")]
-    figure = html.layer_maps_figure({layer: kernels}, colorscale="RdBu", symmetric=True,
-                                    unit="filter", value="weight")
-    written.append(html.save_page(html.page(f"{layer} kernels", [("Kernel weights", figure)]),
-                                  out / "kernels.html"))
-    return written
+    figure = figures.layer_maps_figure({layer: kernels}, colorscale="RdBu", symmetric=True,
+                                       unit="filter", value="weight")
+    return written + write_page(out / "kernels.html", f"{layer} kernels",
+                                [("Kernel weights", figure)], standalone=standalone)
 
 
-def write_pattern_views(patterns: ClassPatterns, out_dir: str | Path) -> list[Path]:
+def patterns_figure(patterns: ClassPatterns) -> Any:
+    """The interactive (plotly) class-pattern heatmaps of every layer of a result."""
+    return figures.patterns_figure({n: (patterns.means[n], patterns.stds[n])
+                                    for n in patterns.layers}, patterns.counts,
+                                   patterns.class_names)
+
+
+def write_pattern_views(patterns: ClassPatterns, out_dir: str | Path, *,
+                        standalone: bool = False) -> list[Path]:
     """Write one ``patterns_<layer>.png`` heatmap per layer and ``patterns.html``."""
     out = Path(out_dir)
     written = []
     for name in patterns.layers:
-        unit = "map" if patterns.meta.get("kinds", {}).get(name) == "maps" else "unit"
         fig = grids.patterns_heatmap(patterns.means[name], patterns.class_names,
-                                     title=f"{name}: mean activation per class", unit=unit)
+                                     title=f"{name}: mean activation per class",
+                                     unit=patterns.unit_kind(name))
         written.append(grids.save_png(fig, out / f"patterns_{_file_stem(name)}.png"))
-    figure = html.patterns_figure({n: (patterns.means[n], patterns.stds[n])
-                                   for n in patterns.layers}, patterns.counts,
-                                  patterns.class_names)
-    intro = (f"model {patterns.meta.get('model', '?')}; {patterns.meta.get('images', '?')} "
-             f"images of {patterns.meta.get('dataset', '?')}; maps are averaged over positions")
-    written.append(html.save_page(html.page("Class activation patterns",
-                                            [("Mean activation per class", figure)],
-                                            intro=intro), out / "patterns.html"))
-    return written
+    intro = (f"model {patterns.meta.model}; {patterns.params.get('images', '?')} images of "
+             f"{patterns.meta.data or '?'}; maps are averaged over positions")
+    return written + write_page(out / "patterns.html", "Class activation patterns",
+                                [("Mean activation per class", patterns_figure(patterns))],
+                                intro=intro, standalone=standalone)
 
 
-def write_attribution_views(image: np.ndarray, heatmaps: dict[str, np.ndarray], method: str,
-                            out_dir: str | Path, *, value_range: tuple[float, float],
-                            title: str) -> list[Path]:
+def attribution_title(result: Attributions, index: int = 0) -> str:
+    """"<data>: class T explained (predicted P, 97.3%)" for input ``index``."""
+    predicted = int(result.predictions[index])
+    return (f"{result.meta.data or 'input'}: class {int(result.targets[index])} explained "
+            f"(predicted {predicted}, {result.probabilities[index, predicted]:.1%})")
+
+
+def attribution_figure(result: Attributions, index: int = 0) -> Any:
+    """The input beside every method's display map (plotly)."""
+    heatmaps = {name: maps[index] for name, maps in result.heatmaps().items()}
+    return figures.attribution_figure(result.meta.display(result.inputs[index]), heatmaps,
+                                      value_range=(0.0, 1.0),
+                                      title=attribution_title(result, index))
+
+
+def write_attribution_views(result: Attributions, method: str, out_dir: str | Path, *,
+                            index: int = 0, standalone: bool = False) -> list[Path]:
     """Write ``explain_<method>.png`` (overlay) and ``explain.html`` (all methods)."""
     out = Path(out_dir)
-    fig = grids.attribution_overlay(image, heatmaps[method], title=f"{method}\n{title}",
-                                    value_range=value_range)
+    title = attribution_title(result, index)
+    fig = grids.attribution_overlay(result.meta.display(result.inputs[index]),
+                                    result.heatmaps()[method][index],
+                                    title=f"{method}\n{title}", value_range=(0.0, 1.0))
     written = [grids.save_png(fig, out / f"explain_{method}.png")]
-    figure = html.attribution_figure(image, heatmaps, value_range=value_range, title=title)
-    written.append(html.save_page(html.page("Attribution maps", [("Methods side by side",
-                                                                   figure)]),
-                                  out / "explain.html"))
-    return written
+    return written + write_page(out / "explain.html", "Attribution maps",
+                                [("Methods side by side", attribution_figure(result, index))],
+                                standalone=standalone)

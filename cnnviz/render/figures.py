@@ -1,14 +1,12 @@
-"""Plotly figures and self-contained HTML pages (plotly.js inlined: they work offline)."""
+"""Plotly figure builders: map mosaics, image galleries, curves, class patterns, attributions."""
 
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cnnviz.fileio import write_text
 from cnnviz.render.tiles import grid_shape, image_mosaic, mosaic
 
 
@@ -234,100 +232,3 @@ def attribution_figure(image: np.ndarray, heatmaps: dict[str, np.ndarray], *,
         fig.update_yaxes(scaleanchor=f"x{'' if i == 1 else i}", row=1, col=i)
     fig.update_layout(title=dict(text=title), height=360, margin=dict(l=10, r=10, t=80, b=10))
     return fig
-
-
-PAGE_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
-p.meta { color: #555; }
-table.summary { border-collapse: collapse; font-size: 0.9rem; }
-table.summary td, table.summary th { border-bottom: 1px solid #ddd; padding: 2px 10px;
-  text-align: left; }
-"""
-
-
-def figure_div(fig: Any, div_id: str) -> str:
-    """A plotly figure as a ``<div>`` plus its script, for a page that inlines plotly.js."""
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
-
-
-def switchable_maps(maps: list[dict[str, np.ndarray]], input_labels: list[str],
-                    div_id: str = "activation-maps") -> str:
-    """HTML: the maps of every layer for several inputs (``maps[i][layer]`` is H×W×M), with two
-    menus, input and layer, that show one mosaic at a time; hover shows map, position, value."""
-    import plotly.graph_objects as go
-
-    layers = list(maps[0])
-    fig = go.Figure()
-    for i, per_layer in enumerate(maps):
-        for j, name in enumerate(layers):
-            z, where, _ = mosaic(per_layer[name], gap=max(1, round(0.3 * per_layer[name]
-                                                                         .shape[0])))
-            fig.add_trace(go.Heatmap(
-                z=z.astype(np.float32),
-                customdata=where[..., 0].astype(np.uint8 if z.size and where.max() < 255
-                                                else np.int16),
-                colorscale="Viridis", name=f"{input_labels[i]} · {name}",
-                visible=i == 0 and j == 0, hoverongaps=False,
-                hovertemplate=(f"{html.escape(name)}<br>map %{{customdata}}<br>"
-                               "value %{z:.4g}<extra></extra>")))
-    fig.update_layout(height=640, margin=dict(l=20, r=20, t=20, b=20), plot_bgcolor="white")
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-
-    def options(labels: list[str]) -> str:
-        return "".join(f'<option value="{n}">{html.escape(label)}</option>'
-                       for n, label in enumerate(labels))
-
-    controls = (f'<p><label>input <select id="{div_id}-input">{options(input_labels)}</select>'
-                f'</label> <label>layer <select id="{div_id}-layer">{options(layers)}</select>'
-                "</label></p>")
-    script = f"""<script>
-(function () {{
-  const inputs = {len(maps)}, layers = {len(layers)};
-  function show() {{
-    const i = +document.getElementById("{div_id}-input").value;
-    const l = +document.getElementById("{div_id}-layer").value;
-    const visible = [];
-    for (let a = 0; a < inputs; a++) for (let b = 0; b < layers; b++)
-      visible.push(a === i && b === l);
-    Plotly.restyle("{div_id}", {{visible: visible}});
-  }}
-  document.getElementById("{div_id}-input").addEventListener("change", show);
-  document.getElementById("{div_id}-layer").addEventListener("change", show);
-}})();
-</script>"""
-    return controls + figure_div(fig, div_id) + script
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """A plain HTML table."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def page(title: str, sections: list[tuple[str, Any]], *, intro: str = "") -> str:
-    """A self-contained HTML page: plotly.js inlined once, then each (heading, figure or raw
-    HTML) section."""
-    from plotly.offline import get_plotlyjs
-
-    parts = []
-    for i, (heading, fig) in enumerate(sections):
-        body = fig if isinstance(fig, str) else figure_div(fig, f"figure-{i}")
-        parts.append(f"<section><h2>{html.escape(heading)}</h2>\n{body}\n</section>")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style>\n"
-        f"<script type=\"text/javascript\">{get_plotlyjs()}</script>\n</head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n"
-        + (f"<p class=\"meta\">{html.escape(intro)}</p>\n" if intro else "")
-        + "\n".join(parts) + "\n</body>\n</html>\n"
-    )
-
-
-def save_page(text: str, path: str | Path) -> Path:
-    """Write an HTML page atomically."""
-    return write_text(path, text)

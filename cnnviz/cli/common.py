@@ -1,0 +1,173 @@
+"""What every command shares: option types, error handling, loading the model, parsing lists
+and ranges, progress bars, and printing what a library call did. Nothing here checks what the
+library checks."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from cnnviz.errors import CnnvizError
+
+if TYPE_CHECKING:
+    from cnnviz.jobs import Outcome
+    from cnnviz.models import ModelFacts
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+MODEL_PANEL = "Model and data"
+OUTPUT_PANEL = "Output"
+
+ModelArg = Annotated[Path | None, typer.Argument(
+    help="A .keras or .h5 model file.", show_default="the bundled reference CNN")]
+UnsafeOpt = Annotated[bool, typer.Option(
+    "--unsafe", rich_help_panel=MODEL_PANEL,
+    help="Allow Lambda layers (runs code from the model file: trusted files only).")]
+PreprocessOpt = Annotated[str, typer.Option(
+    metavar="[auto|unit|symmetric|raw|caffe|torch]", rich_help_panel=MODEL_PANEL,
+    help="How the model wants its pixels: auto reads the model (0..255 after a leading "
+         "Rescaling, else 0..1); unit 0..1, symmetric -1..1, raw 0..255, caffe or torch "
+         "(ImageNet modes).")]
+DigitOpt = Annotated[int | None, typer.Option(
+    rich_help_panel=MODEL_PANEL, help="Use a bundled test image of this digit (0-9).",
+    show_default="a 6")]
+IndexOpt = Annotated[int | None, typer.Option(
+    rich_help_panel=MODEL_PANEL, help="Use the bundled test image at this index.")]
+ImageOpt = Annotated[Path | None, typer.Option(
+    rich_help_panel=MODEL_PANEL, help="Use this image file (any size; converted to the "
+                                      "model's input).")]
+InvertOpt = Annotated[bool, typer.Option(
+    rich_help_panel=MODEL_PANEL, help="Invert an image file (dark ink on white).")]
+SeedOpt = Annotated[int, typer.Option(
+    help="Random seed: which image of --digit, noise, transforms.")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", rich_help_panel=OUTPUT_PANEL,
+    help="Overwrite the results of an earlier run in the same place.")]
+StandaloneOpt = Annotated[bool, typer.Option(
+    "--standalone", rich_help_panel=OUTPUT_PANEL,
+    help="Inline plotly.js in each HTML page (one self-contained file, ~4.6 MiB more) instead "
+         "of one plotly.min.js shared by the pages of the folder.")]
+
+
+def out_option(default: str, what: str = "Output folder.") -> Any:
+    """An ``--out`` option in the output panel."""
+    return typer.Option(help=what, rich_help_panel=OUTPUT_PANEL, show_default=default)
+
+
+def handle_errors(command: F) -> F:
+    """Turn cnnviz errors into one red line on stderr and exit code 1; Ctrl-C into exit 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except CnnvizError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("CNNVIZ_DEBUG"):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            err_console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: "
+                              f"{escape(first)} "
+                              "(set CNNVIZ_DEBUG=1 for the traceback)", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load(model: Path | None, unsafe: bool, preprocess: str = "auto") -> ModelFacts:
+    """The model file (default: the bundled reference CNN) as model facts."""
+    from cnnviz.models import load as load_facts
+
+    return load_facts(model, preprocess=preprocess, unsafe=unsafe)
+
+
+def split(value: str | None) -> list[str] | None:
+    """``"a, b"`` → ["a", "b"]; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise CnnvizError(f"empty list: '{value}'")
+    return items
+
+
+def ints(value: str, option: str) -> list[int]:
+    """Comma-separated whole numbers."""
+    try:
+        return [int(v) for v in split(value) or []]
+    except ValueError:
+        raise CnnvizError(f"{option} takes comma-separated whole numbers, got '{value}'") from None
+
+
+def floats(value: str, option: str, count: int) -> tuple[float, ...]:
+    """Exactly ``count`` comma-separated numbers."""
+    try:
+        numbers = tuple(float(v) for v in split(value) or [])
+    except ValueError:
+        numbers = ()
+    if len(numbers) != count:
+        raise CnnvizError(f"{option} takes {count} comma-separated numbers, got '{value}'")
+    return numbers
+
+
+def ranges(spec: str | None, what: str = "filter") -> list[int] | None:
+    """``"0-15,20"`` → [0..15, 20] (the library checks them against the layer)."""
+    if spec is None:
+        return None
+    chosen: list[int] = []
+    for part in split(spec) or []:
+        first, dash, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last) if dash else int(first)
+        except ValueError:
+            raise CnnvizError(f"bad {what} range '{part}': use whole numbers like 0-15,20") \
+                from None
+        if lo > hi:
+            raise CnnvizError(f"bad {what} range '{part}': the start is after the end")
+        chosen.extend(range(lo, hi + 1))
+    return list(dict.fromkeys(chosen))
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, unit: str | None = None
+                 ) -> Iterator[Callable[[int, int], None]]:
+    """A transient rich bar on stderr; yields the ``(done, total)`` callback to hand down."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                  transient=True) as progress:
+        task = progress.add_task(description + (f" ({unit})" if unit else ""), total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def show(outcome: Outcome) -> None:
+    """Print a library call's outcome: notes on stderr, lines on stdout; exit 130 when it was
+    interrupted (what it kept is saved)."""
+    for note in outcome.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    for line in outcome.lines:
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    if outcome.interrupted:
+        err_console.print(f"[bold red]interrupted:[/] {escape(outcome.interrupted)}",
+                          highlight=False)
+        raise typer.Exit(130)

@@ -1,0 +1,124 @@
+"""``filters``: optimal input patterns of a layer's filters, all at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cnnviz.cli.common import (
+    MODEL_PANEL,
+    OUTPUT_PANEL,
+    ForceOpt,
+    ModelArg,
+    PreprocessOpt,
+    StandaloneOpt,
+    UnsafeOpt,
+    floats,
+    load,
+    out_option,
+    progress_bar,
+    ranges,
+    show,
+)
+
+ASCENT = "Ascent"
+START = "Start"
+ROBUST = "Robustness (random transforms each step)"
+REGULAR = "Regularizers"
+
+
+def _opt(panel: str, help: str, *decls: str, **kwargs: object) -> typer.models.OptionInfo:
+    return typer.Option(*decls, help=help, rich_help_panel=panel, **kwargs)  # type: ignore[arg-type]
+
+
+def filters(
+    model: ModelArg = None,
+    layer: Annotated[str | None, _opt(MODEL_PANEL, "Layer whose filters to visualize.",
+                                      show_default="the deepest conv layer")] = None,
+    filter_spec: Annotated[str | None, _opt(MODEL_PANEL, "Filters as ranges, e.g. 0-15,20.",
+                                            "--filters", show_default="all")]
+        = None,
+    reference: Annotated[bool, _opt(MODEL_PANEL, "Compare each filter with its best real "
+                                                 "image of the bundled test split.")] = True,
+    examples: Annotated[int, _opt(MODEL_PANEL, "Show the N real test images that excite each "
+                                               "filter most beside its pattern.")] = 0,
+    steps: Annotated[int, _opt(ASCENT, "Ascent steps.")] = 100,
+    method: Annotated[str, _opt(ASCENT, "RMS-normalized gradient steps or Adam.",
+                                metavar="[rms|adam]")] = "rms",
+    lr: Annotated[float, _opt(ASCENT, "Step size: a fraction of the input range (pixel) or "
+                                      "coefficient units (fourier).")] = 0.05,
+    param: Annotated[str, _opt(ASCENT, "Optimize pixels, or decorrelated DCT coefficients "
+                                       "through a sigmoid.", metavar="[pixel|fourier]")]
+        = "pixel",
+    decay: Annotated[float, _opt(ASCENT, "Fourier: coefficients scaled by "
+                                         "1/frequency^decay.")] = 1.0,
+    post_activation: Annotated[bool, _opt(ASCENT, "Maximize the map after its ReLU instead of "
+                                                  "before.", "--post-activation")]
+        = False,
+    batch: Annotated[int | None, _opt(ASCENT, "Images per compiled step.",
+                                      show_default="as many as fit --budget")] = None,
+    budget: Annotated[int, _opt(ASCENT, "Memory budget of a step, MiB.")] = 512,
+    seed: Annotated[int, _opt(ASCENT, "Random seed of starts and transforms (per filter).")]
+        = 0,
+    start: Annotated[str, _opt(START, "Long-range fluctuations around mid-grey, or flat grey.",
+                               metavar="[noise|grey]")] = "noise",
+    precursors: Annotated[int, _opt(START, "Short runs from this many random starts per "
+                                           "filter; the best one continues.")] = 0,
+    precursor_steps: Annotated[int, _opt(START, "Steps of each precursor run.")] = 20,
+    jitter: Annotated[int, _opt(ROBUST, "Random shift up to N pixels.")] = 0,
+    rotate: Annotated[float, _opt(ROBUST, "Random rotation up to ± degrees.")] = 0.0,
+    scale: Annotated[str, _opt(ROBUST, "Random zoom range min,max.")] = "1,1",
+    pad: Annotated[str, _opt(ROBUST, "Fill outside the image.",
+                             metavar="[reflect|nearest|constant|wrap]")] = "reflect",
+    tv: Annotated[float, _opt(REGULAR, "Total-variation penalty.")] = 0.0,
+    l1: Annotated[float, _opt(REGULAR, "L1 penalty on the distance from mid-grey.")] = 0.0,
+    l2: Annotated[float, _opt(REGULAR, "L2 penalty on the distance from mid-grey.")] = 0.0,
+    blur_every: Annotated[int, _opt(REGULAR, "Blur the image every N steps (pixel).",
+                                    show_default="never")] = 0,
+    blur_sigma: Annotated[float, _opt(REGULAR, "Standard deviation of that blur, "
+                                               "pixels.")] = 0.5,
+    order: Annotated[str, _opt(OUTPUT_PANEL, "Gallery order.", metavar="[index|activation]")]
+        = "index",
+    from_results: Annotated[Path | None, _opt(OUTPUT_PANEL, "Redraw saved results "
+                                                            "(filters.npz) without recomputing.",
+                                              "--from")] = None,
+    resume: Annotated[bool, _opt(OUTPUT_PANEL, "Continue an interrupted run saved in --out, "
+                                               "with its own settings.")] = False,
+    out: Annotated[Path, out_option("cnnviz-out/filters")] = Path("cnnviz-out/filters"),
+    standalone: StandaloneOpt = False,
+    force: ForceOpt = False,
+    preprocess: PreprocessOpt = "auto",
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """Synthesize the image that maximally activates each filter of a layer (all at once)."""
+    from cnnviz import jobs
+    from cnnviz.oip.settings import Settings
+    from cnnviz.oip.transforms import Transforms
+
+    if from_results is not None:
+        show(jobs.redraw_filters_job(from_results, out, order=order, force=force,
+                                     standalone=standalone))
+        return
+    if resume:  # the run's own settings and preprocessing; the model file is the user's
+        with progress_bar("ascent steps") as progress:
+            outcome = jobs.resume_filters_job(load(model, unsafe), out, order=order,
+                                              batch=batch, budget=budget * 2**20,
+                                              standalone=standalone, progress=progress)
+        show(outcome)
+        return
+    zoom = floats(scale, "--scale", 2)
+    settings = Settings(steps=steps, update=method, lr=lr, param=param, decay=decay,
+                        start=start, precursors=precursors, precursor_steps=precursor_steps,
+                        transforms=Transforms(jitter, (zoom[0], zoom[1]), rotate, pad), tv=tv,
+                        l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
+                        preactivation=not post_activation, seed=seed)
+    facts = load(model, unsafe, preprocess)
+    with progress_bar("ascent steps") as progress:
+        outcome = jobs.filters_job(facts, out, settings, layer=layer,
+                                   filters=ranges(filter_spec), reference=reference,
+                                   examples=examples, order=order, batch=batch,
+                                   budget=budget * 2**20, force=force, standalone=standalone,
+                                   progress=progress)
+    show(outcome)

@@ -1,0 +1,63 @@
+"""Commands that compose whole pages: ``report`` and ``gallery``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cnnviz.cli.common import (
+    MODEL_PANEL,
+    ForceOpt,
+    ModelArg,
+    PreprocessOpt,
+    SeedOpt,
+    UnsafeOpt,
+    err_console,
+    load,
+    out_option,
+    show,
+)
+
+
+def report(
+    model: ModelArg = None,
+    results: Annotated[Path | None, typer.Option(
+        "--from", rich_help_panel=MODEL_PANEL, show_default="none: compute everything",
+        help="A folder of saved results (filters.npz, patterns.npz, directly or one level down, "
+             "e.g. cnnviz-out) to reuse instead of computing them.")] = None,
+    layer: Annotated[str | None, typer.Option(
+        help="Layer of the filter gallery and class patterns.", rich_help_panel=MODEL_PANEL,
+        show_default="the deepest conv layer")] = None,
+    steps: Annotated[int, typer.Option(help="Ascent steps when filters are computed.")] = 100,
+    examples: Annotated[int, typer.Option(help="Real images beside each filter.")] = 9,
+    seed: SeedOpt = 0,
+    out: Annotated[Path, out_option("cnnviz-out/report.html", "The report file (one "
+                                    "self-contained page).")] = Path("cnnviz-out/report.html"),
+    force: ForceOpt = False,
+    preprocess: PreprocessOpt = "auto",
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """One self-contained HTML page: summary, activations, filters, patterns, attributions."""
+    from cnnviz.jobs import report_job
+
+    facts = load(model, unsafe, preprocess)
+    with err_console.status("building the report") as status:
+        outcome = report_job(facts, out, results=results, layer=layer, steps=steps,
+                             examples=examples, seed=seed, force=force,
+                             status=lambda what: status.update(f"report: {what}"))
+    show(outcome)
+
+
+def gallery(
+    out: Annotated[Path, out_option("gallery", "Gallery folder.")] = Path("gallery"),
+    steps: Annotated[int, typer.Option(help="Ascent steps of the filter gallery.")] = 100,
+    seed: SeedOpt = 0,
+    force: ForceOpt = False,
+) -> None:
+    """Rebuild the gallery: every command's output on the bundled model, same bytes each time."""
+    from cnnviz.jobs import gallery_job
+
+    show(gallery_job(out, steps=steps, seed=seed, force=force,
+                     say=lambda line: err_console.print(f"[bold]{line}[/]", highlight=False)))

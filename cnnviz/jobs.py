@@ -1,0 +1,292 @@
+"""What each command does, as one library call: compute, write the files into the output folder
+(never over an earlier run's without ``force``) and say what happened. The command line parses
+its options, calls one of these and prints the :class:`Outcome`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnviz.activations import activations, class_patterns
+from cnnviz.attribution import explain
+from cnnviz.data import InputChoice, load_dataset, load_mnist, select_input
+from cnnviz.errors import CnnvizError
+from cnnviz.fileio import refuse_overwrite
+from cnnviz.models import (
+    ModelFacts,
+    conv_kernels,
+    default_layer,
+    list_layers,
+    load,
+    resolve_map_layers,
+)
+from cnnviz.oip.filters import chosen_filters, resume_filters, visualize_filters
+from cnnviz.oip.optimize import ProgressFn
+from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, Settings, bytes_per_image
+from cnnviz.render import grids, views
+from cnnviz.report import StatusFn, build_report
+from cnnviz.results import FilterResult
+
+TrainProgressFn = Callable[[int, int, int, dict[str, float]], None]
+
+
+@dataclass
+class Outcome:
+    """What a command did: the files it wrote, lines for the terminal, notes on how the input
+    was converted, and, when Ctrl-C stopped it, what was kept."""
+
+    written: list[Path] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    interrupted: str | None = None
+
+    def wrote(self, folder: Path | None = None) -> str:
+        """"wrote N files to DIR/: a, b" (or the paths, without a folder)."""
+        if folder is None:
+            return f"wrote {', '.join(str(p) for p in self.written)}"
+        return (f"wrote {len(self.written)} files to {folder}/: "
+                + ", ".join(p.name for p in self.written))
+
+
+def _choose_input(facts: ModelFacts, *, digit: int | None, index: int | None,
+                  image: Path | None, seed: int, invert: bool) -> InputChoice:
+    return select_input(facts.image_shape(), facts.preprocess, digit=digit, index=index,
+                        image=image, dataset=load_mnist() if image is None else None, seed=seed,
+                        invert=invert)
+
+
+def activations_job(facts: ModelFacts, out: Path, *, layers: list[str] | None = None,
+                    digit: int | None = None, index: int | None = None,
+                    image: Path | None = None, seed: int = 0, invert: bool = False,
+                    scale: str = "shared", force: bool = False,
+                    standalone: bool = False) -> Outcome:
+    """``cnnviz activations``: every map of the chosen layers for one input."""
+    if scale not in grids.SCALES:
+        raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(grids.SCALES)}")
+    refuse_overwrite(out / "activations.npz", force)
+    names = resolve_map_layers(facts.model, layers)
+    choice = _choose_input(facts, digit=digit, index=index, image=image, seed=seed,
+                           invert=invert)
+    labels = None if choice.label is None else [choice.label]
+    import numpy as np
+
+    result = activations(facts, choice.image[None], names, data=choice.source,
+                         labels=None if labels is None else np.asarray(labels))
+    written = views.write_activation_views(result, out, scale=scale, standalone=standalone,
+                                           title=f"{facts.name}: {choice.source}")
+    written += result.save(out / "activations.npz")
+    predicted = int(result.predictions[0])
+    outcome = Outcome(written, notes=choice.notes)
+    outcome.lines = [f"{choice.source}: predicted {predicted} "
+                     f"({result.probabilities[0, predicted]:.1%})", outcome.wrote(out)]
+    return outcome
+
+
+def redraw_filters_job(saved: Path, out: Path, *, order: str = "index", force: bool = False,
+                       standalone: bool = False) -> Outcome:
+    """``cnnviz filters --from``: the galleries of saved results, without recomputing."""
+    refuse_overwrite(out / "filters.html", force)
+    result = FilterResult.load(saved)
+    written = views.write_filter_views(result, out, order=order, standalone=standalone)
+    outcome = Outcome(written)
+    outcome.lines = [f"redrew {len(result.filters)} filters; {outcome.wrote()}"]
+    return outcome
+
+
+def filters_job(facts: ModelFacts, out: Path, settings: Settings, *, layer: str | None = None,
+                filters: list[int] | None = None, reference: bool = True, examples: int = 0,
+                order: str = "index", batch: int | None = None, budget: int = DEFAULT_BUDGET,
+                force: bool = False, standalone: bool = False,
+                progress: ProgressFn | None = None) -> Outcome:
+    """``cnnviz filters``: the optimal input pattern of each filter of a layer."""
+    views.check_order(order)
+    refuse_overwrite(out / "filters.npz", force)
+    name = layer or default_layer(facts.model)
+    chosen = chosen_filters(facts, name, filters).tolist()
+    data = load_mnist()
+    real = data.x_test if reference or examples else None
+    result = visualize_filters(facts, name, chosen, settings, reference_images=real,
+                               examples=examples, data=f"{data.name} (test)", batch=batch,
+                               budget=budget, on_progress=progress)
+    return _filters_outcome(facts, result, out, order, budget, standalone)
+
+
+def resume_filters_job(facts: ModelFacts, out: Path, *, order: str = "index",
+                       batch: int | None = None, budget: int = DEFAULT_BUDGET,
+                       standalone: bool = False, progress: ProgressFn | None = None) -> Outcome:
+    """``cnnviz filters --resume``: finish the interrupted run saved in ``out``."""
+    views.check_order(order)
+    if not (out / "filters.npz").exists():
+        raise CnnvizError(f"nothing to resume: no filters.npz in {out}")
+    previous = FilterResult.load(out / "filters.npz")
+    if not previous.interrupted:
+        raise CnnvizError(f"{out / 'filters.npz'} is complete: nothing to resume")
+    compared = previous.best_real is not None or previous.example_images is not None
+    result = resume_filters(facts, previous, batch=batch, budget=budget, on_progress=progress,
+                            reference_images=load_mnist().x_test if compared else None)
+    return _filters_outcome(facts, result, out, order, budget, standalone)
+
+
+def _filters_outcome(facts: ModelFacts, result: FilterResult, out: Path, order: str,
+                     budget: int, standalone: bool) -> Outcome:
+    written = list(result.save(out / "filters.npz"))
+    if len(result.filters):
+        written += views.write_filter_views(result, out, order=order, standalone=standalone)
+    plan = MemoryPlan(bytes_per_image(facts.model, result.layer), budget, result.params["chunk"],
+                      len(result.requested))
+    outcome = Outcome(written, [plan.describe(), result.summary()])
+    outcome.lines += [f"  filter {f}: {note}" for f, note in result.notes.items()]
+    outcome.lines.append(outcome.wrote())
+    if result.interrupted:
+        outcome.interrupted = (f"saved {len(result.filters)} of {len(result.requested)} "
+                               "filters; --resume continues")
+    return outcome
+
+
+def kernels_job(facts: ModelFacts, out: Path, *, layer: str | None = None, channel: int = 0,
+                force: bool = False, standalone: bool = False) -> Outcome:
+    """``cnnviz kernels``: a conv layer's weights (default: the first conv layer)."""
+    refuse_overwrite(out / "kernels.html", force)
+    name = layer or default_layer(facts.model, first=True)
+    kernels = conv_kernels(facts.model, name, channel)
+    outcome = Outcome(views.write_kernel_views(kernels, name, out, standalone=standalone))
+    outcome.lines = [outcome.wrote()]
+    return outcome
+
+
+def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dense: bool = True,
+                 data: str = "bundled", split: str = "test", top: int = 5,
+                 only_class: int | None = None, preactivation: bool = False,
+                 batch: int = 256, force: bool = False, standalone: bool = False,
+                 progress: ProgressFn | None = None) -> Outcome:
+    """``cnnviz patterns``: the mean activation of each map per class over a data set."""
+    if top <= 0 or batch <= 0:
+        raise CnnvizError("--top and --batch must be positive")
+    refuse_overwrite(out / "patterns.npz", force)
+    name = layer or default_layer(facts.model)
+    resolve_map_layers(facts.model, [name])
+    dataset = load_dataset(data)
+    images, labels = dataset.split(split)
+    if labels is None:
+        raise CnnvizError(f"data set '{dataset.name}' has no labels: class patterns need them")
+    if only_class is not None and (labels.size == 0 or only_class not in set(labels.tolist())):
+        raise CnnvizError(f"class {only_class} is not in data set '{dataset.name}' ({split} "
+                          "split)")
+    names = [name] + ([i.name for i in list_layers(facts.model) if i.type == "Dense"]
+                      if dense else [])
+    result = class_patterns(facts, images, labels, names, class_names=dataset.class_names,
+                            preactivation=preactivation, batch_size=batch,
+                            data=f"{dataset.name} ({split})", on_progress=progress)
+    outcome = Outcome(list(result.save(out / "patterns.npz")))
+    outcome.written += views.write_pattern_views(result, out, standalone=standalone)
+    tops = result.top_maps(name, top)
+    outcome.lines = [f"class {cname}: top maps of {name}: " + ", ".join(map(str, tops[cname]))
+                     for c, cname in enumerate(result.class_names)
+                     if (only_class is None or c == only_class) and result.counts[c]]
+    outcome.lines.append(outcome.wrote())
+    return outcome
+
+
+def explain_job(facts: ModelFacts, out: Path, *, method: str = "gradcam",
+                target: int | None = None, layer: str | None = None, digit: int | None = None,
+                index: int | None = None, image: Path | None = None, seed: int = 0,
+                invert: bool = False, force: bool = False,
+                standalone: bool = False) -> Outcome:
+    """``cnnviz explain``: every attribution method for one input, ``method`` as an overlay."""
+    from cnnviz.attribution import METHODS
+
+    if method not in METHODS:
+        raise CnnvizError(f"unknown attribution method '{method}': use one of "
+                          f"{', '.join(METHODS)}")
+    refuse_overwrite(out / "explain.html", force)
+    choice = _choose_input(facts, digit=digit, index=index, image=image, seed=seed,
+                           invert=invert)
+    result = explain(facts, choice.image[None], METHODS, target=target, layer=layer, seed=seed,
+                     data=choice.source)
+    outcome = Outcome(views.write_attribution_views(result, method, out, standalone=standalone),
+                      [views.attribution_title(result)], choice.notes)
+    outcome.written += result.save(out / "explain.npz")
+    if not result.maps["gradcam"].any():
+        outcome.lines.append("note: Grad-CAM is zero everywhere: no map of its layer raises this "
+                             "class at any position (try an earlier layer with --layer)")
+    outcome.lines.append(outcome.wrote())
+    return outcome
+
+
+def report_job(facts: ModelFacts, out: Path, *, results: Path | None = None,
+               layer: str | None = None, steps: int = 100, examples: int = 9, seed: int = 0,
+               force: bool = False, status: StatusFn | None = None) -> Outcome:
+    """``cnnviz report``: one self-contained HTML file."""
+    from cnnviz.fileio import write_text
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise CnnvizError(f"--out must be an .html file, got {out.name}")
+    refuse_overwrite(out, force)
+    text = build_report(facts, results=results, layer=layer, steps=steps, examples=examples,
+                        seed=seed, status=status)
+    return Outcome([write_text(out, text)], [f"wrote {out} ({len(text) / 2**20:.1f} MiB)"])
+
+
+def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = False,
+                say: Callable[[str], None] | None = None) -> Outcome:
+    """``cnnviz gallery``: every command's output on the bundled model, with fixed seeds (the
+    same bytes each time); refuses to replace an earlier gallery without ``force``."""
+    say = say or (lambda message: None)
+    facts = load()
+    if not force:  # every part is checked before the first is written
+        for part in ("activations/activations.npz", "filters/filters.npz",
+                     "kernels/kernels.html", "patterns/patterns.npz", "explain/explain.html",
+                     "report.html"):
+            refuse_overwrite(out / part, force)
+    runs: list[tuple[str, Callable[[], Outcome]]] = [
+        ("activations --digit 6", lambda: activations_job(
+            facts, out / "activations", digit=6, seed=seed, force=True)),
+        (f"filters --examples 9 --steps {steps}", lambda: filters_job(
+            facts, out / "filters", Settings(steps=steps, seed=seed), examples=9, force=True)),
+        ("kernels", lambda: kernels_job(facts, out / "kernels", force=True)),
+        ("patterns", lambda: patterns_job(facts, out / "patterns", force=True)),
+        ("explain --digit 6 --method integrated_gradients", lambda: explain_job(
+            facts, out / "explain", method="integrated_gradients", digit=6, seed=seed,
+            force=True)),
+        (f"report --from {out} --steps {steps}", lambda: report_job(
+            facts, out / "report.html", results=out, steps=steps, seed=seed, force=True)),
+    ]
+    outcome = Outcome()
+    for label, run in runs:
+        say(f"cnnviz {label}")
+        done = run()
+        outcome.written += done.written
+    outcome.lines = [f"rebuilt {out}: {len(outcome.written)} files"]
+    return outcome
+
+
+def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None,
+              pool_after: list[int] | None = None, dense: list[int] | None = None,
+              epochs: int = 5, batch_size: int = 64, n_train: int | None = None,
+              force: bool = False, progress: TrainProgressFn | None = None,
+              **fit: Any) -> Outcome:
+    """``cnnviz train``: build the reference CNN, train it (``fit``: learning rate, momentum,
+    schedule, decay, l1, l2, seed), save it."""
+    from cnnviz.train import build_cnn, learning_rate_schedule, save_model, train
+
+    if out.suffix.lower() not in (".keras", ".h5"):
+        raise CnnvizError(f"--out must end in .keras or .h5, got {out.name}")
+    refuse_overwrite(out, force)
+    learning_rate_schedule(fit.get("schedule", "inverse_time"))  # checked before data loads
+    dataset = load_dataset(data)
+    x = dataset.x_train
+    model = build_cnn(conv or [32, 64, 128], pool_after or [1, 2], dense or [120],
+                      n_classes=len(dataset.class_names),
+                      input_shape=(*x.shape[1:3], 1 if x.ndim == 3 else x.shape[3]),
+                      l2=fit.get("l2", 5e-4), l1=fit.get("l1", 0.0), seed=fit.get("seed", 0))
+    n = len(x) if n_train is None else min(n_train, len(x))
+    steps = -(-n // batch_size)
+    result = train(dataset, model=model, epochs=epochs, batch_size=batch_size, n_train=n_train,
+                   on_progress=None if progress is None else
+                   (lambda epoch, step, logs: progress(epoch, step, steps, logs)), **fit)
+    save_model(result.model, out)
+    return Outcome([out], [f"test accuracy {result.test_accuracy:.4f} (loss "
+                           f"{result.test_loss:.4f}) on {len(dataset.x_test)} {dataset.name} "
+                           f"test images; wrote {out}"])

@@ -1,0 +1,124 @@
+"""How an ascent runs: its settings (validated once, here) and its memory plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+from cnnviz.models import list_layers
+from cnnviz.oip.param import PARAMETERIZATIONS, STARTS
+from cnnviz.oip.transforms import Transforms
+
+UPDATES = ("rms", "adam")
+DEFAULT_BUDGET = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to ascend. ``lr`` is a fraction of the input value range per step for the pixel
+    parameterization and raw coefficient units for fourier."""
+
+    steps: int = 100
+    update: str = "rms"
+    lr: float = 0.05
+    param: str = "pixel"
+    decay: float = 1.0
+    start: str = "noise"
+    wavelengths: tuple[float, ...] = (14.0, 7.0, 3.5, 1.75)
+    amplitude: float = 0.15
+    noise: float = 0.02
+    precursors: int = 0
+    precursor_steps: int = 20
+    transforms: Transforms = field(default_factory=Transforms)
+    tv: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    blur_every: int = 0
+    blur_sigma: float = 0.5
+    preactivation: bool = True
+    seed: int = 0
+    jit_compile: bool = False
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Settings:
+        """The settings recorded in a result's ``params`` (to resume a run exactly)."""
+        names = {f.name for f in fields(cls)} - {"transforms"}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
+                  if k in names}
+        moves = {k: tuple(v) if isinstance(v, list) else v
+                 for k, v in params.get("transforms", {}).items()}
+        return cls(**values, transforms=Transforms(**moves))
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0:
+            raise CnnvizError(f"steps must be positive, got {self.steps}")
+        if self.update not in UPDATES:
+            raise CnnvizError(f"unknown method '{self.update}': use {' or '.join(UPDATES)}")
+        if self.param not in PARAMETERIZATIONS:
+            raise CnnvizError(f"unknown parameterization '{self.param}': use "
+                              f"{' or '.join(PARAMETERIZATIONS)}")
+        if self.start not in STARTS:
+            raise CnnvizError(f"unknown start '{self.start}': use {' or '.join(STARTS)}")
+        if self.lr <= 0:
+            raise CnnvizError(f"learning rate must be positive, got {self.lr}")
+        if self.precursors < 0 or (self.precursors and self.precursor_steps <= 0):
+            raise CnnvizError("precursors must be ≥ 0, with precursor steps > 0")
+        if min(self.tv, self.l1, self.l2, self.blur_every, self.blur_sigma) < 0:
+            raise CnnvizError("penalties, blur interval and blur sigma must be ≥ 0")
+
+
+def bytes_per_image(model: Any, layer: str) -> int:
+    """Rough memory one image needs in a step: the float32 outputs of every layer up to
+    ``layer``, kept for the backward pass and matched by gradients (×3)."""
+    total = int(np.prod(model.inputs[0].shape[1:]))
+    for info in list_layers(model):
+        # A nested model's output is its last layer's, already counted inside it.
+        if info.output_shape and info.type not in ("Functional", "Sequential"):
+            total += int(np.prod([s for s in info.output_shape[1:] if s]))
+        if info.name == layer:
+            break
+    return 4 * 3 * total
+
+
+def chunk_size(model: Any, layer: str, n: int, batch: int | None = None,
+               budget: int = DEFAULT_BUDGET) -> int:
+    """Images per compiled step: ``batch`` if given, else as many as fit ``budget`` bytes."""
+    if batch is not None:
+        if batch <= 0:
+            raise CnnvizError(f"batch must be positive, got {batch}")
+        return min(batch, n)
+    return max(1, min(n, budget // bytes_per_image(model, layer)))
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How many images go through one compiled step, and why."""
+
+    per_image: int
+    budget: int
+    chunk: int
+    images: int
+
+    @property
+    def chunks(self) -> int:
+        """How many compiled steps one ascent step takes."""
+        return -(-self.images // self.chunk)
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        return (f"memory: ~{self.per_image / 2**20:.2f} MiB per image in a step; budget "
+                f"{self.budget / 2**20:g} MiB → {self.chunks} chunk(s) of up to {self.chunk} "
+                "images")
+
+
+def memory_plan(model: Any, layer: str, images: int, batch: int | None = None,
+                budget: int = DEFAULT_BUDGET) -> MemoryPlan:
+    """The chunking of ``images`` ascent images of ``layer`` within ``budget`` bytes (or
+    ``batch`` images a step, when given)."""
+    if budget <= 0:
+        raise CnnvizError(f"the memory budget must be positive, got {budget / 2**20:g} MiB")
+    return MemoryPlan(bytes_per_image(model, layer), budget,
+                      chunk_size(model, layer, images, batch, budget), images)

@@ -1,0 +1,95 @@
+"""The house keeps its shape: imports run one way, no private name crosses a module, modules and
+functions stay small, rendering never switches matplotlib's global backend."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "cnnviz"
+
+# Lower floors first; a module may import its own floor and those below it.
+FLOORS = [
+    ("errors", "version", "fileio", "preprocess", "backend"),
+    ("results",),
+    ("render", "plot"),
+    ("models", "data"),
+    ("activations", "attribution", "metrics", "oip", "train"),
+    ("report", "atlas", "serve"),
+    ("jobs",),
+    ("cli",),
+]
+
+
+def _floor(module: str) -> int:
+    parts = module.split(".")
+    head = parts[1] if len(parts) > 1 else ""
+    for level, names in enumerate(FLOORS):
+        if head in names:
+            return level
+    raise AssertionError(f"{module} is on no floor: add it to FLOORS")
+
+
+def _modules() -> dict[str, ast.Module]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        name = ".".join(p for p in rel.parts if p != "__init__")
+        found[name] = ast.parse(path.read_text(), filename=str(path))
+    return found
+
+
+def _imports(tree: ast.Module) -> list[ast.ImportFrom | ast.Import]:
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+
+
+def _targets(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.ImportFrom):
+        return [node.module or ""]
+    return [alias.name for alias in node.names]
+
+
+def test_imports_run_one_way():
+    upward = []
+    for name, tree in _modules().items():
+        if name == "cnnviz":  # the package front door re-exports the API
+            continue
+        for node in _imports(tree):
+            for target in _targets(node):
+                if target.startswith("cnnviz.") and _floor(target) > _floor(name):
+                    upward.append(f"{name} imports {target}")
+    assert not upward
+
+
+def test_compute_modules_do_not_import_the_oip_package():
+    for name in ("cnnviz.activations", "cnnviz.attribution"):
+        targets = [t for node in _imports(_modules()[name]) for t in _targets(node)]
+        assert not [t for t in targets if t.startswith("cnnviz.oip")], name
+
+
+def test_no_private_name_is_imported_across_modules():
+    crossing = [f"{name}: {alias.name} from {node.module}"
+                for name, tree in _modules().items() for node in _imports(tree)
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cnnviz")
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.endswith("__")]
+    assert not crossing
+
+
+def test_modules_and_functions_stay_small():
+    """≤ 400 lines a module, ≤ 60 a function body (a typer signature does not count)."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        if len(source.splitlines()) > 400:
+            too_long.append(f"{path.name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+                length = node.end_lineno - node.body[0].lineno + 1
+                if length > 60:
+                    too_long.append(f"{path.name}:{node.lineno} {node.name}: {length} lines")
+    assert not too_long
+
+
+def test_rendering_never_switches_the_matplotlib_backend():
+    for path in PACKAGE.rglob("*.py"):
+        source = path.read_text()
+        assert "matplotlib.use(" not in source and "import matplotlib.pyplot" not in source, path
