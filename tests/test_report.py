@@ -72,6 +72,31 @@ def test_report_in_headless_chromium(report):
     assert errors == []
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_pages_sharing_one_plotly_js_render_in_headless_chromium(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    runner = CliRunner()
+    for args in (["kernels"], ["activations", "--digit", "4"]):
+        assert runner.invoke(app, [*args, "--out", str(tmp_path)]).exit_code == 0
+    errors = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for name, plots in (("kernels.html", 1), ("activations.html", 2)):
+            page.goto((tmp_path / name).as_uri())
+            page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg')"
+                                   f".length >= {plots}")
+            assert page.evaluate("typeof Plotly.newPlot") == "function"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "activations-shared-js.png"), full_page=False)
+        browser.close()
+    assert errors == []
+
+
 def test_gallery_rebuilds_reproducibly(tmp_path):
     runner = CliRunner()
     for name in ("a", "b"):

@@ -1,0 +1,83 @@
+"""The command line's shape: helpful --help, --version, one plotly.js per output folder,
+explain saves its numbers, one default-layer rule."""
+
+import re
+
+import numpy as np
+import typer.main
+from plotly_page import array, figures
+from typer.testing import CliRunner
+
+from cnnviz.cli import app
+from cnnviz.results import Attributions
+from cnnviz.version import __version__
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200"}
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"cnnviz {__version__}"
+
+
+def test_every_option_has_help_and_choices_show_as_choices():
+    command = typer.main.get_command(app)
+    for name, sub in command.commands.items():
+        for param in sub.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert param.help, f"cnnviz {name} {param.opts[0]} has no help"
+    help_text = runner.invoke(app, ["filters", "--help"], env=WIDE).stdout
+    for panel in ("Model and data", "Ascent", "Start", "Robustness", "Regularizers", "Output"):
+        assert panel in help_text
+    assert "[rms|adam]" in help_text and "[pixel|fourier]" in help_text
+    assert "<str>" not in re.sub(r"--(layer|filters|scale)\s+<str>", "", help_text)
+    assert "(the deepest conv layer)" in help_text  # a default written out in words
+    assert "[default: 100]" in help_text
+    kernels = runner.invoke(app, ["kernels", "--help"], env=WIDE).stdout
+    assert "(the first conv layer)" in kernels
+
+
+def test_a_folder_of_pages_holds_one_plotly_js(tmp_path):
+    for args in (["activations", "--digit", "2"], ["kernels"],
+                 ["explain", "--digit", "2", "--method", "saliency"]):
+        result = runner.invoke(app, [*args, "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+    pages = sorted(tmp_path.glob("*.html"))
+    assert [p.name for p in pages] == ["activations.html", "explain.html", "kernels.html"]
+    assert [p.name for p in tmp_path.glob("*.js")] == ["plotly.min.js"]
+    script = (tmp_path / "plotly.min.js").read_text()
+    assert len(script) > 1_000_000 and "plotly" in script[:2000].lower()
+    for page in pages:
+        text = page.read_text()
+        assert '<script src="plotly.min.js"' in text and len(text) < len(script)
+        assert figures(text)  # the figures themselves are in the page
+    alone = runner.invoke(app, ["kernels", "--standalone", "--out", str(tmp_path / "alone")])
+    assert alone.exit_code == 0
+    assert not list((tmp_path / "alone").glob("*.js"))
+    text = (tmp_path / "alone" / "kernels.html").read_text()
+    assert "<script src=" not in text and len(text) > len(script)
+
+
+def test_explain_saves_its_numbers(tmp_path, reference_model):
+    result = runner.invoke(app, ["explain", "--digit", "3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    saved = Attributions.load(tmp_path / "explain.npz")
+    assert saved.methods == ["saliency", "smoothgrad", "gradcam", "integrated_gradients"]
+    assert saved.meta.model == reference_model.name and saved.meta.layers == ("conv2d_3",)
+    assert saved.targets.tolist() == saved.predictions.tolist() == [3]
+    spec = figures((tmp_path / "explain.html").read_text())[0]
+    np.testing.assert_allclose(array(spec["data"][1]["z"]), saved.heatmaps()["saliency"][0],
+                               rtol=1e-6)
+
+
+def test_kernels_default_to_the_first_conv_layer_of_any_model(tmp_path, nested_model):
+    from cnnviz.train import save_model
+
+    path = save_model(nested_model, tmp_path / "nested.keras")
+    result = runner.invoke(app, ["kernels", str(path), "--out", str(tmp_path / "k")])
+    assert result.exit_code == 0, result.output
+    spec = figures((tmp_path / "k" / "kernels.html").read_text())[0]
+    assert spec["data"][0]["name"] == "base/c1"
+    weights = nested_model.get_layer("base").get_layer("c1").get_weights()[0][:, :, 0, :]
+    np.testing.assert_allclose(np.nanmax(array(spec["data"][0]["z"])), weights.max())
