@@ -81,3 +81,41 @@ def test_kernels_default_to_the_first_conv_layer_of_any_model(tmp_path, nested_m
     assert spec["data"][0]["name"] == "base/c1"
     weights = nested_model.get_layer("base").get_layer("c1").get_weights()[0][:, :, 0, :]
     np.testing.assert_allclose(np.nanmax(array(spec["data"][0]["z"])), weights.max())
+
+
+JAX_RUN = """
+import sys
+
+
+class NoTensorFlow:  # a GPU machine with JAX and no TensorFlow (Keras then never touches it)
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError("no tensorflow on this machine")
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+from cnnviz.cli import app
+out = sys.argv[1]
+for args in (["activations", "--digit", "1"], ["filters", "--layer", "conv2d_1", "--filters",
+             "0-3", "--steps", "2", "--examples", "2"], ["explain", "--digit", "1"],
+             ["patterns", "--no-dense"]):
+    app([*args, "--out", out + "/" + args[0]], standalone_mode=False)
+import keras
+print("BACKEND", keras.backend.backend(), "TENSORFLOW", "tensorflow" in sys.modules)
+"""
+
+
+def test_commands_run_under_jax_without_tensorflow(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("jax")
+    result = subprocess.run([sys.executable, "-c", JAX_RUN, str(tmp_path)], capture_output=True,
+                            text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "BACKEND jax TENSORFLOW False" in result.stdout
+    for folder in ("activations", "filters", "explain", "patterns"):
+        assert (tmp_path / folder / "plotly.min.js").exists()
