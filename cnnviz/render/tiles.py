@@ -19,26 +19,30 @@ def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
 
 def mosaic(maps: np.ndarray, columns: int | None = None, gap: int = 1
            ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """Tile maps (H×W×M) row by row into one 2-D array with NaN gaps between tiles.
+    """Tile maps (H×W×M) row by row into one 2-D array with NaN gaps between tiles
+    (``skimage.util.montage``, without its outer border).
 
     Returns the mosaic, each pixel's ``[map, row, col]`` (−1 in gaps) and each tile's top-left
     corner (row, col) in the mosaic."""
+    from skimage.util import montage
+
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3:
         raise CnnvizError(f"expected maps of shape (height, width, maps), got {maps.shape}")
     height, width, n = maps.shape
-    rows, cols = grid_shape(n, columns)
-    z = np.full((rows * (height + gap) - gap, cols * (width + gap) - gap), np.nan)
-    where = np.full((*z.shape, 3), -1, dtype=np.int64)
+    grid = grid_shape(n, columns)
+    inner = (slice(gap, -gap), slice(gap, -gap))
+    z = montage(np.moveaxis(maps, -1, 0), fill=np.nan, grid_shape=grid,
+                padding_width=gap)[inner]
     yy, xx = np.mgrid[0:height, 0:width]
-    corners = []
-    for index in range(n):
-        top, left = (index // cols) * (height + gap), (index % cols) * (width + gap)
-        z[top:top + height, left:left + width] = maps[..., index]
-        where[top:top + height, left:left + width] = np.stack(
-            [np.full_like(yy, index), yy, xx], axis=-1)
-        corners.append((top, left))
-    return z, where, corners
+    index = np.stack([np.broadcast_to(np.arange(n)[:, None, None], (n, height, width)),
+                      np.broadcast_to(yy, (n, height, width)),
+                      np.broadcast_to(xx, (n, height, width))], axis=-1)
+    where = montage(index, fill=(-1, -1, -1), grid_shape=grid, padding_width=gap,
+                    channel_axis=-1)[inner]
+    cols = grid[1]
+    corners = [((i // cols) * (height + gap), (i % cols) * (width + gap)) for i in range(n)]
+    return z, where.astype(np.int64), corners
 
 
 def image_mosaic(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0),
