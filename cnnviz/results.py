@@ -67,6 +67,23 @@ def _load(path: str | Path, kind: str) -> tuple[dict[str, np.ndarray], Meta, dic
     return arrays, Meta.from_json(saved["meta"]), saved.get("params", {}), saved
 
 
+def _numbered(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{"conv": a, "pool": b}`` → ``{"map_0": a, "map_1": b}``: npz keys that any layer or
+    method name fits (names go to the JSON, in order)."""
+    return {f"{prefix}_{i}": value for i, value in enumerate(arrays.values())}
+
+
+def _named(prefix: str, data: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    """What :func:`_numbered` wrote, under its names again."""
+    return {name: data[f"{prefix}_{i}"] for i, name in enumerate(names)}
+
+
+def _stacked(first: dict[str, np.ndarray], second: dict[str, np.ndarray]
+             ) -> dict[str, np.ndarray]:
+    """Per key, the first part's rows followed by the second's."""
+    return {name: np.concatenate([first[name], second[name]]) for name in first}
+
+
 def _joined(parts: list[Any], name: str) -> np.ndarray | None:
     values = [getattr(p, name) for p in parts]
     return None if any(v is None for v in values) else np.concatenate(values)
@@ -98,16 +115,15 @@ class Activations:
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write ``path`` (.npz arrays) and the same name with ``.json`` (metadata)."""
         arrays = {"inputs": self.inputs, "probabilities": self.probabilities,
-                  "labels": self.labels}
-        arrays.update({f"map_{i}": m for i, m in enumerate(self.maps.values())})
+                  "labels": self.labels, **_numbered("map", self.maps)}
         return _save(path, "activations", arrays, self.meta, {}, maps=self.layers)
 
     @classmethod
     def load(cls, path: str | Path) -> Activations:
         """Read what :meth:`save` wrote."""
         data, meta, _, saved = _load(path, "activations")
-        maps = {name: data[f"map_{i}"] for i, name in enumerate(saved["maps"])}
-        return cls(data["inputs"], maps, data["probabilities"], data.get("labels"), meta)
+        return cls(data["inputs"], _named("map", data, saved["maps"]), data["probabilities"],
+                   data.get("labels"), meta)
 
     def merged(self, other: Activations) -> Activations:
         """These inputs followed by ``other``'s (the same model and layers)."""
@@ -116,7 +132,7 @@ class Activations:
             raise CnnvizError("cannot merge activations of different layers")
         parts = [self, other]
         return Activations(np.concatenate([self.inputs, other.inputs]),
-                           {n: np.concatenate([self.maps[n], other.maps[n]]) for n in self.maps},
+                           _stacked(self.maps, other.maps),
                            np.concatenate([self.probabilities, other.probabilities]),
                            _joined(parts, "labels"), self.meta)
 
@@ -161,9 +177,8 @@ class ClassPatterns:
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write ``path`` (.npz) and its ``.json`` twin."""
-        arrays: dict[str, Any] = {"counts": self.counts}
-        for i, name in enumerate(self.layers):
-            arrays[f"mean_{i}"], arrays[f"std_{i}"] = self.means[name], self.stds[name]
+        arrays = {"counts": self.counts, **_numbered("mean", self.means),
+                  **_numbered("std", self.stds)}
         return _save(path, "class patterns", arrays, self.meta, self.params,
                      maps=self.layers, class_names=list(self.class_names))
 
@@ -171,10 +186,8 @@ class ClassPatterns:
     def load(cls, path: str | Path) -> ClassPatterns:
         """Read what :meth:`save` wrote."""
         data, meta, params, saved = _load(path, "class patterns")
-        layers = saved["maps"]
-        return cls({n: data[f"mean_{i}"] for i, n in enumerate(layers)},
-                   {n: data[f"std_{i}"] for i, n in enumerate(layers)}, data["counts"],
-                   tuple(saved["class_names"]), meta, params)
+        return cls(_named("mean", data, saved["maps"]), _named("std", data, saved["maps"]),
+                   data["counts"], tuple(saved["class_names"]), meta, params)
 
     def merged(self, other: ClassPatterns) -> ClassPatterns:
         """The patterns of both data shards together, as if computed in one pass."""
@@ -328,16 +341,15 @@ class Attributions:
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write ``path`` (.npz) and its ``.json`` twin."""
         arrays = {"inputs": self.inputs, "targets": self.targets,
-                  "probabilities": self.probabilities}
-        arrays.update({f"map_{i}": m for i, m in enumerate(self.maps.values())})
+                  "probabilities": self.probabilities, **_numbered("map", self.maps)}
         return _save(path, "attributions", arrays, self.meta, self.params, maps=self.methods)
 
     @classmethod
     def load(cls, path: str | Path) -> Attributions:
         """Read what :meth:`save` wrote."""
         a, meta, params, saved = _load(path, "attributions")
-        maps = {name: a[f"map_{i}"] for i, name in enumerate(saved["maps"])}
-        return cls(a["inputs"], maps, a["targets"], a["probabilities"], meta, params)
+        return cls(a["inputs"], _named("map", a, saved["maps"]), a["targets"],
+                   a["probabilities"], meta, params)
 
     def merged(self, other: Attributions) -> Attributions:
         """These inputs followed by ``other``'s (the same model and methods)."""
@@ -345,7 +357,7 @@ class Attributions:
         if other.methods != self.methods:
             raise CnnvizError("cannot merge attributions of different methods")
         return Attributions(np.concatenate([self.inputs, other.inputs]),
-                            {n: np.concatenate([self.maps[n], other.maps[n]]) for n in self.maps},
+                            _stacked(self.maps, other.maps),
                             np.concatenate([self.targets, other.targets]),
                             np.concatenate([self.probabilities, other.probabilities]),
                             self.meta, self.params)

@@ -17,6 +17,13 @@ SECTIONS = ["Model cnnviz_reference_cnn", "Activation maps", "Optimal input patt
             "Class activation patterns", "Attribution maps"]
 
 
+def _launch(playwright):
+    """Debian's Chromium, headless, with nothing that reaches for the network."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
@@ -46,9 +53,7 @@ def test_report_in_headless_chromium(report):
     sync_api = pytest.importorskip("playwright.sync_api")
     errors = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1200, "height": 1600})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -80,9 +85,7 @@ def test_pages_sharing_one_plotly_js_render_in_headless_chromium(tmp_path):
         assert runner.invoke(app, [*args, "--out", str(tmp_path)]).exit_code == 0
     errors = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
