@@ -31,7 +31,8 @@ import tensorflow as tf  # noqa: E402
 import cnnviz  # noqa: E402
 from cnnviz.activations import channel_means  # noqa: E402
 from cnnviz.data import images_to_model_input  # noqa: E402
-from cnnviz.models import feature_model, input_range, list_layers  # noqa: E402
+from cnnviz.graph import feature_model  # noqa: E402
+from cnnviz.models import input_range, list_layers  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
 from cnnviz.oip.param import start_images  # noqa: E402
 from cnnviz.oip.settings import Settings  # noqa: E402

@@ -25,13 +25,13 @@ from cnnviz.data import (
     to_model_input,
 )
 from cnnviz.errors import CnnvizError
+from cnnviz.graph import feature_model
 from cnnviz.models import (
     LayerInfo,
     ModelFacts,
     as_facts,
     conv_kernels,
     default_layer,
-    feature_model,
     get_layer,
     input_range,
     list_layers,

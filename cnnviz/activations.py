@@ -11,11 +11,11 @@ import numpy as np
 from cnnviz.backend import ModelCache, compile_step, keras
 from cnnviz.data import images_to_model_input
 from cnnviz.errors import CnnvizError
+from cnnviz.graph import feature_model
 from cnnviz.models import (
     ModelFacts,
     as_facts,
     as_list,
-    feature_model,
     get_layer,
     input_struct,
     resolve_map_layers,

@@ -13,14 +13,13 @@ import numpy as np
 
 from cnnviz.backend import backend_name, compile_step, keras, value_and_grad
 from cnnviz.errors import CnnvizError
+from cnnviz.graph import output_feeding, preactivation_output
 from cnnviz.models import (
     ModelFacts,
     as_facts,
     default_layer,
     get_layer,
     input_struct,
-    output_feeding,
-    preactivation_output,
     resolve_map_layers,
 )
 from cnnviz.results import Attributions, Meta

@@ -33,6 +33,7 @@ class ModelFacts:
     model: Any
     preprocess: Preprocess
     source: str = "in memory"
+    notes: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -50,17 +51,80 @@ class ModelFacts:
         """(lo, hi) of the model's valid inputs: floats, or per-channel arrays (caffe, torch)."""
         return self.preprocess.value_range(int(self.model.inputs[0].shape[-1]))
 
-    def image_shape(self) -> tuple[int, int, int]:
-        """(height, width, channels) of a model with one image input of fixed size."""
+    @property
+    def any_size(self) -> bool:
+        """Whether the model takes images of any height and width (``None`` in its shape)."""
+        return len(self.input_shape) == 3 and None in self.input_shape[:2]
+
+    def image_shape(self, size: tuple[int, int] | None = None) -> tuple[int, int, int]:
+        """(height, width, channels) of one input: the model's own, or ``size`` for a model
+        that takes any size."""
         model = self.model
         if len(model.inputs) != 1:
             raise CnnvizError(f"model '{model.name}' has {len(model.inputs)} inputs; cnnviz "
                               "needs one")
         shape = self.input_shape
-        if len(shape) != 3 or any(s is None for s in shape):
+        if len(shape) != 3 or shape[2] is None:
             raise CnnvizError(f"model '{model.name}' input shape {shape} is not (height, width, "
-                              f"channels) with fixed sizes")
-        return shape  # type: ignore[return-value]
+                              "channels)")
+        if not self.any_size:
+            if size is not None and tuple(size) != shape[:2]:
+                raise CnnvizError(f"model '{model.name}' takes {shape[0]}×{shape[1]} images "
+                                  "only: --size does not apply")
+            return shape  # type: ignore[return-value]
+        if size is None:
+            raise CnnvizError(f"model '{model.name}' takes images of any size: choose one with "
+                              "--size H,W")
+        if min(size) < 1:
+            raise CnnvizError(f"--size must be positive, got {size[0]},{size[1]}")
+        return (int(size[0]) if shape[0] is None else shape[0],
+                int(size[1]) if shape[1] is None else shape[1], int(shape[2]))
+
+    def default_size(self, size: tuple[int, int] | None = None) -> tuple[tuple[int, int, int],
+                                                                          str | None]:
+        """The input shape where no image decides it (the ascent, data streams): ``size``, or
+        for a model that takes any size 224×224 for colour and 64×64 otherwise, with a note
+        saying so."""
+        if not self.any_size or size is not None:
+            return self.image_shape(size), None
+        side = 224 if self.input_shape[2] == 3 else 64
+        return self.image_shape((side, side)), (f"model '{self.name}' takes any size: using "
+                                                f"{side}×{side} (choose with --size H,W)")
+
+
+def input_struct(model: Any) -> Any:
+    """The model's input tensor, or the list of them when it has several."""
+    return model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
+
+
+def as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def output_view(model: Any, output: str | int | None) -> tuple[Any, tuple[str, ...]]:
+    """The model seen through one of its outputs (by name or index; the first by default, with a
+    note when there are several): a Keras model sharing the user's layers."""
+    names = [t._keras_history[0].name if hasattr(t, "_keras_history") else str(i)
+             for i, t in enumerate(model.outputs)]
+    if output is None and len(names) == 1:
+        return model, ()
+    if output is None:
+        index, notes = 0, (f"model '{model.name}' has {len(names)} outputs "
+                           f"({', '.join(names)}): using {names[0]}; --output picks another",)
+    elif isinstance(output, int) or str(output).isdigit():
+        index, notes = int(output), ()
+        if not 0 <= index < len(names):
+            raise CnnvizError(f"output {index} is out of range: model '{model.name}' has "
+                              f"{len(names)} (0..{len(names) - 1})")
+    elif output in names:
+        index, notes = names.index(output), ()
+    else:
+        raise CnnvizError(f"model '{model.name}' has no output '{output}'; outputs: "
+                          f"{', '.join(names)}")
+    if len(names) == 1:
+        return model, notes
+    view = keras().Model(input_struct(model), model.outputs[index], name=model.name)
+    return view, notes
 
 
 def as_facts(model: Any, preprocess: str | Preprocess | None = None) -> ModelFacts:
@@ -78,13 +142,14 @@ def as_facts(model: Any, preprocess: str | Preprocess | None = None) -> ModelFac
     return ModelFacts(model, chosen, source)
 
 
-def load(path: str | Path | None = None, *, preprocess: str = "auto",
-         unsafe: bool = False) -> ModelFacts:
+def load(path: str | Path | None = None, *, preprocess: str = "auto", unsafe: bool = False,
+         output: str | int | None = None) -> ModelFacts:
     """Load a ``.keras`` or ``.h5`` file (``None``: the bundled reference CNN) as model facts;
-    ``unsafe`` allows Lambda layers (code from the file runs)."""
-    model = load_model(path, safe_mode=not unsafe)
+    ``unsafe`` allows Lambda layers (code from the file runs); ``output`` picks one output of a
+    multi-output model (name or index)."""
+    model, notes = output_view(load_model(path, safe_mode=not unsafe), output)
     source = "bundled reference CNN" if path is None else str(path)
-    return ModelFacts(model, for_model(model, preprocess), source)
+    return ModelFacts(model, for_model(model, preprocess), source, notes)
 
 
 def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any:
@@ -253,108 +318,6 @@ def conv_kernels(model: Any, layer: str, channel: int = 0) -> np.ndarray:
         raise CnnvizError(f"--channel {channel} is out of range: '{layer}' has "
                           f"{kernel.shape[2]} input channels")
     return kernel[:, :, channel, :]
-
-
-def _outer_input_of(nested: Any, outer: Any) -> Any:
-    """The symbolic tensor that ``outer``'s graph feeds into the nested model ``nested``."""
-    outer_ids = {id(t) for t in _graph_tensors(outer)}
-    for node in nested._inbound_nodes:
-        tensors = node.input_tensors
-        if tensors and all(id(t) in outer_ids for t in tensors):
-            return tensors[0] if len(tensors) == 1 else list(tensors)
-    raise CnnvizError(f"cannot address layers inside '{nested.name}': it is not called in the "
-                      f"graph of '{outer.name}'")
-
-
-def _graph_tensors(model: Any) -> list[Any]:
-    tensors = list(model.inputs)
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            tensors.extend(node.output_tensors)
-    return tensors
-
-
-def feature_model(model: Any, names: list[str], *, with_output: bool = False,
-                  preactivation: bool = False) -> Any:
-    """A model from ``model``'s inputs to the outputs of the named layers (nested paths allowed),
-    followed by the model's own output when ``with_output`` is set. With ``preactivation``, a
-    layer with a fused activation (Conv2D, Dense) gives its output before that activation."""
-    k = keras()
-    layer_output = preactivation_output if preactivation else (lambda layer: layer.output)
-    nested: dict[str, list[str]] = {}
-    for name in names:
-        get_layer(model, name)  # unknown names raise with suggestions
-        head, _, rest = name.partition("/")
-        if rest:
-            nested.setdefault(head, []).append(rest)
-    flat = [name for name in names if "/" not in name]
-    prefix_outputs = [layer_output(model.get_layer(name)) for name in flat]
-    prefix_outputs += [_outer_input_of(model.get_layer(head), model) for head in nested]
-    if with_output:
-        prefix_outputs += list(model.outputs)
-    if not nested:
-        return k.Model(input_struct(model), prefix_outputs, name=f"{model.name}_features")
-    # Nested models: re-run the outer graph up to each nested model's input, then the nested
-    # feature model on it, so no "Graph disconnected" error arises.
-    prefix = k.Model(input_struct(model), prefix_outputs, name=f"{model.name}_prefix")
-    inputs = k.tree.map_structure(lambda t: k.Input(shape=t.shape[1:], dtype=t.dtype),
-                                  input_struct(model))
-    values = as_list(prefix(inputs))
-    by_name: dict[str, Any] = dict(zip(flat, values, strict=False))
-    for i, (head, rests) in enumerate(nested.items()):
-        inner = feature_model(model.get_layer(head), rests, preactivation=preactivation)
-        inner_values = as_list(inner(values[len(flat) + i]))
-        by_name.update({f"{head}/{rest}": v for rest, v in zip(rests, inner_values, strict=True)})
-    outputs = [by_name[name] for name in names]
-    if with_output:
-        outputs += values[len(flat) + len(nested):]
-    return k.Model(inputs, outputs, name=f"{model.name}_features")
-
-
-def preactivation_output(layer: Any) -> Any:
-    """The symbolic output of ``layer`` without its fused activation (a linear twin with the
-    same weights, applied to the layer's input); the plain output if it has none."""
-    k = keras()
-    activation = getattr(layer, "activation", None)
-    if activation is None or activation is k.activations.linear:
-        return layer.output
-    config = {**layer.get_config(), "activation": "linear", "name": f"{layer.name}_preactivation"}
-    twin = type(layer).from_config(config)
-    twin.build(layer.input.shape)
-    twin.set_weights(layer.get_weights())
-    return twin(layer.input)
-
-
-def output_feeding(tensor: Any, layer: Any) -> Any:
-    """The output of ``layer`` on the graph path that computes ``tensor``. A layer of a loaded
-    Sequential model can hold several call nodes; only the one upstream of ``tensor`` connects."""
-    seen, frontier = set(), [tensor]
-    while frontier:
-        current = frontier.pop()
-        operation, node_index, _ = current._keras_history
-        if operation is layer:
-            return current
-        node = operation._inbound_nodes[node_index]
-        for parent in node.input_tensors:
-            if id(parent) not in seen:
-                seen.add(id(parent))
-                frontier.append(parent)
-    raise CnnvizError(f"layer '{layer.name}' does not feed the model output")
-
-
-def has_fused_activation(model: Any, name: str) -> bool:
-    """True when the layer applies a non-linear activation of its own (relu in a Conv2D)."""
-    activation = getattr(get_layer(model, name), "activation", None)
-    return activation is not None and activation is not keras().activations.linear
-
-
-def input_struct(model: Any) -> Any:
-    """The model's input tensor, or the list of them when it has several."""
-    return model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
-
-
-def as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def input_range(model: Any) -> tuple[Any, Any]:

@@ -11,7 +11,7 @@ FLOORS = [
     ("errors", "version", "fileio", "preprocess", "backend"),
     ("results",),
     ("render", "plot"),
-    ("models", "data"),
+    ("models", "graph", "data", "sources"),
     ("activations", "attribution", "metrics", "oip", "train"),
     ("report", "atlas", "serve"),
     ("jobs",),

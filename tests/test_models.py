@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cnnviz.errors import CnnvizError
+from cnnviz.graph import feature_model
 from cnnviz.models import (
-    feature_model,
     get_layer,
     input_range,
     input_shape,

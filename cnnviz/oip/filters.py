@@ -12,12 +12,12 @@ from cnnviz.activations import activations, top_examples
 from cnnviz.backend import backend_name, keras
 from cnnviz.data import images_to_model_input
 from cnnviz.errors import CnnvizError
+from cnnviz.graph import has_fused_activation
 from cnnviz.models import (
     ModelFacts,
     as_facts,
     check_finite_weights,
     get_layer,
-    has_fused_activation,
     resolve_map_layers,
 )
 from cnnviz.oip import objectives as obj

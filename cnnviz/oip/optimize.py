@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from cnnviz.backend import ModelCache, compile_step, keras, value_and_grad
-from cnnviz.models import ModelFacts, as_facts, as_list, feature_model
+from cnnviz.graph import feature_model
+from cnnviz.models import ModelFacts, as_facts, as_list
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.param import make_param, start_images
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, memory_plan

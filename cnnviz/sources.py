@@ -1,0 +1,333 @@
+"""Data sources: where images come from, read in batches whose memory does not grow with the data.
+
+A source yields ``(images, labels or None)`` batches of display pixels (float32, 0..1, N×H×W×C)
+at the size and channel count it is asked for, and knows its class names. Sources: numpy arrays,
+the bundled MNIST sample and the other data sets of :mod:`cnnviz.data`, an image folder (class
+subfolders as in ``keras.utils.image_dataset_from_directory``; a flat folder is unlabelled),
+``tfds:NAME[:SPLIT]`` through tensorflow-datasets, and any iterable of ``(images, labels)``
+batches (a ``tf.data.Dataset`` among them). Folders are decoded by a pool of threads a few
+batches ahead; nothing here imports TensorFlow (``tfds:`` aside).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.data import images_to_model_input, load_dataset, to_model_input, to_unit_range
+from cnnviz.errors import CnnvizError
+from cnnviz.preprocess import named
+
+Batch = tuple[np.ndarray, np.ndarray | None]
+Shape = tuple[int, int, int]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+UNIT = named("unit")
+
+
+class Source:
+    """Images with optional integer labels, read in batches."""
+
+    name: str = "data"
+    class_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        raise CnnvizError(f"the size of {self.name} is not known before it is read")
+
+    @property
+    def labelled(self) -> bool:
+        """Whether every image has a class label."""
+        return False
+
+    def labels(self) -> np.ndarray | None:
+        """Every image's label, in order (``None`` when unlabelled)."""
+        if not self.labelled:
+            return None
+        return np.concatenate([y for _, y in self.batches(None, 256)])  # type: ignore[misc]
+
+    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
+        """Batches of display pixels at ``shape`` (``None``: each image's own size, batches of
+        one), with their labels."""
+        raise NotImplementedError
+
+    def gather(self, indices: Iterable[int], shape: Shape | None) -> Batch:
+        """The images (and labels) at ``indices``, in that order, read in one more pass."""
+        wanted = [int(i) for i in indices]
+        found: dict[int, tuple[np.ndarray, Any]] = {}
+        begin = 0
+        for x, y in self.batches(shape, 256 if shape else 1):
+            for j in range(len(x)):
+                if begin + j in wanted:
+                    found[begin + j] = (x[j], None if y is None else y[j])
+            begin += len(x)
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise CnnvizError(f"index {missing[0]} is outside {self.name} (0..{begin - 1})")
+        x = np.stack([found[i][0] for i in wanted])
+        return x, None if not self.labelled else np.asarray([found[i][1] for i in wanted],
+                                                                np.int64)
+
+    def class_name(self, label: int | None) -> str:
+        """The name of class ``label`` (its number when the data names none)."""
+        if label is None:
+            return "unlabelled"
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
+
+
+def _to_unit(images: np.ndarray, shape: Shape | None) -> np.ndarray:
+    """Raw images (uint8 or floats, N×H×W[×C]) → display pixels at ``shape``."""
+    if shape is None:
+        unit = to_unit_range(np.asarray(images), source="images").astype(np.float32)
+        return unit[..., None] if unit.ndim == 3 else unit
+    return images_to_model_input(images, shape, UNIT)
+
+
+class ArraySource(Source):
+    """Images in memory: N×H×W or N×H×W×C, uint8 or floats."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None,
+                 class_names: tuple[str, ...] = (), name: str = "arrays") -> None:
+        images = np.asarray(images)
+        if images.ndim not in (3, 4):
+            raise CnnvizError(f"{name}: images of shape {images.shape} are not N×H×W or "
+                              "N×H×W×C")
+        if labels is not None and len(labels) != len(images):
+            raise CnnvizError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.name = images, name
+        self._labels = None if labels is None else np.asarray(labels).astype(np.int64)
+        self.class_names = tuple(class_names) or _numbered_classes(self._labels)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labelled(self) -> bool:
+        return self._labels is not None
+
+    def labels(self) -> np.ndarray | None:
+        return self._labels
+
+    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
+        step = batch_size if shape is not None else 1
+        for begin in range(0, len(self.images), step):
+            y = None if self._labels is None else self._labels[begin:begin + step]
+            yield _to_unit(self.images[begin:begin + step], shape), y
+
+    def gather(self, indices: Iterable[int], shape: Shape | None) -> Batch:
+        index = np.asarray(list(indices), dtype=np.int64)
+        bad = index[(index < 0) | (index >= len(self.images))]
+        if bad.size:
+            raise CnnvizError(f"index {int(bad[0])} is outside {self.name} "
+                              f"(0..{len(self.images) - 1})")
+        return (_to_unit(self.images[index], shape),
+                None if self._labels is None else self._labels[index])
+
+
+def _numbered_classes(labels: np.ndarray | None) -> tuple[str, ...]:
+    if labels is None or labels.size == 0:
+        return ()
+    return tuple(str(c) for c in range(int(labels.max()) + 1))
+
+
+class FolderSource(Source):
+    """Image files in a folder: class subfolders (sorted names are the classes, as
+    ``image_dataset_from_directory`` has them) or a flat, unlabelled folder."""
+
+    def __init__(self, folder: str | Path, workers: int | None = None) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise CnnvizError(f"image folder not found: {folder}")
+        self.name, self.workers = folder.name or str(folder), workers or (os.cpu_count() or 2)
+        classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and _images_in(p))
+        if classes:
+            self.class_names = tuple(classes)
+            pairs = [(path, c) for c, name in enumerate(classes)
+                     for path in _images_in(folder / name)]
+            self.files = [p for p, _ in pairs]
+            self._labels: np.ndarray | None = np.array([c for _, c in pairs], np.int64)
+        else:
+            self.files, self._labels = _images_in(folder, recursive=False), None
+        if not self.files:
+            raise CnnvizError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def labelled(self) -> bool:
+        return self._labels is not None
+
+    def labels(self) -> np.ndarray | None:
+        return self._labels
+
+    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
+        step = batch_size if shape is not None else 1
+        tasks = (self._task(range(b, min(b + step, len(self.files))), shape)
+                 for b in range(0, len(self.files), step))
+        yield from prefetched(tasks, self.workers)
+
+    def gather(self, indices: Iterable[int], shape: Shape | None) -> Batch:
+        index = [int(i) for i in indices]
+        bad = [i for i in index if not 0 <= i < len(self.files)]
+        if bad:
+            raise CnnvizError(f"index {bad[0]} is outside {self.name} (0..{len(self.files) - 1})")
+        return self._task(index, shape)()
+
+    def _task(self, index: Iterable[int], shape: Shape | None) -> Callable[[], Batch]:
+        chosen = list(index)
+
+        def run() -> Batch:
+            x = np.stack([decode(self.files[i], shape) for i in chosen])
+            return x, None if self._labels is None else self._labels[chosen]
+
+        return run
+
+
+def _images_in(folder: Path, recursive: bool = True) -> list[Path]:
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(p for p in pattern if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def decode(path: Path, shape: Shape | None) -> np.ndarray:
+    """One image file as display pixels (float32, 0..1) at ``shape`` (bilinear with PIL, which
+    averages over the pixels a downscaled one covers), or at its own size."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            channels = shape[2] if shape else (1 if image.mode in ("1", "L", "I;16", "I") else 3)
+            image = image.convert("L" if channels == 1 else "RGB")
+            if shape is not None and image.size != (shape[1], shape[0]):
+                image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise CnnvizError(f"cannot read image {path}: {exc}") from None
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def prefetched(tasks: Iterable[Callable[[], Batch]], workers: int,
+               ahead: int | None = None) -> Iterator[Batch]:
+    """Run ``tasks`` on a pool of ``workers`` threads, at most ``ahead`` at a time (default:
+    workers + 1), yielding their results in order: decoding overlaps the model's work, and
+    memory holds a few batches whatever the data size."""
+    depth = ahead or workers + 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Any] = deque()
+        try:
+            for task in tasks:
+                pending.append(pool.submit(task))
+                if len(pending) >= depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class IterableSource(Source):
+    """Any re-iterable of ``(images, labels)`` or ``images`` batches: numpy arrays, tensors
+    (a ``tf.data.Dataset``), lists. ``make`` returns a fresh iterator each time."""
+
+    def __init__(self, make: Callable[[], Iterable[Any]], *, name: str = "batches",
+                 class_names: tuple[str, ...] = (), labelled: bool | None = None) -> None:
+        self.make, self.name, self.class_names = make, name, tuple(class_names)
+        self._labelled = labelled
+
+    @property
+    def labelled(self) -> bool:
+        if self._labelled is None:
+            self._labelled = next(iter(self._raw()), (None, None))[1] is not None
+        return self._labelled
+
+    def _raw(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        for item in self.make():
+            images, labels = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+            yield np.asarray(images), None if labels is None else np.asarray(labels).astype(
+                np.int64).reshape(-1)
+
+    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
+        for images, labels in self._raw():
+            if shape is None:
+                for j in range(len(images)):
+                    yield _to_unit(images[j:j + 1], None), None if labels is None else \
+                        labels[j:j + 1]
+            else:
+                yield _to_unit(images, shape), labels
+
+
+def tfds_source(spec: str) -> Source:
+    """``tfds:NAME[:SPLIT]`` (default split: test, else the first one) through
+    tensorflow-datasets (an optional extra; it reads what is prepared in its data folder)."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise CnnvizError("tfds: data needs tensorflow-datasets: pip install "
+                          "tensorflow-datasets") from None
+    _, name, *rest = spec.split(":")
+    try:
+        builder = tfds.builder(name)
+        split = rest[0] if rest else ("test" if "test" in builder.info.splits
+                                      else next(iter(builder.info.splits)))
+        dataset = builder.as_dataset(split=split, as_supervised=True)
+    except Exception as exc:  # tfds raises many kinds: the user needs one line
+        raise CnnvizError(f"cannot read {spec}: {str(exc).splitlines()[0]}") from None
+    label = builder.info.features.get("label")
+    names = tuple(getattr(label, "names", ()) or ())
+    return IterableSource(lambda: dataset.batch(256).as_numpy_iterator(),
+                          name=f"{name} ({split})", class_names=names, labelled=True)
+
+
+def open_source(spec: Any, split: str = "test") -> Source:
+    """A source from a spec: ``bundled``, ``keras``, ``fashion`` or an ``.npz`` (its ``split``),
+    an image folder, ``tfds:NAME[:SPLIT]``, a Source, numpy images, or an iterable of
+    ``(images, labels)`` batches."""
+    if isinstance(spec, Source):
+        return spec
+    if isinstance(spec, np.ndarray):
+        return ArraySource(spec)
+    if isinstance(spec, (str, Path)):
+        text = str(spec)
+        if text.startswith("tfds:"):
+            return tfds_source(text)
+        if Path(text).is_dir():
+            return FolderSource(text)
+        dataset = load_dataset(text)
+        images, labels = dataset.split(split)
+        return ArraySource(images, labels, dataset.class_names if labels is not None else (),
+                           name=f"{dataset.name} ({split})")
+    if hasattr(spec, "__iter__"):
+        return IterableSource(_reader(spec), name=type(spec).__name__)
+    raise CnnvizError(f"cannot read images from a {type(spec).__name__}")
+
+
+def _reader(spec: Any) -> Callable[[], Iterator[Any]]:
+    """Fresh iterators of a re-iterable (a list, a tf.data.Dataset); a one-shot iterator (a
+    generator) can be read once, and a second pass says so instead of finding nothing."""
+    if iter(spec) is not spec:
+        return lambda: iter(spec)
+    used = [False]
+
+    def once() -> Iterator[Any]:
+        if used[0]:
+            raise CnnvizError("these batches come from an iterator that can be read once; pass "
+                              "a list, an array or a tf.data.Dataset")
+        used[0] = True
+        return spec
+
+    return once
+
+
+def bundled_fits(shape: tuple[int | None, ...]) -> bool:
+    """Whether the bundled MNIST digits are the model's kind of input (28×28×1)."""
+    return tuple(shape) == (28, 28, 1)
+
+
+def convert_input(pixels: np.ndarray, shape: Shape, *, invert: bool = False) -> np.ndarray:
+    """One image's display pixels at ``shape`` (grey↔colour, resized), still in 0..1."""
+    return to_model_input(pixels, shape, UNIT, invert=invert)
