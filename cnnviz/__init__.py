@@ -21,11 +21,11 @@ from cnnviz.data import (
     load_fashion_mnist,
     load_mnist,
     read_image,
-    select_input,
     to_model_input,
 )
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model
+from cnnviz.inputs import select_input
 from cnnviz.models import (
     LayerInfo,
     ModelFacts,

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from cnnviz.backend import ModelCache, compile_step, keras
-from cnnviz.data import images_to_model_input
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model
 from cnnviz.models import (
@@ -21,6 +20,7 @@ from cnnviz.models import (
     resolve_map_layers,
 )
 from cnnviz.results import Activations, ClassPatterns, Meta
+from cnnviz.sources import Source, as_source, model_inputs
 
 
 def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] | None = None,
@@ -33,7 +33,8 @@ def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] |
     model = facts.model
     images = np.asarray(images, dtype=np.float32)
     expected = tuple(model.inputs[0].shape[1:])
-    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+    if images.ndim != 4 or any(e is not None and e != s
+                               for e, s in zip(expected, images.shape[1:], strict=True)):
         raise CnnvizError(f"images of shape {images.shape} do not fit the model input "
                           f"(N, {', '.join(map(str, expected))})")
     if images.shape[0] == 0:
@@ -90,84 +91,103 @@ def _single(out: Any) -> Any:
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
-def _batches(images: np.ndarray, facts: ModelFacts, batch_size: int
-             ) -> Iterator[tuple[int, np.ndarray]]:
-    """Model-ready batches of raw images (uint8 or 0..1 floats), converted as they stream."""
-    shape = facts.image_shape()
-    for begin in range(0, len(images), batch_size):
-        yield begin, images_to_model_input(images[begin:begin + batch_size], shape,
-                                           facts.preprocess)
+ProgressFn = Callable[[int, int | None], None]
 
 
-def _check_dataset(images: np.ndarray, labels: np.ndarray | None) -> None:
-    if labels is None:
-        raise CnnvizError("the data set has no labels: class patterns need one label per image")
-    if len(images) == 0:
-        raise CnnvizError("the data set is empty")
-    if len(labels) != len(images):
-        raise CnnvizError(f"{len(images)} images but {len(labels)} labels")
-
-
-def class_patterns(model: ModelFacts | Any, images: np.ndarray, labels: np.ndarray | None,
-                   layers: str | list[str], *, class_names: tuple[str, ...] | None = None,
-                   preactivation: bool = False, data: str | None = None, batch_size: int = 256,
-                   on_progress: Callable[[int, int], None] | None = None) -> ClassPatterns:
-    """Mean and spread of every map (unit) of ``layers`` for each class of a labelled data set
-    of raw images (uint8 or 0..1), streamed in batches through one compiled pass: memory does
-    not grow with the data set. ``data`` names the data set in the result."""
-    facts = as_facts(model)
-    _check_dataset(images, labels)
-    names = [layers] if isinstance(layers, str) else list(layers)
-    labels = np.asarray(labels).astype(np.int64)
-    n_classes = int(max(labels.max() + 1, len(class_names or ())))
-    if labels.min() < 0:
-        raise CnnvizError("labels must be class numbers ≥ 0")
-    names_out = class_names or tuple(str(c) for c in range(n_classes))
-    run = _reducing_pass(facts.model, names, preactivation)
+def _streamed(facts: ModelFacts, source: Source, layers: list[str], preactivation: bool,
+              size: tuple[int, int] | None, batch_size: int, on_progress: ProgressFn | None
+              ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray | None]]:
+    """Per batch of ``source``: its first index, each layer's (N, units) values (map means for
+    maps) from one compiled pass, and its labels."""
+    if batch_size <= 0:
+        raise CnnvizError(f"the batch size must be positive, got {batch_size}")
     ops = keras().ops
+    run = _reducing_pass(facts.model, layers, preactivation)
+    shape, _ = facts.default_size(size)
+    total = _known_size(source)
+    begin = 0
+    for pixels, labels in source.batches(shape, batch_size):
+        outs = run(ops.convert_to_tensor(model_inputs(pixels, facts.preprocess)))
+        values = [ops.convert_to_numpy(o).astype(np.float64) for o in as_list(outs)]
+        yield begin, values, labels
+        begin += len(pixels)
+        if on_progress:
+            on_progress(begin, total)
+    if begin == 0:
+        raise CnnvizError(f"the data set {source.name} is empty")
+
+
+def _known_size(source: Source) -> int | None:
+    try:
+        return len(source)
+    except CnnvizError:
+        return None
+
+
+def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | None,
+                   layers: str | list[str], *, class_names: tuple[str, ...] | None = None,
+                   preactivation: bool = False, data: str | None = None,
+                   size: tuple[int, int] | None = None, batch_size: int = 256,
+                   on_progress: ProgressFn | None = None) -> ClassPatterns:
+    """Mean and spread of every map (unit) of ``layers`` for each class of a labelled data set
+    — raw images (uint8 or 0..1) with ``labels``, or a labelled source (a folder, ``tfds:``,
+    batches) — streamed through one compiled pass: memory does not grow with the data set.
+    ``data`` names the data set in the result; ``size`` the input size for a model that takes
+    any."""
+    facts = as_facts(model)
+    source = as_source(images, labels, class_names)
+    if not source.labelled:
+        raise CnnvizError("the data set has no labels: class patterns need one label per image")
+    names = [layers] if isinstance(layers, str) else list(layers)
+    n_classes = len(source.class_names)
+    counts = np.zeros(n_classes, np.int64)
     sums: list[np.ndarray] = []
     squares: list[np.ndarray] = []
-    counts = np.bincount(labels, minlength=n_classes).astype(np.int64)
-    for begin, x in _batches(images, facts, batch_size):
-        onehot = np.eye(n_classes)[labels[begin:begin + len(x)]]
-        outs = run(ops.convert_to_tensor(x))
-        for i, out in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
-            v = ops.convert_to_numpy(out).astype(np.float64)
+    for _, values, y in _streamed(facts, source, names, preactivation, size, batch_size,
+                                  on_progress):
+        if y.min(initial=0) < 0:
+            raise CnnvizError("labels must be class numbers ≥ 0")
+        n_classes = max(n_classes, int(y.max(initial=-1)) + 1)
+        counts = np.pad(counts, (0, n_classes - len(counts)))
+        counts += np.bincount(y, minlength=n_classes)
+        onehot = np.eye(n_classes)[y]
+        for i, v in enumerate(values):
             if len(sums) <= i:
-                sums.append(np.zeros((n_classes, v.shape[1])))
-                squares.append(np.zeros((n_classes, v.shape[1])))
-            sums[i] += onehot.T @ v
-            squares[i] += onehot.T @ (v * v)
-        if on_progress:
-            on_progress(begin + len(x), len(images))
+                sums.append(np.zeros((0, v.shape[1])))
+                squares.append(np.zeros((0, v.shape[1])))
+            sums[i] = np.pad(sums[i], ((0, n_classes - len(sums[i])), (0, 0))) + onehot.T @ v
+            squares[i] = np.pad(squares[i], ((0, n_classes - len(squares[i])), (0, 0))) \
+                + onehot.T @ (v * v)
     safe = np.maximum(counts, 1)[:, None]
     means = {n: s / safe for n, s in zip(names, sums, strict=True)}
     stds = {n: np.sqrt(np.maximum(q / safe - (s / safe) ** 2, 0.0))
             for n, s, q in zip(names, sums, squares, strict=True)}
     kinds = {n: "maps" if len(get_layer(facts.model, n).output.shape) == 4 else "units"
              for n in names}
-    params = {"images": int(len(images)), "preactivation": preactivation, "kinds": kinds}
-    return ClassPatterns(means, stds, counts, tuple(names_out),
-                         Meta(facts.name, facts.preprocess, tuple(names), data), params)
+    classes = tuple(source.class_names) + tuple(
+        str(c) for c in range(len(source.class_names), n_classes))
+    params = {"images": int(counts.sum()), "preactivation": preactivation, "kinds": kinds}
+    meta = Meta(facts.name, facts.preprocess, tuple(names), data or source.name,
+                classes=classes)
+    return ClassPatterns(means, stds, counts, classes, meta, params)
 
 
-def top_examples(model: ModelFacts | Any, layer: str, images: np.ndarray, k: int = 9, *,
-                 preactivation: bool = False, batch_size: int = 256
+def top_examples(model: ModelFacts | Any, layer: str, images: Any, k: int = 9, *,
+                 preactivation: bool = False, size: tuple[int, int] | None = None,
+                 batch_size: int = 256, on_progress: ProgressFn | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """For every map of ``layer``, the indices of the ``k`` images (raw, uint8 or 0..1) with the
-    highest map mean and those means, highest first: two (maps, k) arrays."""
+    """For every map of ``layer``, the indices of the ``k`` images (raw uint8 or 0..1 images,
+    or any source) with the highest map mean and those means, highest first: two (maps, k)
+    arrays."""
     facts = as_facts(model)
     if k <= 0:
         raise CnnvizError(f"the number of examples must be positive, got {k}")
-    if len(images) == 0:
-        raise CnnvizError("the data set is empty")
-    run = _reducing_pass(facts.model, [layer], preactivation)
-    ops = keras().ops
     best_values: np.ndarray | None = None
     best_index: np.ndarray | None = None
-    for begin, x in _batches(images, facts, batch_size):
-        values = ops.convert_to_numpy(_single(run(ops.convert_to_tensor(x)))).T  # (maps, B)
-        index = np.broadcast_to(np.arange(begin, begin + len(x)), values.shape)
+    for begin, outs, _ in _streamed(facts, as_source(images), [layer], preactivation, size,
+                                    batch_size, on_progress):
+        values = outs[0].T  # (maps, B)
+        index = np.broadcast_to(np.arange(begin, begin + values.shape[1]), values.shape)
         if best_values is not None:
             values = np.concatenate([best_values, values], axis=1)
             index = np.concatenate([best_index, index], axis=1)

@@ -7,13 +7,14 @@ arrays shaped like the input (N, H, W, C) for gradient methods and (N, H, W) for
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from cnnviz.backend import backend_name, compile_step, keras, value_and_grad
 from cnnviz.errors import CnnvizError
-from cnnviz.graph import output_feeding, preactivation_output
+from cnnviz.graph import feature_model, output_feeding, preactivation_output
 from cnnviz.models import (
     ModelFacts,
     as_facts,
@@ -27,6 +28,18 @@ from cnnviz.results import Attributions, Meta
 METHODS = ("saliency", "smoothgrad", "gradcam", "integrated_gradients")
 
 
+@dataclass(frozen=True)
+class ChannelTarget:
+    """Explain the spatial mean of one channel: of the model's output (a headless backbone's
+    maps) or, with ``layer``, of that layer's output. ``channel`` may differ per image."""
+
+    channel: Any
+    layer: str | None = None
+
+
+Target = int | np.ndarray | ChannelTarget | None
+
+
 def _logit_tensor(model: Any) -> Any:
     """The symbolic pre-softmax output of the model's last layer (its output if none)."""
     last = model.layers[-1]
@@ -35,62 +48,95 @@ def _logit_tensor(model: Any) -> Any:
     return preactivation_output(last)
 
 
-def _targets(scores: np.ndarray, target: int | np.ndarray | None) -> np.ndarray:
-    n, classes = scores.shape
-    chosen = np.argmax(scores, axis=-1) if target is None else np.broadcast_to(
-        np.asarray(target, dtype=np.int64), (n,))
-    bad = chosen[(chosen < 0) | (chosen >= classes)]
+def score_model(model: Any, layer: str | None = None) -> Any:
+    """A model from the input to (N, C) scores: the pre-softmax output, or ``layer``'s output;
+    maps are averaged over their positions."""
+    k = keras()
+    if layer is None:
+        inputs, tensor = input_struct(model), _logit_tensor(model)
+    else:
+        sub = feature_model(model, [layer])
+        inputs, tensor = input_struct(sub), sub.outputs[0]
+    if len(tensor.shape) == 4:
+        tensor = k.ops.mean(tensor, axis=(1, 2))
+    if len(tensor.shape) != 2:
+        raise CnnvizError(f"the {'output' if layer is None else f'layer {layer!r}'} has shape "
+                          f"{tuple(tensor.shape)}: neither classes nor channels to explain")
+    return k.Model(inputs, tensor)
+
+
+def _resolve(target: Target, scores: Any, images: np.ndarray, is_class: bool) -> ChannelTarget:
+    """``target`` with one checked column per image; ``None`` picks the highest score (the
+    predicted class, or the strongest channel)."""
+    layer, index = (target.layer, target.channel) if isinstance(target, ChannelTarget) \
+        else (None, target)
+    n, size = len(images), int(scores.outputs[0].shape[-1])
+    if index is None:
+        columns = np.argmax(np.asarray(scores.predict(images, verbose=0)), axis=-1)
+    else:
+        columns = np.broadcast_to(np.asarray(index, dtype=np.int64), (n,))
+    bad = columns[(columns < 0) | (columns >= size)]
+    if bad.size and is_class and layer is None:
+        raise CnnvizError(f"class {int(bad[0])} is not an output of the model (0..{size - 1})")
     if bad.size:
-        raise CnnvizError(f"class {int(bad[0])} is not an output of the model (0..{classes - 1})")
-    return chosen
+        where = "the model's output" if layer is None else f"layer '{layer}'"
+        raise CnnvizError(f"channel {int(bad[0])} is out of range: {where} has {size} channels")
+    return ChannelTarget(np.array(columns), layer)
 
 
 class _GradientMethod:
-    """Shared set-up: the logit model and a compiled gradient of the target logit."""
+    """Shared set-up: per explained layer (``None``: the output), a score model and a compiled
+    gradient of the target's score."""
 
     def __init__(self, model: ModelFacts | Any, layer: str | None = None) -> None:
-        k = keras()
         self.facts = as_facts(model)
         self.model, self.layer = self.facts.model, layer
-        self.logits = k.Model(input_struct(self.model), _logit_tensor(self.model))
-        ops = k.ops
+        self.is_class = len(self.model.outputs[0].shape) == 2
+        self._heads: dict[str | None, tuple[Any, Any]] = {}
 
-        def grad(x: Any, onehot: Any) -> tuple[Any, Any]:
-            def score(inputs: Any) -> tuple[Any, Any]:
-                logits = self.logits(inputs)
-                return ops.sum(logits * onehot), logits
+    def _head(self, layer: str | None) -> tuple[Any, Any]:
+        if layer not in self._heads:
+            scores, ops = score_model(self.model, layer), keras().ops
 
-            (_, logits), g = value_and_grad(score)(x)
-            return g, logits
+            def grad(x: Any, onehot: Any) -> tuple[Any, Any]:
+                def score(inputs: Any) -> tuple[Any, Any]:
+                    values = scores(inputs)
+                    return ops.sum(values * onehot), values
 
-        self._grad = compile_step(grad)
+                (_, values), g = value_and_grad(score)(x)
+                return g, values
 
-    def gradient(self, images: np.ndarray, target: int | np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """d logit[target] / d input for each image, and the chosen targets."""
+            self._heads[layer] = (scores, compile_step(grad))
+        return self._heads[layer]
+
+    def scores(self, images: np.ndarray, layer: str | None = None) -> np.ndarray:
+        """The (N, C) scores targets index: pre-softmax outputs, or channel means."""
+        return np.asarray(self._head(layer)[0].predict(np.asarray(images, np.float32),
+                                                       verbose=0))
+
+    def targets(self, images: np.ndarray, target: Target) -> ChannelTarget:
+        """The given targets (checked), or the highest-scoring ones, one column per image."""
+        x = np.asarray(images, dtype=np.float32)
+        layer = target.layer if isinstance(target, ChannelTarget) else None
+        return _resolve(target, self._head(layer)[0], x, self.is_class)
+
+    def gradient(self, images: np.ndarray, target: Target = None
+                 ) -> tuple[np.ndarray, ChannelTarget]:
+        """d score[target] / d input for each image, and the chosen targets."""
         ops = keras().ops
         x = np.asarray(images, dtype=np.float32)
         chosen = self.targets(x, target)
-        onehot = np.eye(self.classes, dtype=np.float32)[chosen]
-        g, _ = self._grad(ops.convert_to_tensor(x), ops.convert_to_tensor(onehot))
+        scores, grad = self._head(chosen.layer)
+        onehot = np.eye(int(scores.outputs[0].shape[-1]), dtype=np.float32)[chosen.channel]
+        g, _ = grad(ops.convert_to_tensor(x), ops.convert_to_tensor(onehot))
         return ops.convert_to_numpy(g), chosen
-
-    @property
-    def classes(self) -> int:
-        return int(self.logits.outputs[0].shape[-1])
-
-    def targets(self, images: np.ndarray, target: int | np.ndarray | None) -> np.ndarray:
-        """The given target classes (checked), or the predicted ones."""
-        if target is None:
-            return np.argmax(np.asarray(self.logits.predict(images, verbose=0)), axis=-1)
-        return _targets(np.zeros((len(images), self.classes)), target)
 
 
 class Saliency(_GradientMethod):
     """Vanilla gradient of the target logit with respect to the input pixels."""
 
-    def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None
-                  ) -> np.ndarray:
+    def attribute(self, images: np.ndarray, target: Target = None) -> np.ndarray:
+        """The gradient of the target's score with respect to each input pixel."""
         return self.gradient(images, target)[0]
 
 
@@ -98,8 +144,9 @@ class IntegratedGradients(_GradientMethod):
     """(x − baseline) × the mean gradient along the straight path from the baseline to x
     (trapezoid rule over ``steps`` intervals); the baseline defaults to the range's low end."""
 
-    def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None, *,
+    def attribute(self, images: np.ndarray, target: Target = None, *,
                   baseline: float | np.ndarray | None = None, steps: int = 50) -> np.ndarray:
+        """Integrated gradients of the target's score, one map per input pixel."""
         if steps <= 0:
             raise CnnvizError(f"steps must be positive, got {steps}")
         x = np.asarray(images, dtype=np.float32)
@@ -114,7 +161,8 @@ class IntegratedGradients(_GradientMethod):
         for begin in range(0, steps + 1, per_call):
             a = alphas[begin:begin + per_call]
             path = base[None] + a[:, None, None, None, None] * (x - base)[None]
-            g = self.gradient(path.reshape(-1, *x.shape[1:]), np.tile(chosen, len(a)))[0]
+            tiled = replace(chosen, channel=np.tile(chosen.channel, len(a)))
+            g = self.gradient(path.reshape(-1, *x.shape[1:]), tiled)[0]
             total += np.tensordot(weights[begin:begin + per_call], g.reshape(len(a), *x.shape),
                                   axes=1)
         return (x - base) * total
@@ -130,8 +178,9 @@ class SmoothGrad:
             raise CnnvizError("SmoothGrad needs samples > 0 and noise ≥ 0")
         self.method, self.samples, self.noise, self.seed = method, samples, noise, seed
 
-    def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None,
+    def attribute(self, images: np.ndarray, target: Target = None,
                   **kwargs: Any) -> np.ndarray:
+        """The mean of the method's attributions of the noisy copies."""
         lo, hi = self.method.facts.value_range
         x = np.asarray(images, dtype=np.float32)
         chosen = self.method.targets(x, target)
@@ -145,10 +194,9 @@ class SmoothGrad:
 
 class GradCAM:
     """Grad-CAM: the maps of a layer (default: the last conv layer) weighted by the spatial mean
-    of the target logit's gradient, summed, passed through ReLU and resized to the input."""
+    of the target score's gradient, summed, passed through ReLU and resized to the input."""
 
     def __init__(self, model: ModelFacts | Any, layer: str | None = None) -> None:
-        k = keras()
         self.facts = as_facts(model)
         self.model = model = self.facts.model
         self.layer = layer or default_layer(model, top_level=True, purpose="Grad-CAM")
@@ -156,61 +204,73 @@ class GradCAM:
         if "/" in self.layer:
             raise CnnvizError(f"Grad-CAM needs a top-level layer; '{self.layer}' is inside a "
                               f"nested model (use '{self.layer.split('/')[0]}', its output)")
-        logits = _logit_tensor(model)
-        maps = output_feeding(logits, get_layer(model, self.layer))
-        # One model with both outputs: the maps tensor it returns is the one the logits are
-        # computed from, so residual paths around the layer are handled.
-        self.both = k.Model(input_struct(model), [maps, logits])
-        self._cam = compile_step(self._tf_cam() if backend_name() == "tensorflow"
-                                 else self._head_cam(maps, logits))
+        self.is_class = len(model.outputs[0].shape) == 2
+        self._heads: dict[str | None, tuple[Any, Any]] = {}
 
-    def _tf_cam(self) -> Any:
-        """TensorFlow: the gradient with respect to the returned maps tensor itself."""
-        import tensorflow as tf
+    def _head(self, target_layer: str | None) -> tuple[Any, Any]:
+        """The model giving (maps, scores) and the compiled map weighting, per explained layer.
+        One model with both outputs: the maps tensor it returns is the one the scores are
+        computed from, so residual paths around the layer are handled."""
+        if target_layer not in self._heads:
+            k = keras()
+            scores = score_model(self.model, target_layer)
+            maps = output_feeding(scores.outputs[0], get_layer(self.model, self.layer))
+            both = k.Model(input_struct(self.model), [maps, scores.outputs[0]])
+            cam = _tf_cam(both) if backend_name() == "tensorflow" else \
+                _head_cam(both, maps, scores.outputs[0], self.layer)
+            self._heads[target_layer] = (both, compile_step(cam))
+        return self._heads[target_layer]
 
-        def cam(x: Any, onehot: Any) -> Any:
-            with tf.GradientTape() as tape:
-                a, out = self.both(x)
-                score = tf.reduce_sum(out * onehot)
-            g = tape.gradient(score, a)
-            weights = tf.reduce_mean(g, axis=(1, 2), keepdims=True)
-            return tf.nn.relu(tf.reduce_sum(weights * a, axis=-1))
-
-        return cam
-
-    def _head_cam(self, maps: Any, logits: Any) -> Any:
-        """Other backends: the part of the model after the layer as a function of the maps
-        (models whose later layers need nothing else, i.e. no skip path around the layer)."""
-        k = keras()
-        ops = k.ops
-        try:
-            head = k.Model(maps, logits)
-        except ValueError:
-            raise CnnvizError(f"Grad-CAM on '{self.layer}' needs the tensorflow backend: a "
-                              "path around the layer reaches the output") from None
-
-        def cam(x: Any, onehot: Any) -> Any:
-            a, _ = self.both(x)
-            _, g = value_and_grad(lambda acts: (ops.sum(head(acts) * onehot), acts))(a)
-            weights = ops.mean(g, axis=(1, 2), keepdims=True)
-            return ops.relu(ops.sum(weights * a, axis=-1))
-
-        return cam
-
-    def attribute(self, images: np.ndarray, target: int | np.ndarray | None = None
-                  ) -> np.ndarray:
+    def attribute(self, images: np.ndarray, target: Target = None) -> np.ndarray:
+        """One (H, W) map per image, upsampled from the layer's maps."""
         from skimage.transform import resize
 
         ops = keras().ops
         x = np.asarray(images, dtype=np.float32)
-        scores = np.asarray(self.both.predict(x, verbose=0)[1])
-        chosen = _targets(scores, target)
-        onehot = np.eye(scores.shape[1], dtype=np.float32)[chosen]
-        cams = ops.convert_to_numpy(self._cam(ops.convert_to_tensor(x),
-                                              ops.convert_to_tensor(onehot)))
+        layer = target.layer if isinstance(target, ChannelTarget) else None
+        both, cam = self._head(layer)
+        scores = keras().Model(both.inputs, both.outputs[1])
+        chosen = _resolve(target, scores, x, self.is_class)
+        onehot = np.eye(int(both.outputs[1].shape[-1]), dtype=np.float32)[chosen.channel]
+        cams = ops.convert_to_numpy(cam(ops.convert_to_tensor(x), ops.convert_to_tensor(onehot)))
         size = x.shape[1:3]
         return np.stack([resize(c, size, order=1, mode="edge", anti_aliasing=False)
                          for c in cams])
+
+
+def _tf_cam(both: Any) -> Any:
+    """TensorFlow: the gradient with respect to the returned maps tensor itself."""
+    import tensorflow as tf
+
+    def cam(x: Any, onehot: Any) -> Any:
+        with tf.GradientTape() as tape:
+            a, out = both(x)
+            score = tf.reduce_sum(out * onehot)
+        g = tape.gradient(score, a)
+        weights = tf.reduce_mean(g, axis=(1, 2), keepdims=True)
+        return tf.nn.relu(tf.reduce_sum(weights * a, axis=-1))
+
+    return cam
+
+
+def _head_cam(both: Any, maps: Any, scores: Any, layer: str) -> Any:
+    """Other backends: the part of the model after the layer as a function of the maps
+    (models whose later layers need nothing else, i.e. no skip path around the layer)."""
+    k = keras()
+    ops = k.ops
+    try:
+        head = k.Model(maps, scores)
+    except ValueError:
+        raise CnnvizError(f"Grad-CAM on '{layer}' needs the tensorflow backend: a path around "
+                          "the layer reaches the output") from None
+
+    def cam(x: Any, onehot: Any) -> Any:
+        a, _ = both(x)
+        _, g = value_and_grad(lambda acts: (ops.sum(head(acts) * onehot), acts))(a)
+        weights = ops.mean(g, axis=(1, 2), keepdims=True)
+        return ops.relu(ops.sum(weights * a, axis=-1))
+
+    return cam
 
 
 def make_method(name: str, model: Any, *, layer: str | None = None, seed: int = 0) -> Any:
@@ -227,23 +287,31 @@ def make_method(name: str, model: Any, *, layer: str | None = None, seed: int = 
 
 
 def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...] = METHODS, *,
-            target: int | np.ndarray | None = None, layer: str | None = None, seed: int = 0,
-            data: str | None = None) -> Attributions:
-    """Each named method's attribution of model-ready ``images`` to ``target`` (default: the
-    predicted class), with the model's outputs; ``data`` says where the images came from."""
+            target: Target = None, layer: str | None = None, seed: int = 0,
+            data: str | None = None, classes: tuple[str, ...] = ()) -> Attributions:
+    """Each named method's attribution of model-ready ``images`` to ``target``: a class (default:
+    the predicted one) or a :class:`ChannelTarget` (default for a model whose output is maps:
+    its strongest channel). ``data`` says where the images came from, ``classes`` names them."""
     facts = as_facts(model)
     for name in methods:
         if name not in METHODS:
             raise CnnvizError(f"unknown attribution method '{name}': use one of "
                               f"{', '.join(METHODS)}")
     x = np.asarray(images, dtype=np.float32)
-    probabilities = np.asarray(facts.model.predict(x, verbose=0))
-    chosen = _targets(probabilities.reshape(len(x), -1), target)
+    reference = Saliency(facts)
+    chosen = reference.targets(x, target)
+    if reference.is_class and chosen.layer is None:
+        scores = np.asarray(facts.model.predict(x, verbose=0))  # the probabilities themselves
+    else:
+        scores = reference.scores(x, chosen.layer)
     maps, cam_layer = {}, None
     for name in methods:
         method = make_method(name, facts, layer=layer, seed=seed)
         cam_layer = getattr(method, "layer", None) if name == "gradcam" else cam_layer
         maps[name] = method.attribute(x, chosen)
-    meta = Meta(facts.name, facts.preprocess, (cam_layer,) if cam_layer else (), data, seed)
-    return Attributions(x, maps, chosen, probabilities, meta,
-                        {"explained": "predicted" if target is None else "given"})
+    kind = "class" if reference.is_class and chosen.layer is None else "channel"
+    meta = Meta(facts.name, facts.preprocess, (cam_layer,) if cam_layer else (), data, seed,
+                classes=classes if kind == "class" else ())
+    params = {"explained": "predicted" if target is None else "given", "target": kind,
+              "target_layer": chosen.layer}
+    return Attributions(x, maps, chosen.channel, scores, meta, params)

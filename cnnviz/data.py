@@ -132,16 +132,6 @@ def load_dataset(spec: str = "bundled") -> Dataset:
     raise CnnvizError(f"unknown data set '{spec}': use bundled, keras, fashion or a .npz file")
 
 
-def pick_digit(labels: np.ndarray, digit: int, seed: int = 0) -> int:
-    """A deterministic index of an image of class ``digit`` (changes with ``seed``)."""
-    if not 0 <= digit <= 9:
-        raise CnnvizError(f"digit must be 0..9, got {digit}")
-    candidates = np.flatnonzero(labels == digit)
-    if candidates.size == 0:
-        raise CnnvizError(f"no image of class {digit} in the data set")
-    return int(np.random.default_rng(seed).choice(candidates))
-
-
 MAX_MEGAPIXELS = 50
 MIN_SIDE = 2
 
@@ -271,45 +261,3 @@ def images_to_model_input(images: np.ndarray, shape: tuple[int, int, int],
     if batch.shape[1:] == tuple(shape):
         return _preprocess(value_range).to_model(batch)
     return np.stack([to_model_input(image, shape, value_range) for image in batch])
-
-
-@dataclass
-class InputChoice:
-    """One model-ready input image with its label (if known), where it came from, and notes on
-    how it was converted."""
-
-    image: np.ndarray
-    label: int | None
-    source: str
-    notes: list[str] = field(default_factory=list)
-
-
-def select_input(shape: tuple[int, int, int], value_range: Any = (0.0, 1.0), *,
-                 digit: int | None = None, index: int | None = None,
-                 image: str | Path | None = None, dataset: Dataset | None = None,
-                 seed: int = 0, invert: bool = False) -> InputChoice:
-    """Choose one input: a test image of class ``digit`` (drawn with ``seed``), the test image at
-    ``index``, or an image file; with none given, a digit 6. Converted to ``shape`` and
-    ``value_range``."""
-    if sum(option is not None for option in (digit, index, image)) > 1:
-        raise CnnvizError("choose one input: --digit, --index or --image")
-    if image is not None:
-        notes: list[str] = []
-        pixels = read_image(image, notes)
-        colour = pixels.ndim == 3 and pixels.shape[-1] >= 3
-        if colour and shape[-1] == 1:
-            notes.append(f"{Path(image).name}: colour converted to grey")
-        if pixels.shape[:2] != shape[:2]:
-            notes.append(f"{Path(image).name}: resized from {pixels.shape[1]}×"
-                         f"{pixels.shape[0]} to {shape[1]}×{shape[0]}")
-        return InputChoice(to_model_input(pixels, shape, value_range, invert=invert), None,
-                           f"image {Path(image).name}", notes)
-    dataset = dataset or load_mnist()
-    x_test, y_test = dataset.split("test")
-    if index is None:
-        index = pick_digit(y_test, 6 if digit is None else digit, seed)
-    if not 0 <= index < len(x_test):
-        raise CnnvizError(f"index {index} is outside the test split (0..{len(x_test) - 1})")
-    pixels = to_unit_range(x_test[index])
-    return InputChoice(to_model_input(pixels, shape, value_range, invert=invert),
-                       int(y_test[index]), f"{dataset.name} test image {index}")

@@ -17,8 +17,8 @@ from cnnviz.version import __version__
 
 @dataclass(frozen=True)
 class Meta:
-    """Where a result came from: the model, the layers it covers, the data, how pixels were
-    preprocessed, the seed and the cnnviz version that made it."""
+    """Where a result came from: the model, the layers it covers, the data (and its class
+    names), how pixels were preprocessed, the seed and the cnnviz version that made it."""
 
     model: str = ""
     preprocess: Preprocess = field(default_factory=lambda: named("unit"))
@@ -26,19 +26,24 @@ class Meta:
     data: str | None = None
     seed: int | None = None
     version: str = __version__
+    classes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"model": self.model, "preprocess": self.preprocess.to_params(),
-                "layers": list(self.layers), "data": self.data, "seed": self.seed,
-                "version": self.version}
+                "layers": list(self.layers), "data": self.data, "classes": list(self.classes),
+                "seed": self.seed, "version": self.version}
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> Meta:
         """The metadata :meth:`to_json` wrote."""
         return cls(values["model"], Preprocess.from_params(values["preprocess"]),
                    tuple(values["layers"]), values.get("data"), values.get("seed"),
-                   values.get("version", "?"))
+                   values.get("version", "?"), tuple(values.get("classes", ())))
+
+    def class_name(self, label: int) -> str:
+        """The name of class ``label`` (its number where the data named none)."""
+        return self.classes[label] if 0 <= label < len(self.classes) else str(label)
 
     def display(self, images: np.ndarray) -> np.ndarray:
         """Model inputs → display pixels (0..1, RGB order)."""
@@ -228,6 +233,7 @@ class FilterResult:
     example_images: np.ndarray | None = None
     example_values: np.ndarray | None = None
     example_indices: np.ndarray | None = None
+    example_labels: np.ndarray | None = None
 
     @property
     def layer(self) -> str:
@@ -276,7 +282,7 @@ class FilterResult:
         arrays = {"filters": self.filters, "images": self.images, "activation": self.activation,
                   "post_max": self.post_max, "curves": self.curves, "best_real": self.best_real,
                   "example_images": self.example_images, "example_values": self.example_values,
-                  "example_indices": self.example_indices}
+                  "example_indices": self.example_indices, "example_labels": self.example_labels}
         return _save(path, "filters", arrays, self.meta, self.params,
                      notes={str(k): v for k, v in self.notes.items()},
                      interrupted=self.interrupted)
@@ -288,7 +294,7 @@ class FilterResult:
         return cls(a["filters"], a["images"], a["activation"], a["post_max"], a["curves"], meta,
                    params, a.get("best_real"), {int(k): v for k, v in saved["notes"].items()},
                    saved["interrupted"], a.get("example_images"), a.get("example_values"),
-                   a.get("example_indices"))
+                   a.get("example_indices"), a.get("example_labels"))
 
     def merged(self, other: FilterResult) -> FilterResult:
         """This result and ``other`` (more filters of the same run) as one, in the order the
@@ -309,7 +315,8 @@ class FilterResult:
             filters[order], pick("images"), pick("activation"), pick("post_max"),
             pick("curves"), self.meta, self.params, pick("best_real"),
             {**self.notes, **other.notes}, any(f not in done for f in requested),
-            pick("example_images"), pick("example_values"), pick("example_indices"))
+            pick("example_images"), pick("example_values"), pick("example_indices"),
+            pick("example_labels"))
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Data sources: where images come from, read in batches whose memory does not grow with the data.
 
-A source yields ``(images, labels or None)`` batches of display pixels (float32, 0..1, N×H×W×C)
-at the size and channel count it is asked for, and knows its class names. Sources: numpy arrays,
+A source yields ``(pixels, labels or None)`` batches (N×H×W×C: uint8 as stored, or 0..1 floats
+once resized) at the size and channel count it is asked for, and knows its class names;
+:func:`model_inputs` turns a batch into what a model takes. Sources: numpy arrays,
 the bundled MNIST sample and the other data sets of :mod:`cnnviz.data`, an image folder (class
 subfolders as in ``keras.utils.image_dataset_from_directory``; a flat folder is unlabelled),
 ``tfds:NAME[:SPLIT]`` through tensorflow-datasets, and any iterable of ``(images, labels)``
@@ -20,9 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.data import images_to_model_input, load_dataset, to_model_input, to_unit_range
+from cnnviz.data import (
+    images_to_model_input,
+    load_dataset,
+    to_model_input,
+    to_unit_range,
+)
 from cnnviz.errors import CnnvizError
-from cnnviz.preprocess import named
+from cnnviz.preprocess import Preprocess, named
 
 Batch = tuple[np.ndarray, np.ndarray | None]
 Shape = tuple[int, int, int]
@@ -35,6 +41,7 @@ class Source:
 
     name: str = "data"
     class_names: tuple[str, ...] = ()
+    where: str = ""  # how messages name it ("the test split"), when not by its name
 
     def __len__(self) -> int:
         raise CnnvizError(f"the size of {self.name} is not known before it is read")
@@ -51,8 +58,8 @@ class Source:
         return np.concatenate([y for _, y in self.batches(None, 256)])  # type: ignore[misc]
 
     def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
-        """Batches of display pixels at ``shape`` (``None``: each image's own size, batches of
-        one), with their labels."""
+        """Batches of pixels at ``shape`` (``None``: each image's own size, batches of one),
+        with their labels."""
         raise NotImplementedError
 
     def gather(self, indices: Iterable[int], shape: Shape | None) -> Batch:
@@ -80,25 +87,34 @@ class Source:
 
 
 def _to_unit(images: np.ndarray, shape: Shape | None) -> np.ndarray:
-    """Raw images (uint8 or floats, N×H×W[×C]) → display pixels at ``shape``."""
-    if shape is None:
-        unit = to_unit_range(np.asarray(images), source="images").astype(np.float32)
-        return unit[..., None] if unit.ndim == 3 else unit
+    """Raw images (uint8 or floats, N×H×W[×C]) → pixels at ``shape``: as they are where they
+    fit (exact), else converted (grey↔colour, resized) to 0..1 floats."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if shape is None or images.shape[1:] == tuple(shape):
+        return images
     return images_to_model_input(images, shape, UNIT)
+
+
+def model_inputs(pixels: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """A batch of a source (uint8, or 0..1 floats) → model inputs (float32)."""
+    return preprocess.to_model(to_unit_range(np.asarray(pixels), source="images"))
 
 
 class ArraySource(Source):
     """Images in memory: N×H×W or N×H×W×C, uint8 or floats."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray | None = None,
-                 class_names: tuple[str, ...] = (), name: str = "arrays") -> None:
+                 class_names: tuple[str, ...] = (), name: str = "arrays",
+                 where: str = "") -> None:
         images = np.asarray(images)
         if images.ndim not in (3, 4):
             raise CnnvizError(f"{name}: images of shape {images.shape} are not N×H×W or "
                               "N×H×W×C")
         if labels is not None and len(labels) != len(images):
             raise CnnvizError(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.name = images, name
+        self.images, self.name, self.where = images, name, where
         self._labels = None if labels is None else np.asarray(labels).astype(np.int64)
         self.class_names = tuple(class_names) or _numbered_classes(self._labels)
 
@@ -122,7 +138,7 @@ class ArraySource(Source):
         index = np.asarray(list(indices), dtype=np.int64)
         bad = index[(index < 0) | (index >= len(self.images))]
         if bad.size:
-            raise CnnvizError(f"index {int(bad[0])} is outside {self.name} "
+            raise CnnvizError(f"index {int(bad[0])} is outside {self.where or self.name} "
                               f"(0..{len(self.images) - 1})")
         return (_to_unit(self.images[index], shape),
                 None if self._labels is None else self._labels[index])
@@ -194,8 +210,8 @@ def _images_in(folder: Path, recursive: bool = True) -> list[Path]:
 
 
 def decode(path: Path, shape: Shape | None) -> np.ndarray:
-    """One image file as display pixels (float32, 0..1) at ``shape`` (bilinear with PIL, which
-    averages over the pixels a downscaled one covers), or at its own size."""
+    """One image file as uint8 pixels (H×W×C) at ``shape`` (bilinear with PIL, which averages
+    over the pixels a downscaled one covers), or at its own size."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -204,7 +220,7 @@ def decode(path: Path, shape: Shape | None) -> np.ndarray:
             image = image.convert("L" if channels == 1 else "RGB")
             if shape is not None and image.size != (shape[1], shape[0]):
                 image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32) / 255.0
+            pixels = np.asarray(image, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise CnnvizError(f"cannot read image {path}: {exc}") from None
     return pixels[..., None] if pixels.ndim == 2 else pixels
@@ -281,6 +297,17 @@ def tfds_source(spec: str) -> Source:
     names = tuple(getattr(label, "names", ()) or ())
     return IterableSource(lambda: dataset.batch(256).as_numpy_iterator(),
                           name=f"{name} ({split})", class_names=names, labelled=True)
+
+
+def as_source(images: Any, labels: np.ndarray | None = None,
+              class_names: tuple[str, ...] | None = None) -> Source:
+    """Images as a source: a Source as it is; numpy images with their labels and class names;
+    anything :func:`open_source` reads."""
+    if isinstance(images, Source):
+        return images
+    if isinstance(images, np.ndarray):
+        return ArraySource(images, labels, tuple(class_names or ()))
+    return open_source(images)
 
 
 def open_source(spec: Any, split: str = "test") -> Source:

@@ -11,7 +11,7 @@ FLOORS = [
     ("errors", "version", "fileio", "preprocess", "backend"),
     ("results",),
     ("render", "plot"),
-    ("models", "graph", "data", "sources"),
+    ("models", "graph", "data", "sources", "inputs"),
     ("activations", "attribution", "metrics", "oip", "train"),
     ("report", "atlas", "serve"),
     ("jobs",),

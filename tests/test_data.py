@@ -8,14 +8,13 @@ from PIL import Image
 from cnnviz.data import (
     load_fashion_mnist,
     load_mnist,
-    pick_digit,
     read_idx,
     read_image,
-    select_input,
     to_model_input,
     to_unit_range,
 )
 from cnnviz.errors import CnnvizError
+from cnnviz.inputs import pick_digit, select_input
 
 
 def test_bundled_mnist_sample(mnist):

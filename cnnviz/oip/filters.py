@@ -10,7 +10,6 @@ import numpy as np
 
 from cnnviz.activations import activations, top_examples
 from cnnviz.backend import backend_name, keras
-from cnnviz.data import images_to_model_input
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import has_fused_activation
 from cnnviz.models import (
@@ -24,6 +23,7 @@ from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings
 from cnnviz.results import FilterResult, Meta
+from cnnviz.sources import Source, as_source, model_inputs
 
 
 def chosen_filters(model: ModelFacts | Any, layer: str,
@@ -46,17 +46,18 @@ def chosen_filters(model: ModelFacts | Any, layer: str,
 def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | None = None,
                       settings: Settings | None = None, *,
                       objective: obj.Objective | None = None,
-                      reference_images: np.ndarray | None = None, examples: int = 0,
-                      data: str | None = None, batch: int | None = None,
-                      budget: int = DEFAULT_BUDGET,
+                      reference_images: Any = None, examples: int = 0,
+                      data: str | None = None, size: tuple[int, int] | None = None,
+                      batch: int | None = None, budget: int = DEFAULT_BUDGET,
                       on_progress: ProgressFn | None = None) -> FilterResult:
     """The image that maximally activates each filter (map) of ``layer``, all filters at once.
 
     The default objective is the mean of the filter's map, read before the layer's fused
-    activation (``settings.preactivation``). With ``reference_images`` (a data set of raw
-    images, uint8 or 0..1, named ``data``), each filter's best real activation is measured too,
-    for the ratio shown in galleries, and with ``examples`` k its k most exciting real images
-    are kept."""
+    activation (``settings.preactivation``). With ``reference_images`` (raw images, uint8 or
+    0..1, or any data source; ``data`` names them), each filter's best real activation is
+    measured too, for the ratio shown in galleries, and with ``examples`` k its k most exciting
+    real images are kept, with their labels. ``size`` is the image size for a model that takes
+    any (default: 224 colour, 64 grey)."""
     facts = as_facts(model)
     chosen = chosen_filters(facts, layer, filters)
     if examples < 0:
@@ -68,7 +69,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
     preact = settings.preactivation and has_fused_activation(facts.model, layer)
     settings = replace(settings, preactivation=preact)
     objective = objective or obj.channel(layer)
-    run = ascend(facts, objective, chosen, settings, batch=batch, budget=budget,
+    run = ascend(facts, objective, chosen, settings, size=size, batch=batch, budget=budget,
                  on_progress=on_progress)
     done = chosen[:len(run.images)]
     post_max = _post_activation_max(facts, layer, objective, run, done, preact)
@@ -79,13 +80,15 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
             notes.setdefault(int(f), "dead: its map stays zero after the activation")
     params = {**asdict(settings), "transforms": asdict(settings.transforms),
               "objective": objective.name, "chunk": run.chunk, "backend": backend_name(),
-              "requested": chosen.tolist()}
+              "requested": chosen.tolist(), "size": list(run.images.shape[1:3]) or None}
+    reference = None if reference_images is None else as_source(reference_images)
     meta = Meta(facts.name, facts.preprocess, (layer,),
-                data if reference_images is not None else None, settings.seed)
+                None if reference is None else data or reference.name, settings.seed,
+                classes=() if reference is None else reference.class_names)
     result = FilterResult(done, run.images, run.scores, post_max, run.curves, meta, params,
                           notes=notes, interrupted=run.interrupted)
-    if reference_images is not None and len(done):
-        _add_real_images(result, facts, reference_images, examples, preact)
+    if reference is not None and len(done):
+        _add_real_images(result, facts, reference, examples, preact)
     return result
 
 
@@ -104,20 +107,24 @@ def _post_activation_max(facts: ModelFacts, layer: str, objective: obj.Objective
     return own.max(axis=(1, 2))
 
 
-def _add_real_images(result: FilterResult, facts: ModelFacts, reference: np.ndarray,
+def _add_real_images(result: FilterResult, facts: ModelFacts, reference: Source,
                      examples: int, preact: bool) -> None:
-    """Each filter's best real activation and, with ``examples``, its top real images."""
+    """Each filter's best real activation and, with ``examples``, its top real images (at the
+    ascent's size) and their labels."""
+    shape = tuple(result.images.shape[1:])
     index, values = top_examples(facts, result.layer, reference, max(1, examples),
-                                 preactivation=preact)
+                                 preactivation=preact, size=shape[:2])
     done = result.filters
     result.best_real = values[done, 0]
     if examples:
         result.example_indices = index[done]
         result.example_values = values[done]
-        picked = images_to_model_input(reference[result.example_indices.reshape(-1)],
-                                       facts.image_shape(), facts.preprocess)
+        pixels, labels = reference.gather(result.example_indices.reshape(-1), shape)
+        picked = model_inputs(pixels, facts.preprocess)
         result.example_images = picked.reshape(*result.example_indices.shape,
                                                 *picked.shape[1:])
+        if labels is not None:
+            result.example_labels = labels.reshape(result.example_indices.shape)
 
 
 def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
@@ -144,6 +151,8 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
     more = visualize_filters(as_facts(facts, previous.meta.preprocess), previous.layer, rest,
                              Settings.from_params(previous.params),
                              reference_images=reference_images if compared else None,
-                             examples=examples, data=previous.meta.data, batch=batch,
-                             budget=budget, on_progress=on_progress)
+                             examples=examples, data=previous.meta.data,
+                             size=tuple(previous.images.shape[1:3]) if len(previous.images)
+                             else previous.params.get("size"), batch=batch, budget=budget,
+                             on_progress=on_progress)
     return previous.merged(more)

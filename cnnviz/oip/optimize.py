@@ -177,21 +177,23 @@ class Ascent:
 
 
 def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarray,
-           settings: Settings | None = None, *, batch: int | None = None,
-           budget: int = DEFAULT_BUDGET, on_progress: ProgressFn | None = None) -> Ascent:
+           settings: Settings | None = None, *, size: tuple[int, int] | None = None,
+           batch: int | None = None, budget: int = DEFAULT_BUDGET,
+           on_progress: ProgressFn | None = None) -> Ascent:
     """Run the ascent for images scored by ``objective`` with ``channels[k]`` as image k's
     filter, in chunks; with ``precursors`` M, M short runs per image first, continuing the best.
+    ``size`` is the image size for a model that takes any (default: 224 colour, 64 grey).
     Stops cleanly at Ctrl-C, keeping the finished chunks."""
     facts = as_facts(model)
     settings = settings or Settings()
     channels = np.asarray(channels, dtype=np.int64)
-    shape = facts.image_shape()
+    shape, _ = facts.default_size(size)
     value_range = _float32_range(facts.value_range)
     stepper = _stepper(facts.model, objective, settings, value_range, shape)
     s = settings
     starts_per = max(1, s.precursors)
     plan = memory_plan(facts.model, objective.layers[0], len(channels) * starts_per, batch,
-                       budget)
+                       budget, shape)
     size = max(1, plan.chunk // starts_per) if s.precursors else plan.chunk
     total = -(-len(channels) // size) * (s.steps + (s.precursor_steps if s.precursors else 0))
     done = [0]

@@ -70,9 +70,12 @@ class Settings:
             raise CnnvizError("penalties, blur interval and blur sigma must be ≥ 0")
 
 
-def bytes_per_image(model: Any, layer: str) -> int:
+def bytes_per_image(model: Any, layer: str, shape: tuple[int, int, int] | None = None) -> int:
     """Rough memory one image needs in a step: the float32 outputs of every layer up to
-    ``layer``, kept for the backward pass and matched by gradients (×3)."""
+    ``layer``, kept for the backward pass and matched by gradients (×3). ``shape`` is the input
+    for a model that takes any size."""
+    if shape is not None and None in tuple(model.inputs[0].shape[1:]):
+        return _bytes_at(model, layer, shape)
     total = int(np.prod(model.inputs[0].shape[1:]))
     for info in list_layers(model):
         # A nested model's output is its last layer's, already counted inside it.
@@ -83,14 +86,27 @@ def bytes_per_image(model: Any, layer: str) -> int:
     return 4 * 3 * total
 
 
+def _bytes_at(model: Any, layer: str, shape: tuple[int, int, int]) -> int:
+    """:func:`bytes_per_image` where the sizes come from ``shape``: the top-level layers' output
+    shapes inferred for it (a nested model counts as its output)."""
+    from cnnviz.backend import keras
+
+    names = [item.name for item in model.layers if type(item).__name__ != "InputLayer"]
+    upto = names[:names.index(layer.split("/")[0]) + 1]
+    outputs = [model.get_layer(name).output for name in upto]
+    shapes = keras().Model(model.inputs, outputs).compute_output_shape((1, *shape))
+    shapes = [shapes] if len(outputs) == 1 else shapes
+    return 4 * 3 * (int(np.prod(shape)) + sum(int(np.prod(s[1:])) for s in shapes))
+
+
 def chunk_size(model: Any, layer: str, n: int, batch: int | None = None,
-               budget: int = DEFAULT_BUDGET) -> int:
+               budget: int = DEFAULT_BUDGET, shape: tuple[int, int, int] | None = None) -> int:
     """Images per compiled step: ``batch`` if given, else as many as fit ``budget`` bytes."""
     if batch is not None:
         if batch <= 0:
             raise CnnvizError(f"batch must be positive, got {batch}")
         return min(batch, n)
-    return max(1, min(n, budget // bytes_per_image(model, layer)))
+    return max(1, min(n, budget // bytes_per_image(model, layer, shape)))
 
 
 @dataclass(frozen=True)
@@ -115,10 +131,11 @@ class MemoryPlan:
 
 
 def memory_plan(model: Any, layer: str, images: int, batch: int | None = None,
-                budget: int = DEFAULT_BUDGET) -> MemoryPlan:
+                budget: int = DEFAULT_BUDGET,
+                shape: tuple[int, int, int] | None = None) -> MemoryPlan:
     """The chunking of ``images`` ascent images of ``layer`` within ``budget`` bytes (or
-    ``batch`` images a step, when given)."""
+    ``batch`` images a step, when given); ``shape`` is the input of a model of any size."""
     if budget <= 0:
         raise CnnvizError(f"the memory budget must be positive, got {budget / 2**20:g} MiB")
-    return MemoryPlan(bytes_per_image(model, layer), budget,
-                      chunk_size(model, layer, images, batch, budget), images)
+    return MemoryPlan(bytes_per_image(model, layer, shape), budget,
+                      chunk_size(model, layer, images, batch, budget, shape), images)

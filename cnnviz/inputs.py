@@ -1,0 +1,97 @@
+"""One input image, chosen from the data (a class, an index) or read from a file, and converted
+to the model's input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.data import read_image, to_model_input, to_unit_range
+from cnnviz.errors import CnnvizError
+from cnnviz.sources import ArraySource, Shape, Source, as_source
+
+
+def pick_digit(labels: np.ndarray, digit: int, seed: int = 0, classes: int = 10) -> int:
+    """A deterministic index of an image of class ``digit`` (changes with ``seed``)."""
+    if not 0 <= digit < classes:
+        raise CnnvizError(f"digit must be 0..{classes - 1}, got {digit}")
+    candidates = np.flatnonzero(labels == digit)
+    if candidates.size == 0:
+        raise CnnvizError(f"no image of class {digit} in the data set")
+    return int(np.random.default_rng(seed).choice(candidates))
+
+
+@dataclass
+class InputChoice:
+    """One model-ready input image with its label (if known), where it came from, and notes on
+    how it was converted."""
+
+    image: np.ndarray
+    label: int | None
+    source: str
+    notes: list[str] = field(default_factory=list)
+    class_name: str | None = None
+
+
+def select_input(shape: tuple[int | None, ...], value_range: Any = (0.0, 1.0), *,
+                 digit: int | None = None, index: int | None = None,
+                 image: str | Path | None = None, dataset: Any = None, seed: int = 0,
+                 invert: bool = False) -> InputChoice:
+    """Choose one input: an image of class ``digit`` of the data (drawn with ``seed``), the
+    image at ``index``, or an image file; with none given, a 6. The data (a Dataset's test split,
+    any source; default: the bundled digits) gives images and labels. Converted to ``shape``
+    — where it says ``None`` (a model of any size), the image keeps its own size — and
+    ``value_range`` (a (lo, hi) pair or a Preprocess)."""
+    if sum(option is not None for option in (digit, index, image)) > 1:
+        raise CnnvizError("choose one input: --digit, --index or --image")
+    notes: list[str] = []
+    if image is not None:
+        pixels, label, name = read_image(image, notes), None, Path(image).name
+        where, classes = f"image {name}", ""
+    else:
+        source = _input_source(dataset)
+        if index is None:
+            labels = source.labels()
+            if labels is None:
+                raise CnnvizError(f"{source.name} has no labels: choose an image with --index")
+            index = pick_digit(labels, 6 if digit is None else digit, seed,
+                               max(len(source.class_names), 1))
+        raw, found = source.gather([index], None)
+        pixels, name = to_unit_range(raw[0], source="image"), f"image {index}"
+        label = None if found is None else int(found[0])
+        where, classes = f"{source.name} image {index}", source.class_name(label)
+    target = _fill(shape, pixels.shape)
+    notes += _conversion_notes(name, pixels, target) if image is not None else []
+    return InputChoice(to_model_input(pixels, target, value_range, invert=invert), label, where,
+                       notes, classes or None)
+
+
+def _input_source(dataset: Any) -> Source:
+    from cnnviz.data import Dataset, load_mnist
+
+    if dataset is None:
+        dataset = load_mnist()
+    if isinstance(dataset, Dataset):
+        x, y = dataset.split("test")
+        return ArraySource(x, y, dataset.class_names, name=f"{dataset.name} test",
+                           where="the test split")
+    return as_source(dataset)
+
+
+def _fill(shape: tuple[int | None, ...], own: tuple[int, ...]) -> Shape:
+    """The model's input shape, with an image's own height and width where it has ``None``."""
+    return (own[0] if shape[0] is None else shape[0], own[1] if shape[1] is None else shape[1],
+            int(shape[2]))  # type: ignore[arg-type]
+
+
+def _conversion_notes(name: str, pixels: np.ndarray, shape: Shape) -> list[str]:
+    notes = []
+    if pixels.ndim == 3 and pixels.shape[-1] >= 3 and shape[-1] == 1:
+        notes.append(f"{name}: colour converted to grey")
+    if pixels.shape[:2] != shape[:2]:
+        notes.append(f"{name}: resized from {pixels.shape[1]}×{pixels.shape[0]} to "
+                     f"{shape[1]}×{shape[0]}")
+    return notes
