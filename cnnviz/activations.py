@@ -25,10 +25,10 @@ from cnnviz.sources import Source, as_source, model_inputs
 
 def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] | None = None,
                 *, labels: np.ndarray | None = None, data: str | None = None,
-                batch_size: int = 256) -> Activations:
+                classes: tuple[str, ...] = (), batch_size: int = 256) -> Activations:
     """Outputs of ``layers`` (default: every conv and pooling layer) for model-ready ``images``
     (N×H×W×C in the model's value range), in one compiled, batched forward pass; ``data`` says
-    where the images came from."""
+    where the images came from, ``classes`` names their labels."""
     facts = as_facts(model)
     model = facts.model
     images = np.asarray(images, dtype=np.float32)
@@ -44,7 +44,7 @@ def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] |
     outputs = sub.predict(images, batch_size=batch_size, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]
     maps = {name: np.asarray(out) for name, out in zip(names, outputs, strict=False)}
-    meta = Meta(facts.name, facts.preprocess, tuple(names), data)
+    meta = Meta(facts.name, facts.preprocess, tuple(names), data, classes=tuple(classes))
     return Activations(images, maps, np.asarray(outputs[-1]), labels, meta)
 
 

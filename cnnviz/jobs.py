@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cnnviz.activations import activations, class_patterns
-from cnnviz.attribution import explain
-from cnnviz.data import InputChoice, load_dataset, load_mnist, select_input
+from cnnviz.attribution import METHODS, Target, explain
+from cnnviz.data import load_dataset
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import refuse_overwrite
+from cnnviz.inputs import InputChoice, select_input
 from cnnviz.models import (
     ModelFacts,
     conv_kernels,
@@ -26,8 +29,10 @@ from cnnviz.oip.filters import chosen_filters, resume_filters, visualize_filters
 from cnnviz.oip.optimize import ProgressFn
 from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, Settings, bytes_per_image
 from cnnviz.render import grids, views
+from cnnviz.render.outputs import output_bars
 from cnnviz.report import StatusFn, build_report
 from cnnviz.results import FilterResult
+from cnnviz.sources import Source, bundled_fits, data_for, no_data_note
 
 TrainProgressFn = Callable[[int, int, int, dict[str, float]], None]
 
@@ -50,37 +55,58 @@ class Outcome:
                 + ", ".join(p.name for p in self.written))
 
 
-def _choose_input(facts: ModelFacts, *, digit: int | None, index: int | None,
-                  image: Path | None, seed: int, invert: bool) -> InputChoice:
-    return select_input(facts.image_shape(), facts.preprocess, digit=digit, index=index,
-                        image=image, dataset=load_mnist() if image is None else None, seed=seed,
-                        invert=invert)
+@dataclass(frozen=True)
+class InputSpec:
+    """Which one input a command reads: an image file, or an image of the data (a class drawn
+    with ``seed``, or an index); ``size`` for a model that takes any."""
+
+    image: Path | None = None
+    digit: int | None = None
+    index: int | None = None
+    data: Any = None
+    size: tuple[int, int] | None = None
+    seed: int = 0
+    invert: bool = False
 
 
-def activations_job(facts: ModelFacts, out: Path, *, layers: list[str] | None = None,
-                    digit: int | None = None, index: int | None = None,
-                    image: Path | None = None, seed: int = 0, invert: bool = False,
-                    scale: str = "shared", force: bool = False,
-                    standalone: bool = False) -> Outcome:
+def _choose_input(facts: ModelFacts, spec: InputSpec) -> tuple[InputChoice, Source | None]:
+    """The input, and the data it came from; no data for a model the bundled digits do not fit
+    is an error naming what to give."""
+    source = None if spec.image is not None else data_for(facts.input_shape, spec.data)
+    if spec.image is None and source is None:
+        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "the input").replace(
+            "skipped: ", "is missing: ").replace("with --data", "with --image or --data"))
+    shape = facts.image_shape(spec.size) if spec.size else facts.input_shape
+    choice = select_input(shape, facts.preprocess, digit=spec.digit, index=spec.index,
+                          image=spec.image, dataset=source, seed=spec.seed, invert=spec.invert)
+    return choice, source
+
+
+def _output_line(source: str, outputs: np.ndarray, classes: tuple[str, ...]) -> str:
+    bars = output_bars(outputs, classes or None)
+    if outputs.ndim == 1:
+        return f"{source}: {bars.title}"
+    return f"{source}: {bars.title} {', '.join(bars.names[:5])}"
+
+
+def activations_job(facts: ModelFacts, out: Path, source: InputSpec, *,
+                    layers: list[str] | None = None, scale: str = "shared",
+                    force: bool = False, standalone: bool = False) -> Outcome:
     """``cnnviz activations``: every map of the chosen layers for one input."""
     if scale not in grids.SCALES:
         raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(grids.SCALES)}")
     refuse_overwrite(out / "activations.npz", force)
     names = resolve_map_layers(facts.model, layers)
-    choice = _choose_input(facts, digit=digit, index=index, image=image, seed=seed,
-                           invert=invert)
-    labels = None if choice.label is None else [choice.label]
-    import numpy as np
-
-    result = activations(facts, choice.image[None], names, data=choice.source,
-                         labels=None if labels is None else np.asarray(labels))
+    choice, data = _choose_input(facts, source)
+    labels = None if choice.label is None else np.asarray([choice.label])
+    result = activations(facts, choice.image[None], names, data=choice.source, labels=labels,
+                         classes=() if data is None else data.class_names)
     written = views.write_activation_views(result, out, scale=scale, standalone=standalone,
                                            title=f"{facts.name}: {choice.source}")
     written += result.save(out / "activations.npz")
-    predicted = int(result.predictions[0])
-    outcome = Outcome(written, notes=choice.notes)
-    outcome.lines = [f"{choice.source}: predicted {predicted} "
-                     f"({result.probabilities[0, predicted]:.1%})", outcome.wrote(out)]
+    outcome = Outcome(written, notes=[*facts.notes, *choice.notes])
+    outcome.lines = [_output_line(choice.source, result.probabilities[0], result.meta.classes),
+                     outcome.wrote(out)]
     return outcome
 
 
@@ -97,23 +123,31 @@ def redraw_filters_job(saved: Path, out: Path, *, order: str = "index", force: b
 
 def filters_job(facts: ModelFacts, out: Path, settings: Settings, *, layer: str | None = None,
                 filters: list[int] | None = None, reference: bool = True, examples: int = 0,
-                order: str = "index", batch: int | None = None, budget: int = DEFAULT_BUDGET,
-                force: bool = False, standalone: bool = False,
-                progress: ProgressFn | None = None) -> Outcome:
-    """``cnnviz filters``: the optimal input pattern of each filter of a layer."""
+                data: Any = None, size: tuple[int, int] | None = None, order: str = "index",
+                batch: int | None = None, budget: int = DEFAULT_BUDGET, force: bool = False,
+                standalone: bool = False, progress: ProgressFn | None = None) -> Outcome:
+    """``cnnviz filters``: the optimal input pattern of each filter of a layer, compared with
+    the real images of the data (skipped, with a note, when there are none)."""
     views.check_order(order)
     refuse_overwrite(out / "filters.npz", force)
     name = layer or default_layer(facts.model)
     chosen = chosen_filters(facts, name, filters).tolist()
-    data = load_mnist()
-    real = data.x_test if reference or examples else None
+    notes = list(facts.notes)
+    _, size_note = facts.default_size(size)
+    notes += [size_note] if size_note else []
+    real = data_for(facts.input_shape, data) if reference or examples else None
+    if (reference or examples) and real is None:
+        notes.append(no_data_note(facts.name, facts.input_shape,
+                                  "the comparison with real images"))
     result = visualize_filters(facts, name, chosen, settings, reference_images=real,
-                               examples=examples, data=f"{data.name} (test)", batch=batch,
-                               budget=budget, on_progress=progress)
-    return _filters_outcome(facts, result, out, order, budget, standalone)
+                               examples=examples if real is not None else 0, size=size,
+                               batch=batch, budget=budget, on_progress=progress)
+    outcome = _filters_outcome(facts, result, out, order, budget, standalone)
+    outcome.notes = notes
+    return outcome
 
 
-def resume_filters_job(facts: ModelFacts, out: Path, *, order: str = "index",
+def resume_filters_job(facts: ModelFacts, out: Path, *, data: Any = None, order: str = "index",
                        batch: int | None = None, budget: int = DEFAULT_BUDGET,
                        standalone: bool = False, progress: ProgressFn | None = None) -> Outcome:
     """``cnnviz filters --resume``: finish the interrupted run saved in ``out``."""
@@ -124,8 +158,12 @@ def resume_filters_job(facts: ModelFacts, out: Path, *, order: str = "index",
     if not previous.interrupted:
         raise CnnvizError(f"{out / 'filters.npz'} is complete: nothing to resume")
     compared = previous.best_real is not None or previous.example_images is not None
+    if compared and data is None and not bundled_fits(facts.input_shape):
+        raise CnnvizError("the saved run compared with real images: give them again with "
+                          "--data")
     result = resume_filters(facts, previous, batch=batch, budget=budget, on_progress=progress,
-                            reference_images=load_mnist().x_test if compared else None)
+                            reference_images=data_for(facts.input_shape, data)
+                            if compared else None)
     return _filters_outcome(facts, result, out, order, budget, standalone)
 
 
@@ -134,8 +172,9 @@ def _filters_outcome(facts: ModelFacts, result: FilterResult, out: Path, order: 
     written = list(result.save(out / "filters.npz"))
     if len(result.filters):
         written += views.write_filter_views(result, out, order=order, standalone=standalone)
-    plan = MemoryPlan(bytes_per_image(facts.model, result.layer), budget, result.params["chunk"],
-                      len(result.requested))
+    shape = tuple(result.images.shape[1:]) if len(result.images) else None
+    plan = MemoryPlan(bytes_per_image(facts.model, result.layer, shape), budget,
+                      result.params["chunk"], len(result.requested))
     outcome = Outcome(written, [plan.describe(), result.summary()])
     outcome.lines += [f"  filter {f}: {note}" for f, note in result.notes.items()]
     outcome.lines.append(outcome.wrote())
@@ -157,29 +196,29 @@ def kernels_job(facts: ModelFacts, out: Path, *, layer: str | None = None, chann
 
 
 def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dense: bool = True,
-                 data: str = "bundled", split: str = "test", top: int = 5,
-                 only_class: int | None = None, preactivation: bool = False,
+                 data: Any = None, split: str = "test", size: tuple[int, int] | None = None,
+                 top: int = 5, only_class: int | None = None, preactivation: bool = False,
                  batch: int = 256, force: bool = False, standalone: bool = False,
                  progress: ProgressFn | None = None) -> Outcome:
-    """``cnnviz patterns``: the mean activation of each map per class over a data set."""
+    """``cnnviz patterns``: the mean activation of each map per class over labelled data."""
     if top <= 0 or batch <= 0:
         raise CnnvizError("--top and --batch must be positive")
     refuse_overwrite(out / "patterns.npz", force)
     name = layer or default_layer(facts.model)
     resolve_map_layers(facts.model, [name])
-    dataset = load_dataset(data)
-    images, labels = dataset.split(split)
-    if labels is None:
-        raise CnnvizError(f"data set '{dataset.name}' has no labels: class patterns need them")
-    if only_class is not None and (labels.size == 0 or only_class not in set(labels.tolist())):
-        raise CnnvizError(f"class {only_class} is not in data set '{dataset.name}' ({split} "
-                          "split)")
+    source = data_for(facts.input_shape, data, split)
+    if source is None:
+        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "class patterns")
+                          .replace("skipped: ", "need labelled images: "))
+    if not source.labelled:
+        raise CnnvizError(f"data set '{source.name}' has no labels: class patterns need them")
+    if only_class is not None and only_class not in set(source.labels().tolist()):
+        raise CnnvizError(f"class {only_class} is not in data set '{source.name}'")
     names = [name] + ([i.name for i in list_layers(facts.model) if i.type == "Dense"]
                       if dense else [])
-    result = class_patterns(facts, images, labels, names, class_names=dataset.class_names,
-                            preactivation=preactivation, batch_size=batch,
-                            data=f"{dataset.name} ({split})", on_progress=progress)
-    outcome = Outcome(list(result.save(out / "patterns.npz")))
+    result = class_patterns(facts, source, None, names, preactivation=preactivation,
+                            size=size, batch_size=batch, on_progress=progress)
+    outcome = Outcome(list(result.save(out / "patterns.npz")), notes=list(facts.notes))
     outcome.written += views.write_pattern_views(result, out, standalone=standalone)
     tops = result.top_maps(name, top)
     outcome.lines = [f"class {cname}: top maps of {name}: " + ", ".join(map(str, tops[cname]))
@@ -189,24 +228,20 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
     return outcome
 
 
-def explain_job(facts: ModelFacts, out: Path, *, method: str = "gradcam",
-                target: int | None = None, layer: str | None = None, digit: int | None = None,
-                index: int | None = None, image: Path | None = None, seed: int = 0,
-                invert: bool = False, force: bool = False,
+def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str = "gradcam",
+                target: Target = None, layer: str | None = None, force: bool = False,
                 standalone: bool = False) -> Outcome:
     """``cnnviz explain``: every attribution method for one input, ``method`` as an overlay."""
-    from cnnviz.attribution import METHODS
-
     if method not in METHODS:
         raise CnnvizError(f"unknown attribution method '{method}': use one of "
                           f"{', '.join(METHODS)}")
     refuse_overwrite(out / "explain.html", force)
-    choice = _choose_input(facts, digit=digit, index=index, image=image, seed=seed,
-                           invert=invert)
-    result = explain(facts, choice.image[None], METHODS, target=target, layer=layer, seed=seed,
-                     data=choice.source)
+    choice, data = _choose_input(facts, source)
+    result = explain(facts, choice.image[None], METHODS, target=target, layer=layer,
+                     seed=source.seed, data=choice.source,
+                     classes=() if data is None else data.class_names)
     outcome = Outcome(views.write_attribution_views(result, method, out, standalone=standalone),
-                      [views.attribution_title(result)], choice.notes)
+                      [views.attribution_title(result)], [*facts.notes, *choice.notes])
     outcome.written += result.save(out / "explain.npz")
     if not result.maps["gradcam"].any():
         outcome.lines.append("note: Grad-CAM is zero everywhere: no map of its layer raises this "
@@ -217,7 +252,8 @@ def explain_job(facts: ModelFacts, out: Path, *, method: str = "gradcam",
 
 def report_job(facts: ModelFacts, out: Path, *, results: Path | None = None,
                layer: str | None = None, steps: int = 100, examples: int = 9, seed: int = 0,
-               force: bool = False, status: StatusFn | None = None) -> Outcome:
+               data: Any = None, size: tuple[int, int] | None = None, force: bool = False,
+               status: StatusFn | None = None) -> Outcome:
     """``cnnviz report``: one self-contained HTML file."""
     from cnnviz.fileio import write_text
 
@@ -225,8 +261,12 @@ def report_job(facts: ModelFacts, out: Path, *, results: Path | None = None,
         raise CnnvizError(f"--out must be an .html file, got {out.name}")
     refuse_overwrite(out, force)
     text = build_report(facts, results=results, layer=layer, steps=steps, examples=examples,
-                        seed=seed, status=status)
-    return Outcome([write_text(out, text)], [f"wrote {out} ({len(text) / 2**20:.1f} MiB)"])
+                        seed=seed, data=data, size=size, status=status)
+    notes = list(facts.notes)
+    if data is None and not bundled_fits(facts.input_shape):
+        notes.append(no_data_note(facts.name, facts.input_shape, "the sections that need data"))
+    return Outcome([write_text(out, text)], [f"wrote {out} ({len(text) / 2**20:.1f} MiB)"],
+                   notes)
 
 
 def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = False,
@@ -242,14 +282,14 @@ def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = Fal
             refuse_overwrite(out / part, force)
     runs: list[tuple[str, Callable[[], Outcome]]] = [
         ("activations --digit 6", lambda: activations_job(
-            facts, out / "activations", digit=6, seed=seed, force=True)),
+            facts, out / "activations", InputSpec(digit=6, seed=seed), force=True)),
         (f"filters --examples 9 --steps {steps}", lambda: filters_job(
             facts, out / "filters", Settings(steps=steps, seed=seed), examples=9, force=True)),
         ("kernels", lambda: kernels_job(facts, out / "kernels", force=True)),
         ("patterns", lambda: patterns_job(facts, out / "patterns", force=True)),
         ("explain --digit 6 --method integrated_gradients", lambda: explain_job(
-            facts, out / "explain", method="integrated_gradients", digit=6, seed=seed,
-            force=True)),
+            facts, out / "explain", InputSpec(digit=6, seed=seed),
+            method="integrated_gradients", force=True)),
         (f"report --from {out} --steps {steps}", lambda: report_job(
             facts, out / "report.html", results=out, steps=steps, seed=seed, force=True)),
     ]

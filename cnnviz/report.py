@@ -3,6 +3,7 @@ patterns and attributions — read from saved results where they are given, comp
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ import numpy as np
 
 from cnnviz.activations import activations, class_patterns
 from cnnviz.attribution import explain
-from cnnviz.data import Dataset, images_to_model_input, load_mnist, pick_digit
 from cnnviz.errors import CnnvizError
+from cnnviz.inputs import pick_digit
 from cnnviz.models import (
     ModelFacts,
     as_facts,
@@ -26,6 +27,7 @@ from cnnviz.oip.settings import Settings
 from cnnviz.render import page as widgets
 from cnnviz.render import views
 from cnnviz.results import ClassPatterns, FilterResult
+from cnnviz.sources import Source, data_for, model_inputs, no_data_note
 
 StatusFn = Callable[[str], None]
 Section = tuple[str, Any]
@@ -33,36 +35,75 @@ Section = tuple[str, Any]
 
 def build_report(model: ModelFacts | Any, *, results: str | Path | None = None,
                  layer: str | None = None, steps: int = 100, examples: int = 9, seed: int = 0,
+                 data: Any = None, size: tuple[int, int] | None = None,
                  status: StatusFn | None = None) -> str:
     """The report page as one self-contained HTML text. ``results`` is a folder holding
     ``filters.npz`` and ``patterns.npz`` from earlier runs (directly or one level down, as in
-    cnnviz-out/); what it lacks is computed."""
+    cnnviz-out/); what it lacks is computed. ``data`` gives the images (default: the bundled
+    digits, only for a model that takes 28×28×1 images); without data, the sections that need
+    it say so in place."""
     facts = as_facts(model)
     if steps <= 0 or examples < 0:
         raise CnnvizError("--steps must be positive and --examples ≥ 0")
     say = status or (lambda message: None)
-    shape = facts.image_shape()
+    shape, _ = facts.default_size(size)
     deepest = layer or default_layer(facts.model)
     resolve_map_layers(facts.model, [deepest])
-    data = load_mnist()
-    x_test, y_test = data.split("test")
-    picks = [pick_digit(y_test, d, seed) for d in range(10)]
-    inputs = images_to_model_input(x_test[picks], shape, facts.preprocess)
-    labels = [f"digit {d} (test image {i})" for d, i in zip(range(10), picks, strict=True)]
-    say("activations")
-    sections = [_summary(facts), _activation_section(facts, inputs, labels)]
+    source = data_for(facts.input_shape, data)
+    sections = [_summary(facts)]
+    inputs = labels = None
+    if source is not None:
+        inputs, labels = _one_per_class(source, shape, facts, seed)
+        say("activations")
+        sections.append(_activation_section(facts, inputs, labels, source))
+    else:
+        sections.append(_missing(facts, "Activation maps"))
     say(f"filters of {deepest}")
-    sections.append(_filter_section(facts, deepest, _find(results, "filters.npz"), data, steps,
-                                    examples, seed))
+    sections.append(_filter_section(facts, deepest, _find(results, "filters.npz"), source,
+                                    steps, examples, seed, shape))
     say("class patterns")
-    sections.append(_pattern_section(facts, deepest, _find(results, "patterns.npz"), data))
+    sections.append(_pattern_section(facts, deepest, _find(results, "patterns.npz"), source,
+                                     shape))
     say("attribution")
-    six = 6  # the inputs are one digit of each class, in order
-    explained = explain(facts, inputs[six:six + 1], seed=seed, data=labels[six])
-    sections.append(("Attribution maps", views.attribution_figure(explained)))
+    if inputs is not None and labels is not None:
+        explained = explain(facts, inputs[:1], seed=seed, data=labels[0],
+                            classes=source.class_names if source else ())
+        sections.append(("Attribution maps", views.attribution_figure(explained)))
+    else:
+        sections.append(_missing(facts, "Attribution maps"))
     return widgets.page(f"cnnviz report: {facts.name}", sections, standalone=True,
                         intro=f"input {shape[0]}×{shape[1]}×{shape[2]}, preprocessing "
-                              f"{facts.preprocess.name}; seed {seed}")
+                              f"{facts.preprocess.name}; data "
+                              f"{source.name if source else 'none'}; seed {seed}")
+
+
+def _missing(facts: ModelFacts, heading: str) -> Section:
+    note = no_data_note(facts.name, facts.input_shape, heading)
+    return (heading, f'<p class="meta">{html.escape(note)}</p>')
+
+
+def _one_per_class(source: Source, shape: tuple[int, int, int], facts: ModelFacts,
+                   seed: int) -> tuple[np.ndarray, list[str]]:
+    """Up to ten inputs: one image of each of the first classes (drawn with ``seed``), or the
+    first ten images of unlabelled data, with their labels for the menus."""
+    labels = source.labels()
+    if labels is None:
+        picks = list(range(min(10, _count(source))))
+        names = [f"image {i}" for i in picks]
+    else:
+        present = [c for c in range(max(len(source.class_names), 1)) if (labels == c).any()]
+        picks = [pick_digit(labels, c, seed, max(len(source.class_names), 1))
+                 for c in present[:10]]
+        names = [f"class {source.class_name(int(labels[i]))} (image {i})" for i in picks]
+    pixels, _ = source.gather(picks, shape)
+    return model_inputs(pixels, facts.preprocess), names
+
+
+def _count(source: Source) -> int:
+    try:
+        return len(source)
+    except CnnvizError:
+        return 10
 
 
 def _summary(facts: ModelFacts) -> Section:
@@ -73,34 +114,43 @@ def _summary(facts: ModelFacts) -> Section:
         ["layer", "type", "output shape", "maps", "parameters"], rows))
 
 
-def _activation_section(facts: ModelFacts, inputs: np.ndarray, labels: list[str]) -> Section:
+def _activation_section(facts: ModelFacts, inputs: np.ndarray, labels: list[str],
+                        source: Source) -> Section:
     names = resolve_map_layers(facts.model, None)
     acts = activations(facts, inputs, names)
     per_input = [{n: acts.maps[n][i] for n in names} for i in range(len(inputs))]
-    predictions = [f"{label}: predicted {int(p)}"
-                   for label, p in zip(labels, acts.predictions, strict=True)]
+    if acts.probabilities.ndim == 2:
+        predictions = [f"{label}: predicted {source.class_name(int(p))}"
+                       for label, p in zip(labels, acts.predictions, strict=True)]
+    else:
+        predictions = labels
     return ("Activation maps", widgets.switchable_maps(per_input, predictions))
 
 
-def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, data: Dataset,
-                    steps: int, examples: int, seed: int) -> Section:
+def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, source: Source | None,
+                    steps: int, examples: int, seed: int,
+                    shape: tuple[int, int, int]) -> Section:
     result = FilterResult.load(saved) if saved else None
     if result is None or result.layer != layer:
         result = visualize_filters(facts, layer, None, Settings(steps=steps, seed=seed),
-                                   reference_images=data.split("test")[0], examples=examples,
-                                   data=f"{data.name} (test)")
+                                   reference_images=source,
+                                   examples=examples if source is not None else 0,
+                                   size=shape[:2])
     return (f"Optimal input patterns of {result.layer}",
             views.filter_gallery_figure(result, "activation"))
 
 
 def _pattern_section(facts: ModelFacts, layer: str, saved: Path | None,
-                     data: Dataset) -> Section:
+                     source: Source | None, shape: tuple[int, int, int]) -> Section:
     patterns = ClassPatterns.load(saved) if saved else None
+    if patterns is None and (source is None or not source.labelled):
+        if source is None:
+            return _missing(facts, "Class activation patterns")
+        return ("Class activation patterns", f'<p class="meta">class patterns skipped: '
+                f'{html.escape(source.name)} has no labels</p>')
     if patterns is None:
         dense = [i.name for i in list_layers(facts.model) if i.type == "Dense"]
-        x_test, y_test = data.split("test")
-        patterns = class_patterns(facts, x_test, y_test, [layer, *dense],
-                                  class_names=data.class_names, data=f"{data.name} (test)")
+        patterns = class_patterns(facts, source, None, [layer, *dense], size=shape[:2])
     return ("Class activation patterns", views.patterns_figure(patterns))
 
 

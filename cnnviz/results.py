@@ -274,7 +274,7 @@ class FilterResult:
                 f"{int(self.dead.sum())} dead")
         if self.best_real is not None and live.any():
             line += (f"; {self.beats_real[live].mean():.0%} of live filters beat their best "
-                     "real test image")
+                     f"real image of {self.meta.data or 'the data'}")
         return line
 
     def save(self, path: str | Path) -> tuple[Path, Path]:

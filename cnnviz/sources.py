@@ -355,6 +355,23 @@ def bundled_fits(shape: tuple[int | None, ...]) -> bool:
     return tuple(shape) == (28, 28, 1)
 
 
+def data_for(input_shape: tuple[int | None, ...], spec: Any = None,
+             split: str = "test") -> Source | None:
+    """The data a command reads: ``spec`` (see :func:`open_source`); with none, the bundled
+    MNIST test digits for a model that takes 28×28×1 images, and nothing for any other model —
+    never upscaled digits."""
+    if spec is not None:
+        return open_source(spec, split)
+    return open_source("bundled", split) if bundled_fits(input_shape) else None
+
+
+def no_data_note(model: str, input_shape: tuple[int | None, ...], what: str) -> str:
+    """The one line that says a feature was skipped for want of data."""
+    size = "×".join("any" if s is None else str(s) for s in input_shape)
+    return (f"{what} skipped: model '{model}' takes {size} images, not the bundled 28×28×1 "
+            "digits; give yours with --data")
+
+
 def convert_input(pixels: np.ndarray, shape: Shape, *, invert: bool = False) -> np.ndarray:
     """One image's display pixels at ``shape`` (grey↔colour, resized), still in 0..1."""
     return to_model_input(pixels, shape, UNIT, invert=invert)

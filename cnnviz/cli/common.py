@@ -48,6 +48,19 @@ ImageOpt = Annotated[Path | None, typer.Option(
                                       "model's input).")]
 InvertOpt = Annotated[bool, typer.Option(
     rich_help_panel=MODEL_PANEL, help="Invert an image file (dark ink on white).")]
+DataOpt = Annotated[str | None, typer.Option(
+    "--data", metavar="[bundled|FOLDER|FILE.npz|tfds:NAME[:SPLIT]|keras|fashion]",
+    rich_help_panel=MODEL_PANEL, show_default="the bundled MNIST digits, for 28×28×1 models only",
+    help="Images: the bundled MNIST sample, a folder (class subfolders give the labels; a flat "
+         "folder is unlabelled), an .npz (x, optional y and class_names), a tensorflow-datasets "
+         "set, full MNIST (keras.datasets, online) or Fashion-MNIST (Debian's IDX files).")]
+SizeOpt = Annotated[str | None, typer.Option(
+    "--size", metavar="H,W", rich_help_panel=MODEL_PANEL,
+    show_default="the model's own; for a model of any size, the image's own",
+    help="Input size for a model that takes any size (None in its input shape).")]
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", metavar="NAME|INDEX", rich_help_panel=MODEL_PANEL,
+    show_default="the first, with a note", help="Which output of a multi-output model to use.")]
 SeedOpt = Annotated[int, typer.Option(
     help="Random seed: which image of --digit, noise, transforms.")]
 ForceOpt = Annotated[bool, typer.Option(
@@ -93,11 +106,22 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load(model: Path | None, unsafe: bool, preprocess: str = "auto") -> ModelFacts:
+def load(model: Path | None, unsafe: bool, preprocess: str = "auto",
+         output: str | None = None) -> ModelFacts:
     """The model file (default: the bundled reference CNN) as model facts."""
     from cnnviz.models import load as load_facts
 
-    return load_facts(model, preprocess=preprocess, unsafe=unsafe)
+    return load_facts(model, preprocess=preprocess, unsafe=unsafe, output=output)
+
+
+def size(value: str | None) -> tuple[int, int] | None:
+    """``"224,224"`` → (224, 224)."""
+    if value is None:
+        return None
+    numbers = ints(value, "--size")
+    if len(numbers) != 2:
+        raise CnnvizError(f"--size takes H,W, got '{value}'")
+    return numbers[0], numbers[1]
 
 
 def split(value: str | None) -> list[str] | None:
@@ -129,6 +153,22 @@ def floats(value: str, option: str, count: int) -> tuple[float, ...]:
     return numbers
 
 
+def target(value: str | None, layer: str | None) -> Any:
+    """``--target``: a class number, or ``channel:K`` (of the output, or of ``--target-layer``);
+    ``--target-layer`` alone explains that layer's strongest channel."""
+    from cnnviz.attribution import ChannelTarget
+
+    if value is None:
+        return None if layer is None else ChannelTarget(None, layer)
+    kind, colon, number = value.partition(":")
+    if colon and kind == "channel" and number.isdigit():
+        return ChannelTarget(int(number), layer)
+    if not colon and value.lstrip("-").isdigit() and layer is None:
+        return int(value)
+    raise CnnvizError(f"--target takes a class number or channel:K (with --target-layer only "
+                      f"channel:K), got '{value}'")
+
+
 def ranges(spec: str | None, what: str = "filter") -> list[int] | None:
     """``"0-15,20"`` → [0..15, 20] (the library checks them against the layer)."""
     if spec is None:
@@ -151,13 +191,32 @@ def ranges(spec: str | None, what: str = "filter") -> list[int] | None:
 def progress_bar(description: str, unit: str | None = None
                  ) -> Iterator[Callable[[int, int], None]]:
     """A transient rich bar on stderr; yields the ``(done, total)`` callback to hand down."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
-                  transient=True) as progress:
+                  MofNCompleteColumn(), _Speed(unit or "steps"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err_console, transient=True) as progress:
         task = progress.add_task(description + (f" ({unit})" if unit else ""), total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def _Speed(unit: str) -> Any:  # noqa: N802 (a column class, made where rich is imported)
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Speed(ProgressColumn):
+        """Items per second, as rich measures them."""
+
+        def render(self, task: Any) -> Text:
+            return Text("" if task.speed is None else f"{task.speed:,.0f} {unit}/s")
+
+    return Speed()
 
 
 def show(outcome: Outcome) -> None:

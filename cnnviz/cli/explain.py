@@ -10,19 +10,24 @@ import typer
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
+    DataOpt,
     DigitOpt,
     ForceOpt,
     ImageOpt,
     IndexOpt,
     InvertOpt,
     ModelArg,
+    OutputOpt,
     PreprocessOpt,
     SeedOpt,
+    SizeOpt,
     StandaloneOpt,
     UnsafeOpt,
     load,
     out_option,
     show,
+    size,
+    target,
 )
 
 
@@ -32,9 +37,17 @@ def explain(
     index: IndexOpt = None,
     image: ImageOpt = None,
     invert: InvertOpt = False,
-    target: Annotated[int | None, typer.Option(
-        help="Class to explain.", show_default="the predicted class",
-        rich_help_panel=MODEL_PANEL)] = None,
+    data: DataOpt = None,
+    size_: SizeOpt = None,
+    target_: Annotated[str | None, typer.Option(
+        "--target", metavar="CLASS|channel:K", rich_help_panel=MODEL_PANEL,
+        show_default="the predicted class; for a model whose output is maps, its strongest "
+                     "channel",
+        help="What to explain: a class number, or the mean of channel K of the output (or of "
+             "--target-layer).")] = None,
+    target_layer: Annotated[str | None, typer.Option(
+        rich_help_panel=MODEL_PANEL, show_default="the output",
+        help="Explain a channel of this layer instead of the output.")] = None,
     layer: Annotated[str | None, typer.Option(
         help="Grad-CAM layer.", show_default="the deepest conv layer (or the nested model "
                                              "holding it)", rich_help_panel=MODEL_PANEL)] = None,
@@ -47,11 +60,13 @@ def explain(
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
+    output: OutputOpt = None,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Which pixels drove a prediction: saliency, SmoothGrad, Grad-CAM, integrated gradients."""
-    from cnnviz.jobs import explain_job
+    from cnnviz.jobs import InputSpec, explain_job
 
-    show(explain_job(load(model, unsafe, preprocess), out, method=method, target=target,
-                     layer=layer, digit=digit, index=index, image=image, seed=seed,
-                     invert=invert, force=force, standalone=standalone))
+    spec = InputSpec(image, digit, index, data, size(size_), seed, invert)
+    show(explain_job(load(model, unsafe, preprocess, output), out, spec, method=method,
+                     target=target(target_, target_layer), layer=layer, force=force,
+                     standalone=standalone))

@@ -10,9 +10,12 @@ import typer
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
+    DataOpt,
     ForceOpt,
     ModelArg,
+    OutputOpt,
     PreprocessOpt,
+    SizeOpt,
     StandaloneOpt,
     UnsafeOpt,
     floats,
@@ -21,6 +24,7 @@ from cnnviz.cli.common import (
     progress_bar,
     ranges,
     show,
+    size,
 )
 
 ASCENT = "Ascent"
@@ -41,9 +45,11 @@ def filters(
                                             "--filters", show_default="all")]
         = None,
     reference: Annotated[bool, _opt(MODEL_PANEL, "Compare each filter with its best real "
-                                                 "image of the bundled test split.")] = True,
-    examples: Annotated[int, _opt(MODEL_PANEL, "Show the N real test images that excite each "
-                                               "filter most beside its pattern.")] = 0,
+                                                 "image of --data.")] = True,
+    examples: Annotated[int, _opt(MODEL_PANEL, "Show the N real images of --data that excite "
+                                               "each filter most beside its pattern.")] = 0,
+    data: DataOpt = None,
+    size_: SizeOpt = None,
     steps: Annotated[int, _opt(ASCENT, "Ascent steps.")] = 100,
     method: Annotated[str, _opt(ASCENT, "RMS-normalized gradient steps or Adam.",
                                 metavar="[rms|adam]")] = "rms",
@@ -90,6 +96,7 @@ def filters(
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
+    output: OutputOpt = None,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Synthesize the image that maximally activates each filter of a layer (all at once)."""
@@ -103,9 +110,10 @@ def filters(
         return
     if resume:  # the run's own settings and preprocessing; the model file is the user's
         with progress_bar("ascent steps") as progress:
-            outcome = jobs.resume_filters_job(load(model, unsafe), out, order=order,
-                                              batch=batch, budget=budget * 2**20,
-                                              standalone=standalone, progress=progress)
+            outcome = jobs.resume_filters_job(load(model, unsafe, output=output), out,
+                                              data=data, order=order, batch=batch,
+                                              budget=budget * 2**20, standalone=standalone,
+                                              progress=progress)
         show(outcome)
         return
     zoom = floats(scale, "--scale", 2)
@@ -114,11 +122,12 @@ def filters(
                         transforms=Transforms(jitter, (zoom[0], zoom[1]), rotate, pad), tv=tv,
                         l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
                         preactivation=not post_activation, seed=seed)
-    facts = load(model, unsafe, preprocess)
+    facts = load(model, unsafe, preprocess, output)
     with progress_bar("ascent steps") as progress:
         outcome = jobs.filters_job(facts, out, settings, layer=layer,
                                    filters=ranges(filter_spec), reference=reference,
-                                   examples=examples, order=order, batch=batch,
+                                   examples=examples, data=data, size=size(size_),
+                                   order=order, batch=batch,
                                    budget=budget * 2**20, force=force, standalone=standalone,
                                    progress=progress)
     show(outcome)

@@ -10,20 +10,24 @@ import typer
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
+    DataOpt,
     DigitOpt,
     ForceOpt,
     ImageOpt,
     IndexOpt,
     InvertOpt,
     ModelArg,
+    OutputOpt,
     PreprocessOpt,
     SeedOpt,
+    SizeOpt,
     StandaloneOpt,
     UnsafeOpt,
     load,
     out_option,
     progress_bar,
     show,
+    size,
     split,
 )
 
@@ -34,6 +38,8 @@ def activations(
     index: IndexOpt = None,
     image: ImageOpt = None,
     invert: InvertOpt = False,
+    data: DataOpt = None,
+    size_: SizeOpt = None,
     layers: Annotated[str | None, typer.Option(
         "--layers", help="Comma-separated layer names.", rich_help_panel=MODEL_PANEL,
         show_default="every conv and pooling layer")] = None,
@@ -46,14 +52,15 @@ def activations(
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
+    output: OutputOpt = None,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Activation maps of every conv and pooling layer for one input."""
-    from cnnviz.jobs import activations_job
+    from cnnviz.jobs import InputSpec, activations_job
 
-    show(activations_job(load(model, unsafe, preprocess), out, layers=split(layers), digit=digit,
-                         index=index, image=image, seed=seed, invert=invert, scale=scale,
-                         force=force, standalone=standalone))
+    spec = InputSpec(image, digit, index, data, size(size_), seed, invert)
+    show(activations_job(load(model, unsafe, preprocess, output), out, spec,
+                         layers=split(layers), scale=scale, force=force, standalone=standalone))
 
 
 def patterns(
@@ -63,13 +70,11 @@ def patterns(
         rich_help_panel=MODEL_PANEL)] = None,
     dense: Annotated[bool, typer.Option(
         help="Add the Dense layers (the MLP part).", rich_help_panel=MODEL_PANEL)] = True,
-    data: Annotated[str, typer.Option(
-        metavar="[bundled|keras|fashion|FILE.npz]", rich_help_panel=MODEL_PANEL,
-        help="Labelled images: the bundled MNIST sample, full MNIST (keras.datasets, online), "
-             "Fashion-MNIST (Debian's IDX files) or an .npz file.")] = "bundled",
+    data: DataOpt = None,
     split_: Annotated[str, typer.Option(
         "--split", metavar="[train|test]", rich_help_panel=MODEL_PANEL,
-        help="Which split of the data.")] = "test",
+        help="Which split of bundled, keras, fashion or .npz data.")] = "test",
+    size_: SizeOpt = None,
     preactivation: Annotated[bool, typer.Option(
         "--pre-activation/--post-activation", rich_help_panel=MODEL_PANEL,
         help="Average maps before or after their ReLU.")] = False,
@@ -83,15 +88,16 @@ def patterns(
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
+    output: OutputOpt = None,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Which maps respond to which class: the mean map activation per class over a data set."""
     from cnnviz.jobs import patterns_job
 
-    facts = load(model, unsafe, preprocess)
+    facts = load(model, unsafe, preprocess, output)
     with progress_bar("class patterns", "images") as progress:
         outcome = patterns_job(facts, out, layer=layer, dense=dense, data=data, split=split_,
-                               top=top, only_class=class_, preactivation=preactivation,
-                               batch=batch, force=force, standalone=standalone,
-                               progress=progress)
+                               size=size(size_), top=top, only_class=class_,
+                               preactivation=preactivation, batch=batch, force=force,
+                               standalone=standalone, progress=progress)
     show(outcome)

@@ -9,15 +9,19 @@ import typer
 
 from cnnviz.cli.common import (
     MODEL_PANEL,
+    DataOpt,
     ForceOpt,
     ModelArg,
+    OutputOpt,
     PreprocessOpt,
     SeedOpt,
+    SizeOpt,
     UnsafeOpt,
     err_console,
     load,
     out_option,
     show,
+    size,
 )
 
 
@@ -32,20 +36,24 @@ def report(
         show_default="the deepest conv layer")] = None,
     steps: Annotated[int, typer.Option(help="Ascent steps when filters are computed.")] = 100,
     examples: Annotated[int, typer.Option(help="Real images beside each filter.")] = 9,
+    data: DataOpt = None,
+    size_: SizeOpt = None,
     seed: SeedOpt = 0,
     out: Annotated[Path, out_option("cnnviz-out/report.html", "The report file (one "
                                     "self-contained page).")] = Path("cnnviz-out/report.html"),
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
+    output: OutputOpt = None,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """One self-contained HTML page: summary, activations, filters, patterns, attributions."""
     from cnnviz.jobs import report_job
 
-    facts = load(model, unsafe, preprocess)
+    facts = load(model, unsafe, preprocess, output)
     with err_console.status("building the report") as status:
         outcome = report_job(facts, out, results=results, layer=layer, steps=steps,
-                             examples=examples, seed=seed, force=force,
+                             examples=examples, seed=seed, data=data, size=size(size_),
+                             force=force,
                              status=lambda what: status.update(f"report: {what}"))
     show(outcome)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.render.outputs import output_bars
 from cnnviz.render.tiles import grid_shape, image_mosaic, mosaic
 
 
@@ -57,19 +58,17 @@ def layer_maps_figure(layer_maps: dict[str, np.ndarray], *, colorscale: str = "V
     return fig
 
 
-def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | None = None,
+def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | str | None = None,
                  class_names: tuple[str, ...] | None = None):
     """The input (display pixels in 0..1; hover shows them) beside the predicted class
-    probabilities."""
+    probabilities — or, for an output that is no class vector, its strongest channels."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    names = list(class_names or (str(i) for i in range(len(probabilities))))
-    predicted = int(np.argmax(probabilities))
+    bars = output_bars(probabilities, class_names)
     title = "input" + (f" (label {label})" if label is not None else "")
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
-                        subplot_titles=(title, f"predicted {names[predicted]} "
-                                        f"({probabilities[predicted]:.1%})"))
+                        subplot_titles=(title, bars.title))
     image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)  # display pixels
     if image.shape[-1] == 1:
         fig.add_trace(go.Heatmap(z=image[..., 0], colorscale="gray", zmin=0, zmax=1,
@@ -78,14 +77,16 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | N
                                                "<extra></extra>"), 1, 1)
     else:
         fig.add_trace(go.Image(z=np.round(255 * image).astype(np.uint8)), 1, 1)
-    fig.add_trace(go.Bar(x=names, y=probabilities,
-                         marker_color=["#ff7f0e" if i == predicted else "#1f77b4"
-                                       for i in range(len(names))],
-                         hovertemplate="class %{x}<br>probability %{y:.4f}<extra></extra>"),
+    kind = "class" if bars.probabilities else "channel"
+    fig.add_trace(go.Bar(x=bars.names, y=bars.values,
+                         marker_color=["#ff7f0e" if i == bars.highlight else "#1f77b4"
+                                       for i in range(len(bars.names))],
+                         hovertemplate=f"{kind} %{{x}}<br>{bars.axis} %{{y:.4f}}<extra></extra>"),
                   1, 2)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False, row=1, col=1)
     fig.update_xaxes(visible=False, row=1, col=1)
-    fig.update_yaxes(range=[0, 1], title_text="probability", row=1, col=2)
+    fig.update_yaxes(range=[0, 1] if bars.probabilities else None, title_text=bars.axis,
+                     row=1, col=2)
     fig.update_xaxes(type="category", row=1, col=2)
     fig.update_layout(height=360, showlegend=False, margin=dict(l=20, r=20, t=50, b=30))
     return fig
@@ -94,10 +95,10 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | N
 def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarray,
                          hovertemplate: str, *, value_range: tuple[float, float],
                          flagged: list[bool] | None = None, title: str = "",
-                         columns: int | None = None):
+                         columns: int | None = None, hover_text: list[str] | None = None):
     """Images (N×H×W×C) as one mosaic in ``value_range``; each tile has a label above it and
     hovering it shows its row of ``values`` (N×V) as ``customdata[0..V-1]`` through
-    ``hovertemplate``; flagged labels are red."""
+    ``hovertemplate`` (and its ``hover_text`` line, when given); flagged labels are red."""
     import plotly.graph_objects as go
 
     n, height, width = images.shape[:3]
@@ -115,10 +116,15 @@ def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarr
     values = np.asarray(values, dtype=np.float64).reshape(n, -1)
     cells = np.full((rows, cols), np.nan)
     custom = np.full((rows, cols, values.shape[1]), np.nan)
+    text = np.full((rows, cols), "", dtype=object)
     for i in range(n):
         cells[i // cols, i % cols] = i
         custom[i // cols, i % cols] = values[i]
-    hover = go.Heatmap(z=cells, customdata=custom, x0=(width - 1) / 2, dx=width + gap,
+        text[i // cols, i % cols] = hover_text[i] if hover_text else ""
+    if hover_text:
+        hovertemplate += "<br>%{text}"
+    hover = go.Heatmap(z=cells, customdata=custom, text=text if hover_text else None,
+                       x0=(width - 1) / 2, dx=width + gap,
                        y0=(height - 1) / 2, dy=height + gap, opacity=0, showscale=False,
                        hoverongaps=False, hovertemplate=hovertemplate + "<extra></extra>")
     flagged = flagged or [False] * n

@@ -11,6 +11,7 @@ import numpy as np
 
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import write_bytes
+from cnnviz.render.outputs import output_bars
 from cnnviz.render.tiles import grid_shape, image_mosaic, mosaic, normalize_each
 
 SCALES = ("shared", "per-map")
@@ -74,25 +75,27 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
     return fig
 
 
-def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | None = None,
+def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | str | None = None,
                  class_names: tuple[str, ...] | None = None, title: str = ""):
     """The input (display pixels in 0..1) beside a bar chart of the predicted class
-    probabilities."""
+    probabilities — or, for an output that is no class vector, of its strongest channels."""
     image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+    bars = output_bars(probabilities, class_names)
     fig = _figure(7.5, 3.2)
     ax_img, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
     shown = image[..., 0] if image.shape[-1] == 1 else image
     ax_img.imshow(shown, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax_img.set_axis_off()
     ax_img.set_title("input" + (f" (label {label})" if label is not None else ""))
-    names = class_names or tuple(str(i) for i in range(len(probabilities)))
-    predicted = int(np.argmax(probabilities))
-    colours = ["tab:orange" if i == predicted else "tab:blue" for i in range(len(probabilities))]
-    ax_bar.bar(range(len(probabilities)), probabilities, color=colours)
-    ax_bar.set_xticks(range(len(probabilities)), names, rotation=0 if len(names) <= 12 else 90)
-    ax_bar.set_ylim(0, 1)
-    ax_bar.set_ylabel("probability")
-    ax_bar.set_title(f"predicted {names[predicted]} ({probabilities[predicted]:.1%})")
+    count = len(bars.values)
+    colours = ["tab:orange" if i == bars.highlight else "tab:blue" for i in range(count)]
+    ax_bar.bar(range(count), bars.values, color=colours)
+    ax_bar.set_xticks(range(count), bars.names,
+                      rotation=0 if count <= 12 and bars.probabilities else 90)
+    if bars.probabilities:
+        ax_bar.set_ylim(0, 1)
+    ax_bar.set_ylabel(bars.axis)
+    ax_bar.set_title(bars.title)
     if title:
         fig.suptitle(title)
     return fig

@@ -10,6 +10,7 @@ import numpy as np
 
 from cnnviz.errors import CnnvizError
 from cnnviz.render import figures, grids
+from cnnviz.render.outputs import is_probabilities
 from cnnviz.render.page import write_page
 from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
 
@@ -24,7 +25,8 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
     """Write ``input.png``, one ``<layer>.png`` grid per map layer and ``activations.html`` for
     input ``index``; return the paths written."""
     out = Path(out_dir)
-    label = None if acts.labels is None else int(acts.labels[index])
+    label = None if acts.labels is None else acts.meta.class_name(int(acts.labels[index]))
+    class_names = class_names or acts.meta.classes or None
     probabilities = acts.probabilities[index]
     shown = acts.meta.display(acts.inputs[index])
     written = [grids.save_png(grids.input_figure(shown, probabilities, label=label,
@@ -91,20 +93,31 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
         template += (f"<br>top {k} real images: %{{customdata[{len(columns)}]:.3g}} … "
                      f"%{{customdata[{len(columns) + 1}]:.3g}}")
         columns += [result.example_values[idx, 0], result.example_values[idx, -1]]
+    classes = None if result.example_labels is None else [
+        _class_counts(result.example_labels[i], result.meta.class_name) for i in idx]
     dead = int(result.dead.sum())
     heading = (f"{result.layer}: {n} filters, {result.params.get('steps', '?')} steps"
                f"{f', {dead} dead' if dead else ''}")
     return dict(idx=idx, shown=shown, labels=labels, flagged=flagged, per_row=per_row,
                 values=np.stack(columns, axis=1), template=template, heading=heading,
-                value_range=(0.0, 1.0))
+                value_range=(0.0, 1.0), classes=classes)
+
+
+def _class_counts(labels: np.ndarray, name: Any) -> str:
+    """"classes of the real images: cat ×5, dog ×3", most frequent first."""
+    values, counts = np.unique(labels, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return "classes of the real images: " + ", ".join(
+        f"{name(int(values[o]))} ×{counts[o]}" for o in order)
 
 
 def filter_gallery_figure(result: FilterResult, order: str = "index") -> Any:
     """The interactive (plotly) gallery of a filter result."""
     p = _gallery_parts(result, order)
     return figures.image_gallery_figure(p["shown"], p["labels"], p["values"], p["template"],
-                                     value_range=p["value_range"], flagged=p["flagged"],
-                                     title=p["heading"], columns=p["per_row"])
+                                        value_range=p["value_range"], flagged=p["flagged"],
+                                        title=p["heading"], columns=p["per_row"],
+                                        hover_text=p["classes"])
 
 
 def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str = "index",
@@ -169,10 +182,21 @@ def write_pattern_views(patterns: ClassPatterns, out_dir: str | Path, *,
 
 
 def attribution_title(result: Attributions, index: int = 0) -> str:
-    """"<data>: class T explained (predicted P, 97.3%)" for input ``index``."""
-    predicted = int(result.predictions[index])
-    return (f"{result.meta.data or 'input'}: class {int(result.targets[index])} explained "
-            f"(predicted {predicted}, {result.probabilities[index, predicted]:.1%})")
+    """"<data>: class T explained (predicted P, 97.3%)" — or "channel K of <layer> explained"
+    — for input ``index``."""
+    where, target = result.meta.data or "input", int(result.targets[index])
+    if result.params.get("target", "class") == "class":
+        predicted, name = int(result.predictions[index]), result.meta.class_name
+        value = result.probabilities[index, predicted]
+        if is_probabilities(result.probabilities[index]):
+            return (f"{where}: class {name(target)} explained (predicted {name(predicted)}, "
+                    f"{value:.1%})")
+        return (f"{where}: output {name(target)} explained (largest: {name(predicted)}, "
+                f"{value:.4g})")
+    of = result.params.get("target_layer") or "the output"
+    how = "its strongest" if result.params.get("explained") == "predicted" else "given"
+    return (f"{where}: channel {target} of {of} explained ({how}; mean "
+            f"{result.probabilities[index, target]:.3g})")
 
 
 def attribution_figure(result: Attributions, index: int = 0) -> Any:

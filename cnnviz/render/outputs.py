@@ -1,0 +1,48 @@
+"""What the input panel shows of a model's output: the class probabilities when the output is a
+class vector, otherwise its shape and its strongest channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OutputBars:
+    """Bars to draw: their names and values, the one to highlight, a title and an axis label;
+    ``probabilities`` bars are drawn on 0..1."""
+
+    names: list[str]
+    values: np.ndarray
+    highlight: int
+    title: str
+    axis: str
+    probabilities: bool
+
+
+def is_probabilities(vector: np.ndarray) -> bool:
+    """Whether a vector is a probability distribution (a softmax output), not raw scores."""
+    vector = np.asarray(vector, dtype=np.float64)
+    return bool(((vector >= 0) & (vector <= 1)).all() and abs(vector.sum() - 1.0) < 1e-3)
+
+
+def output_bars(output: np.ndarray, class_names: tuple[str, ...] | None = None,
+                top: int = 10) -> OutputBars:
+    """The bars of one input's model output: a class vector's probabilities, or the mean of
+    each channel of any other output (maps, features), the ``top`` strongest in order."""
+    output = np.asarray(output, dtype=np.float64)
+    if output.ndim == 1:
+        names = list(class_names or (str(i) for i in range(len(output))))
+        best = int(np.argmax(output))
+        if is_probabilities(output):
+            return OutputBars(names, output, best,
+                              f"predicted {names[best]} ({output[best]:.1%})", "probability",
+                              True)
+        return OutputBars(names, output, best, f"largest: {names[best]} ({output[best]:.4g})",
+                          "value", False)
+    means = output.reshape(-1, output.shape[-1]).mean(axis=0)
+    order = np.argsort(-means, kind="stable")[:top]
+    shape = "×".join(str(s) for s in output.shape)
+    return OutputBars([f"ch {c}" for c in order], means[order], 0,
+                      f"output {shape}: strongest channels", "mean activation", False)
