@@ -327,7 +327,7 @@ def open_source(spec: Any, split: str = "test") -> Source:
         dataset = load_dataset(text)
         images, labels = dataset.split(split)
         return ArraySource(images, labels, dataset.class_names if labels is not None else (),
-                           name=f"{dataset.name} ({split})")
+                           name=f"{dataset.name} {split}", where=f"the {split} split")
     if hasattr(spec, "__iter__"):
         return IterableSource(_reader(spec), name=type(spec).__name__)
     raise CnnvizError(f"cannot read images from a {type(spec).__name__}")
