@@ -214,7 +214,12 @@ class GradCAM:
         if target_layer not in self._heads:
             k = keras()
             scores = score_model(self.model, target_layer)
-            maps = output_feeding(scores.outputs[0], get_layer(self.model, self.layer))
+            try:
+                maps = output_feeding(scores.outputs[0], get_layer(self.model, self.layer))
+            except CnnvizError:
+                raise CnnvizError(f"Grad-CAM layer '{self.layer}' does not feed "
+                                  f"{'the output' if target_layer is None else target_layer}: "
+                                  "choose an earlier --layer") from None
             both = k.Model(input_struct(self.model), [maps, scores.outputs[0]])
             cam = _tf_cam(both) if backend_name() == "tensorflow" else \
                 _head_cam(both, maps, scores.outputs[0], self.layer)
@@ -305,6 +310,9 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
     else:
         scores = reference.scores(x, chosen.layer)
     maps, cam_layer = {}, None
+    if layer is None and chosen.layer is not None and "/" not in chosen.layer and \
+            len(get_layer(facts.model, chosen.layer).output.shape) == 4:
+        layer = chosen.layer  # Grad-CAM of a layer's channel: where on that layer it fires
     for name in methods:
         method = make_method(name, facts, layer=layer, seed=seed)
         cam_layer = getattr(method, "layer", None) if name == "gradcam" else cam_layer

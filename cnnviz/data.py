@@ -96,7 +96,8 @@ def load_fashion_mnist(directory: str | Path = FASHION_MNIST_DIR) -> Dataset:
 
 def load_npz_dataset(path: str | Path) -> Dataset:
     """A user data set in ``.npz``: ``x_train``/``y_train``/``x_test``/``y_test``, or ``x``/``y``
-    (or ``images``/``labels``) used as the test split. Labels may be missing (then ``None``)."""
+    (or ``images``/``labels``) used as the test split, and optional ``class_names``. Labels may
+    be missing (then ``None``)."""
     path = Path(path)
     if not path.is_file():
         raise CnnvizError(f"data set file not found: {path}")
@@ -116,8 +117,13 @@ def load_npz_dataset(path: str | Path) -> Dataset:
         raise CnnvizError(f"{path}: images of shape {x.shape} are not N×H×W or N×H×W×C")
     y = None if y is None else np.asarray(y).astype(np.int64).reshape(-1)
     n = 0 if y is None else int(y.max(initial=-1)) + 1
+    names = tuple(str(c) for c in arrays["class_names"].tolist()) if "class_names" in arrays \
+        else tuple(str(c) for c in range(max(n, 1)))
+    if y is not None and n > len(names):
+        raise CnnvizError(f"{path}: labels go up to {n - 1} but there are {len(names)} "
+                          "class_names")
     return Dataset(path.stem, arrays.get("x_train", x[:0]), arrays.get("y_train", np.zeros(0)),
-                   x, y, tuple(str(c) for c in range(max(n, 1))))  # type: ignore[arg-type]
+                   x, y, names)  # type: ignore[arg-type]
 
 
 def load_dataset(spec: str = "bundled") -> Dataset:
@@ -129,7 +135,8 @@ def load_dataset(spec: str = "bundled") -> Dataset:
         return load_fashion_mnist()
     if spec.endswith(".npz"):
         return load_npz_dataset(spec)
-    raise CnnvizError(f"unknown data set '{spec}': use bundled, keras, fashion or a .npz file")
+    raise CnnvizError(f"unknown data set '{spec}': use bundled, keras, fashion, an .npz file, an "
+                      "image folder or tfds:NAME")
 
 
 MAX_MEGAPIXELS = 50

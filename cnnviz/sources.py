@@ -279,7 +279,8 @@ class IterableSource(Source):
 
 def tfds_source(spec: str) -> Source:
     """``tfds:NAME[:SPLIT]`` (default split: test, else the first one) through
-    tensorflow-datasets (an optional extra; it reads what is prepared in its data folder)."""
+    tensorflow-datasets (an optional extra; it reads what is prepared in its data folder,
+    ``TFDS_DATA_DIR`` when set)."""
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -287,14 +288,16 @@ def tfds_source(spec: str) -> Source:
                           "tensorflow-datasets") from None
     _, name, *rest = spec.split(":")
     try:
-        builder = tfds.builder(name)
+        builder = tfds.builder(name, data_dir=os.environ.get("TFDS_DATA_DIR"))
         split = rest[0] if rest else ("test" if "test" in builder.info.splits
                                       else next(iter(builder.info.splits)))
         dataset = builder.as_dataset(split=split, as_supervised=True)
     except Exception as exc:  # tfds raises many kinds: the user needs one line
         raise CnnvizError(f"cannot read {spec}: {str(exc).splitlines()[0]}") from None
-    label = builder.info.features.get("label")
-    names = tuple(getattr(label, "names", ()) or ())
+    try:
+        names = tuple(builder.info.features["label"].names)
+    except (KeyError, AttributeError):  # no label feature, or one without class names
+        names = ()
     return IterableSource(lambda: dataset.batch(256).as_numpy_iterator(),
                           name=f"{name} ({split})", class_names=names, labelled=True)
 
@@ -324,6 +327,8 @@ def open_source(spec: Any, split: str = "test") -> Source:
             return tfds_source(text)
         if Path(text).is_dir():
             return FolderSource(text)
+        if ("/" in text or os.sep in text) and not Path(text).exists():
+            raise CnnvizError(f"data not found: {text}")
         dataset = load_dataset(text)
         images, labels = dataset.split(split)
         return ArraySource(images, labels, dataset.class_names if labels is not None else (),
