@@ -64,7 +64,7 @@ def select_input(shape: tuple[int | None, ...], value_range: Any = (0.0, 1.0), *
         label = None if found is None else int(found[0])
         where, classes = f"{source.name} image {index}", source.class_name(label)
     target = _fill(shape, pixels.shape)
-    notes += _conversion_notes(name, pixels, target) if image is not None else []
+    notes += _conversion_notes(name, pixels, target)
     return InputChoice(to_model_input(pixels, target, value_range, invert=invert), label, where,
                        notes, classes or None)
 

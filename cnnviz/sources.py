@@ -217,6 +217,8 @@ def decode(path: Path, shape: Shape | None) -> np.ndarray:
     try:
         with Image.open(path) as image:
             channels = shape[2] if shape else (1 if image.mode in ("1", "L", "I;16", "I") else 3)
+            if shape is not None:  # a JPEG much larger than needed decodes at 1/2, 1/4 or 1/8
+                image.draft("L" if channels == 1 else "RGB", (shape[1], shape[0]))
             image = image.convert("L" if channels == 1 else "RGB")
             if shape is not None and image.size != (shape[1], shape[0]):
                 image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
@@ -310,7 +312,10 @@ def as_source(images: Any, labels: np.ndarray | None = None,
         return images
     if isinstance(images, np.ndarray):
         return ArraySource(images, labels, tuple(class_names or ()))
-    return open_source(images)
+    source = open_source(images)
+    if class_names and not source.class_names:  # a source made here: name its classes
+        source.class_names = tuple(class_names)
+    return source
 
 
 def open_source(spec: Any, split: str = "test") -> Source:

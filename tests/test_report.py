@@ -63,12 +63,12 @@ def test_report_in_headless_chromium(report):
         assert page.eval_on_selector_all("h2", "els => els.map(e => e.textContent)") == SECTIONS
         visible = ("() => document.getElementById('activation-maps').data"
                    ".filter(t => t.visible === true).map(t => t.name)")
-        assert page.evaluate(visible) == ["digit 0 (test image 839): predicted 0 · conv2d_1"]
+        assert page.evaluate(visible) == ["class 0 (image 839): predicted 0 · conv2d_1"]
         page.select_option("#activation-maps-layer", "2")
         page.wait_for_function(visible.replace("() =>", "() => (") + ")[0].endsWith('conv2d_2')")
         page.select_option("#activation-maps-input", "6")
         shown = page.evaluate(visible)
-        assert len(shown) == 1 and shown[0].startswith("digit 6") and "conv2d_2" in shown[0]
+        assert len(shown) == 1 and shown[0].startswith("class 6") and "conv2d_2" in shown[0]
         for div in ("figure-2", "figure-3", "figure-4"):
             assert page.eval_on_selector(f"#{div} .main-svg", "e => e.getBBox().height") > 100
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -142,3 +142,16 @@ def test_tfds_source_reads_a_locally_built_dataset(tmp_path, monkeypatch):
     pixels = np.concatenate([b for b, _ in source.batches((6, 6, 1))])
     assert sorted(pixels[:, 0, 0, 0].tolist()) == [0, 40, 80, 120, 160, 200]
     assert source.labels().tolist() == [int(v) // 40 % 2 for v in pixels[:, 0, 0, 0]]
+
+
+def test_a_tf_data_dataset_is_a_source(tiny_model):
+    tf = pytest.importorskip("tensorflow")
+    x = np.random.default_rng(4).integers(0, 256, (10, 6, 6, 1), dtype=np.uint8)
+    y = np.arange(10) % 2
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
+    streamed = class_patterns(tiny_model, dataset, None, "conv", class_names=("a", "b"))
+    whole = class_patterns(tiny_model, x, y, "conv")
+    np.testing.assert_allclose(streamed.means["conv"], whole.means["conv"], rtol=1e-6)
+    assert streamed.class_names == ("a", "b")
+    index, _ = top_examples(tiny_model, "conv", dataset, k=3)  # a second pass works
+    assert index.shape == (2, 3)
