@@ -3,6 +3,7 @@ reductions over a data set (memory does not grow with the data)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from cnnviz.models import (
     resolve_map_layers,
 )
 from cnnviz.results import Activations, ClassPatterns, Meta
-from cnnviz.sources import Source, as_source, model_inputs
+from cnnviz.sources import Source, as_source, converted
 
 
 def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] | None = None,
@@ -105,12 +106,19 @@ def _streamed(facts: ModelFacts, source: Source, layers: list[str], preactivatio
     run = _reducing_pass(facts.model, layers, preactivation)
     shape, _ = facts.default_size(size)
     total = _known_size(source)
+    if total is None or total > batch_size:  # compile while the first batches decode
+        zeros = ops.convert_to_tensor(np.zeros((batch_size, *shape), np.float32))
+        threading.Thread(target=run, args=(zeros,), daemon=True).start()
     begin = 0
-    for pixels, labels in source.batches(shape, batch_size):
-        outs = run(ops.convert_to_tensor(model_inputs(pixels, facts.preprocess)))
-        values = [ops.convert_to_numpy(o).astype(np.float64) for o in as_list(outs)]
+    for x, labels in converted(source, shape, batch_size, facts.preprocess):
+        n = len(x)
+        if begin and n < batch_size:  # the last batch, padded: the compiled pass is reused
+            x = np.asarray(x)
+            x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
+        outs = run(ops.convert_to_tensor(x))
+        values = [ops.convert_to_numpy(o)[:n].astype(np.float64) for o in as_list(outs)]
         yield begin, values, labels
-        begin += len(pixels)
+        begin += n
         if on_progress:
             on_progress(begin, total)
     if begin == 0:

@@ -68,6 +68,24 @@ class Preprocess:
         scale, offset = self._affine(channels)
         return (np.clip(unit, 0.0, 1.0) * scale + offset).astype(np.float32)
 
+    def from_bytes(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels (…, C), RGB order → model inputs, in float32 throughout (the fast path
+        of streamed batches; exact for ``raw``, within a float32 rounding of :meth:`to_model`
+        otherwise)."""
+        channels = pixels.shape[-1]
+        if self.bgr and channels == 3:
+            pixels = pixels[..., ::-1]
+        scale, offset = self._affine(channels)
+        factor, shift = (scale / 255.0).astype(np.float32), offset.astype(np.float32)
+        out = pixels.astype(np.float32)
+        if (factor == factor[0]).all() and (shift == shift[0]).all():
+            factor, shift = factor[0], shift[0]  # scalars: numpy's fast path
+        if np.any(factor != 1):
+            out *= factor
+        if np.any(shift != 0):
+            out += shift
+        return out
+
     def to_unit(self, model_images: np.ndarray) -> np.ndarray:
         """Model inputs → display pixels in 0..1, RGB order (clipped)."""
         x = np.asarray(model_images, dtype=np.float64)

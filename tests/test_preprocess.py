@@ -121,3 +121,13 @@ def test_resume_restores_the_runs_own_preprocessing(rgb_model):
     custom.interrupted = True
     with pytest.raises(CnnvizError, match="used objective neuron"):
         resume_filters(rgb_model, custom)
+
+
+def test_bytes_fast_path_matches_the_general_conversion():
+    pixels = np.random.default_rng(2).integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
+    for mode in ("unit", "symmetric", "raw", "caffe", "torch"):
+        fast = named(mode).from_bytes(pixels)
+        assert fast.dtype == np.float32
+        np.testing.assert_allclose(fast, named(mode).to_model(pixels / 255.0), rtol=1e-6,
+                                   atol=1e-4, err_msg=mode)
+    np.testing.assert_array_equal(named("raw").from_bytes(pixels), pixels.astype(np.float32))
