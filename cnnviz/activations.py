@@ -20,8 +20,9 @@ from cnnviz.models import (
     input_struct,
     resolve_map_layers,
 )
+from cnnviz.readers import Source
 from cnnviz.results import Activations, ClassPatterns, Meta
-from cnnviz.sources import Source, as_source, converted
+from cnnviz.sources import as_source, converted
 
 
 def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] | None = None,

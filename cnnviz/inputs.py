@@ -11,7 +11,8 @@ import numpy as np
 
 from cnnviz.data import read_image, to_model_input, to_unit_range
 from cnnviz.errors import CnnvizError
-from cnnviz.sources import ArraySource, Shape, Source, as_source
+from cnnviz.readers import ArraySource, Shape, Source
+from cnnviz.sources import as_source
 
 
 def pick_digit(labels: np.ndarray, digit: int, seed: int = 0, classes: int = 10) -> int:

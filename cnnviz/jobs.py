@@ -28,11 +28,12 @@ from cnnviz.models import (
 from cnnviz.oip.filters import chosen_filters, resume_filters, visualize_filters
 from cnnviz.oip.optimize import ProgressFn
 from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, Settings, bytes_per_image
+from cnnviz.readers import Source
 from cnnviz.render import grids, views
 from cnnviz.render.outputs import output_bars
 from cnnviz.report import StatusFn, build_report
 from cnnviz.results import FilterResult
-from cnnviz.sources import Source, bundled_fits, data_for, no_data_note
+from cnnviz.sources import bundled_fits, data_for, no_data_note
 
 TrainProgressFn = Callable[[int, int, int, dict[str, float]], None]
 

@@ -24,10 +24,11 @@ from cnnviz.models import (
 )
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.settings import Settings
+from cnnviz.readers import Source
 from cnnviz.render import page as widgets
 from cnnviz.render import views
 from cnnviz.results import ClassPatterns, FilterResult
-from cnnviz.sources import Source, data_for, model_inputs, no_data_note
+from cnnviz.sources import data_for, model_inputs, no_data_note
 
 StatusFn = Callable[[str], None]
 Section = tuple[str, Any]

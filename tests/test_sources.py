@@ -6,15 +6,8 @@ from PIL import Image
 
 from cnnviz.activations import class_patterns, top_examples
 from cnnviz.errors import CnnvizError
-from cnnviz.sources import (
-    ArraySource,
-    FolderSource,
-    IterableSource,
-    data_for,
-    decode,
-    open_source,
-    prefetched,
-)
+from cnnviz.readers import ArraySource, FolderSource, IterableSource, decode, prefetched
+from cnnviz.sources import data_for, open_source
 
 
 def _folder(root, classes=("cat", "dog"), per_class=3, flat=False):

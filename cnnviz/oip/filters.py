@@ -22,8 +22,9 @@ from cnnviz.models import (
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings
+from cnnviz.readers import Source
 from cnnviz.results import FilterResult, Meta
-from cnnviz.sources import Source, as_source, model_inputs
+from cnnviz.sources import as_source, model_inputs
 
 
 def chosen_filters(model: ModelFacts | Any, layer: str,

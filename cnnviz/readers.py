@@ -1,0 +1,323 @@
+"""Readers of images in batches: numpy arrays, image folders (tf.data under TensorFlow, PIL
+threads otherwise) and any re-iterable of batches. Each yields ``(pixels, labels or None)``
+(N×H×W×C: uint8 as stored, or 0..1 floats once resized) at a requested shape, with memory that
+holds a few batches whatever the data size."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.data import images_to_model_input
+from cnnviz.errors import CnnvizError
+from cnnviz.preprocess import Preprocess, named
+
+Batch = tuple[np.ndarray, np.ndarray | None]
+Shape = tuple[int, int, int]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+UNIT = named("unit")
+
+
+class Source:
+    """Images with optional integer labels, read in batches."""
+
+    name: str = "data"
+    class_names: tuple[str, ...] = ()
+    where: str = ""  # how messages name it ("the test split"), when not by its name
+
+    def __len__(self) -> int:
+        raise CnnvizError(f"the size of {self.name} is not known before it is read")
+
+    @property
+    def labelled(self) -> bool:
+        """Whether every image has a class label."""
+        return False
+
+    def labels(self) -> np.ndarray | None:
+        """Every image's label, in order (``None`` when unlabelled)."""
+        if not self.labelled:
+            return None
+        return np.concatenate([y for _, y in self.batches(None, 256)])  # type: ignore[misc]
+
+    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
+        """Batches of pixels at ``shape`` (``None``: each image's own size, batches of one),
+        with their labels."""
+        raise NotImplementedError
+
+    def gather(self, indices: Iterable[int], shape: Shape | None) -> Batch:
+        """The images (and labels) at ``indices``, in that order, read in one more pass."""
+        wanted = [int(i) for i in indices]
+        found: dict[int, tuple[np.ndarray, Any]] = {}
+        begin = 0
+        for x, y in self.batches(shape, 256 if shape else 1):
+            for j in range(len(x)):
+                if begin + j in wanted:
+                    found[begin + j] = (x[j], None if y is None else y[j])
+            begin += len(x)
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise CnnvizError(f"index {missing[0]} is outside {self.name} (0..{begin - 1})")
+        x = np.stack([found[i][0] for i in wanted])
+        return x, None if not self.labelled else np.asarray([found[i][1] for i in wanted],
+                                                                np.int64)
+
+    def class_name(self, label: int | None) -> str:
+        """The name of class ``label`` (its number when the data names none)."""
+        if label is None:
+            return "unlabelled"
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
+
+
+def _to_unit(images: np.ndarray, shape: Shape | None) -> np.ndarray:
+    """Raw images (uint8 or floats, N×H×W[×C]) → pixels at ``shape``: as they are where they
+    fit (exact), else converted (grey↔colour, resized) to 0..1 floats."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if shape is None or images.shape[1:] == tuple(shape):
+        return images
+    return images_to_model_input(images, shape, UNIT)
+
+
+class ArraySource(Source):
+    """Images in memory: N×H×W or N×H×W×C, uint8 or floats."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None,
+                 class_names: tuple[str, ...] = (), name: str = "arrays",
+                 where: str = "") -> None:
+        images = np.asarray(images)
+        if images.ndim not in (3, 4):
+            raise CnnvizError(f"{name}: images of shape {images.shape} are not N×H×W or "
+                              "N×H×W×C")
+        if labels is not None and len(labels) != len(images):
+            raise CnnvizError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.name, self.where = images, name, where
+        self._labels = None if labels is None else np.asarray(labels).astype(np.int64)
+        self.class_names = tuple(class_names) or _numbered_classes(self._labels)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labelled(self) -> bool:
+        return self._labels is not None
+
+    def labels(self) -> np.ndarray | None:
+        return self._labels
+
+    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
+        step = batch_size if shape is not None else 1
+        for begin in range(0, len(self.images), step):
+            y = None if self._labels is None else self._labels[begin:begin + step]
+            yield _to_unit(self.images[begin:begin + step], shape), y
+
+    def gather(self, indices: Iterable[int], shape: Shape | None) -> Batch:
+        index = np.asarray(list(indices), dtype=np.int64)
+        bad = index[(index < 0) | (index >= len(self.images))]
+        if bad.size:
+            raise CnnvizError(f"index {int(bad[0])} is outside {self.where or self.name} "
+                              f"(0..{len(self.images) - 1})")
+        return (_to_unit(self.images[index], shape),
+                None if self._labels is None else self._labels[index])
+
+
+def _numbered_classes(labels: np.ndarray | None) -> tuple[str, ...]:
+    if labels is None or labels.size == 0:
+        return ()
+    return tuple(str(c) for c in range(int(labels.max()) + 1))
+
+
+class FolderSource(Source):
+    """Image files in a folder: class subfolders (sorted names are the classes, as
+    ``image_dataset_from_directory`` has them) or a flat, unlabelled folder."""
+
+    def __init__(self, folder: str | Path, workers: int | None = None) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise CnnvizError(f"image folder not found: {folder}")
+        self.name, self.workers = folder.name or str(folder), workers or (os.cpu_count() or 2)
+        with os.scandir(folder) as entries:
+            subfolders = sorted(entry.name for entry in entries if entry.is_dir())
+        per_class = {name: _images_in(folder / name) for name in subfolders}
+        classes = [name for name in subfolders if per_class[name]]
+        if classes:
+            self.class_names = tuple(classes)
+            self.files = [path for name in classes for path in per_class[name]]
+            self._labels: np.ndarray | None = np.repeat(
+                np.arange(len(classes)), [len(per_class[name]) for name in classes])
+        else:
+            self.files, self._labels = _images_in(folder, recursive=False), None
+        if not self.files:
+            raise CnnvizError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def labelled(self) -> bool:
+        return self._labels is not None
+
+    def labels(self) -> np.ndarray | None:
+        return self._labels
+
+    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
+        if shape is not None and tf_decodes(self.files):
+            yield from tf_batches(self.files, self._labels, shape, batch_size)
+            return
+        step = batch_size if shape is not None else 1
+        tasks = (self._task(range(b, min(b + step, len(self.files))), shape)
+                 for b in range(0, len(self.files), step))
+        yield from prefetched(tasks, self.workers)
+
+    def gather(self, indices: Iterable[int], shape: Shape | None) -> Batch:
+        index = [int(i) for i in indices]
+        bad = [i for i in index if not 0 <= i < len(self.files)]
+        if bad:
+            raise CnnvizError(f"index {bad[0]} is outside {self.name} (0..{len(self.files) - 1})")
+        return self._task(index, shape)()
+
+    def _task(self, index: Iterable[int], shape: Shape | None) -> Callable[[], Batch]:
+        chosen = list(index)
+
+        def run() -> Batch:
+            x = np.stack([decode(self.files[i], shape) for i in chosen])
+            return x, None if self._labels is None else self._labels[chosen]
+
+        return run
+
+
+def _images_in(folder: str | Path, recursive: bool = True) -> list[str]:
+    """Image files under ``folder``, sorted; directory entries tell files from folders without
+    a stat call each, and paths stay strings (a folder of 50,000 images lists in a fraction of a
+    second)."""
+    found: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir() and recursive:
+                found.extend(_images_in(entry.path))
+            elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                found.append(entry.path)
+    return sorted(found)
+
+
+TF_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def tf_decodes(files: list[str]) -> bool:
+    """Whether tf.data decodes these files: under the TensorFlow backend (never under JAX,
+    where TensorFlow may be absent) and in formats ``tf.io.decode_image`` reads."""
+    from cnnviz.backend import backend_name
+
+    return backend_name() == "tensorflow" and all(
+        os.path.splitext(f)[1].lower() in TF_SUFFIXES for f in files)
+
+
+def tf_batches(files: list[str], labels: np.ndarray | None, shape: Shape, batch_size: int,
+                preprocess: Preprocess | None = None) -> Iterator[Batch]:
+    """uint8 batches decoded and resized (bilinear, as ``image_dataset_from_directory`` does) by
+    tf.data's parallel map, prefetched; with ``preprocess``, model inputs as TensorFlow tensors,
+    converted inside the pipeline."""
+    import tensorflow as tf
+
+    if preprocess is not None:  # model input = unit pixel × (hi − lo) + lo, per model channel
+        lo, hi = (np.asarray(v, np.float32) for v in preprocess.bounds(shape[2]))
+        flip = preprocess.bgr and shape[2] == 3
+
+    def load(path: Any) -> Any:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=shape[2],
+                                   expand_animations=False)
+        image = tf.image.resize(image, shape[:2], method="bilinear")  # as Keras loads folders
+        pixels = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        if preprocess is None:
+            return pixels
+        unit = tf.cast(pixels, tf.float32) / 255.0
+        return (unit[..., ::-1] if flip else unit) * (hi - lo) + lo
+
+    dataset = tf.data.Dataset.from_tensor_slices(files).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    begin = 0
+    try:
+        for pixels in (dataset if preprocess is not None else dataset.as_numpy_iterator()):
+            end = begin + len(pixels)
+            yield pixels, None if labels is None else labels[begin:end]
+            begin = end
+    except tf.errors.OpError as exc:
+        raise CnnvizError(f"cannot decode an image among {files[begin:begin + batch_size][:1]} "
+                          f"and the {batch_size - 1} after it: "
+                          f"{str(exc.message).splitlines()[0]}") from None
+
+
+def decode(path: str | Path, shape: Shape | None) -> np.ndarray:
+    """One image file as uint8 pixels (H×W×C) at ``shape`` (bilinear with PIL, which averages
+    over the pixels a downscaled one covers), or at its own size."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            channels = shape[2] if shape else (1 if image.mode in ("1", "L", "I;16", "I") else 3)
+            if shape is not None:  # a JPEG much larger than needed decodes at 1/2, 1/4 or 1/8
+                image.draft("L" if channels == 1 else "RGB", (shape[1], shape[0]))
+            image = image.convert("L" if channels == 1 else "RGB")
+            if shape is not None and image.size != (shape[1], shape[0]):
+                image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise CnnvizError(f"cannot read image {path}: {exc}") from None
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def prefetched(tasks: Iterable[Callable[[], Batch]], workers: int,
+               ahead: int | None = None) -> Iterator[Batch]:
+    """Run ``tasks`` on a pool of ``workers`` threads, at most ``ahead`` at a time (default:
+    workers + 1), yielding their results in order: decoding overlaps the model's work, and
+    memory holds a few batches whatever the data size."""
+    depth = ahead or workers + 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Any] = deque()
+        try:
+            for task in tasks:
+                pending.append(pool.submit(task))
+                if len(pending) >= depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class IterableSource(Source):
+    """Any re-iterable of ``(images, labels)`` or ``images`` batches: numpy arrays, tensors
+    (a ``tf.data.Dataset``), lists. ``make`` returns a fresh iterator each time."""
+
+    def __init__(self, make: Callable[[], Iterable[Any]], *, name: str = "batches",
+                 class_names: tuple[str, ...] = (), labelled: bool | None = None) -> None:
+        self.make, self.name, self.class_names = make, name, tuple(class_names)
+        self._labelled = labelled
+
+    @property
+    def labelled(self) -> bool:
+        if self._labelled is None:
+            self._labelled = next(iter(self._raw()), (None, None))[1] is not None
+        return self._labelled
+
+    def _raw(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        for item in self.make():
+            images, labels = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+            yield np.asarray(images), None if labels is None else np.asarray(labels).astype(
+                np.int64).reshape(-1)
+
+    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
+        for images, labels in self._raw():
+            if shape is None:
+                for j in range(len(images)):
+                    yield _to_unit(images[j:j + 1], None), None if labels is None else \
+                        labels[j:j + 1]
+            else:
+                yield _to_unit(images, shape), labels
