@@ -85,7 +85,20 @@ def _to_unit(images: np.ndarray, shape: Shape | None) -> np.ndarray:
     return images_to_model_input(images, shape, UNIT)
 
 
-class ArraySource(Source):
+class _KnownLabels(Source):
+    """A source that holds every label up front (``None`` when unlabelled)."""
+
+    _labels: np.ndarray | None = None
+
+    @property
+    def labelled(self) -> bool:
+        return self._labels is not None
+
+    def labels(self) -> np.ndarray | None:
+        return self._labels
+
+
+class ArraySource(_KnownLabels):
     """Images in memory: N×H×W or N×H×W×C, uint8 or floats."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray | None = None,
@@ -103,13 +116,6 @@ class ArraySource(Source):
 
     def __len__(self) -> int:
         return len(self.images)
-
-    @property
-    def labelled(self) -> bool:
-        return self._labels is not None
-
-    def labels(self) -> np.ndarray | None:
-        return self._labels
 
     def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
         step = batch_size if shape is not None else 1
@@ -133,7 +139,7 @@ def _numbered_classes(labels: np.ndarray | None) -> tuple[str, ...]:
     return tuple(str(c) for c in range(int(labels.max()) + 1))
 
 
-class FolderSource(Source):
+class FolderSource(_KnownLabels):
     """Image files in a folder: class subfolders (sorted names are the classes, as
     ``image_dataset_from_directory`` has them) or a flat, unlabelled folder."""
 
@@ -149,7 +155,7 @@ class FolderSource(Source):
         if classes:
             self.class_names = tuple(classes)
             self.files = [path for name in classes for path in per_class[name]]
-            self._labels: np.ndarray | None = np.repeat(
+            self._labels = np.repeat(
                 np.arange(len(classes)), [len(per_class[name]) for name in classes])
         else:
             self.files, self._labels = _images_in(folder, recursive=False), None
@@ -158,13 +164,6 @@ class FolderSource(Source):
 
     def __len__(self) -> int:
         return len(self.files)
-
-    @property
-    def labelled(self) -> bool:
-        return self._labels is not None
-
-    def labels(self) -> np.ndarray | None:
-        return self._labels
 
     def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
         if shape is not None and tf_decodes(self.files):
