@@ -106,7 +106,7 @@ def _streamed(facts: ModelFacts, source: Source, layers: list[str], preactivatio
     ops = keras().ops
     run = _reducing_pass(facts.model, layers, preactivation)
     shape, _ = facts.default_size(size)
-    total = _known_size(source)
+    total = source.size()
     if total is None or total > batch_size:  # compile while the first batches decode
         zeros = ops.convert_to_tensor(np.zeros((batch_size, *shape), np.float32))
         threading.Thread(target=run, args=(zeros,), daemon=True).start()
@@ -124,13 +124,6 @@ def _streamed(facts: ModelFacts, source: Source, layers: list[str], preactivatio
             on_progress(begin, total)
     if begin == 0:
         raise CnnvizError(f"the data set {source.name} is empty")
-
-
-def _known_size(source: Source) -> int | None:
-    try:
-        return len(source)
-    except CnnvizError:
-        return None
 
 
 def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | None,

@@ -75,8 +75,8 @@ def _choose_input(facts: ModelFacts, spec: InputSpec) -> tuple[InputChoice, Sour
     is an error naming what to give."""
     source = None if spec.image is not None else data_for(facts.input_shape, spec.data)
     if spec.image is None and source is None:
-        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "the input").replace(
-            "skipped: ", "is missing: ").replace("with --data", "with --image or --data"))
+        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "the input", "is missing",
+                                       "--image or --data"))
     shape = facts.image_shape(spec.size) if spec.size else facts.input_shape
     choice = select_input(shape, facts.preprocess, digit=spec.digit, index=spec.index,
                           image=spec.image, dataset=source, seed=spec.seed, invert=spec.invert)
@@ -209,8 +209,8 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
     resolve_map_layers(facts.model, [name])
     source = data_for(facts.input_shape, data, split)
     if source is None:
-        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "class patterns")
-                          .replace("skipped: ", "need labelled images: "))
+        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "class patterns",
+                                       "need labelled images"))
     if not source.labelled:
         raise CnnvizError(f"data set '{source.name}' has no labels: class patterns need them")
     if only_class is not None and only_class not in set(source.labels().tolist()):

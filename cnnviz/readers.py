@@ -34,6 +34,13 @@ class Source:
     def __len__(self) -> int:
         raise CnnvizError(f"the size of {self.name} is not known before it is read")
 
+    def size(self) -> int | None:
+        """How many images, where that is known before reading them."""
+        try:
+            return len(self)
+        except CnnvizError:
+            return None
+
     @property
     def labelled(self) -> bool:
         """Whether every image has a class label."""

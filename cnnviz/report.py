@@ -89,7 +89,7 @@ def _one_per_class(source: Source, shape: tuple[int, int, int], facts: ModelFact
     first ten images of unlabelled data, with their labels for the menus."""
     labels = source.labels()
     if labels is None:
-        picks = list(range(min(10, _count(source))))
+        picks = list(range(min(10, source.size() or 10)))
         names = [f"image {i}" for i in picks]
     else:
         present = [c for c in range(max(len(source.class_names), 1)) if (labels == c).any()]
@@ -98,13 +98,6 @@ def _one_per_class(source: Source, shape: tuple[int, int, int], facts: ModelFact
         names = [f"class {source.class_name(int(labels[i]))} (image {i})" for i in picks]
     pixels, _ = source.gather(picks, shape)
     return model_inputs(pixels, facts.preprocess), names
-
-
-def _count(source: Source) -> int:
-    try:
-        return len(source)
-    except CnnvizError:
-        return 10
 
 
 def _summary(facts: ModelFacts) -> Section:

@@ -155,8 +155,9 @@ def data_for(input_shape: tuple[int | None, ...], spec: Any = None,
     return open_source("bundled", split) if bundled_fits(input_shape) else None
 
 
-def no_data_note(model: str, input_shape: tuple[int | None, ...], what: str) -> str:
-    """The one line that says a feature was skipped for want of data."""
+def no_data_note(model: str, input_shape: tuple[int | None, ...], what: str,
+                 outcome: str = "skipped", give: str = "--data") -> str:
+    """The one line that says what happened to a feature (``outcome``) for want of data."""
     size = "×".join("any" if s is None else str(s) for s in input_shape)
-    return (f"{what} skipped: model '{model}' takes {size} images, not the bundled 28×28×1 "
-            "digits; give yours with --data")
+    return (f"{what} {outcome}: model '{model}' takes {size} images, not the bundled 28×28×1 "
+            f"digits; give yours with {give}")

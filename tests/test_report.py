@@ -24,6 +24,14 @@ def _launch(playwright):
         "--disable-background-networking", "--disable-component-update", "--disable-sync"])
 
 
+def _page(browser, errors, width, height):
+    """A new page whose console errors and page errors land in ``errors``."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
@@ -54,9 +62,7 @@ def test_report_in_headless_chromium(report):
     errors = []
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1200, "height": 1600})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page = _page(browser, errors, 1200, 1600)
         page.goto(report.as_uri())
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length"
                                " >= 4")
@@ -86,9 +92,7 @@ def test_pages_sharing_one_plotly_js_render_in_headless_chromium(tmp_path):
     errors = []
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page = _page(browser, errors, 1100, 900)
         for name, plots in (("kernels.html", 1), ("activations.html", 2)):
             page.goto((tmp_path / name).as_uri())
             page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg')"
