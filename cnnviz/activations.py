@@ -50,12 +50,17 @@ def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] |
     return Activations(images, maps, np.asarray(outputs[-1]), labels, meta)
 
 
+REDUCTIONS = ("mean", "max", "centre")
+
+
 def channel_means(model: ModelFacts | Any, layer: str, images: np.ndarray, *,
-                  preactivation: bool = False, batch_size: int = 256) -> np.ndarray:
-    """The mean of each map of ``layer`` for each model-ready image: (N, maps); before the
-    layer's fused activation with ``preactivation``."""
+                  preactivation: bool = False, reduce: str = "mean",
+                  batch_size: int = 256) -> np.ndarray:
+    """The mean of each map of ``layer`` for each model-ready image: (N, maps) — or, with
+    ``reduce``, its largest value or its centre unit's; before the layer's fused activation
+    with ``preactivation``."""
     ops = keras().ops
-    run = _reducing_pass(as_facts(model).model, [layer], preactivation)
+    run = _reducing_pass(as_facts(model).model, [layer], preactivation, reduce)
     images = np.asarray(images, np.float32)
     parts = []
     for begin in range(0, len(images), batch_size):
@@ -64,20 +69,35 @@ def channel_means(model: ModelFacts | Any, layer: str, images: np.ndarray, *,
     return np.concatenate(parts)
 
 
-def _reducing_pass(model: Any, layers: list[str], preactivation: bool) -> Any:
-    """A compiled function: model-ready images → per layer (N, units), map means for maps;
-    kept for the same model and layers, so a second call does not trace again."""
-    return _PASSES.get(model, (tuple(layers), preactivation),
-                       lambda: _build_reducing_pass(model, layers, preactivation))
+def _reducing_pass(model: Any, layers: list[str], preactivation: bool,
+                   reduce: str = "mean") -> Any:
+    """A compiled function: model-ready images → per layer (N, units), maps reduced to their
+    mean, max or centre unit; kept for the same model and layers, so a second call does not
+    trace again."""
+    if reduce not in REDUCTIONS:
+        raise CnnvizError(f"unknown reduction '{reduce}': use {', '.join(REDUCTIONS)}")
+    return _PASSES.get(model, (tuple(layers), preactivation, reduce),
+                       lambda: _build_reducing_pass(model, layers, preactivation, reduce))
 
 
 _PASSES = ModelCache()
 
 
-def _build_reducing_pass(model: Any, layers: list[str], preactivation: bool) -> Any:
+def _reduced(maps: Any, reduce: str) -> Any:
+    """(N, H, W, C) maps → (N, C); other shapes pass."""
+    ops = keras().ops
+    if len(maps.shape) != 4:
+        return maps
+    if reduce == "centre":
+        return maps[:, maps.shape[1] // 2, maps.shape[2] // 2, :]
+    return ops.max(maps, axis=(1, 2)) if reduce == "max" else ops.mean(maps, axis=(1, 2))
+
+
+def _build_reducing_pass(model: Any, layers: list[str], preactivation: bool,
+                         reduce: str) -> Any:
     k = keras()
     sub = feature_model(model, layers, preactivation=preactivation)
-    outs = [k.ops.mean(o, axis=(1, 2)) if len(o.shape) == 4 else o for o in as_list(sub.outputs)]
+    outs = [_reduced(o, reduce) for o in as_list(sub.outputs)]
     for name, out in zip(layers, outs, strict=True):
         if len(out.shape) != 2:
             raise CnnvizError(f"layer '{name}' has neither 2-D maps nor dense units "
@@ -97,14 +117,14 @@ ProgressFn = Callable[[int, int | None], None]
 
 
 def _streamed(facts: ModelFacts, source: Source, layers: list[str], preactivation: bool,
-              size: tuple[int, int] | None, batch_size: int, on_progress: ProgressFn | None
-              ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray | None]]:
+              size: tuple[int, int] | None, batch_size: int, on_progress: ProgressFn | None,
+              reduce: str = "mean") -> Iterator[tuple[int, list[np.ndarray], np.ndarray | None]]:
     """Per batch of ``source``: its first index, each layer's (N, units) values (map means for
     maps) from one compiled pass, and its labels."""
     if batch_size <= 0:
         raise CnnvizError(f"the batch size must be positive, got {batch_size}")
     ops = keras().ops
-    run = _reducing_pass(facts.model, layers, preactivation)
+    run = _reducing_pass(facts.model, layers, preactivation, reduce)
     shape, _ = facts.default_size(size)
     total = source.size()
     if total is None or total > batch_size:  # compile while the first batches decode
@@ -176,18 +196,18 @@ def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | No
 
 def top_examples(model: ModelFacts | Any, layer: str, images: Any, k: int = 9, *,
                  preactivation: bool = False, size: tuple[int, int] | None = None,
-                 batch_size: int = 256, on_progress: ProgressFn | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 reduce: str = "mean", batch_size: int = 256,
+                 on_progress: ProgressFn | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For every map of ``layer``, the indices of the ``k`` images (raw uint8 or 0..1 images,
-    or any source) with the highest map mean and those means, highest first: two (maps, k)
-    arrays."""
+    or any source) with the highest map mean (or max: ``reduce``) and those values, highest
+    first: two (maps, k) arrays."""
     facts = as_facts(model)
     if k <= 0:
         raise CnnvizError(f"the number of examples must be positive, got {k}")
     best_values: np.ndarray | None = None
     best_index: np.ndarray | None = None
     for begin, outs, _ in _streamed(facts, as_source(images), [layer], preactivation, size,
-                                    batch_size, on_progress):
+                                    batch_size, on_progress, reduce):
         values = outs[0].T  # (maps, B)
         index = np.broadcast_to(np.arange(begin, begin + values.shape[1]), values.shape)
         if best_values is not None:

@@ -194,7 +194,8 @@ class SmoothGrad:
 
 class GradCAM:
     """Grad-CAM: the maps of a layer (default: the last conv layer) weighted by the spatial mean
-    of the target score's gradient, summed, passed through ReLU and resized to the input."""
+    of the target score's gradient, summed, passed through ReLU and placed on the input along
+    the layer's receptive-field centres."""
 
     def __init__(self, model: ModelFacts | Any, layer: str | None = None) -> None:
         self.facts = as_facts(model)
@@ -227,8 +228,9 @@ class GradCAM:
         return self._heads[target_layer]
 
     def attribute(self, images: np.ndarray, target: Target = None) -> np.ndarray:
-        """One (H, W) map per image, upsampled from the layer's maps."""
-        from skimage.transform import resize
+        """One (H, W) map per image: the layer's map, each value placed at the centre of its
+        unit's receptive field and interpolated linearly between centres."""
+        from cnnviz.receptive import receptive_field, upsample
 
         ops = keras().ops
         x = np.asarray(images, dtype=np.float32)
@@ -239,8 +241,9 @@ class GradCAM:
         onehot = np.eye(int(both.outputs[1].shape[-1]), dtype=np.float32)[chosen.channel]
         cams = ops.convert_to_numpy(cam(ops.convert_to_tensor(x), ops.convert_to_tensor(onehot)))
         size = x.shape[1:3]
-        return np.stack([resize(c, size, order=1, mode="edge", anti_aliasing=False)
-                         for c in cams])
+        field = receptive_field(self.facts, self.layer,
+                                tuple(size) if self.facts.any_size else None)
+        return upsample(cams, field, size).astype(np.float32)
 
 
 def _tf_cam(both: Any) -> Any:

@@ -5,7 +5,7 @@ its options, calls one of these and prints the :class:`Outcome`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ from cnnviz.models import (
 )
 from cnnviz.oip.filters import chosen_filters, resume_filters, visualize_filters
 from cnnviz.oip.optimize import ProgressFn
-from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, Settings, bytes_per_image
+from cnnviz.oip.presets import preset
+from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, bytes_per_image
 from cnnviz.readers import Source
 from cnnviz.render import grids, views
 from cnnviz.render.outputs import output_bars
@@ -122,27 +123,69 @@ def redraw_filters_job(saved: Path, out: Path, *, order: str = "index", force: b
     return outcome
 
 
-def filters_job(facts: ModelFacts, out: Path, settings: Settings, *, layer: str | None = None,
-                filters: list[int] | None = None, reference: bool = True, examples: int = 0,
-                data: Any = None, size: tuple[int, int] | None = None, order: str = "index",
+@dataclass(frozen=True)
+class AscentSpec:
+    """How ``cnnviz filters`` ascends: a preset with overrides (Settings fields; ``jitter``,
+    ``scale``, ``rotate``, ``pad`` for the transforms; ``None`` keeps the preset's), the
+    objective, the colour basis and the start (noise, grey, image:PATH, index:K, digit:D)."""
+
+    preset: str = "default"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    objective: str = "auto"
+    colour: str = "auto"
+    start: str | None = None
+
+
+def start_input(spec: str) -> tuple[str, InputSpec | None]:
+    """``--start``: the start kind and, for a real image, which one."""
+    kind, _, value = spec.partition(":")
+    if kind in ("noise", "grey") and not value:
+        return kind, None
+    try:
+        if kind == "image" and value:
+            return "image", InputSpec(image=Path(value))
+        if kind in ("index", "digit") and value:
+            return "image", InputSpec(**{kind: int(value)})
+    except ValueError:
+        pass
+    raise CnnvizError(f"bad start '{spec}': use noise, grey, image:PATH, index:K or digit:D")
+
+
+def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, *,
+                layer: str | None = None, filters: list[int] | None = None,
+                reference: bool = True, examples: int = 0, data: Any = None,
+                size: tuple[int, int] | None = None, order: str = "index",
                 batch: int | None = None, budget: int = DEFAULT_BUDGET, force: bool = False,
                 standalone: bool = False, progress: ProgressFn | None = None) -> Outcome:
     """``cnnviz filters``: the optimal input pattern of each filter of a layer, compared with
     the real images of the data (skipped, with a note, when there are none)."""
+    ascent = ascent or AscentSpec()
     views.check_order(order)
     refuse_overwrite(out / "filters.npz", force)
     name = layer or default_layer(facts.model)
     chosen = chosen_filters(facts, name, filters).tolist()
     notes = list(facts.notes)
-    _, size_note = facts.default_size(size)
+    shape, size_note = facts.default_size(size)
     notes += [size_note] if size_note else []
-    real = data_for(facts.input_shape, data) if reference or examples else None
+    real = data_for(facts.input_shape, data)
     if (reference or examples) and real is None:
         notes.append(no_data_note(facts.name, facts.input_shape,
                                   "the comparison with real images"))
-    result = visualize_filters(facts, name, chosen, settings, reference_images=real,
+    kind, which = start_input(ascent.start or "noise")
+    start = None
+    if which is not None:
+        choice, _ = _choose_input(facts, replace(which, data=data, size=shape[:2]))
+        start, notes = choice.image, notes + choice.notes + [f"started from {choice.source}"]
+    pixels = None
+    if ascent.colour == "data" and real is not None:
+        pixels = real.gather(np.arange(min(256, real.size() or 256)), shape)[0] / 255.0
+    settings = preset(ascent.preset, facts, name, shape, colour=ascent.colour,
+                      data_pixels=pixels, **{**ascent.overrides, "start": kind})
+    result = visualize_filters(facts, name, chosen, settings, objective=ascent.objective,
+                               reference_images=real if reference or examples else None,
                                examples=examples if real is not None else 0, size=size,
-                               batch=batch, budget=budget, on_progress=progress)
+                               start_image=start, batch=batch, budget=budget,
+                               on_progress=progress)
     outcome = _filters_outcome(facts, result, out, order, budget, standalone)
     outcome.notes = notes
     return outcome
@@ -285,7 +328,8 @@ def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = Fal
         ("activations --digit 6", lambda: activations_job(
             facts, out / "activations", InputSpec(digit=6, seed=seed), force=True)),
         (f"filters --examples 9 --steps {steps}", lambda: filters_job(
-            facts, out / "filters", Settings(steps=steps, seed=seed), examples=9, force=True)),
+            facts, out / "filters", AscentSpec(overrides={"steps": steps, "seed": seed}),
+            examples=9, force=True)),
         ("kernels", lambda: kernels_job(facts, out / "kernels", force=True)),
         ("patterns", lambda: patterns_job(facts, out / "patterns", force=True)),
         ("explain --digit 6 --method integrated_gradients", lambda: explain_job(

@@ -23,7 +23,7 @@ from cnnviz.models import (
     resolve_map_layers,
 )
 from cnnviz.oip.filters import visualize_filters
-from cnnviz.oip.settings import Settings
+from cnnviz.oip.presets import preset
 from cnnviz.readers import Source
 from cnnviz.render import page as widgets
 from cnnviz.render import views
@@ -126,7 +126,8 @@ def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, source: S
                     shape: tuple[int, int, int]) -> Section:
     result = FilterResult.load(saved) if saved else None
     if result is None or result.layer != layer:
-        result = visualize_filters(facts, layer, None, Settings(steps=steps, seed=seed),
+        settings = preset("default", facts, layer, shape, steps=steps, seed=seed)
+        result = visualize_filters(facts, layer, None, settings,
                                    reference_images=source,
                                    examples=examples if source is not None else 0,
                                    size=shape[:2])

@@ -11,7 +11,7 @@ FLOORS = [
     ("errors", "version", "fileio", "preprocess", "backend"),
     ("results",),
     ("render", "plot"),
-    ("models", "graph", "data", "readers", "sources", "inputs"),
+    ("models", "graph", "data", "readers", "sources", "inputs", "receptive"),
     ("activations", "attribution", "metrics", "oip", "train"),
     ("report", "atlas", "serve"),
     ("jobs",),

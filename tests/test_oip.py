@@ -209,26 +209,50 @@ def test_batched_equals_one_at_a_time(oip_model, settings):
 
 def test_filter_result_values_dead_filters_and_round_trip(tmp_path, oip_model):
     reference = np.random.default_rng(3).random((20, 8, 8, 1)).astype(np.float32)
-    result = visualize_filters(oip_model, "c1", None, Settings(steps=15),
+    result = visualize_filters(oip_model, "c1", None, Settings(steps=15), objective="channel",
                                reference_images=reference)
     assert result.filters.tolist() == [0, 1, 2]
     assert result.dead.tolist() == [False, False, True]
     assert "dead" in result.notes[2]
     assert result.params["chunk"] == 3 and result.params["preactivation"] is True
-    # The reported activation is the pre-activation mean of the filter's map for its image.
+    # The optimized score is the pre-activation mean of the filter's map for its image ...
     from cnnviz.activations import channel_means
 
     means = channel_means(oip_model, "c1", result.images, preactivation=True)
     np.testing.assert_allclose(result.activation, means[np.arange(3), [0, 1, 2]], rtol=1e-5)
     np.testing.assert_allclose(result.activation[2], -5.0, rtol=1e-6)
-    best = channel_means(oip_model, "c1", reference, preactivation=True).max(axis=0)
+    # ... but the comparison with real images is made on what the filter outputs: after ReLU.
+    after = channel_means(oip_model, "c1", result.images)
+    np.testing.assert_allclose(result.output, after[np.arange(3), [0, 1, 2]], rtol=1e-5)
+    best = channel_means(oip_model, "c1", reference).max(axis=0)
     np.testing.assert_allclose(result.best_real, best, rtol=1e-6)
     assert result.beats_real[:2].all()
+    summary = result.summary()
+    assert "1 dead filter(s)" in summary and "100% of 2 live filters beat" in summary
     result.save(tmp_path / "r.npz")
     back = FilterResult.load(tmp_path / "r.npz")
-    for name in ("filters", "images", "activation", "post_max", "curves", "best_real"):
+    for name in ("filters", "images", "activation", "post_max", "curves", "best_real",
+                 "post_value"):
         np.testing.assert_array_equal(getattr(back, name), getattr(result, name))
     assert back.notes == result.notes and back.params == json.loads(json.dumps(result.params))
+
+
+def test_neuron_objective_compares_the_centre_unit_with_the_strongest_real_unit(oip_model):
+    reference = np.random.default_rng(4).random((20, 8, 8, 1)).astype(np.float32)
+    result = visualize_filters(oip_model, "c1", [0, 1], Settings(steps=15),
+                               reference_images=reference)
+    assert result.params["objective_kind"] == "neuron"  # a 3×3 field on an 8×8 input: auto
+    from cnnviz.activations import activations
+
+    maps = activations(oip_model, result.images, ["c1"]).maps["c1"]  # after the ReLU, (2,6,6,3)
+    np.testing.assert_allclose(result.output, maps[[0, 1], 3, 3, [0, 1]], rtol=1e-5)
+    real = activations(oip_model, reference, ["c1"]).maps["c1"].max(axis=(0, 1, 2))
+    np.testing.assert_allclose(result.best_real, real[:2], rtol=1e-6)
+    # The gallery shows the centre unit (3, 3)'s 3×3 field, rows and columns 3..5, enlarged.
+    assert result.params["crop"] == [3, 6, 3, 6]
+    shown = result.patterns()
+    assert shown.shape == result.images.shape
+    np.testing.assert_array_equal(shown[:, ::3, ::3][:, :3, :3], result.images[:, 3:6, 3:6])
 
 
 def test_post_activation_objective_leaves_flat_filters_unmoved(oip_model):

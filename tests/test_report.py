@@ -53,7 +53,7 @@ def test_report_is_self_contained_and_reuses_saved_results(report):
     specs = {spec["id"]: spec for spec in figures(page)}
     assert len(specs["activation-maps"]["data"]) == 10 * 5  # ten digits × five layers
     gallery = specs["figure-2"]["layout"]["title"]["text"]
-    assert gallery == "conv2d_3: 8 filters, 4 steps"  # from the saved run, not recomputed
+    assert gallery == "conv2d_3: 8 filters (map mean), 4 steps"  # the saved run, not recomputed
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")

@@ -195,7 +195,7 @@ def test_no_silent_mnist(tmp_path, rgb_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], result.stderr
     filters = run("filters", rgb_path, "--steps", "2", "--out", tmp_path / "f")
-    assert "of live filters beat" not in filters.stdout
+    assert "live filters beat" not in filters.stdout
     assert FilterResult.load(tmp_path / "f" / "filters.npz").best_real is None
 
 

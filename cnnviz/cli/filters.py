@@ -50,16 +50,32 @@ def filters(
                                                "each filter most beside its pattern.")] = 0,
     data: DataOpt = None,
     size_: SizeOpt = None,
+    preset_: Annotated[str, _opt(ASCENT, "A tested bundle of the settings below: default "
+                                         "(decorrelated Fourier, colour decorrelation, random "
+                                         "transforms) or classic (the seed blog's pixel "
+                                         "ascent). Options given override it.", "--preset",
+                                 metavar="[default|classic]")] = "default",
+    objective: Annotated[str, _opt(ASCENT, "What to maximize: a map's mean, its centre "
+                                           "unit, or the whole layer (DeepDream); auto: the "
+                                           "centre unit where the receptive field is at most "
+                                           "half the image.",
+                                   metavar="[auto|channel|neuron|layer]")] = "auto",
     steps: Annotated[int, _opt(ASCENT, "Ascent steps.")] = 100,
     method: Annotated[str, _opt(ASCENT, "RMS-normalized gradient steps or Adam.",
                                 metavar="[rms|adam]")] = "rms",
-    lr: Annotated[float, _opt(ASCENT, "Step size: a fraction of the input range (pixel) or "
-                                      "coefficient units (fourier).")] = 0.05,
-    param: Annotated[str, _opt(ASCENT, "Optimize pixels, or decorrelated DCT coefficients "
-                                       "through a sigmoid.", metavar="[pixel|fourier]")]
-        = "pixel",
+    lr: Annotated[float | None, _opt(ASCENT, "Step size: a fraction of the input range "
+                                             "(pixel) or coefficient units (fourier).",
+                                     show_default="the preset's")] = None,
+    param: Annotated[str | None, _opt(ASCENT, "Optimize pixels, or decorrelated DCT "
+                                              "coefficients through a sigmoid.",
+                                      metavar="[pixel|fourier]",
+                                      show_default="the preset's")] = None,
     decay: Annotated[float, _opt(ASCENT, "Fourier: coefficients scaled by "
                                          "1/frequency^decay.")] = 1.0,
+    colour: Annotated[str, _opt(ASCENT, "Colour basis of a 3-channel model (fourier): "
+                                        "ImageNet's, measured from --data, or none.",
+                                "--colour", "--color",
+                                metavar="[auto|imagenet|data|none]")] = "auto",
     post_activation: Annotated[bool, _opt(ASCENT, "Maximize the map after its ReLU instead of "
                                                   "before.", "--post-activation")]
         = False,
@@ -68,16 +84,24 @@ def filters(
     budget: Annotated[int, _opt(ASCENT, "Memory budget of a step, MiB.")] = 512,
     seed: Annotated[int, _opt(ASCENT, "Random seed of starts and transforms (per filter).")]
         = 0,
-    start: Annotated[str, _opt(START, "Long-range fluctuations around mid-grey, or flat grey.",
-                               metavar="[noise|grey]")] = "noise",
+    start: Annotated[str, _opt(START, "Long-range fluctuations around mid-grey, flat grey, or "
+                                      "a real image (DeepDream): a file, an index or a class "
+                                      "of --data.",
+                               metavar="[noise|grey|image:PATH|index:K|digit:D]")] = "noise",
     precursors: Annotated[int, _opt(START, "Short runs from this many random starts per "
                                            "filter; the best one continues.")] = 0,
     precursor_steps: Annotated[int, _opt(START, "Steps of each precursor run.")] = 20,
-    jitter: Annotated[int, _opt(ROBUST, "Random shift up to N pixels.")] = 0,
-    rotate: Annotated[float, _opt(ROBUST, "Random rotation up to ± degrees.")] = 0.0,
-    scale: Annotated[str, _opt(ROBUST, "Random zoom range min,max.")] = "1,1",
+    jitter: Annotated[int | None, _opt(ROBUST, "Random shift up to N pixels.",
+                                       show_default="the preset's")] = None,
+    rotate: Annotated[float | None, _opt(ROBUST, "Random rotation up to ± degrees.",
+                                         show_default="the preset's")] = None,
+    scale: Annotated[str | None, _opt(ROBUST, "Random zoom range min,max.",
+                                      show_default="the preset's")] = None,
     pad: Annotated[str, _opt(ROBUST, "Fill outside the image.",
                              metavar="[reflect|nearest|constant|wrap]")] = "reflect",
+    settle: Annotated[float | None, _opt(ROBUST, "Share of the last steps without the random "
+                                                 "transforms.",
+                                         show_default="the preset's")] = None,
     tv: Annotated[float, _opt(REGULAR, "Total-variation penalty.")] = 0.0,
     l1: Annotated[float, _opt(REGULAR, "L1 penalty on the distance from mid-grey.")] = 0.0,
     l2: Annotated[float, _opt(REGULAR, "L2 penalty on the distance from mid-grey.")] = 0.0,
@@ -101,8 +125,6 @@ def filters(
 ) -> None:
     """Synthesize the image that maximally activates each filter of a layer (all at once)."""
     from cnnviz import jobs
-    from cnnviz.oip.settings import Settings
-    from cnnviz.oip.transforms import Transforms
 
     if from_results is not None:
         show(jobs.redraw_filters_job(from_results, out, order=order, force=force,
@@ -116,15 +138,15 @@ def filters(
                                               progress=progress)
         show(outcome)
         return
-    zoom = floats(scale, "--scale", 2)
-    settings = Settings(steps=steps, update=method, lr=lr, param=param, decay=decay,
-                        start=start, precursors=precursors, precursor_steps=precursor_steps,
-                        transforms=Transforms(jitter, (zoom[0], zoom[1]), rotate, pad), tv=tv,
-                        l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
-                        preactivation=not post_activation, seed=seed)
+    zoom = None if scale is None else tuple(floats(scale, "--scale", 2))
+    ascent = jobs.AscentSpec(preset_, dict(
+        steps=steps, update=method, lr=lr, param=param, decay=decay, precursors=precursors,
+        precursor_steps=precursor_steps, jitter=jitter, scale=zoom, rotate=rotate, pad=pad,
+        settle=settle, tv=tv, l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
+        preactivation=False if post_activation else None, seed=seed), objective, colour, start)
     facts = load(model, unsafe, preprocess, output)
     with progress_bar("ascent steps") as progress:
-        outcome = jobs.filters_job(facts, out, settings, layer=layer,
+        outcome = jobs.filters_job(facts, out, ascent, layer=layer,
                                    filters=ranges(filter_spec), reference=reference,
                                    examples=examples, data=data, size=size(size_),
                                    order=order, batch=batch,

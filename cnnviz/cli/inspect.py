@@ -11,29 +11,34 @@ from cnnviz.cli.common import (
     MODEL_PANEL,
     ForceOpt,
     ModelArg,
+    SizeOpt,
     StandaloneOpt,
     UnsafeOpt,
     console,
     load,
     out_option,
     show,
+    size,
 )
 
 
-def layers(model: ModelArg = None, unsafe: UnsafeOpt = False) -> None:
-    """List a model's layers: name, type, output shape and number of maps."""
+def layers(model: ModelArg = None, size_: SizeOpt = None, unsafe: UnsafeOpt = False) -> None:
+    """List a model's layers: name, type, output shape, number of maps, and the receptive field
+    and stride of each unit in input pixels."""
     from rich.table import Table
 
-    from cnnviz.models import list_layers
+    from cnnviz.receptive import layer_rows
 
     facts = load(model, unsafe)
-    table = Table(title=facts.name, show_lines=False)
+    shape, _ = facts.default_size(size(size_))
+    title = facts.name + (f" at {shape[0]}×{shape[1]}" if facts.any_size else "")
+    table = Table(title=title, show_lines=False,
+                  caption="field: input pixels one unit sees; stride: pixels between units")
     for column, justify in (("name", "left"), ("type", "left"), ("output shape", "left"),
-                            ("maps", "right")):
+                            ("maps", "right"), ("field", "right"), ("stride", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for info in list_layers(facts.model):
-        shape = "(" + ", ".join("None" if s is None else str(s) for s in info.output_shape) + ")"
-        table.add_row(info.name, info.type, shape, "" if info.maps is None else str(info.maps))
+    for row in layer_rows(facts, size(size_)):
+        table.add_row(*row)
     console.print(table)
 
 

@@ -21,8 +21,10 @@ from cnnviz.models import (
 )
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
+from cnnviz.oip.presets import make_objective, objective_kind, preset
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings
 from cnnviz.readers import Source
+from cnnviz.receptive import receptive_field
 from cnnviz.results import FilterResult, Meta
 from cnnviz.sources import as_source, model_inputs
 
@@ -46,75 +48,113 @@ def chosen_filters(model: ModelFacts | Any, layer: str,
 
 def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | None = None,
                       settings: Settings | None = None, *,
-                      objective: obj.Objective | None = None,
+                      objective: obj.Objective | str = "auto",
                       reference_images: Any = None, examples: int = 0,
                       data: str | None = None, size: tuple[int, int] | None = None,
+                      start_image: np.ndarray | None = None,
                       batch: int | None = None, budget: int = DEFAULT_BUDGET,
                       on_progress: ProgressFn | None = None) -> FilterResult:
     """The image that maximally activates each filter (map) of ``layer``, all filters at once.
 
-    The default objective is the mean of the filter's map, read before the layer's fused
-    activation (``settings.preactivation``). With ``reference_images`` (raw images, uint8 or
-    0..1, or any data source; ``data`` names them), each filter's best real activation is
-    measured too, for the ratio shown in galleries, and with ``examples`` k its k most exciting
-    real images are kept, with their labels. ``size`` is the image size for a model that takes
-    any (default: 224 colour, 64 grey)."""
+    ``settings`` default to the ``default`` preset (:func:`~cnnviz.oip.presets.preset`).
+    ``objective``: ``channel`` (the map's mean), ``neuron`` (its centre unit; the result keeps
+    that unit's receptive-field crop for display), ``layer`` (DeepDream: one image for all maps),
+    ``auto`` (neuron where the receptive field is at most half the image side, else channel) or
+    an :class:`~cnnviz.oip.objectives.Objective`. It is read before the layer's fused activation
+    (``settings.preactivation``); the comparison with real images is made after it. With
+    ``reference_images`` (raw images, uint8 or 0..1, or any data source; ``data`` names them),
+    each filter's best real value of the same measure is found too, and with ``examples`` k its
+    k most exciting real images are kept, with their labels. ``size`` is the image size for a
+    model that takes any (default: 224 colour, 64 grey); ``start_image`` the model-ready image
+    an ``image`` start begins from."""
     facts = as_facts(model)
-    chosen = chosen_filters(facts, layer, filters)
+    shape, _ = facts.default_size(size)
+    kind = objective_kind(facts, layer, shape, objective) if isinstance(objective, str) \
+        else "custom"
+    chosen = chosen_filters(facts, layer, [0] if kind == "layer" else filters)
     if examples < 0:
         raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
     if examples and reference_images is None:
         raise CnnvizError("examples need reference images to choose from")
     check_finite_weights(facts.model)
-    settings = settings or Settings()
+    settings = settings or preset("default", facts, layer, shape)
     preact = settings.preactivation and has_fused_activation(facts.model, layer)
     settings = replace(settings, preactivation=preact)
-    objective = objective or obj.channel(layer)
-    run = ascend(facts, objective, chosen, settings, size=size, batch=batch, budget=budget,
-                 on_progress=on_progress)
+    goal = make_objective(kind, layer) if isinstance(objective, str) else objective
+    run = ascend(facts, goal, chosen, settings, size=size, batch=batch, budget=budget,
+                 start_image=start_image, on_progress=on_progress)
     done = chosen[:len(run.images)]
-    post_max = _post_activation_max(facts, layer, objective, run, done, preact)
-    notes = {int(f): "stopped: the ascent produced NaN or Inf" for f, ok in
-             zip(done, run.alive, strict=True) if not ok}
-    for f, dead in zip(done, post_max <= 0, strict=True):
-        if dead:
-            notes.setdefault(int(f), "dead: its map stays zero after the activation")
+    own = _own_maps(facts, layer, goal, run, done, preact)
     params = {**asdict(settings), "transforms": asdict(settings.transforms),
-              "objective": objective.name, "chunk": run.chunk, "backend": backend_name(),
-              "requested": chosen.tolist(), "size": list(run.images.shape[1:3]) or None}
-    reference = None if reference_images is None else as_source(reference_images)
+              "objective": goal.name, "objective_kind": kind, "chunk": run.chunk,
+              "backend": backend_name(), "requested": chosen.tolist(),
+              "size": list(run.images.shape[1:3]) or None,
+              "crop": _crop(facts, layer, shape) if kind == "neuron" else None}
+    reference = None if reference_images is None or kind in ("layer", "custom") \
+        else as_source(reference_images)
     meta = Meta(facts.name, facts.preprocess, (layer,),
                 None if reference is None else data or reference.name, settings.seed,
                 classes=() if reference is None else reference.class_names)
-    result = FilterResult(done, run.images, run.scores, post_max, run.curves, meta, params,
-                          notes=notes, interrupted=run.interrupted)
+    result = FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
+                          else np.zeros(0), run.curves, meta, params,
+                          notes=_notes(done, run.alive, own), interrupted=run.interrupted,
+                          post_value=_statistic(own, kind), start_image=start_image)
     if reference is not None and len(done):
-        _add_real_images(result, facts, reference, examples, preact)
+        _add_real_images(result, facts, reference, examples, kind)
     return result
 
 
-def _post_activation_max(facts: ModelFacts, layer: str, objective: obj.Objective, run: Ascent,
-                         done: np.ndarray, preact: bool) -> np.ndarray:
-    """The largest value of each filter's own map for its image, after the layer's activation
-    (a filter is dead when it is ≤ 0)."""
-    if not len(done):
+def _crop(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> list[int]:
+    """[top, bottom, left, right] of the input window the layer's centre unit sees."""
+    field = receptive_field(facts, layer, shape[:2] if facts.any_size else None)
+    n_rows = field.rows.n if field.rows and field.rows.n else 1
+    n_cols = field.cols.n if field.cols and field.cols.n else 1
+    rows, cols = field.crop(n_rows // 2, n_cols // 2, shape[:2])
+    return [rows.start, rows.stop, cols.start, cols.stop]
+
+
+def _statistic(own: np.ndarray, kind: str) -> np.ndarray:
+    """Each filter's value of the objective's measure on its own map after the activation: the
+    centre unit for ``neuron``, the map mean otherwise."""
+    if not len(own):
         return np.zeros(0)
+    if kind == "neuron":
+        return own[:, own.shape[1] // 2, own.shape[2] // 2]
+    return own.mean(axis=(1, 2))
+
+
+def _notes(done: np.ndarray, alive: np.ndarray, own: np.ndarray) -> dict[int, str]:
+    notes = {int(f): "stopped: the ascent produced NaN or Inf"
+             for f, ok in zip(done, alive, strict=True) if not ok}
+    for f, peak in zip(done, own.max(axis=(1, 2)) if len(own) else [], strict=True):
+        if peak <= 0:
+            notes.setdefault(int(f), "dead: its map stays zero after the activation")
+    return notes
+
+
+def _own_maps(facts: ModelFacts, layer: str, objective: obj.Objective, run: Ascent,
+              done: np.ndarray, preact: bool) -> np.ndarray:
+    """Each filter's own map of ``layer`` for its image, after the layer's activation:
+    (K, h, w)."""
+    if not len(done):
+        return np.zeros((0, 1, 1))
     own = run.maps if objective.layers[0] == layer else None
     if own is None or own.ndim != 3:
         own = activations(facts, run.images, [layer]).maps[layer]
-        own = own[np.arange(len(done)), :, :, done]
-    elif preact:
+        return own[np.arange(len(done)), :, :, done]
+    if preact:
         own = keras().ops.convert_to_numpy(get_layer(facts.model, layer).activation(own))
-    return own.max(axis=(1, 2))
+    return np.asarray(own)
 
 
 def _add_real_images(result: FilterResult, facts: ModelFacts, reference: Source,
-                     examples: int, preact: bool) -> None:
-    """Each filter's best real activation and, with ``examples``, its top real images (at the
-    ascent's size) and their labels."""
+                     examples: int, kind: str) -> None:
+    """Each filter's best real value of the objective's measure after the activation (map mean;
+    for a neuron, the largest unit anywhere, as the layer is the same filter at every position)
+    and, with ``examples``, its top real images (at the ascent's size) and their labels."""
     shape = tuple(result.images.shape[1:])
     index, values = top_examples(facts, result.layer, reference, max(1, examples),
-                                 preactivation=preact, size=shape[:2])
+                                 reduce="max" if kind == "neuron" else "mean", size=shape[:2])
     done = result.filters
     result.best_real = values[done, 0]
     if examples:
@@ -133,14 +173,16 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
                    budget: int = DEFAULT_BUDGET,
                    on_progress: ProgressFn | None = None) -> FilterResult:
     """Finish an interrupted :func:`visualize_filters` run with its own layer, settings,
-    preprocessing and number of examples; the result equals an uninterrupted run's."""
+    preprocessing and number of examples; the result equals an uninterrupted run's (to float32
+    precision)."""
     facts = as_facts(model)
     if not previous.interrupted:
         raise CnnvizError("the saved run is complete: nothing to resume")
     if previous.meta.model != facts.name:
         raise CnnvizError(f"the saved run is of model '{previous.meta.model}', not "
                           f"'{facts.name}'")
-    if previous.params.get("objective") != obj.channel(previous.layer).name:
+    kind = previous.params.get("objective_kind", "channel")
+    if kind == "custom":
         raise CnnvizError(f"the saved run used objective {previous.params.get('objective')}: "
                           "resume it with visualize_filters and that objective")
     examples = 0 if previous.example_images is None else previous.example_images.shape[1]
@@ -150,7 +192,8 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
     done = set(previous.filters.tolist())
     rest = [f for f in previous.requested if f not in done]
     more = visualize_filters(as_facts(facts, previous.meta.preprocess), previous.layer, rest,
-                             Settings.from_params(previous.params),
+                             Settings.from_params(previous.params), objective=kind,
+                             start_image=previous.start_image,
                              reference_images=reference_images if compared else None,
                              examples=examples, data=previous.meta.data,
                              size=tuple(previous.images.shape[1:3]) if len(previous.images)

@@ -85,7 +85,9 @@ def neuron(layer: str, index: int | None = None, y: int | None = None,
         col = maps.shape[2] // 2 if x is None else x
         return _selected(maps[:, row, col, :], c, index)
 
-    return Objective(fn, (layer,), f"neuron({layer}, y={y}, x={x})")
+    where = "centre" if y is None and x is None else f"y={y}, x={x}"
+    return Objective(fn, (layer,), f"neuron({layer}{'' if index is None else f', {index}'}, "
+                                   f"{where})")
 
 
 def layer(name: str) -> Objective:

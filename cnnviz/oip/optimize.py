@@ -26,7 +26,8 @@ class _Stepper:
                  value_range: tuple[float, float], shape: tuple[int, int, int]) -> None:
         ops = keras().ops
         self.settings, self.value_range, self.shape = settings, value_range, shape
-        self.param = make_param(settings.param, value_range, shape, settings.decay)
+        self.param = make_param(settings.param, value_range, shape, settings.decay,
+                                settings.colour)
         self.names = list(objective.layers)
         feature = feature_model(model, self.names, preactivation=settings.preactivation)
         lo, hi = value_range
@@ -143,13 +144,15 @@ def _stepper(model: Any, objective: obj.Objective, settings: Settings,
 
 
 def _affine_plan(settings: Settings, streams: list[tuple[int, int]], steps: int,
-                 shape: tuple[int, int]) -> np.ndarray:
-    """(steps, K, 8) transform parameters, one random stream per image."""
+                 shape: tuple[int, int], settle: float = 0.0) -> np.ndarray:
+    """(steps, K, 8) transform parameters, one random stream per image; the last ``settle``
+    share of the steps untransformed."""
     if not settings.transforms.active:
         return np.broadcast_to(IDENTITY, (steps, len(streams), 8)).copy()
-    plans = [settings.transforms.sample(np.random.default_rng([settings.seed, f, j, 1]), steps,
-                                        shape) for f, j in streams]
-    return np.stack(plans, axis=1)
+    plans = np.stack([settings.transforms.sample(np.random.default_rng([settings.seed, f, j, 1]),
+                                                 steps, shape) for f, j in streams], axis=1)
+    plans[steps - round(settle * steps):] = IDENTITY
+    return plans
 
 
 def _float32_range(value_range: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -179,10 +182,12 @@ class Ascent:
 def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarray,
            settings: Settings | None = None, *, size: tuple[int, int] | None = None,
            batch: int | None = None, budget: int = DEFAULT_BUDGET,
+           start_image: np.ndarray | None = None,
            on_progress: ProgressFn | None = None) -> Ascent:
     """Run the ascent for images scored by ``objective`` with ``channels[k]`` as image k's
     filter, in chunks; with ``precursors`` M, M short runs per image first, continuing the best.
-    ``size`` is the image size for a model that takes any (default: 224 colour, 64 grey).
+    ``size`` is the image size for a model that takes any (default: 224 colour, 64 grey);
+    ``start_image`` the model-ready image an ``image`` start begins from.
     Stops cleanly at Ctrl-C, keeping the finished chunks."""
     facts = as_facts(model)
     settings = settings or Settings()
@@ -207,20 +212,22 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
     try:
         for begin in range(0, len(channels), size):
             parts.append(_ascend_chunk(stepper, channels[begin:begin + size], s, value_range,
-                                       tick))
+                                       tick, start_image))
     except KeyboardInterrupt:
         return _measured(stepper, parts, channels, size, s.steps, interrupted=True)
     return _measured(stepper, parts, channels, size, s.steps)
 
 
 def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range: Any,
-                  tick: Callable[[], None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  tick: Callable[[], None], start_image: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw variables, alive flags and score curves of one chunk of filters."""
     shape = stepper.shape
     starts_per = max(1, s.precursors)
     streams = [(int(f), j) for f in chunk for j in range(starts_per)]
     starts = start_images(streams, shape, value_range, kind=s.start, seed=s.seed,
-                          wavelengths=s.wavelengths, amplitude=s.amplitude, noise=s.noise)
+                          wavelengths=s.wavelengths, amplitude=s.amplitude, noise=s.noise,
+                          image=start_image)
     raw = stepper.param.init(starts)
     if s.precursors:
         pre_raw, pre_alive, pre_curves = stepper.run(
@@ -230,8 +237,8 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
         best = final.reshape(len(chunk), starts_per).argmax(axis=1)
         raw = pre_raw[np.arange(len(chunk)) * starts_per + best]
     main_streams = [(int(f), starts_per) for f in chunk]
-    return stepper.run(raw, chunk, _affine_plan(s, main_streams, s.steps, shape[:2]), s.steps,
-                       tick)
+    return stepper.run(raw, chunk, _affine_plan(s, main_streams, s.steps, shape[:2], s.settle),
+                       s.steps, tick)
 
 
 def _measured(stepper: _Stepper, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],

@@ -3,7 +3,9 @@
 A parameterization turns raw variables (K, ...) into K images inside the model's value range.
 ``pixel`` optimizes the pixels and clips them to the range after every step; ``fourier``
 optimizes decorrelated cosine (DCT) coefficients scaled by 1/frequency^decay and maps them into
-the range with a sigmoid, so the image is in range by construction.
+the range with a sigmoid, so the image is in range by construction. For colour images a
+``colour`` basis (3×3, a square root of the pixels' colour covariance) mixes decorrelated
+channels into the model's, so a step moves colours the way natural images vary.
 """
 
 from __future__ import annotations
@@ -19,7 +21,33 @@ from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError
 
 PARAMETERIZATIONS = ("pixel", "fourier")
-STARTS = ("noise", "grey")
+STARTS = ("noise", "grey", "image")
+
+# A square root of ImageNet's RGB colour covariance (pixels in 0..1), as published with lucid
+# (github.com/tensorflow/lucid, optvis/param/color.py); its columns are the decorrelated
+# directions: brightness, then red-blue and green-magenta opponents.
+IMAGENET_COLOUR = np.array([[0.26, 0.09, 0.02],
+                            [0.27, 0.00, -0.05],
+                            [0.27, -0.09, 0.03]])
+
+
+def colour_basis(pixels: np.ndarray | None = None, bgr: bool = False) -> np.ndarray:
+    """The normalized 3×3 colour basis in the model's channel order (rows reversed for a BGR
+    model): the fixed ImageNet one, or the symmetric square root of the covariance of
+    ``pixels`` (N, 3) in 0..1. Columns are scaled so the longest has length 1."""
+    if pixels is None:
+        root = IMAGENET_COLOUR
+    else:
+        pixels = np.asarray(pixels, np.float64).reshape(-1, 3)
+        if len(pixels) < 2:
+            raise CnnvizError("measuring a colour basis needs more than one pixel")
+        values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
+        if values.min() <= 1e-12:
+            raise CnnvizError("the data's colours do not span three dimensions (grey images "
+                              "in a colour model?): use the fixed colour basis")
+        root = vectors @ np.diag(np.sqrt(values)) @ vectors.T
+    root = root / np.linalg.norm(root, axis=0).max()
+    return (root[::-1] if bgr else root).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -54,11 +82,13 @@ def dct_matrix(n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FourierParam:
-    """DCT coefficients scaled by 1/frequency^``decay``, through a sigmoid into the range."""
+    """DCT coefficients scaled by 1/frequency^``decay``, mixed by the ``colour`` basis (9
+    numbers, row-major; none: channels independent), through a sigmoid into the range."""
 
     value_range: tuple[float, float]
     shape: tuple[int, int, int]
     decay: float = 1.0
+    colour: tuple[float, ...] = ()
     _bases: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +100,11 @@ class FourierParam:
                            dx=dct_matrix(width).astype(np.float32),
                            scale=(freq ** -self.decay / (freq ** -self.decay).max())
                            .astype(np.float32)[None, :, :, None])
+        if self.colour:
+            if self.shape[2] != 3 or len(self.colour) != 9:
+                raise CnnvizError("a colour basis needs 3-channel images and 9 numbers")
+            mix = np.asarray(self.colour, np.float32).reshape(3, 3)
+            self._bases.update(mix=mix, unmix=np.linalg.inv(mix).astype(np.float32))
 
     @property
     def step_scale(self) -> float:
@@ -79,6 +114,8 @@ class FourierParam:
         lo, hi = self.value_range
         unit = np.clip((starts - lo) / (hi - lo), 1e-3, 1 - 1e-3)
         logits = np.log(unit / (1 - unit))
+        if "unmix" in self._bases:
+            logits = np.einsum("khwd,cd->khwc", logits, self._bases["unmix"])
         coeffs = np.einsum("uh,khwc,vw->kuvc", self._bases["dy"], logits, self._bases["dx"])
         return (coeffs / self._bases["scale"]).astype(np.float32)
 
@@ -87,6 +124,8 @@ class FourierParam:
         lo, hi = self.value_range
         spectrum = raw * self._bases["scale"]
         logits = ops.einsum("uh,kuvc,vw->khwc", self._bases["dy"], spectrum, self._bases["dx"])
+        if "mix" in self._bases:
+            logits = ops.einsum("khwc,dc->khwd", logits, self._bases["mix"])
         return lo + (hi - lo) * ops.sigmoid(logits)
 
     def project(self, raw: Any) -> Any:
@@ -94,26 +133,33 @@ class FourierParam:
 
 
 def make_param(kind: str, value_range: tuple[float, float], shape: tuple[int, int, int],
-               decay: float = 1.0) -> PixelParam | FourierParam:
-    """The parameterization called ``kind`` (pixel or fourier)."""
+               decay: float = 1.0, colour: tuple[float, ...] = ()) -> PixelParam | FourierParam:
+    """The parameterization called ``kind`` (pixel or fourier; only fourier mixes colours)."""
     if kind == "pixel":
+        if colour:
+            raise CnnvizError("colour decorrelation needs the fourier parameterization")
         return PixelParam(value_range)
     if kind == "fourier":
-        return FourierParam(value_range, shape, decay)
+        return FourierParam(value_range, shape, decay, colour)
     raise CnnvizError(f"unknown parameterization '{kind}': use {' or '.join(PARAMETERIZATIONS)}")
 
 
 def start_images(streams: list[tuple[int, ...]], shape: tuple[int, int, int],
                  value_range: tuple[float, float], *, kind: str = "noise", seed: int = 0,
                  wavelengths: tuple[float, ...] = (14.0, 7.0, 3.5, 1.75),
-                 amplitude: float = 0.15, noise: float = 0.02) -> np.ndarray:
+                 amplitude: float = 0.15, noise: float = 0.02,
+                 image: np.ndarray | None = None) -> np.ndarray:
     """Start images, one per stream id tuple (each drawn from its own generator, so an image does
     not depend on what else is in the batch). ``noise``: mid-grey plus long-range fluctuations —
     low-resolution Gaussian noise upscaled (scikit-image's cubic ``resize``, unclipped) for each
-    wavelength in pixels — and
-    small-scale noise; ``grey``: uniform mid-grey."""
+    wavelength in pixels — and small-scale noise; ``grey``: uniform mid-grey; ``image``: the
+    model-ready ``image`` itself for every stream (DeepDream)."""
     if kind not in STARTS:
         raise CnnvizError(f"unknown start '{kind}': use {' or '.join(STARTS)}")
+    if kind == "image":
+        if image is None or tuple(np.shape(image)) != tuple(shape):
+            raise CnnvizError(f"an image start needs one model-ready image of shape {shape}")
+        return np.repeat(np.asarray(image, np.float32)[None], len(streams), axis=0)
     lo, hi = value_range
     height, width, channels = shape
     images = np.full((len(streams), *shape), (lo + hi) / 2, dtype=np.float64)

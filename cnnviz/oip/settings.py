@@ -19,13 +19,15 @@ DEFAULT_BUDGET = 512 * 2**20
 @dataclass(frozen=True)
 class Settings:
     """How to ascend. ``lr`` is a fraction of the input value range per step for the pixel
-    parameterization and raw coefficient units for fourier."""
+    parameterization and raw coefficient units for fourier; the last ``settle`` share of the
+    steps runs without the random transforms."""
 
     steps: int = 100
     update: str = "rms"
     lr: float = 0.05
     param: str = "pixel"
     decay: float = 1.0
+    colour: tuple[float, ...] = ()
     start: str = "noise"
     wavelengths: tuple[float, ...] = (14.0, 7.0, 3.5, 1.75)
     amplitude: float = 0.15
@@ -33,6 +35,7 @@ class Settings:
     precursors: int = 0
     precursor_steps: int = 20
     transforms: Transforms = field(default_factory=Transforms)
+    settle: float = 0.0
     tv: float = 0.0
     l1: float = 0.0
     l2: float = 0.0
@@ -62,10 +65,15 @@ class Settings:
                               f"{' or '.join(PARAMETERIZATIONS)}")
         if self.start not in STARTS:
             raise CnnvizError(f"unknown start '{self.start}': use {' or '.join(STARTS)}")
+        if self.colour and (len(self.colour) != 9 or self.param != "fourier"):
+            raise CnnvizError("a colour basis is 9 numbers and needs the fourier "
+                              "parameterization")
         if self.lr <= 0:
             raise CnnvizError(f"learning rate must be positive, got {self.lr}")
         if self.precursors < 0 or (self.precursors and self.precursor_steps <= 0):
             raise CnnvizError("precursors must be ≥ 0, with precursor steps > 0")
+        if not 0 <= self.settle < 1:
+            raise CnnvizError(f"settle is a share of the steps in [0, 1), got {self.settle}")
         if min(self.tv, self.l1, self.l2, self.blur_every, self.blur_sigma) < 0:
             raise CnnvizError("penalties, blur interval and blur sigma must be ≥ 0")
 

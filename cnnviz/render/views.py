@@ -72,17 +72,18 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
     n = len(result.filters)
     if n == 0:
         raise CnnvizError("no finished filters to draw")
-    idx = np.arange(n) if order == "index" else np.argsort(-result.activation, kind="stable")
+    idx = np.arange(n) if order == "index" else np.argsort(-result.output, kind="stable")
     flagged = [bool(result.dead[i]) or int(result.filters[i]) in result.notes for i in idx]
-    labels = [f"{result.filters[i]}: {result.activation[i]:.2f}" + (" dead" if result.dead[i]
-                                                                    else "") for i in idx]
-    template = "filter %{customdata[0]}<br>activation %{customdata[1]:.4g}"
-    columns = [result.filters[idx], result.activation[idx]]
+    kind = result.params.get("objective_kind", "channel")
+    labels = [("all maps" if kind == "layer" else str(result.filters[i])) +
+              f": {result.output[i]:.2f}" + (" dead" if result.dead[i] else "") for i in idx]
+    template = "filter %{customdata[0]}<br>output %{customdata[1]:.4g}"
+    columns = [result.filters[idx], result.output[idx]]
     if result.best_real is not None:
         template += ("<br>best real image %{customdata[2]:.4g}"
                      "<br>ratio to best real %{customdata[3]:.2f}")
         columns += [result.best_real[idx], result.ratio[idx]]
-    shown, per_row = result.meta.display(result.images[idx]), None
+    shown, per_row = result.meta.display(result.patterns()[idx]), None
     if result.example_images is not None and result.example_values is not None:
         k = result.example_images.shape[1]
         shown = _with_examples(shown, result.meta.display(result.example_images[idx]))
@@ -96,7 +97,9 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
     classes = None if result.example_labels is None else [
         _class_counts(result.example_labels[i], result.meta.class_name) for i in idx]
     dead = int(result.dead.sum())
-    heading = (f"{result.layer}: {n} filters, {result.params.get('steps', '?')} steps"
+    what = {"neuron": "centre unit, its receptive field shown",
+            "layer": "all maps together (DeepDream)"}.get(kind, "map mean")
+    heading = (f"{result.layer}: {n} filters ({what}), {result.params.get('steps', '?')} steps"
                f"{f', {dead} dead' if dead else ''}")
     return dict(idx=idx, shown=shown, labels=labels, flagged=flagged, per_row=per_row,
                 values=np.stack(columns, axis=1), template=template, heading=heading,

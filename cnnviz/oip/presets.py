@@ -1,0 +1,104 @@
+"""Named, tested bundles of ascent settings, and the objective a layer gets by default.
+
+``default``: decorrelated Fourier coefficients through a sigmoid, RMS-normalized steps of 1.0,
+random shifts (scaled to the layer's receptive field), zooms of 0.9–1.1 and turns of ±10°, the
+last quarter of the steps without them so the image settles; colour images mix channels along a
+colour basis (ImageNet's, or one measured from the data). ``classic``: the seed blog's pixel
+ascent from long-range fluctuations around grey. Their numbers are in the README
+(``benchmarks/oip_quality.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+from cnnviz.models import ModelFacts, as_facts
+from cnnviz.oip import objectives as obj
+from cnnviz.oip.param import colour_basis
+from cnnviz.oip.settings import Settings
+from cnnviz.oip.transforms import Transforms
+from cnnviz.receptive import receptive_field
+
+PRESETS = ("default", "classic")
+OBJECTIVES = ("auto", "channel", "neuron", "layer")
+COLOURS = ("auto", "imagenet", "data", "none")
+
+
+def field_side(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> int:
+    """The larger side of ``layer``'s receptive field at ``shape``, capped by the image (the
+    whole image when the geometry is unknown)."""
+    field = receptive_field(facts, layer, shape[:2] if facts.any_size else None)
+    return min(max(field.size or shape[:2]), max(shape[:2]))
+
+
+def objective_kind(facts: ModelFacts, layer: str, shape: tuple[int, int, int],
+                   kind: str = "auto") -> str:
+    """``kind``, or for ``auto`` the centre neuron when the layer's receptive field covers at
+    most half the image side (a channel mean of a small field is maximized by a repeated,
+    often flat, texture), else the channel mean."""
+    if kind not in OBJECTIVES:
+        raise CnnvizError(f"unknown objective '{kind}': use one of {', '.join(OBJECTIVES)}")
+    if kind != "auto":
+        return kind
+    return "neuron" if 2 * field_side(facts, layer, shape) <= min(shape[:2]) else "channel"
+
+
+def make_objective(kind: str, layer: str) -> obj.Objective:
+    """The objective object of a resolved kind (channel, neuron or layer)."""
+    if kind == "neuron":
+        return obj.neuron(layer)
+    if kind == "layer":
+        return obj.layer(layer)
+    if kind == "channel":
+        return obj.channel(layer)
+    raise CnnvizError(f"unknown objective '{kind}': use one of {', '.join(OBJECTIVES[1:])}")
+
+
+def preset(name: str, model: ModelFacts | Any, layer: str, shape: tuple[int, int, int], *,
+           colour: str = "auto", data_pixels: np.ndarray | None = None,
+           **overrides: Any) -> Settings:
+    """The settings of preset ``name`` for ``layer`` at input ``shape``, with ``overrides``
+    (Settings fields; ``jitter``, ``scale``, ``rotate`` and ``pad`` change the transforms).
+    ``colour`` picks the colour basis of a 3-channel model: ``imagenet``, ``data`` (measured
+    from ``data_pixels``, unit RGB values), ``none``, or ``auto`` (ImageNet's under the
+    default preset)."""
+    if name not in PRESETS:
+        raise CnnvizError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
+    if colour not in COLOURS:
+        raise CnnvizError(f"unknown colour basis '{colour}': use one of {', '.join(COLOURS)}")
+    facts = as_facts(model)
+    moves = {key: overrides.pop(key) for key in ("jitter", "scale", "rotate", "pad")
+             if overrides.get(key) is not None}
+    if name == "classic":
+        settings = Settings()
+    else:
+        jitter = int(np.clip(round(field_side(facts, layer, shape) / 9), 0,
+                             max(2, max(shape[:2]) // 28)))
+        settings = Settings(param="fourier", lr=1.0, settle=0.25,
+                            transforms=Transforms(jitter, (0.9, 1.1), 10.0))
+    settings = replace(settings, transforms=replace(settings.transforms, **moves),
+                       **{k: v for k, v in overrides.items() if v is not None})
+    basis = _colour(colour, name, shape, facts, data_pixels, settings.param)
+    return replace(settings, colour=basis)
+
+
+def _colour(colour: str, name: str, shape: tuple[int, int, int], facts: ModelFacts,
+            pixels: np.ndarray | None, param: str) -> tuple[float, ...]:
+    """The 9 numbers of the chosen colour basis, or () for none."""
+    if colour == "none" or (colour == "auto" and (name == "classic" or param != "fourier")):
+        return ()
+    if shape[2] != 3:
+        if colour == "auto":
+            return ()
+        raise CnnvizError(f"a colour basis needs a colour model; '{facts.name}' takes "
+                          f"{shape[2]} channel(s)")
+    if param != "fourier":
+        raise CnnvizError("a colour basis needs --param fourier")
+    if colour == "data" and pixels is None:
+        raise CnnvizError("--colour data needs images: give them with --data")
+    basis = colour_basis(pixels if colour == "data" else None, facts.preprocess.bgr)
+    return tuple(float(v) for v in basis.reshape(-1))

@@ -1,0 +1,84 @@
+"""How far to trust a set of optimal input patterns: measures that need no human eye.
+
+Each takes model-ready images (K, H, W, C) and returns per-image numbers, so a benchmark can take
+medians or shares; see ``benchmarks/oip_quality.py`` for them side by side per preset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnviz.activations import channel_means
+from cnnviz.backend import keras
+from cnnviz.models import ModelFacts, as_facts
+from cnnviz.oip.transforms import affine_params, apply_affine
+
+
+def clipped_share(images: np.ndarray, value_range: tuple[Any, Any],
+                  tol: float = 0.01) -> np.ndarray:
+    """Per image, the share of values within ``tol`` of the range's span from either end."""
+    lo, hi = (np.asarray(v, np.float64) for v in value_range)
+    span = hi - lo
+    x = np.asarray(images, np.float64)
+    at_end = (x <= lo + tol * span) | (x >= hi - tol * span)
+    return at_end.reshape(len(x), -1).mean(axis=1)
+
+
+def high_frequency_share(images: np.ndarray, cutoff: float = 0.25) -> np.ndarray:
+    """Per image, the share of its power (mean removed, all channels) at spatial frequencies
+    above ``cutoff`` cycles per pixel — wavelengths under 4 pixels by default: stripes and
+    speckle."""
+    x = np.asarray(images, np.float64)
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(x, axes=(1, 2))) ** 2
+    fy = np.fft.fftfreq(x.shape[1])[:, None]
+    fx = np.fft.fftfreq(x.shape[2])[None, :]
+    high = (np.sqrt(fy**2 + fx**2) > cutoff)[None, :, :, None]
+    total = power.sum(axis=(1, 2, 3))
+    return np.where(total > 0, (power * high).sum(axis=(1, 2, 3)) / np.maximum(total, 1e-30),
+                    0.0)
+
+
+def seed_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Per pair, the Pearson correlation of two images of the same filter from different seeds
+    (0 where either is flat)."""
+    a = np.asarray(first, np.float64).reshape(len(first), -1)
+    b = np.asarray(second, np.float64).reshape(len(second), -1)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norm > 0, (a * b).sum(axis=1) / np.maximum(norm, 1e-30), 0.0)
+
+
+def specificity(values: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """For image k made for filter ``filters[k]``, whether it excites that filter most among
+    all the images; ``values`` is (K, maps), each image's response of every filter."""
+    filters = np.asarray(filters)
+    best = np.asarray(values)[:, filters].argmax(axis=0)
+    return best == np.arange(len(filters))
+
+
+def robustness(model: ModelFacts | Any, layer: str, images: np.ndarray, filters: np.ndarray, *,
+               reduce: str = "mean", jitter: int = 2, scale: tuple[float, float] = (0.9, 1.1),
+               draws: int = 8, seed: int = 0) -> np.ndarray:
+    """Per image, the mean share of its own filter's response (after the activation; map mean,
+    max or centre: ``reduce``) kept under random shifts of up to ``jitter`` pixels and zooms in
+    ``scale``, edges reflected (0 where the untouched image gives ≤ 0)."""
+    facts = as_facts(model)
+    x = np.asarray(images, np.float32)
+    filters = np.asarray(filters)
+    own = np.arange(len(x))
+    base = channel_means(facts, layer, x, reduce=reduce)[own, filters]
+    rng = np.random.default_rng(seed)
+    kept = np.zeros(len(x))
+    ops = keras().ops
+    for _ in range(draws):
+        params = np.stack([affine_params(x.shape[1:3],
+                                         tuple(rng.integers(-jitter, jitter + 1, 2).astype(float)),
+                                         rng.uniform(*scale)) for _ in own])
+        moved = ops.convert_to_numpy(apply_affine(ops.convert_to_tensor(x),
+                                                  ops.convert_to_tensor(params)))
+        kept += channel_means(facts, layer, moved, reduce=reduce)[own, filters]
+    return np.where(base > 0, kept / draws / np.where(base > 0, base, 1.0), 0.0)

@@ -1,0 +1,261 @@
+"""Receptive fields from the graph: for each layer, how many input pixels one output unit sees,
+the step between neighbouring units' fields (the stride) and where unit 0's field is centred.
+
+Geometry is computed per axis from the layer configurations (convolutions, pooling, padding,
+cropping, upsampling), so it holds for any weights; layers that keep the spatial grid
+(activations, normalization, merges of equal grids) pass it on. Coordinates are input pixel
+centres: pixel i is at i.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+from cnnviz.models import ModelFacts, as_facts, get_layer
+
+_KERNELS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D",
+            "AveragePooling2D")
+_GLOBAL = ("GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Reshape")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One spatial axis of a layer's output grid: ``n`` units (None when unknown), each seeing
+    ``size`` input pixels, ``jump`` pixels apart, unit 0 centred at ``start``."""
+
+    n: int | None
+    size: float
+    jump: float
+    start: float
+
+    def centre(self, index: Any) -> Any:
+        """The input coordinate at the centre of unit ``index``'s field."""
+        return self.start + np.asarray(index) * self.jump
+
+
+@dataclass(frozen=True)
+class Field:
+    """A layer's receptive-field geometry; ``rows``/``cols`` are None for a layer whose units
+    see the whole input (dense, flatten, global pooling) or whose geometry is unknown."""
+
+    rows: Axis | None
+    cols: Axis | None
+    whole: bool = False
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """Receptive field (height, width) in input pixels."""
+        if self.rows is None or self.cols is None:
+            return None
+        return int(round(self.rows.size)), int(round(self.cols.size))
+
+    @property
+    def stride(self) -> tuple[float, float] | None:
+        """Input pixels between neighbouring units (height, width)."""
+        if self.rows is None or self.cols is None:
+            return None
+        return self.rows.jump, self.cols.jump
+
+    def describe(self) -> tuple[str, str]:
+        """(field, stride) as table cells: "18×18", "4"; "all" for a whole-input layer."""
+        if self.whole:
+            return "all", ""
+        if self.size is None or self.stride is None:
+            return "?", "?"
+        (h, w), (sy, sx) = self.size, self.stride
+        return f"{h}×{w}", f"{sy:g}" if sy == sx else f"{sy:g}×{sx:g}"
+
+    def crop(self, y: int, x: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+        """The input window (clipped to ``shape``) that unit (y, x) sees."""
+        if self.rows is None or self.cols is None:
+            return slice(0, shape[0]), slice(0, shape[1])
+        return _window(self.rows, y, shape[0]), _window(self.cols, x, shape[1])
+
+
+def _window(axis: Axis, index: int, n: int) -> slice:
+    centre = float(axis.centre(index))
+    lo = math.ceil(centre - (axis.size - 1) / 2 - 1e-9)
+    hi = math.floor(centre + (axis.size - 1) / 2 + 1e-9) + 1
+    return slice(max(0, lo), min(n, hi))
+
+
+def _windowed(axis: Axis, kernel: int, stride: int, dilation: int, padding: str) -> Axis:
+    """The axis after a kernel of ``kernel`` taps ``dilation`` apart moving ``stride`` units."""
+    span = dilation * (kernel - 1) + 1
+    if padding == "same":
+        n_out = None if axis.n is None else -(-axis.n // stride)
+        if axis.n is None:
+            before = (span - 1) // 2  # the stride-1 case; unknown grids cannot say more
+        else:
+            total = max(span - stride, 0) if axis.n % stride == 0 else \
+                max(span - axis.n % stride, 0)
+            before = total // 2
+    else:
+        n_out = None if axis.n is None else (axis.n - span) // stride + 1
+        before = 0
+    return Axis(n_out, axis.size + (span - 1) * axis.jump, axis.jump * stride,
+                axis.start + ((span - 1) / 2 - before) * axis.jump)
+
+
+def _pair(value: Any) -> tuple[Any, Any]:
+    return (value, value) if not isinstance(value, (list, tuple)) else (value[0], value[1])
+
+
+def _step(layer: Any, field: Field) -> Field:
+    """The field after ``layer`` given its input's."""
+    kind = type(layer).__name__
+    if field.whole or kind in _GLOBAL:
+        return Field(None, None, whole=True)
+    if field.rows is None or field.cols is None:
+        return field
+    config = layer.get_config()
+    axes = (field.rows, field.cols)
+    if kind in _KERNELS:
+        kernel = config.get("kernel_size", config.get("pool_size"))
+        strides = config.get("strides") or kernel
+        dilation = config.get("dilation_rate", 1)
+        new = [_windowed(a, k, s, d, config.get("padding", "valid"))
+               for a, k, s, d in zip(axes, _pair(kernel), _pair(strides), _pair(dilation),
+                                     strict=True)]
+        return Field(*new)
+    if kind in ("ZeroPadding2D", "Cropping2D"):
+        sign = 1 if kind == "ZeroPadding2D" else -1
+        key = "padding" if kind == "ZeroPadding2D" else "cropping"
+        new = []
+        for axis, (before, after) in zip(axes, [_pair(p) for p in config[key]], strict=True):
+            n = None if axis.n is None else axis.n + sign * (before + after)
+            new.append(Axis(n, axis.size, axis.jump, axis.start - sign * before * axis.jump))
+        return Field(*new)
+    if kind == "UpSampling2D":
+        new = []
+        for axis, factor in zip(axes, _pair(config["size"]), strict=True):
+            jump = axis.jump / factor
+            new.append(Axis(None if axis.n is None else axis.n * factor, axis.size, jump,
+                            axis.start - (factor - 1) / 2 * jump))
+        return Field(*new)
+    return _kept(layer, field)
+
+
+def _kept(layer: Any, field: Field) -> Field:
+    """Layers that are not known to move the grid keep it when their output grid matches."""
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        return Field(None, None)
+    if len(shape) != 4:
+        return Field(None, None, whole=len(shape) == 2)
+    rows, cols = field.rows, field.cols
+    assert rows is not None and cols is not None
+    known = [s for s in shape[1:3]]
+    if any(k is not None and n is not None and k != n
+           for k, n in zip(known, (rows.n, cols.n), strict=True)):
+        return Field(None, None)  # resizing or a custom layer: geometry unknown
+    return field
+
+
+def _merged(fields: list[Field]) -> Field:
+    """Several inputs (add, concatenate): the widest field, which covers the others."""
+    if any(f.whole for f in fields):
+        return Field(None, None, whole=True)
+    known = [f for f in fields if f.rows is not None and f.cols is not None]
+    if len(known) < len(fields):
+        return Field(None, None)
+    return max(known, key=lambda f: (f.rows.size * f.cols.size))  # type: ignore[union-attr]
+
+
+def _parents(layer: Any, fields: dict[str, Field]) -> list[Field] | None:
+    """The fields of the layers feeding ``layer`` (first call node whose inputs are known)."""
+    for node in layer._inbound_nodes:
+        names = [t._keras_history[0].name for t in node.input_tensors]
+        if names and all(n in fields for n in names):
+            return [fields[n] for n in names]
+    return None
+
+
+def _walk(container: Any, start: Field, prefix: str, out: dict[str, Field]) -> Field:
+    """Fields of every layer of ``container`` (a model) fed with ``start``; returns the last."""
+    fields: dict[str, Field] = {}
+    last = start
+    for layer in container.layers:
+        if type(layer).__name__ == "InputLayer":
+            fields[layer.name] = start
+            continue
+        parents = _parents(layer, fields)
+        here = start if parents is None else _merged(parents)
+        if hasattr(layer, "layers") and hasattr(layer, "inputs"):
+            field = _walk(layer, here, f"{prefix}{layer.name}/", out)
+        else:
+            field = _step(layer, here)
+        fields[layer.name] = out[f"{prefix}{layer.name}"] = last = field
+    return last
+
+
+def receptive_fields(model: ModelFacts | Any, size: tuple[int, int] | None = None
+                     ) -> dict[str, Field]:
+    """Every layer's receptive field ("outer/inner" names for nested models) at the model's
+    input size, or ``size`` for a model that takes any."""
+    facts = as_facts(model)
+    shape, _ = facts.default_size(size)
+    start = Field(Axis(shape[0], 1.0, 1.0, 0.0), Axis(shape[1], 1.0, 1.0, 0.0))
+    out: dict[str, Field] = {}
+    _walk(facts.model, start, "", out)
+    return out
+
+
+def receptive_field(model: ModelFacts | Any, layer: str,
+                    size: tuple[int, int] | None = None) -> Field:
+    """The receptive field of one layer (see :func:`receptive_fields`)."""
+    get_layer(as_facts(model).model, layer)
+    fields = receptive_fields(model, size)
+    if layer not in fields:
+        raise CnnvizError(f"no receptive field for layer '{layer}'")
+    return fields[layer]
+
+
+def layer_rows(model: ModelFacts | Any, size: tuple[int, int] | None = None
+               ) -> list[tuple[str, str, str, str, str, str]]:
+    """One row per layer for ``cnnviz layers``: name, type, output shape, maps, receptive field
+    and stride (at the model's input size, or ``size`` for a model that takes any)."""
+    from cnnviz.models import list_layers
+
+    facts = as_facts(model)
+    fields = receptive_fields(facts, size)
+    rows = []
+    for info in list_layers(facts.model):
+        shape = "(" + ", ".join("None" if s is None else str(s) for s in info.output_shape) + ")"
+        field, stride = fields[info.name].describe() if info.name in fields else ("?", "?")
+        rows.append((info.name, info.type, shape, "" if info.maps is None else str(info.maps),
+                     field, stride))
+    return rows
+
+
+def _spread(axis: Axis | None, units: int, pixels: int) -> np.ndarray:
+    """(pixels, units) weights: each pixel linearly between the two unit centres around it,
+    the nearest unit's value beyond the outermost centres. Without geometry, the units are
+    spread evenly over the frame."""
+    coords = np.arange(pixels, dtype=np.float64)
+    if axis is None:
+        position = (coords + 0.5) * units / pixels - 0.5
+    else:
+        position = (coords - axis.start) / axis.jump
+    position = np.clip(position, 0, units - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, units - 1)
+    frac = position - low
+    weights = np.zeros((pixels, units))
+    weights[np.arange(pixels), low] += 1 - frac
+    weights[np.arange(pixels), high] += frac
+    return weights
+
+
+def upsample(maps: np.ndarray, field: Field, shape: tuple[int, int]) -> np.ndarray:
+    """(N, h, w) layer maps onto the (N, H, W) input grid, each value at the centre of its
+    unit's receptive field and linear in between."""
+    rows = _spread(field.rows, maps.shape[1], shape[0])
+    cols = _spread(field.cols, maps.shape[2], shape[1])
+    return np.einsum("Hh,nhw,Ww->nHW", rows, np.asarray(maps, np.float64), cols)

@@ -1,0 +1,76 @@
+"""Attribution maps of inputs, as their methods computed them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+from cnnviz.results.store import (
+    Meta,
+    load_arrays,
+    named_arrays,
+    numbered,
+    save_arrays,
+    stacked,
+)
+
+
+@dataclass
+class Attributions:
+    """Attribution maps of inputs for target classes: ``maps[method]`` is (N, H, W, C) for
+    gradient methods and (N, H, W) for class activation maps, as the method computed them."""
+
+    inputs: np.ndarray
+    maps: dict[str, np.ndarray]
+    targets: np.ndarray
+    probabilities: np.ndarray
+    meta: Meta = field(default_factory=Meta)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> list[str]:
+        """Method names, as computed."""
+        return list(self.maps)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """The predicted class of each input."""
+        return np.argmax(self.probabilities, axis=-1)
+
+    def heatmaps(self) -> dict[str, np.ndarray]:
+        """Per method, one non-negative (N, H, W) display map per input."""
+        return {name: to_heatmap(maps) for name, maps in self.maps.items()}
+
+    def save(self, path: str | Path) -> tuple[Path, Path]:
+        """Write ``path`` (.npz) and its ``.json`` twin."""
+        arrays = {"inputs": self.inputs, "targets": self.targets,
+                  "probabilities": self.probabilities, **numbered("map", self.maps)}
+        return save_arrays(path, "attributions", arrays, self.meta, self.params, maps=self.methods)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Attributions:
+        """Read what :meth:`save` wrote."""
+        a, meta, params, saved = load_arrays(path, "attributions")
+        return cls(a["inputs"], named_arrays("map", a, saved["maps"]), a["targets"],
+                   a["probabilities"], meta, params)
+
+    def merged(self, other: Attributions) -> Attributions:
+        """These inputs followed by ``other``'s (the same model and methods)."""
+        self.meta.same_run(other.meta, "attributions")
+        if other.methods != self.methods:
+            raise CnnvizError("cannot merge attributions of different methods")
+        return Attributions(np.concatenate([self.inputs, other.inputs]),
+                            stacked(self.maps, other.maps),
+                            np.concatenate([self.targets, other.targets]),
+                            np.concatenate([self.probabilities, other.probabilities]),
+                            self.meta, self.params)
+
+
+def to_heatmap(attribution: np.ndarray) -> np.ndarray:
+    """One non-negative map per image: |attribution| maxed over channels for (N, H, W, C)."""
+    attribution = np.asarray(attribution)
+    return np.abs(attribution).max(axis=-1) if attribution.ndim == 4 else np.abs(attribution)

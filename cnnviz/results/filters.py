@@ -1,0 +1,163 @@
+"""The result of an ascent: synthesized images for filters of a layer and how they compare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.results.store import Meta, joined, load_arrays, save_arrays
+
+
+@dataclass
+class FilterResult:
+    """Synthesized images for filters of a layer, how strongly each activates its filter, and
+    everything needed to redraw them without recomputing (``params``: the ascent settings)."""
+
+    filters: np.ndarray
+    images: np.ndarray
+    activation: np.ndarray
+    post_max: np.ndarray
+    curves: np.ndarray
+    meta: Meta = field(default_factory=Meta)
+    params: dict[str, Any] = field(default_factory=dict)
+    best_real: np.ndarray | None = None
+    notes: dict[int, str] = field(default_factory=dict)
+    interrupted: bool = False
+    example_images: np.ndarray | None = None
+    example_values: np.ndarray | None = None
+    example_indices: np.ndarray | None = None
+    example_labels: np.ndarray | None = None
+    post_value: np.ndarray | None = None
+    start_image: np.ndarray | None = None
+
+    @property
+    def layer(self) -> str:
+        """The layer whose filters these are."""
+        return self.meta.layers[0]
+
+    @property
+    def dead(self) -> np.ndarray:
+        """Filters whose map stays zero after the activation, even for their own image."""
+        return self.post_max <= 0
+
+    @property
+    def output(self) -> np.ndarray:
+        """What each filter outputs for its image, after its activation (the objective's
+        measure: map mean, or centre unit); the optimized score for results that predate it."""
+        return self.activation if self.post_value is None else self.post_value
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """:attr:`output` over the filter's best real image (NaN where that is ≤ 0 or
+        unknown)."""
+        if self.best_real is None:
+            return np.full(len(self.filters), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.best_real > 0, self.output / self.best_real, np.nan)
+
+    @property
+    def beats_real(self) -> np.ndarray:
+        """Whether each image makes its filter output more than any real image does."""
+        if self.best_real is None:
+            return np.zeros(len(self.filters), bool)
+        return self.output > self.best_real
+
+    @property
+    def reaches_real(self) -> np.ndarray:
+        """Whether each image makes its filter output at least as much as any real image does
+        (to float32 precision: an optimum that real images reach too)."""
+        if self.best_real is None:
+            return np.zeros(len(self.filters), bool)
+        return self.output >= self.best_real - 1e-5 * np.maximum(np.abs(self.best_real), 1.0)
+
+    @property
+    def measure(self) -> str:
+        """What :attr:`output` and the real-image comparison measure, in words."""
+        kind = self.params.get("objective_kind", "channel")
+        return {"neuron": "the centre unit (real images: their strongest unit)",
+                "layer": "the layer's mean square"}.get(kind, "the map mean")
+
+    def patterns(self) -> np.ndarray:
+        """The images as shown: for a neuron objective, the centre unit's receptive-field crop,
+        enlarged (nearest pixel) to the full image size; otherwise the images themselves."""
+        crop = self.params.get("crop")
+        if not crop or not len(self.images):
+            return self.images
+        top, bottom, left, right = crop
+        height, width = self.images.shape[1:3]
+        rows = top + np.arange(height) * (bottom - top) // height
+        cols = left + np.arange(width) * (right - left) // width
+        return self.images[:, rows][:, :, cols]
+
+    @property
+    def requested(self) -> list[int]:
+        """The filters the run was asked for (some may be missing after an interruption)."""
+        return [int(f) for f in self.params.get("requested", self.filters)]
+
+    def summary(self) -> str:
+        """One line: filters, objective, what they output after the activation, dead filters,
+        and the share that beat their best real image on the same measure."""
+        live = ~self.dead
+        when = "before" if self.params.get("preactivation") else "after"
+        what = "one image for all maps" if self.params.get("objective_kind") == "layer" \
+            else f"{len(self.filters)} filters"
+        line = (f"{self.layer}: {what} in chunks of {self.params.get('chunk', '?')}; objective "
+                f"{self.params.get('objective', '?')}, {when} the activation; output after it, "
+                f"{self.measure}: mean "
+                f"{self.output[live].mean() if live.any() else float('nan'):.3f}")
+        dead = int(self.dead.sum())
+        if dead:
+            line += (f"; {dead} dead filter(s) (zero after the activation even for their own "
+                     "image) left out of these numbers")
+        if self.best_real is not None and live.any():
+            line += (f"; {self.beats_real[live].mean():.0%} of {int(live.sum())} live filters "
+                     f"beat their best real image of {self.meta.data or 'the data'}")
+            ties = self.reaches_real[live].mean() - self.beats_real[live].mean()
+            line += f" ({ties:.0%} more match it)" if ties > 0 else ""
+        return line
+
+    def save(self, path: str | Path) -> tuple[Path, Path]:
+        """Write ``path`` (.npz) and its ``.json`` twin."""
+        arrays = {"filters": self.filters, "images": self.images, "activation": self.activation,
+                  "post_max": self.post_max, "curves": self.curves, "best_real": self.best_real,
+                  "example_images": self.example_images, "example_values": self.example_values,
+                  "example_indices": self.example_indices, "example_labels": self.example_labels,
+                  "post_value": self.post_value, "start_image": self.start_image}
+        return save_arrays(path, "filters", arrays, self.meta, self.params,
+                     notes={str(k): v for k, v in self.notes.items()},
+                     interrupted=self.interrupted)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FilterResult:
+        """Read what :meth:`save` wrote."""
+        a, meta, params, saved = load_arrays(path, "filters")
+        return cls(a["filters"], a["images"], a["activation"], a["post_max"], a["curves"], meta,
+                   params, a.get("best_real"), {int(k): v for k, v in saved["notes"].items()},
+                   saved["interrupted"], a.get("example_images"), a.get("example_values"),
+                   a.get("example_indices"), a.get("example_labels"), a.get("post_value"),
+                   a.get("start_image"))
+
+    def merged(self, other: FilterResult) -> FilterResult:
+        """This result and ``other`` (more filters of the same run) as one, in the order the
+        run requested its filters."""
+        self.meta.same_run(other.meta, "filter results")
+        requested = self.requested
+        parts = [self, other]
+        filters = np.concatenate([self.filters, other.filters])
+        rank = {f: i for i, f in enumerate(requested)}
+        order = np.argsort([rank.get(int(f), len(rank) + int(f)) for f in filters], kind="stable")
+
+        def pick(name: str) -> np.ndarray | None:
+            values = joined(parts, name)
+            return None if values is None else values[order]
+
+        done = {int(f) for f in filters}
+        return FilterResult(
+            filters[order], pick("images"), pick("activation"), pick("post_max"),
+            pick("curves"), self.meta, self.params, pick("best_real"),
+            {**self.notes, **other.notes}, any(f not in done for f in requested),
+            pick("example_images"), pick("example_values"), pick("example_indices"),
+            pick("example_labels"), pick("post_value"), self.start_image)

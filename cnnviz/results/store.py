@@ -1,0 +1,94 @@
+"""How results are stored: their metadata, and ``.npz`` arrays with a ``.json`` twin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+from cnnviz.fileio import load_results, save_results
+from cnnviz.preprocess import Preprocess, named
+from cnnviz.version import __version__
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Where a result came from: the model, the layers it covers, the data (and its class
+    names), how pixels were preprocessed, the seed and the cnnviz version that made it."""
+
+    model: str = ""
+    preprocess: Preprocess = field(default_factory=lambda: named("unit"))
+    layers: tuple[str, ...] = ()
+    data: str | None = None
+    seed: int | None = None
+    version: str = __version__
+    classes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"model": self.model, "preprocess": self.preprocess.to_params(),
+                "layers": list(self.layers), "data": self.data, "classes": list(self.classes),
+                "seed": self.seed, "version": self.version}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Meta:
+        """The metadata :meth:`to_json` wrote."""
+        return cls(values["model"], Preprocess.from_params(values["preprocess"]),
+                   tuple(values["layers"]), values.get("data"), values.get("seed"),
+                   values.get("version", "?"), tuple(values.get("classes", ())))
+
+    def class_name(self, label: int) -> str:
+        """The name of class ``label`` (its number where the data named none)."""
+        return self.classes[label] if 0 <= label < len(self.classes) else str(label)
+
+    def display(self, images: np.ndarray) -> np.ndarray:
+        """Model inputs → display pixels (0..1, RGB order)."""
+        return self.preprocess.to_unit(images)
+
+    def same_run(self, other: Meta, what: str) -> None:
+        """Refuse to merge parts of different runs (other model, layers or preprocessing)."""
+        for name in ("model", "layers", "preprocess"):
+            if getattr(self, name) != getattr(other, name):
+                raise CnnvizError(f"cannot merge {what} of different runs: {name} "
+                                  f"{getattr(self, name)!r} vs {getattr(other, name)!r}")
+
+
+def save_arrays(path: str | Path, kind: str, arrays: dict[str, Any], meta: Meta,
+          params: dict[str, Any], **extra: Any) -> tuple[Path, Path]:
+    kept = {key: value for key, value in arrays.items() if value is not None}
+    return save_results(path, kind, kept, {"meta": meta.to_json(), "params": params, **extra})
+
+
+def load_arrays(path: str | Path, kind: str) -> tuple[dict[str, np.ndarray], Meta, dict[str, Any],
+                                                dict[str, Any]]:
+    arrays, saved = load_results(path, kind)
+    if not isinstance(saved.get("meta"), dict) or "preprocess" not in saved["meta"]:
+        raise CnnvizError(f"{Path(path).with_suffix('.npz')} was saved by an older cnnviz: "
+                          "compute it again")
+    return arrays, Meta.from_json(saved["meta"]), saved.get("params", {}), saved
+
+
+def numbered(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{"conv": a, "pool": b}`` → ``{"map_0": a, "map_1": b}``: npz keys that any layer or
+    method name fits (names go to the JSON, in order)."""
+    return {f"{prefix}_{i}": value for i, value in enumerate(arrays.values())}
+
+
+def named_arrays(prefix: str, data: dict[str, np.ndarray],
+                 names: list[str]) -> dict[str, np.ndarray]:
+    """What :func:`numbered` wrote, under its names again."""
+    return {name: data[f"{prefix}_{i}"] for i, name in enumerate(names)}
+
+
+def stacked(first: dict[str, np.ndarray], second: dict[str, np.ndarray]
+             ) -> dict[str, np.ndarray]:
+    """Per key, the first part's rows followed by the second's."""
+    return {name: np.concatenate([first[name], second[name]]) for name in first}
+
+
+def joined(parts: list[Any], name: str) -> np.ndarray | None:
+    values = [getattr(p, name) for p in parts]
+    return None if any(v is None for v in values) else np.concatenate(values)
