@@ -113,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--vgg", action="store_true", help="add the pretrained VGG16")
+    parser.add_argument("--vgg-only", action="store_true", help="only the VGG16 rows")
     parser.add_argument("--vgg-layers", default="block2_conv2,block3_conv3,block4_conv3")
     parser.add_argument("--vgg-filters", type=int, default=8)
     parser.add_argument("--vgg-size", type=int, default=96)
@@ -124,15 +125,16 @@ def main() -> None:
     raw = mnist_real()
     real = model_inputs(raw, facts.preprocess)
     rows, saved = [], {}
-    for layer in conv_layers(facts.model):
+    for layer in [] if args.vgg_only else conv_layers(facts.model):
         base = None
         for name in ("classic", *[p for p in PRESETS if p != "classic"]):
             m = measure(facts, layer, None, name, raw, real, args.steps, None)
             base = base or m
             rows.append((layer, name, m, base))
             saved[f"{layer}/{name}"] = m["images"]
-    table(f"bundled MNIST CNN, all filters; {TARGETS}", rows)
-    if args.vgg:
+    if rows:
+        table(f"bundled MNIST CNN, all filters; {TARGETS}", rows)
+    if args.vgg or args.vgg_only:
         from hed_vgg16 import hed_vgg16_path
 
         vgg = as_facts(load(hed_vgg16_path(), preprocess="caffe"))

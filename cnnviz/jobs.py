@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from cnnviz.activations import activations, class_patterns
-from cnnviz.attribution import METHODS, Target, explain
+from cnnviz.attribution import BASELINES, METHODS, Target, explain
 from cnnviz.data import load_dataset
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import refuse_overwrite
 from cnnviz.inputs import InputChoice, select_input
+from cnnviz.metrics import evaluate
 from cnnviz.models import (
     ModelFacts,
     conv_kernels,
@@ -34,7 +35,7 @@ from cnnviz.render import grids, views
 from cnnviz.render.outputs import output_bars
 from cnnviz.report import StatusFn, build_report
 from cnnviz.results import FilterResult
-from cnnviz.sources import bundled_fits, data_for, no_data_note
+from cnnviz.sources import bundled_fits, data_for, model_inputs, no_data_note
 
 TrainProgressFn = Callable[[int, int, int, dict[str, float]], None]
 
@@ -273,23 +274,43 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
 
 
 def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str = "gradcam",
-                target: Target = None, layer: str | None = None, force: bool = False,
+                target: Target = None, layer: str | None = None, baseline: str = "black",
+                metrics: bool = False, force: bool = False,
                 standalone: bool = False) -> Outcome:
-    """``cnnviz explain``: every attribution method for one input, ``method`` as an overlay."""
+    """``cnnviz explain``: every attribution method for one input, ``method`` as an overlay;
+    integrated gradients from ``baseline`` with their completeness error; with ``metrics``,
+    each method's deletion, insertion and randomization checks."""
     if method not in METHODS:
         raise CnnvizError(f"unknown attribution method '{method}': use one of "
                           f"{', '.join(METHODS)}")
+    if baseline not in BASELINES:
+        raise CnnvizError(f"unknown baseline '{baseline}': use one of {', '.join(BASELINES)}")
     refuse_overwrite(out / "explain.html", force)
     choice, data = _choose_input(facts, source)
+    references = None
+    if baseline in ("mean", "expected"):
+        if data is None:
+            raise CnnvizError(f"the {baseline} baseline needs images: give them with --data")
+        count = min(256, data.size() or 256)
+        pixels, _ = data.gather(np.arange(count), choice.image.shape)
+        references = model_inputs(pixels, facts.preprocess)
     result = explain(facts, choice.image[None], METHODS, target=target, layer=layer,
-                     seed=source.seed, data=choice.source,
-                     classes=() if data is None else data.class_names)
+                     seed=source.seed, baseline=baseline, references=references,
+                     data=choice.source, classes=() if data is None else data.class_names)
     outcome = Outcome(views.write_attribution_views(result, method, out, standalone=standalone),
                       [views.attribution_title(result)], [*facts.notes, *choice.notes])
     outcome.written += result.save(out / "explain.npz")
+    delta = result.params["completeness"][0]
+    change = float(result.maps["integrated_gradients"][0].sum()) - delta
+    outcome.lines.append(f"integrated gradients from a {baseline} baseline: the attributions "
+                         f"add up to the score change {change:.4g} within {abs(delta):.2g}"
+                         f" ({abs(delta) / max(abs(change), 1e-12):.1%})")
     if not result.maps["gradcam"].any():
         outcome.lines.append("note: Grad-CAM is zero everywhere: no map of its layer raises this "
                              "class at any position (try an earlier layer with --layer)")
+    if metrics:
+        scores = evaluate(facts, result, baseline=baseline, references=references)
+        outcome.lines += [f"  {score.line(name)}" for name, score in scores.items()]
     outcome.lines.append(outcome.wrote())
     return outcome
 

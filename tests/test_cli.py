@@ -304,9 +304,14 @@ def test_explain_command(tmp_path):
     with Image.open(tmp_path / "explain_integrated_gradients.png") as png:
         assert png.format == "PNG"
     spec = figures((tmp_path / "explain.html").read_text())[0]
-    assert len(spec["data"]) == 5  # the input and four methods
+    assert len(spec["data"]) == 13  # the input, the input under each of six maps, the maps
     titles = [a["text"] for a in spec["layout"]["annotations"]]
-    assert titles == ["input", "saliency", "smoothgrad", "gradcam", "integrated_gradients"]
+    assert titles == ["input", "saliency (signed)", "smoothgrad (signed)",
+                      "integrated_gradients (signed)", "gradcam (≥ 0)", "gradcam++ (≥ 0)",
+                      "layercam (≥ 0)"]
+    maps = spec["data"][7:]
+    assert [m["zmin"] == -m["zmax"] for m in maps] == [True] * 3 + [False] * 3
+    assert all(m["colorbar"]["x"] > 0 for m in maps)  # each map has its own colour bar
 
 
 def test_existing_output_needs_force(tmp_path):

@@ -63,12 +63,15 @@ def test_explain_saves_its_numbers(tmp_path, reference_model):
     result = runner.invoke(app, ["explain", "--digit", "3", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     saved = Attributions.load(tmp_path / "explain.npz")
-    assert saved.methods == ["saliency", "smoothgrad", "gradcam", "integrated_gradients"]
+    assert saved.methods == ["saliency", "smoothgrad", "integrated_gradients", "gradcam",
+                             "gradcam++", "layercam"]
     assert saved.meta.model == reference_model.name and saved.meta.layers == ("conv2d_3",)
     assert saved.targets.tolist() == saved.predictions.tolist() == [3]
     spec = figures((tmp_path / "explain.html").read_text())[0]
-    np.testing.assert_allclose(array(spec["data"][1]["z"]), saved.heatmaps()["saliency"][0],
+    # the input, then the input under each of the six maps, then the maps
+    np.testing.assert_allclose(array(spec["data"][7]["z"]), saved.displayed()["saliency"][0],
                                rtol=1e-6)
+    assert "completeness" in saved.params and "add up to the score change" in result.stdout
 
 
 def test_kernels_default_to_the_first_conv_layer_of_any_model(tmp_path, nested_model):
@@ -97,7 +100,8 @@ sys.meta_path.insert(0, NoTensorFlow())
 from cnnviz.cli import app
 out = sys.argv[1]
 for args in (["activations", "--digit", "1"], ["filters", "--layer", "conv2d_1", "--filters",
-             "0-3", "--steps", "2", "--examples", "2"], ["explain", "--digit", "1"],
+             "0-3", "--steps", "2", "--examples", "2"], ["explain", "--digit", "1", "--metrics",
+             "--baseline", "blur"],
              ["patterns", "--no-dense"]):
     app([*args, "--out", out + "/" + args[0]], standalone_mode=False)
 import keras

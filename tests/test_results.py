@@ -54,15 +54,17 @@ def test_every_result_records_the_same_metadata(tmp_path, tiny_model, data):
 def test_attributions_round_trip(tmp_path, tiny_model):
     x = np.random.default_rng(3).random((2, 6, 6, 1)).astype(np.float32)
     result = explain(tiny_model, x, target=1)
-    assert result.methods == ["saliency", "smoothgrad", "gradcam", "integrated_gradients"]
+    assert result.methods == ["saliency", "smoothgrad", "integrated_gradients", "gradcam",
+                              "gradcam++", "layercam"]
     assert result.targets.tolist() == [1, 1] and result.maps["gradcam"].shape == (2, 6, 6)
     result.save(tmp_path / "a.npz")
     back = Attributions.load(tmp_path / "a")
     for name in result.methods:
         np.testing.assert_array_equal(back.maps[name], result.maps[name])
     np.testing.assert_array_equal(back.probabilities, result.probabilities)
-    heat = back.heatmaps()["saliency"]
-    np.testing.assert_array_equal(heat, np.abs(result.maps["saliency"]).max(axis=-1))
+    heat = back.displayed()["saliency"]
+    np.testing.assert_array_equal(heat, result.maps["saliency"].sum(axis=-1))
+    assert back.signed("saliency") and not back.signed("gradcam")
 
 
 def test_two_filter_ranges_merge_into_the_whole_run(tiny_model):

@@ -52,9 +52,17 @@ def explain(
         help="Grad-CAM layer.", show_default="the deepest conv layer (or the nested model "
                                              "holding it)", rich_help_panel=MODEL_PANEL)] = None,
     method: Annotated[str, typer.Option(
-        metavar="[saliency|smoothgrad|gradcam|integrated_gradients]",
+        metavar="[saliency|smoothgrad|integrated_gradients|gradcam|gradcam++|layercam]",
         rich_help_panel=OUTPUT_PANEL, help="The method drawn over the input in the PNG (the "
-                                           "HTML shows all four).")] = "gradcam",
+                                           "HTML shows them all).")] = "gradcam",
+    baseline: Annotated[str, typer.Option(
+        metavar="[black|blur|noise|mean|expected]", rich_help_panel=MODEL_PANEL,
+        help="Where integrated gradients start: black, the input blurred, uniform noise, the "
+             "mean of --data, or expected gradients over --data.")] = "black",
+    metrics: Annotated[bool, typer.Option(
+        "--metrics", rich_help_panel=OUTPUT_PANEL,
+        help="Check each method: deletion and insertion against removing the input's ink at "
+             "random, and how much its map changes when the weights are randomized.")] = False,
     seed: SeedOpt = 0,
     out: Annotated[Path, out_option("cnnviz-out/explain")] = Path("cnnviz-out/explain"),
     standalone: StandaloneOpt = False,
@@ -63,10 +71,11 @@ def explain(
     output: OutputOpt = None,
     unsafe: UnsafeOpt = False,
 ) -> None:
-    """Which pixels drove a prediction: saliency, SmoothGrad, Grad-CAM, integrated gradients."""
+    """Which pixels drove a prediction: gradients (signed), integrated gradients, Grad-CAM,
+    Grad-CAM++ and LayerCAM."""
     from cnnviz.jobs import InputSpec, explain_job
 
     spec = InputSpec(image, digit, index, data, size(size_), seed, invert)
     show(explain_job(load(model, unsafe, preprocess, output), out, spec, method=method,
-                     target=target(target_, target_layer), layer=layer, force=force,
-                     standalone=standalone))
+                     target=target(target_, target_layer), layer=layer, baseline=baseline,
+                     metrics=metrics, force=force, standalone=standalone))

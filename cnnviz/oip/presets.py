@@ -28,14 +28,15 @@ OBJECTIVES = ("auto", "channel", "neuron", "layer")
 COLOURS = ("auto", "imagenet", "data", "none")
 
 
-def field_side(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> int:
+def field_side(model: ModelFacts | Any, layer: str, shape: tuple[int, int, int]) -> int:
     """The larger side of ``layer``'s receptive field at ``shape``, capped by the image (the
     whole image when the geometry is unknown)."""
+    facts = as_facts(model)
     field = receptive_field(facts, layer, shape[:2] if facts.any_size else None)
     return min(max(field.size or shape[:2]), max(shape[:2]))
 
 
-def objective_kind(facts: ModelFacts, layer: str, shape: tuple[int, int, int],
+def objective_kind(model: ModelFacts | Any, layer: str, shape: tuple[int, int, int],
                    kind: str = "auto") -> str:
     """``kind``, or for ``auto`` the centre neuron when the layer's receptive field covers at
     most half the image side (a channel mean of a small field is maximized by a repeated,
@@ -44,7 +45,7 @@ def objective_kind(facts: ModelFacts, layer: str, shape: tuple[int, int, int],
         raise CnnvizError(f"unknown objective '{kind}': use one of {', '.join(OBJECTIVES)}")
     if kind != "auto":
         return kind
-    return "neuron" if 2 * field_side(facts, layer, shape) <= min(shape[:2]) else "channel"
+    return "neuron" if 2 * field_side(model, layer, shape) <= min(shape[:2]) else "channel"
 
 
 def make_objective(kind: str, layer: str) -> obj.Objective:

@@ -41,7 +41,7 @@ def layer_maps_figure(layer_maps: dict[str, np.ndarray], *, colorscale: str = "V
             visible=i == 0, colorbar=dict(title=dict(text=value)),
             hovertemplate=(f"{html.escape(name)}<br>{unit} %{{customdata[0]}}<br>"
                            "row %{customdata[1]}, col %{customdata[2]}<br>"
-                           "value %{z:.4g}<extra></extra>")))
+                           f"{html.escape(value)} %{{z:.4g}}<extra></extra>")))
         states.append(dict(
             annotations=_tile_labels(corners, width),
             title=dict(text=f"{name}: {n} {unit}s of {height}×{width}")))
@@ -213,28 +213,79 @@ def patterns_figure(layers: dict[str, tuple[np.ndarray, np.ndarray]], counts: np
     return fig
 
 
-def attribution_figure(image: np.ndarray, heatmaps: dict[str, np.ndarray], *,
-                       value_range: tuple[float, float] = (0.0, 1.0), title: str = ""):
-    """The input beside each method's heatmap, side by side; hover shows position and value."""
+def attribution_figure(image: np.ndarray, maps: dict[str, np.ndarray],
+                       signed: dict[str, bool], *, title: str = "", columns: int = 4):
+    """The input, then each method's map laid over it with its own colour bar: signed maps on a
+    diverging scale centred on zero (red raises the score, blue lowers it), non-negative maps
+    on a sequential one; a button shows the maps alone. ``image`` is display pixels (0..1)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    names = list(heatmaps)
-    fig = make_subplots(rows=1, cols=1 + len(names), subplot_titles=["input", *names],
-                        horizontal_spacing=0.02)
-    lo, hi = value_range
-    grey = np.asarray(image, dtype=np.float64)
-    grey = grey[..., 0] if grey.shape[-1] == 1 else grey.mean(axis=-1)
-    fig.add_trace(go.Heatmap(z=grey, colorscale="gray", zmin=lo, zmax=hi, showscale=False,
-                             hovertemplate="row %{y}, col %{x}<br>pixel %{z:.4g}"
-                                           "<extra></extra>"), 1, 1)
-    for i, name in enumerate(names, start=2):
-        fig.add_trace(go.Heatmap(z=heatmaps[name], colorscale="Inferno", showscale=False,
-                                 hovertemplate=f"{html.escape(name)}<br>row %{{y}}, col %{{x}}"
-                                               "<br>attribution %{z:.4g}<extra></extra>"), 1, i)
+    names = list(maps)
+    cols = min(columns, len(names) + 1)
+    rows = -(-(len(names) + 1) // cols)
+    titles = ["input", *[f"{n} ({'signed' if signed[n] else '≥ 0'})" for n in names]]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.07,
+                        vertical_spacing=0.12)
+    image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+    for i in range(len(names) + 1):  # the input, then under each map
+        fig.add_trace(_input_trace(image, hover=i == 0), i // cols + 1, i % cols + 1)
+    for i, name in enumerate(names, start=1):
+        z = np.asarray(maps[name], dtype=np.float64)
+        top = float(np.abs(z).max()) or 1.0
+        cell = fig.get_subplot(i // cols + 1, i % cols + 1)
+        x_domain, y_domain = cell.xaxis.domain, cell.yaxis.domain
+        fig.add_trace(go.Heatmap(
+            z=z, colorscale=_see_through(signed[name], True),
+            zmin=-top if signed[name] else 0.0, zmax=top,
+            colorbar=dict(x=x_domain[1] + 0.004, y=sum(y_domain) / 2, xanchor="left",
+                          len=y_domain[1] - y_domain[0], thickness=10, tickfont=dict(size=9)),
+            hovertemplate=f"{html.escape(name)}<br>row %{{y}}, col %{{x}}<br>attribution "
+                          "%{z:.4g}<extra></extra>"), i // cols + 1, i % cols + 1)
+    inputs = len(names) + 1
+    scales = [None] * inputs
+    over = {"visible": [True] * len(fig.data),
+            "colorscale": scales + [_see_through(signed[n], True) for n in names]}
+    alone = {"visible": [True] + [False] * len(names) + [True] * len(names),
+             "colorscale": scales + [_see_through(signed[n], False) for n in names]}
+    fig.update_layout(updatemenus=[dict(
+        type="buttons", direction="right", x=1, y=1.0, xanchor="right", yanchor="bottom",
+        pad=dict(b=30), buttons=[dict(label="over the input", method="restyle", args=[over]),
+                                 dict(label="maps alone", method="restyle", args=[alone])])],
+        plot_bgcolor="white")
     fig.update_yaxes(autorange="reversed", visible=False)
-    fig.update_xaxes(visible=False)
-    for i in range(1, len(names) + 2):
-        fig.update_yaxes(scaleanchor=f"x{'' if i == 1 else i}", row=1, col=i)
-    fig.update_layout(title=dict(text=title), height=360, margin=dict(l=10, r=10, t=80, b=10))
+    fig.update_xaxes(visible=False, constrain="domain")
+    for i in range(rows * cols):
+        fig.update_yaxes(scaleanchor=f"x{'' if i == 0 else i + 1}", row=i // cols + 1,
+                         col=i % cols + 1)
+    fig.update_layout(title=dict(text=title), height=90 + 300 * rows,
+                      margin=dict(l=10, r=40, t=130, b=10))
     return fig
+
+
+def _see_through(signed: bool, fade: bool) -> list[list[Any]]:
+    """The diverging (signed) or sequential colour scale; with ``fade``, a colour's opacity
+    grows with the size of its value, so small values leave the input beneath visible."""
+    from plotly.colors import sample_colorscale
+
+    stops = np.linspace(0.0, 1.0, 11)
+    colours = sample_colorscale("RdBu_r" if signed else "Inferno", list(stops))
+    scale = []
+    for stop, colour in zip(stops, colours, strict=True):
+        strength = abs(2 * stop - 1) if signed else stop
+        alpha = strength if fade else 1.0
+        scale.append([float(stop), colour.replace("rgb(", "rgba(").replace(")", f", {alpha:.3f})")])
+    return scale
+
+
+def _input_trace(image: np.ndarray, hover: bool) -> Any:
+    """Display pixels as a grey heatmap or a colour image; hover only where asked."""
+    import plotly.graph_objects as go
+
+    if image.shape[-1] == 1:
+        return go.Heatmap(z=image[..., 0], colorscale="gray", zmin=0, zmax=1, showscale=False,
+                          hoverinfo=None if hover else "skip",
+                          hovertemplate="row %{y}, col %{x}<br>pixel %{z:.3f}<extra></extra>"
+                          if hover else None)
+    return go.Image(z=np.round(255 * image).astype(np.uint8), hoverinfo="all" if hover
+                    else "skip")

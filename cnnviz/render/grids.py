@@ -160,22 +160,30 @@ def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: 
     return fig
 
 
-def attribution_overlay(image: np.ndarray, heatmap: np.ndarray, *, title: str = "",
-                        value_range: tuple[float, float] = (0.0, 1.0)):
-    """The input in grey with an attribution heatmap laid over it, beside the heatmap alone."""
-    lo, hi = value_range
-    grey = (np.asarray(image, dtype=np.float64) - lo) / ((hi - lo) or 1.0)
-    grey = grey[..., 0] if grey.shape[-1] == 1 else grey.mean(axis=-1)
-    fig = _figure(7.2, 3.6)
-    ax_over, ax_map = fig.subplots(1, 2)
-    ax_over.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax_over.imshow(heatmap, cmap="inferno", alpha=0.55, interpolation="bilinear")
-    ax_over.set_title("overlay")
-    shown = ax_map.imshow(heatmap, cmap="inferno", interpolation="nearest")
-    ax_map.set_title("attribution")
-    for ax in (ax_over, ax_map):
+def attribution_overlay(image: np.ndarray, heatmap: np.ndarray, *, signed: bool = True,
+                        title: str = ""):
+    """The input (display pixels, 0..1, grey or colour), the attribution laid over it, and the
+    attribution alone with its colour bar: signed maps on a diverging scale centred on zero
+    (red raises the score), non-negative maps on a sequential one."""
+    image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+    shown = image[..., 0] if image.shape[-1] == 1 else image
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    top = float(np.abs(heatmap).max()) or 1.0
+    scale = dict(cmap="RdBu_r", vmin=-top, vmax=top) if signed else \
+        dict(cmap="inferno", vmin=0.0, vmax=top)
+    fig = _figure(10.2, 3.6)
+    ax_in, ax_over, ax_map = fig.subplots(1, 3)
+    for ax in (ax_in, ax_over):
+        ax.imshow(shown, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    # over the input, a value's opacity grows with its size, so small values leave it visible
+    strength = np.clip(np.abs(heatmap) / top, 0.0, 1.0)
+    ax_over.imshow(heatmap, alpha=0.8 * strength, interpolation="nearest", **scale)
+    drawn = ax_map.imshow(heatmap, interpolation="nearest", **scale)
+    for ax, name in ((ax_in, "input"), (ax_over, "over the input"), (ax_map, "attribution")):
+        ax.set_title(name, fontsize=9)
         ax.set_axis_off()
-    fig.colorbar(shown, ax=ax_map, shrink=0.8)
+    fig.colorbar(drawn, ax=ax_map, shrink=0.8,
+                 label="signed: red raises the score" if signed else "≥ 0 by definition")
     if title:
         fig.suptitle(title, fontsize=9)
     return fig

@@ -83,11 +83,13 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
         template += ("<br>best real image %{customdata[2]:.4g}"
                      "<br>ratio to best real %{customdata[3]:.2f}")
         columns += [result.best_real[idx], result.ratio[idx]]
-    shown, per_row = result.meta.display(result.patterns()[idx]), None
+    shown, per_row, page_row = result.meta.display(result.patterns()[idx]), None, None
     if result.example_images is not None and result.example_values is not None:
         k = result.example_images.shape[1]
         shown = _with_examples(shown, result.meta.display(result.example_images[idx]))
         per_row = max(1, round(float(np.sqrt(n / (1 + k)))))
+        # a page is ~1000 px wide: at most ~20 images across keeps each ~48 px, room for labels
+        page_row = max(1, min(per_row, 20 // (1 + k)))
         labels = [f"{label}  | top {k} real: {result.example_values[i, 0]:.2f}…"
                   f"{result.example_values[i, -1]:.2f}" for label, i in zip(labels, idx,
                                                                              strict=True)]
@@ -102,6 +104,7 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
     heading = (f"{result.layer}: {n} filters ({what}), {result.params.get('steps', '?')} steps"
                f"{f', {dead} dead' if dead else ''}")
     return dict(idx=idx, shown=shown, labels=labels, flagged=flagged, per_row=per_row,
+                page_row=page_row,
                 values=np.stack(columns, axis=1), template=template, heading=heading,
                 value_range=(0.0, 1.0), classes=classes)
 
@@ -119,7 +122,7 @@ def filter_gallery_figure(result: FilterResult, order: str = "index") -> Any:
     p = _gallery_parts(result, order)
     return figures.image_gallery_figure(p["shown"], p["labels"], p["values"], p["template"],
                                         value_range=p["value_range"], flagged=p["flagged"],
-                                        title=p["heading"], columns=p["per_row"],
+                                        title=p["heading"], columns=p["page_row"],
                                         hover_text=p["classes"])
 
 
@@ -154,7 +157,7 @@ def write_kernel_views(kernels: np.ndarray, layer: str, out_dir: str | Path, *,
     title = f"{layer}: {kernels.shape[-1]} kernels of {kernels.shape[0]}×{kernels.shape[1]}"
     fig = grids.map_grid(kernels, title=title, cmap="RdBu_r", symmetric=True, label="weight")
     written = [grids.save_png(fig, out / "kernels.png")]
-    figure = figures.layer_maps_figure({layer: kernels}, colorscale="RdBu", symmetric=True,
+    figure = figures.layer_maps_figure({layer: kernels}, colorscale="RdBu_r", symmetric=True,
                                        unit="filter", value="weight")
     return written + write_page(out / "kernels.html", f"{layer} kernels",
                                 [("Kernel weights", figure)], standalone=standalone)
@@ -203,10 +206,10 @@ def attribution_title(result: Attributions, index: int = 0) -> str:
 
 
 def attribution_figure(result: Attributions, index: int = 0) -> Any:
-    """The input beside every method's display map (plotly)."""
-    heatmaps = {name: maps[index] for name, maps in result.heatmaps().items()}
-    return figures.attribution_figure(result.meta.display(result.inputs[index]), heatmaps,
-                                      value_range=(0.0, 1.0),
+    """The input, then every method's map over it with its colour bar (plotly)."""
+    maps = {name: maps[index] for name, maps in result.displayed().items()}
+    return figures.attribution_figure(result.meta.display(result.inputs[index]), maps,
+                                      {name: result.signed(name) for name in maps},
                                       title=attribution_title(result, index))
 
 
@@ -216,8 +219,8 @@ def write_attribution_views(result: Attributions, method: str, out_dir: str | Pa
     out = Path(out_dir)
     title = attribution_title(result, index)
     fig = grids.attribution_overlay(result.meta.display(result.inputs[index]),
-                                    result.heatmaps()[method][index],
-                                    title=f"{method}\n{title}", value_range=(0.0, 1.0))
+                                    result.displayed()[method][index],
+                                    signed=result.signed(method), title=f"{method}\n{title}")
     written = [grids.save_png(fig, out / f"explain_{method}.png")]
     return written + write_page(out / "explain.html", "Attribution maps",
                                 [("Methods side by side", attribution_figure(result, index))],

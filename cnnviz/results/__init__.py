@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from cnnviz.errors import CnnvizError
-from cnnviz.results.attributions import Attributions, to_heatmap
+from cnnviz.results.attributions import Attributions, to_display
 from cnnviz.results.filters import FilterResult
 from cnnviz.results.maps import Activations, ClassPatterns
 from cnnviz.results.store import Meta
 
 __all__ = ["Activations", "Attributions", "ClassPatterns", "FilterResult", "Meta", "merge",
-           "to_heatmap"]
+           "to_display"]
 
 
 Result = Activations | ClassPatterns | FilterResult | Attributions

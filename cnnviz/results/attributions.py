@@ -41,9 +41,15 @@ class Attributions:
         """The predicted class of each input."""
         return np.argmax(self.probabilities, axis=-1)
 
-    def heatmaps(self) -> dict[str, np.ndarray]:
-        """Per method, one non-negative (N, H, W) display map per input."""
-        return {name: to_heatmap(maps) for name, maps in self.maps.items()}
+    def signed(self, method: str) -> bool:
+        """Whether the method's map is signed (gradient methods) or non-negative by definition
+        (the class-activation-map family)."""
+        return bool(self.params.get("signed", {}).get(method, self.maps[method].ndim == 4))
+
+    def displayed(self) -> dict[str, np.ndarray]:
+        """Per method, the (N, H, W) map shown: signed maps summed over the colour channels
+        (the first-order effect of brightening a pixel), non-negative maps as computed."""
+        return {name: to_display(maps, self.signed(name)) for name, maps in self.maps.items()}
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write ``path`` (.npz) and its ``.json`` twin."""
@@ -70,7 +76,10 @@ class Attributions:
                             self.meta, self.params)
 
 
-def to_heatmap(attribution: np.ndarray) -> np.ndarray:
-    """One non-negative map per image: |attribution| maxed over channels for (N, H, W, C)."""
+def to_display(attribution: np.ndarray, signed: bool = True) -> np.ndarray:
+    """One (N, H, W) map per image: a signed (N, H, W, C) attribution summed over channels, an
+    unsigned one's largest magnitude over channels; (N, H, W) maps unchanged."""
     attribution = np.asarray(attribution)
-    return np.abs(attribution).max(axis=-1) if attribution.ndim == 4 else np.abs(attribution)
+    if attribution.ndim != 4:
+        return attribution
+    return attribution.sum(axis=-1) if signed else np.abs(attribution).max(axis=-1)

@@ -1,0 +1,95 @@
+"""Attribution maps, captum style: ``Method(model, layer=None).attribute(images, target=...)``.
+
+Scores are the target class's logit (the last layer before its softmax) or a channel's mean.
+``attribute`` returns arrays shaped like the input (N, H, W, C) for gradient methods — signed:
+the sign says whether a pixel raises or lowers the score — and non-negative (N, H, W) maps for
+the class-activation-map family; :func:`explain` runs several methods into one
+:class:`~cnnviz.results.Attributions`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnviz.attribution.cams import ClassActivationMap, GradCAM, GradCAMPlusPlus, LayerCAM
+from cnnviz.attribution.gradients import (
+    BASELINES,
+    ChannelTarget,
+    GradientMethod,
+    IntegratedGradients,
+    Saliency,
+    SmoothGrad,
+    Target,
+    baselines,
+    score_model,
+)
+from cnnviz.errors import CnnvizError
+from cnnviz.models import ModelFacts, as_facts, get_layer
+from cnnviz.results import Attributions, Meta
+
+METHODS = ("saliency", "smoothgrad", "integrated_gradients", "gradcam", "gradcam++",
+           "layercam")
+CAMS = ("gradcam", "gradcam++", "layercam")
+
+__all__ = ["BASELINES", "CAMS", "METHODS", "ChannelTarget", "ClassActivationMap", "GradCAM",
+           "GradCAMPlusPlus", "GradientMethod", "IntegratedGradients", "LayerCAM", "Saliency",
+           "SmoothGrad", "Target", "baselines", "explain", "make_method", "score_model"]
+
+
+def make_method(name: str, model: Any, *, layer: str | None = None, seed: int = 0) -> Any:
+    """An attribution method by name (one of :data:`METHODS`)."""
+    makers = {"saliency": lambda: Saliency(model),
+              "smoothgrad": lambda: SmoothGrad(Saliency(model), seed=seed),
+              "integrated_gradients": lambda: IntegratedGradients(model),
+              "gradcam": lambda: GradCAM(model, layer),
+              "gradcam++": lambda: GradCAMPlusPlus(model, layer),
+              "layercam": lambda: LayerCAM(model, layer)}
+    if name not in makers:
+        raise CnnvizError(f"unknown attribution method '{name}': use one of {', '.join(METHODS)}")
+    return makers[name]()
+
+
+def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...] = METHODS, *,
+            target: Target = None, layer: str | None = None, seed: int = 0,
+            baseline: str = "black", references: np.ndarray | None = None,
+            data: str | None = None, classes: tuple[str, ...] = ()) -> Attributions:
+    """Each named method's attribution of model-ready ``images`` to ``target``: a class (default:
+    the predicted one) or a :class:`ChannelTarget` (default for a model whose output is maps:
+    its strongest channel). Integrated gradients start from ``baseline`` (black, blur, noise,
+    mean or expected — the last two over model-ready ``references``); their completeness
+    error is kept in ``params``. ``data`` says where the images came from, ``classes`` names
+    them."""
+    facts = as_facts(model)
+    for name in methods:
+        if name not in METHODS:
+            raise CnnvizError(f"unknown attribution method '{name}': use one of "
+                              f"{', '.join(METHODS)}")
+    x = np.asarray(images, dtype=np.float32)
+    reference = Saliency(facts)
+    chosen = reference.targets(x, target)
+    if reference.is_class and chosen.layer is None:
+        scores = np.asarray(facts.model.predict(x, verbose=0))  # the probabilities themselves
+    else:
+        scores = reference.scores(x, chosen.layer)
+    if layer is None and chosen.layer is not None and "/" not in chosen.layer and \
+            len(get_layer(facts.model, chosen.layer).output.shape) == 4:
+        layer = chosen.layer  # a CAM of a layer's channel: where on that layer it fires
+    maps, cam_layer, params = {}, None, {}
+    for name in methods:
+        method = make_method(name, facts, layer=layer, seed=seed)
+        if isinstance(method, IntegratedGradients):
+            maps[name], delta = method.attribute(x, chosen, baseline=baseline, seed=seed,
+                                                 references=references, return_delta=True)
+            params["completeness"] = np.asarray(delta).tolist()
+            params["baseline"] = baseline
+        else:
+            maps[name] = method.attribute(x, chosen)
+        cam_layer = method.layer if isinstance(method, ClassActivationMap) else cam_layer
+    kind = "class" if reference.is_class and chosen.layer is None else "channel"
+    meta = Meta(facts.name, facts.preprocess, (cam_layer,) if cam_layer else (), data, seed,
+                classes=classes if kind == "class" else ())
+    params |= {"explained": "predicted" if target is None else "given", "target": kind,
+               "target_layer": chosen.layer, "signed": {n: n not in CAMS for n in methods}}
+    return Attributions(x, maps, chosen.channel, scores, meta, params)
