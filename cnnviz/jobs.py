@@ -302,9 +302,10 @@ def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str 
     outcome.written += result.save(out / "explain.npz")
     delta = result.params["completeness"][0]
     change = float(result.maps["integrated_gradients"][0].sum()) - delta
-    outcome.lines.append(f"integrated gradients from a {baseline} baseline: the attributions "
+    average = "; complete only on average over samples" if baseline == "expected" else ""
+    outcome.lines.append(f"integrated gradients from the {baseline} baseline: the attributions "
                          f"add up to the score change {change:.4g} within {abs(delta):.2g}"
-                         f" ({abs(delta) / max(abs(change), 1e-12):.1%})")
+                         f" ({abs(delta) / max(abs(change), 1e-12):.1%}{average})")
     if not result.maps["gradcam"].any():
         outcome.lines.append("note: Grad-CAM is zero everywhere: no map of its layer raises this "
                              "class at any position (try an earlier layer with --layer)")

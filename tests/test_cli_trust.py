@@ -69,7 +69,7 @@ def test_explain_prints_completeness_and_checks(tmp_path):
     result = run("explain", "--digit", "2", "--baseline", "blur", "--metrics",
                  "--method", "integrated_gradients", "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert "integrated gradients from a blur baseline" in result.stdout
+    assert "integrated gradients from the blur baseline" in result.stdout
     for name in ("saliency", "smoothgrad", "integrated_gradients", "gradcam", "gradcam++",
                  "layercam"):
         line = next(x for x in result.stdout.splitlines() if x.strip().startswith(name + ":"))
@@ -87,3 +87,13 @@ def test_kernels_png_and_html_share_their_colours(tmp_path):
     assert spec["colorscale"][-1] == [1.0, "rgb(103,0,31)"]
     assert spec["colorscale"][0] == [0.0, "rgb(5,48,97)"]
     assert "weight %{z" in spec["hovertemplate"] and spec["zmin"] == -spec["zmax"]
+
+
+def test_data_baselines_read_the_data(tmp_path):
+    result = run("explain", "--digit", "4", "--baseline", "expected", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "integrated gradients from the expected baseline" in result.stdout
+    assert "complete only on average over samples" in result.stdout
+    mean = run("explain", "--digit", "4", "--baseline", "mean", "--out", tmp_path / "m")
+    assert mean.exit_code == 0, mean.output
+    assert "from the mean baseline" in mean.stdout
