@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.backend import ModelCache, compile_step, keras
+from cnnviz.data import checked_labels
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model
 from cnnviz.models import (
@@ -165,8 +166,7 @@ def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | No
     squares: list[np.ndarray] = []
     for _, values, y in _streamed(facts, source, names, preactivation, size, batch_size,
                                   on_progress):
-        if y.min(initial=0) < 0:
-            raise CnnvizError("labels must be class numbers ≥ 0")
+        y = checked_labels(y, source.name)
         n_classes = max(n_classes, int(y.max(initial=-1)) + 1)
         counts = np.pad(counts, (0, n_classes - len(counts)))
         counts += np.bincount(y, minlength=n_classes)

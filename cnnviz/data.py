@@ -4,6 +4,7 @@ to a model's input shape and value range."""
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 from dataclasses import dataclass, field
 from importlib import resources
@@ -94,6 +95,27 @@ def load_fashion_mnist(directory: str | Path = FASHION_MNIST_DIR) -> Dataset:
                    arrays["x_test"], arrays["y_test"].astype(np.int64), FASHION_CLASSES)
 
 
+MAX_CLASSES = 2**16
+
+
+def checked_labels(labels: Any, where: str, classes: int = MAX_CLASSES) -> np.ndarray:
+    """``labels`` as int64 class numbers, refused (naming ``where``) unless each is a whole
+    number in 0..``classes``−1 — before anything is built per class."""
+    values = np.asarray(labels)
+    if values.dtype.kind not in "iub" and (
+            values.dtype.kind != "f" or not np.all(np.isfinite(values))
+            or np.any(values != np.round(values))):
+        raise CnnvizError(f"{where}: labels must be whole class numbers, got "
+                              f"{values.dtype} values")
+    values = values.reshape(-1)
+    bad = values[(values < 0) | (values >= classes)]
+    if bad.size:
+        limit = "class_names given" if classes != MAX_CLASSES else "classes cnnviz handles"
+        raise CnnvizError(f"{where}: label {bad[0]:.0f} is not a class number 0..{classes - 1} "
+                          f"({classes} {limit})")
+    return values.astype(np.int64)
+
+
 def load_npz_dataset(path: str | Path) -> Dataset:
     """A user data set in ``.npz``: ``x_train``/``y_train``/``x_test``/``y_test``, or ``x``/``y``
     (or ``images``/``labels``) used as the test split, and optional ``class_names``. Labels may
@@ -115,13 +137,11 @@ def load_npz_dataset(path: str | Path) -> Dataset:
                           f"(found {', '.join(arrays) or 'nothing'})")
     if x.ndim not in (3, 4):
         raise CnnvizError(f"{path}: images of shape {x.shape} are not N×H×W or N×H×W×C")
-    y = None if y is None else np.asarray(y).astype(np.int64).reshape(-1)
+    given = tuple(str(c) for c in arrays["class_names"].reshape(-1).tolist()) \
+        if "class_names" in arrays else ()
+    y = None if y is None else checked_labels(y, str(path), len(given) or MAX_CLASSES)
     n = 0 if y is None else int(y.max(initial=-1)) + 1
-    names = tuple(str(c) for c in arrays["class_names"].tolist()) if "class_names" in arrays \
-        else tuple(str(c) for c in range(max(n, 1)))
-    if y is not None and n > len(names):
-        raise CnnvizError(f"{path}: labels go up to {n - 1} but there are {len(names)} "
-                          "class_names")
+    names = given or tuple(str(c) for c in range(max(n, 1)))
     return Dataset(path.stem, arrays.get("x_train", x[:0]), arrays.get("y_train", np.zeros(0)),
                    x, y, names)  # type: ignore[arg-type]
 
@@ -172,16 +192,22 @@ def read_image(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
 
 
 def _check_image_header(path: Path) -> str | None:
-    """Refuse images too small or too large before decoding them; returns the PIL mode."""
+    """Refuse images too small or too large before decoding them, from their header (Pillow's,
+    or tifffile's for TIFFs Pillow cannot open); an image whose size no header gives is refused
+    too. Returns the PIL mode."""
     from PIL import Image, UnidentifiedImageError
 
+    mode = None
     try:
         with Image.open(path) as probe:
             width, height, mode = probe.width, probe.height, probe.mode
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)) / 1e6:,.0f} megapixels" if found else "too many pixels"
+        raise CnnvizError(f"image {path.name} has {pixels}: larger than {MAX_MEGAPIXELS} "
+                          "megapixels; shrink it first") from None
     except (UnidentifiedImageError, OSError):
-        return None  # not for PIL: scikit-image's other readers get their turn
-    except Image.DecompressionBombError:
-        width, height, mode = 10**6, 10**6, None
+        width, height = _tiff_size(path)
     if min(width, height) < MIN_SIDE:
         raise CnnvizError(f"image {path.name} is {width}×{height} pixels: too small to show "
                           f"a shape (at least {MIN_SIDE}×{MIN_SIDE})")
@@ -189,6 +215,21 @@ def _check_image_header(path: Path) -> str | None:
         raise CnnvizError(f"image {path.name} is {width}×{height} pixels: larger than "
                           f"{MAX_MEGAPIXELS} megapixels; shrink it first")
     return mode
+
+
+def _tiff_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the first page of a TIFF, from its header; refuses other files whose
+    size no header reader gives (they would be decoded whole to find out)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            return int(page.imagewidth), int(page.imagelength)  # type: ignore[union-attr]
+    except Exception:
+        raise CnnvizError(f"cannot read image {path.name}: neither Pillow nor tifffile "
+                          "recognizes its header, so its size is unknown before decoding; "
+                          "convert it to PNG, JPEG or TIFF") from None
 
 
 def to_unit_range(image: np.ndarray, source: str = "image") -> np.ndarray:

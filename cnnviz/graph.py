@@ -29,10 +29,10 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False,
     if with_output:
         prefix_outputs += list(model.outputs)
     if not nested:
-        return k.Model(input_struct(model), prefix_outputs, name=f"{model.name}_features")
+        return k.Model(input_struct(model), prefix_outputs, name="cnnviz_features")
     # Nested models: re-run the outer graph up to each nested model's input, then the nested
     # feature model on it, so no "Graph disconnected" error arises.
-    prefix = k.Model(input_struct(model), prefix_outputs, name=f"{model.name}_prefix")
+    prefix = k.Model(input_struct(model), prefix_outputs, name="cnnviz_prefix")
     inputs = k.tree.map_structure(lambda t: k.Input(shape=t.shape[1:], dtype=t.dtype),
                                   input_struct(model))
     values = as_list(prefix(inputs))
@@ -44,7 +44,7 @@ def feature_model(model: Any, names: list[str], *, with_output: bool = False,
     outputs = [by_name[name] for name in names]
     if with_output:
         outputs += values[len(flat) + len(nested):]
-    return k.Model(inputs, outputs, name=f"{model.name}_features")
+    return k.Model(inputs, outputs, name="cnnviz_features")
 
 
 def _outer_input_of(nested: Any, outer: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.data import read_image, to_model_input, to_unit_range
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, check_seed
 from cnnviz.readers import ArraySource, Shape, Source
 from cnnviz.sources import as_source
 
@@ -46,6 +46,7 @@ def select_input(shape: tuple[int | None, ...], value_range: Any = (0.0, 1.0), *
     any source; default: the bundled digits) gives images and labels. Converted to ``shape``
     — where it says ``None`` (a model of any size), the image keeps its own size — and
     ``value_range`` (a (lo, hi) pair or a Preprocess)."""
+    check_seed(seed)
     if sum(option is not None for option in (digit, index, image)) > 1:
         raise CnnvizError("choose one input: --digit, --index or --image")
     notes: list[str] = []

@@ -389,7 +389,7 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
                       input_shape=(*x.shape[1:3], 1 if x.ndim == 3 else x.shape[3]),
                       l2=fit.get("l2", 5e-4), l1=fit.get("l1", 0.0), seed=fit.get("seed", 0))
     n = len(x) if n_train is None else min(n_train, len(x))
-    steps = -(-n // batch_size)
+    steps = -(-n // max(batch_size, 1))  # train() refuses a batch size < 1 itself
     result = train(dataset, model=model, epochs=epochs, batch_size=batch_size, n_train=n_train,
                    on_progress=None if progress is None else
                    (lambda epoch, step, logs: progress(epoch, step, steps, logs)), **fit)

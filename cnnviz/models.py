@@ -4,6 +4,7 @@ default layer and build feature sub-models."""
 from __future__ import annotations
 
 import difflib
+import re
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -15,6 +16,7 @@ import numpy as np
 from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError
 from cnnviz.preprocess import Preprocess, for_model
+from cnnviz.text import printable
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 REFERENCE_MODEL = "reference_cnn.keras"
@@ -143,11 +145,15 @@ def as_facts(model: Any, preprocess: str | Preprocess | None = None) -> ModelFac
 
 
 def load(path: str | Path | None = None, *, preprocess: str = "auto", unsafe: bool = False,
-         output: str | int | None = None) -> ModelFacts:
+         output: str | int | None = None, run: bool = True) -> ModelFacts:
     """Load a ``.keras`` or ``.h5`` file (``None``: the bundled reference CNN) as model facts;
     ``unsafe`` allows Lambda layers (code from the file runs); ``output`` picks one output of a
-    multi-output model (name or index)."""
-    model, notes = output_view(load_model(path, safe_mode=not unsafe), output)
+    multi-output model (name or index); ``run=False`` for a model only read, never called (its
+    layer names need not suit the backend)."""
+    model = load_model(path, safe_mode=not unsafe)
+    if run:
+        check_names_run(model)
+    model, notes = output_view(model, output)
     source = "bundled reference CNN" if path is None else str(path)
     return ModelFacts(model, for_model(model, preprocess), source, notes)
 
@@ -181,6 +187,25 @@ def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any
         raise CnnvizError(f"{model_path} holds a {type(model).__name__}, not a Keras model")
     check_finite_weights(model)
     return model
+
+
+# TensorFlow opens a name scope per layer and accepts only these characters in it.
+_TF_SCOPE = re.compile(r"^[A-Za-z0-9_.\\/>-]*$")
+
+
+def check_names_run(model: Any) -> None:
+    """Under TensorFlow, refuse a model with a layer name TensorFlow cannot run (it fails on
+    the first call): say which, and what to do."""
+    from cnnviz.backend import backend_name
+
+    if backend_name() != "tensorflow":
+        return
+    for info in list_layers(model, include_input=True):
+        name = info.name.rsplit("/", 1)[-1]
+        if not _TF_SCOPE.match(name):
+            raise CnnvizError(f"layer {printable(repr(name))} has a name TensorFlow cannot run "
+                              "(it allows letters, digits and _ . / > -): rename the layer, or "
+                              "run under KERAS_BACKEND=jax")
 
 
 def check_finite_weights(model: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.data import images_to_model_input
+from cnnviz.data import MAX_CLASSES, checked_labels, images_to_model_input
 from cnnviz.errors import CnnvizError
 from cnnviz.preprocess import Preprocess, named
 
@@ -118,7 +118,8 @@ class ArraySource(_KnownLabels):
         if labels is not None and len(labels) != len(images):
             raise CnnvizError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.name, self.where = images, name, where
-        self._labels = None if labels is None else np.asarray(labels).astype(np.int64)
+        self._labels = None if labels is None else checked_labels(
+            labels, name, len(class_names) or MAX_CLASSES)
         self.class_names = tuple(class_names) or _numbered_classes(self._labels)
 
     def __len__(self) -> int:

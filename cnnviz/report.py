@@ -22,7 +22,7 @@ from cnnviz.models import (
     list_layers,
     resolve_map_layers,
 )
-from cnnviz.oip.filters import visualize_filters
+from cnnviz.oip.filters import examples_that_fit, visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.readers import Source
 from cnnviz.render import page as widgets
@@ -127,10 +127,10 @@ def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, source: S
     result = FilterResult.load(saved) if saved else None
     if result is None or result.layer != layer:
         settings = preset("default", facts, layer, shape, steps=steps, seed=seed)
-        result = visualize_filters(facts, layer, None, settings,
-                                   reference_images=source,
-                                   examples=examples if source is not None else 0,
-                                   size=shape[:2])
+        filters = int(get_layer(facts.model, layer).output.shape[-1])
+        fit = min(examples, examples_that_fit(filters, shape))  # a wide layer keeps fewer
+        result = visualize_filters(facts, layer, None, settings, reference_images=source,
+                                   examples=fit if source is not None else 0, size=shape[:2])
     return (f"Optimal input patterns of {result.layer}",
             views.filter_gallery_figure(result, "activation"))
 

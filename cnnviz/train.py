@@ -9,7 +9,7 @@ from typing import Any
 
 from cnnviz.backend import keras
 from cnnviz.data import Dataset, images_to_model_input
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, check_seed
 from cnnviz.preprocess import for_model
 
 SCHEDULES = ("inverse_time", "exponential", "constant")
@@ -24,6 +24,7 @@ def build_cnn(conv_filters: Sequence[int] = (32, 64, 128), pool_after: Sequence[
     conv numbers in ``pool_after``, Flatten, relu Dense layers (L1/L2 on them), softmax output.
     With ``rescale`` the model takes 0..255 pixels and scales them itself."""
     k = keras()
+    check_seed(seed)
     if not conv_filters:
         raise CnnvizError("a CNN needs at least one conv layer")
     init = k.initializers

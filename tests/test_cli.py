@@ -93,7 +93,7 @@ def test_activations_for_an_image_file_and_a_nested_model(tmp_path, nested_model
     assert result.exit_code == 0, result.output
     saved = Activations.load(out / "activations")
     assert saved.layers == ["base/c1", "base/c2"] and saved.labels is None
-    assert (out / "base__c1.png").exists()
+    assert (out / "base%2Fc1.png").exists()
     assert saved.inputs.shape == (1, 6, 6, 1)
 
 

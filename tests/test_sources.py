@@ -103,7 +103,7 @@ def test_npz_class_names_and_the_default_data_rule(tmp_path):
         open_source(str(tmp_path / "nowhere") + "/")
     np.savez(tmp_path / "bad.npz", x=np.zeros((2, 6, 6)), y=np.array([0, 2]),
              class_names=np.array(["a", "b"]))
-    with pytest.raises(CnnvizError, match="labels go up to 2 but there are 2 class_names"):
+    with pytest.raises(CnnvizError, match="label 2 is not a class number 0..1"):
         open_source(tmp_path / "bad.npz")
 
 

@@ -25,7 +25,7 @@ from cnnviz.attribution.gradients import (
     baselines,
     score_model,
 )
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, check_seed
 from cnnviz.models import ModelFacts, as_facts, get_layer
 from cnnviz.results import Attributions, Meta
 
@@ -62,6 +62,7 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
     error is kept in ``params``. ``data`` says where the images came from, ``classes`` names
     them."""
     facts = as_facts(model)
+    check_seed(seed)
     for name in methods:
         if name not in METHODS:
             raise CnnvizError(f"unknown attribution method '{name}': use one of "

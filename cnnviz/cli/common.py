@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cnnviz.errors import CnnvizError
+from cnnviz.text import printable
 
 if TYPE_CHECKING:
     from cnnviz.jobs import Outcome
@@ -87,7 +88,7 @@ def handle_errors(command: F) -> F:
         except typer.Exit:
             raise
         except CnnvizError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+            err_console.print(f"[bold red]error:[/] {safe(exc)}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
@@ -98,7 +99,7 @@ def handle_errors(command: F) -> F:
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             err_console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: "
-                              f"{escape(first)} "
+                              f"{safe(first)} "
                               "(set CNNVIZ_DEBUG=1 for the traceback)", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(1) from None
@@ -107,11 +108,12 @@ def handle_errors(command: F) -> F:
 
 
 def load(model: Path | None, unsafe: bool, preprocess: str = "auto",
-         output: str | None = None) -> ModelFacts:
-    """The model file (default: the bundled reference CNN) as model facts."""
+         output: str | None = None, run: bool = True) -> ModelFacts:
+    """The model file (default: the bundled reference CNN) as model facts (``run=False``: only
+    read, never called)."""
     from cnnviz.models import load as load_facts
 
-    return load_facts(model, preprocess=preprocess, unsafe=unsafe, output=output)
+    return load_facts(model, preprocess=preprocess, unsafe=unsafe, output=output, run=run)
 
 
 def size(value: str | None) -> tuple[int, int] | None:
@@ -219,14 +221,20 @@ def _Speed(unit: str) -> Any:  # noqa: N802 (a column class, made where rich is 
     return Speed()
 
 
+def safe(text: object) -> str:
+    """A user-supplied string for rich output: control characters shown as escapes, markup
+    brackets taken literally."""
+    return escape(printable(text))
+
+
 def show(outcome: Outcome) -> None:
     """Print a library call's outcome: notes on stderr, lines on stdout; exit 130 when it was
     interrupted (what it kept is saved)."""
     for note in outcome.notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {safe(note)}", highlight=False, soft_wrap=True)
     for line in outcome.lines:
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+        console.print(printable(line), highlight=False, soft_wrap=True, markup=False)
     if outcome.interrupted:
-        err_console.print(f"[bold red]interrupted:[/] {escape(outcome.interrupted)}",
+        err_console.print(f"[bold red]interrupted:[/] {safe(outcome.interrupted)}",
                           highlight=False)
         raise typer.Exit(130)

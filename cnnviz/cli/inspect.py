@@ -20,25 +20,27 @@ from cnnviz.cli.common import (
     show,
     size,
 )
+from cnnviz.text import printable
 
 
 def layers(model: ModelArg = None, size_: SizeOpt = None, unsafe: UnsafeOpt = False) -> None:
     """List a model's layers: name, type, output shape, number of maps, and the receptive field
     and stride of each unit in input pixels."""
     from rich.table import Table
+    from rich.text import Text
 
     from cnnviz.receptive import layer_rows
 
-    facts = load(model, unsafe)
+    facts = load(model, unsafe, run=False)
     shape, _ = facts.default_size(size(size_))
     title = facts.name + (f" at {shape[0]}×{shape[1]}" if facts.any_size else "")
-    table = Table(title=title, show_lines=False,
+    table = Table(title=Text(printable(title)), show_lines=False,
                   caption="field: input pixels one unit sees; stride: pixels between units")
     for column, justify in (("name", "left"), ("type", "left"), ("output shape", "left"),
                             ("maps", "right"), ("field", "right"), ("stride", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in layer_rows(facts, size(size_)):
-        table.add_row(*row)
+        table.add_row(*(Text(printable(cell)) for cell in row))  # names are not markup
     console.print(table)
 
 
@@ -58,5 +60,5 @@ def kernels(
     """Show a convolution layer's kernel weights as images (PNG and HTML)."""
     from cnnviz.jobs import kernels_job
 
-    show(kernels_job(load(model, unsafe), out, layer=layer, channel=channel, force=force,
+    show(kernels_job(load(model, unsafe, run=False), out, layer=layer, channel=channel, force=force,
                      standalone=standalone))

@@ -20,6 +20,7 @@ from cnnviz.cli.common import (
     err_console,
     load,
     out_option,
+    safe,
     show,
     size,
 )
@@ -68,4 +69,4 @@ def gallery(
     from cnnviz.jobs import gallery_job
 
     show(gallery_job(out, steps=steps, seed=seed, force=force,
-                     say=lambda line: err_console.print(f"[bold]{line}[/]", highlight=False)))
+                     say=lambda line: err_console.print(f"[bold]{safe(line)}[/]", highlight=False)))

@@ -22,7 +22,7 @@ from cnnviz.models import (
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
 from cnnviz.oip.presets import make_objective, objective_kind, preset
-from cnnviz.oip.settings import DEFAULT_BUDGET, Settings
+from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, bytes_per_image
 from cnnviz.readers import Source
 from cnnviz.receptive import receptive_field
 from cnnviz.results import FilterResult, Meta
@@ -76,6 +76,12 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
         raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
     if examples and reference_images is None:
         raise CnnvizError("examples need reference images to choose from")
+    if examples > examples_that_fit(len(chosen), shape, budget):
+        kept = len(chosen) * examples * int(np.prod(shape)) * 4
+        raise CnnvizError(f"{examples} examples for each of {len(chosen)} filters keep "
+                          f"{kept / 2**20:,.0f} MiB of images: more than the "
+                          f"{budget / 2**20:g} MiB budget; ask for fewer examples or filters, "
+                          "or raise --budget")
     check_finite_weights(facts.model)
     settings = settings or preset("default", facts, layer, shape)
     preact = settings.preactivation and has_fused_activation(facts.model, layer)
@@ -100,8 +106,16 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
                           notes=_notes(done, run.alive, own), interrupted=run.interrupted,
                           post_value=_statistic(own, kind), start_image=start_image)
     if reference is not None and len(done):
-        _add_real_images(result, facts, reference, examples, kind)
+        # the reference pass keeps no gradients: a third of an ascent image's activations
+        batch_size = max(1, min(256, 3 * budget // bytes_per_image(facts.model, layer, shape)))
+        _add_real_images(result, facts, reference, examples, kind, batch_size)
     return result
+
+
+def examples_that_fit(filters: int, shape: tuple[int, int, int],
+                      budget: int = DEFAULT_BUDGET) -> int:
+    """How many real example images per filter a result can keep within ``budget`` bytes."""
+    return budget // max(1, filters * int(np.prod(shape)) * 4)
 
 
 def _crop(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> list[int]:
@@ -148,13 +162,14 @@ def _own_maps(facts: ModelFacts, layer: str, objective: obj.Objective, run: Asce
 
 
 def _add_real_images(result: FilterResult, facts: ModelFacts, reference: Source,
-                     examples: int, kind: str) -> None:
+                     examples: int, kind: str, batch_size: int) -> None:
     """Each filter's best real value of the objective's measure after the activation (map mean;
     for a neuron, the largest unit anywhere, as the layer is the same filter at every position)
     and, with ``examples``, its top real images (at the ascent's size) and their labels."""
     shape = tuple(result.images.shape[1:])
     index, values = top_examples(facts, result.layer, reference, max(1, examples),
-                                 reduce="max" if kind == "neuron" else "mean", size=shape[:2])
+                                 reduce="max" if kind == "neuron" else "mean", size=shape[:2],
+                                 batch_size=batch_size)
     done = result.filters
     result.best_real = values[done, 0]
     if examples:

@@ -198,7 +198,7 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
     s = settings
     starts_per = max(1, s.precursors)
     plan = memory_plan(facts.model, objective.layers[0], len(channels) * starts_per, batch,
-                       budget, shape)
+                       budget, shape, s.steps + (s.precursor_steps if s.precursors else 0))
     size = max(1, plan.chunk // starts_per) if s.precursors else plan.chunk
     total = -(-len(channels) // size) * (s.steps + (s.precursor_steps if s.precursors else 0))
     done = [0]

@@ -116,7 +116,8 @@ class FourierParam:
         logits = np.log(unit / (1 - unit))
         if "unmix" in self._bases:
             logits = np.einsum("khwd,cd->khwc", logits, self._bases["unmix"])
-        coeffs = np.einsum("uh,khwc,vw->kuvc", self._bases["dy"], logits, self._bases["dx"])
+        coeffs = np.einsum("uh,khwc,vw->kuvc", self._bases["dy"], logits, self._bases["dx"],
+                           optimize=True)  # two matrix products, not one loop over all four
         return (coeffs / self._bases["scale"]).astype(np.float32)
 
     def to_image(self, raw: Any) -> Any:
@@ -172,7 +173,7 @@ def start_images(streams: list[tuple[int, ...]], shape: tuple[int, int, int],
                   max(2, math.ceil(width / wavelength) + 1), channels)
         noise_ = np.stack([rng.standard_normal(coarse) for rng in rngs])
         rows, cols = _upscaler(coarse[0], height), _upscaler(coarse[1], width)
-        field_ += np.einsum("Hh,khwc,Ww->kHWc", rows, noise_, cols)
+        field_ += np.einsum("Hh,khwc,Ww->kHWc", rows, noise_, cols, optimize=True)
     field_ /= max(1.0, math.sqrt(len(wavelengths)))
     fine = np.stack([rng.standard_normal(shape) for rng in rngs])
     images += (hi - lo) * (amplitude * field_ + noise * fine)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, check_finite, check_seed
 from cnnviz.models import list_layers
 from cnnviz.oip.param import PARAMETERIZATIONS, STARTS
 from cnnviz.oip.transforms import Transforms
@@ -56,6 +56,13 @@ class Settings:
         return cls(**values, transforms=Transforms(**moves))
 
     def __post_init__(self) -> None:
+        check_finite(("the learning rate", self.lr), ("decay", self.decay),
+                     ("amplitude", self.amplitude), ("noise", self.noise),
+                     ("settle", self.settle), ("tv", self.tv), ("l1", self.l1), ("l2", self.l2),
+                     ("blur sigma", self.blur_sigma),
+                     *(("a wavelength", w) for w in self.wavelengths),
+                     *(("the colour basis", c) for c in self.colour))
+        check_seed(self.seed)
         if self.steps <= 0:
             raise CnnvizError(f"steps must be positive, got {self.steps}")
         if self.update not in UPDATES:
@@ -107,14 +114,22 @@ def _bytes_at(model: Any, layer: str, shape: tuple[int, int, int]) -> int:
     return 4 * 3 * (int(np.prod(shape)) + sum(int(np.prod(s[1:])) for s in shapes))
 
 
+# What each image's ascent records per step besides its activations: 8 transform parameters and
+# one score, float32.
+RECORD_BYTES = 9 * 4
+
+
 def chunk_size(model: Any, layer: str, n: int, batch: int | None = None,
-               budget: int = DEFAULT_BUDGET, shape: tuple[int, int, int] | None = None) -> int:
-    """Images per compiled step: ``batch`` if given, else as many as fit ``budget`` bytes."""
+               budget: int = DEFAULT_BUDGET, shape: tuple[int, int, int] | None = None,
+               steps: int = 0) -> int:
+    """Images per compiled step: ``batch`` if given, else as many as fit ``budget`` bytes
+    (each image's activations in a step and the record of its ``steps``)."""
     if batch is not None:
         if batch <= 0:
             raise CnnvizError(f"batch must be positive, got {batch}")
         return min(batch, n)
-    return max(1, min(n, budget // bytes_per_image(model, layer, shape)))
+    per_image = bytes_per_image(model, layer, shape) + steps * RECORD_BYTES
+    return max(1, min(n, budget // per_image))
 
 
 @dataclass(frozen=True)
@@ -139,11 +154,18 @@ class MemoryPlan:
 
 
 def memory_plan(model: Any, layer: str, images: int, batch: int | None = None,
-                budget: int = DEFAULT_BUDGET,
-                shape: tuple[int, int, int] | None = None) -> MemoryPlan:
+                budget: int = DEFAULT_BUDGET, shape: tuple[int, int, int] | None = None,
+                steps: int = 0) -> MemoryPlan:
     """The chunking of ``images`` ascent images of ``layer`` within ``budget`` bytes (or
-    ``batch`` images a step, when given); ``shape`` is the input of a model of any size."""
+    ``batch`` images a step, when given); ``shape`` is the input of a model of any size.
+    Refused before any work when one image — its activations in a step and the record of its
+    ``steps`` — does not fit the budget."""
     if budget <= 0:
         raise CnnvizError(f"the memory budget must be positive, got {budget / 2**20:g} MiB")
-    return MemoryPlan(bytes_per_image(model, layer, shape), budget,
-                      chunk_size(model, layer, images, batch, budget, shape), images)
+    per_image = bytes_per_image(model, layer, shape) + steps * RECORD_BYTES
+    if batch is None and per_image > budget:
+        raise CnnvizError(f"one image needs ~{per_image / 2**20:,.1f} MiB (its activations up to "
+                          f"'{layer}' in a step and the record of {steps:,} steps): more than the "
+                          f"{budget / 2**20:g} MiB budget; raise --budget or lower --steps")
+    return MemoryPlan(per_image, budget,
+                      chunk_size(model, layer, images, batch, budget, shape, steps), images)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.backend import keras
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, check_finite
 
 FILL_MODES = ("reflect", "nearest", "constant", "wrap")
 IDENTITY = np.array([1, 0, 0, 0, 1, 0, 0, 0], dtype=np.float32)
@@ -45,6 +45,7 @@ class Transforms:
     pad: str = "reflect"
 
     def __post_init__(self) -> None:
+        check_finite(("rotate", self.rotate), *(("scale", z) for z in self.scale))
         if self.pad not in FILL_MODES:
             raise CnnvizError(f"unknown pad '{self.pad}': use one of {', '.join(FILL_MODES)}")
         if self.jitter < 0 or self.rotate < 0 or min(self.scale) <= 0:

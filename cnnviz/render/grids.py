@@ -13,6 +13,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.fileio import write_bytes
 from cnnviz.render.outputs import output_bars
 from cnnviz.render.tiles import grid_shape, image_mosaic, mosaic, normalize_each
+from cnnviz.text import plain_label
 
 SCALES = ("shared", "per-map")
 PNG_DPI = 110
@@ -71,7 +72,7 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
     fig.colorbar(image, ax=ax, shrink=0.7,
                  label=label if scale == "shared" else "fraction of each map's range")
     if title:
-        ax.set_title(title)
+        ax.set_title(plain_label(title))
     return fig
 
 
@@ -86,18 +87,18 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | s
     shown = image[..., 0] if image.shape[-1] == 1 else image
     ax_img.imshow(shown, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax_img.set_axis_off()
-    ax_img.set_title("input" + (f" (label {label})" if label is not None else ""))
+    ax_img.set_title(plain_label("input" + (f" (label {label})" if label is not None else "")))
     count = len(bars.values)
     colours = ["tab:orange" if i == bars.highlight else "tab:blue" for i in range(count)]
     ax_bar.bar(range(count), bars.values, color=colours)
-    ax_bar.set_xticks(range(count), bars.names,
+    ax_bar.set_xticks(range(count), [plain_label(n) for n in bars.names],
                       rotation=0 if count <= 12 and bars.probabilities else 90)
     if bars.probabilities:
         ax_bar.set_ylim(0, 1)
     ax_bar.set_ylabel(bars.axis)
-    ax_bar.set_title(bars.title)
+    ax_bar.set_title(plain_label(bars.title))
     if title:
-        fig.suptitle(title)
+        fig.suptitle(plain_label(title))
     return fig
 
 
@@ -130,7 +131,7 @@ def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[f
     from matplotlib.patches import Rectangle
 
     for (top, left), text, flag in zip(corners, labels, flagged, strict=True):
-        ax.text(left - 0.5, top - 0.6, text, fontsize=5.5, va="bottom", ha="left",
+        ax.text(left - 0.5, top - 0.6, plain_label(text), fontsize=5.5, va="bottom", ha="left",
                 color="#c00" if flag else "#333")
         # a hairline frame, so white or black tiles keep their edges on the page
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), images.shape[2], height, fill=False,
@@ -138,7 +139,7 @@ def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[f
     ax.set_ylim(z_height - 0.5, -0.5 - gap)
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(plain_label(title), fontsize=10)
     return fig
 
 
@@ -149,14 +150,15 @@ def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: 
     fig = _figure(2.2 + 0.45 * classes, 1.6 + min(units, 256) * 0.075)
     ax = fig.subplots()
     image = ax.imshow(means.T, aspect="auto", cmap="magma", interpolation="nearest")
-    ax.set_xticks(range(classes), class_names, rotation=0 if classes <= 12 else 90)
+    ax.set_xticks(range(classes), [plain_label(c) for c in class_names],
+                  rotation=0 if classes <= 12 else 90)
     step = max(1, units // 32)
     ax.set_yticks(range(0, units, step))
     ax.set_xlabel("class")
     ax.set_ylabel(unit)
     fig.colorbar(image, ax=ax, label="mean activation", shrink=0.8)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(plain_label(title), fontsize=10)
     return fig
 
 
@@ -185,5 +187,5 @@ def attribution_overlay(image: np.ndarray, heatmap: np.ndarray, *, signed: bool 
     fig.colorbar(drawn, ax=ax_map, shrink=0.8,
                  label="signed: red raises the score" if signed else "≥ 0 by definition")
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(plain_label(title), fontsize=9)
     return fig

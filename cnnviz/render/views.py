@@ -13,10 +13,7 @@ from cnnviz.render import figures, grids
 from cnnviz.render.outputs import is_probabilities
 from cnnviz.render.page import write_page
 from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
-
-
-def _file_stem(layer: str) -> str:
-    return layer.replace("/", "__")
+from cnnviz.text import file_stem
 
 
 def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int = 0,
@@ -36,7 +33,7 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
     for name, maps in map_layers.items():
         fig = grids.map_grid(maps, title=f"{name}: {maps.shape[-1]} maps of "
                              f"{maps.shape[0]}×{maps.shape[1]}", scale=scale)
-        written.append(grids.save_png(fig, out / f"{_file_stem(name)}.png"))
+        written.append(grids.save_png(fig, out / f"{file_stem(name, reserved=('input',))}.png"))
     sections: list[tuple[str, Any]] = [("Input and prediction", figures.input_figure(
         shown, probabilities, label=label, class_names=class_names))]
     if map_layers:
@@ -179,7 +176,7 @@ def write_pattern_views(patterns: ClassPatterns, out_dir: str | Path, *,
         fig = grids.patterns_heatmap(patterns.means[name], patterns.class_names,
                                      title=f"{name}: mean activation per class",
                                      unit=patterns.unit_kind(name))
-        written.append(grids.save_png(fig, out / f"patterns_{_file_stem(name)}.png"))
+        written.append(grids.save_png(fig, out / f"patterns_{file_stem(name)}.png"))
     intro = (f"model {patterns.meta.model}; {patterns.params.get('images', '?')} images of "
              f"{patterns.meta.data or '?'}; maps are averaged over positions")
     return written + write_page(out / "patterns.html", "Class activation patterns",

@@ -1,0 +1,49 @@
+"""User-supplied names made safe where they land: on a terminal, in a file name, in a
+matplotlib label. Layer, model and file names come from files cnnviz did not write."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+
+# What a layer's file may be called as is: lower-case letters, digits, "_" and "-" (and "." past
+# the first character). Everything else is %XX-encoded (UTF-8), upper case included, so two names
+# never meet on a case-insensitive file system and the name is recovered by unquoting.
+_KEEP = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+MAX_STEM = 120
+
+
+def printable(text: object) -> str:
+    """``text`` with control characters (escape sequences, bells, carriage returns) shown as
+    ``\\x1b``-style escapes, so a name cannot move the cursor, clear the screen or forge
+    output. Newlines and tabs stay."""
+    out = []
+    for char in str(text):
+        if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def file_stem(name: str, reserved: tuple[str, ...] = ()) -> str:
+    """A file-name stem for ``name`` (a layer path like ``base/conv1``): one-to-one, so two
+    layers never share a file, readable for ordinary names (``conv2d_1`` stays), and never equal
+    to one of the ``reserved`` stems of the command's own files (``input``). Names too long for a
+    file system keep their start and a digest of the whole."""
+    stem = "".join(char if char in _KEEP or (char == "." and i) else
+                   "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+                   for i, char in enumerate(name)) or "%"
+    if stem in reserved:
+        stem = f"%{ord(stem[0]):02X}{stem[1:]}"
+    if len(stem) > MAX_STEM:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+        stem = f"{stem[:MAX_STEM - 17]}~{digest}"
+    return stem
+
+
+def plain_label(text: object) -> str:
+    """``text`` for a matplotlib title or label: printable, and ``$`` escaped so it is not read
+    as mathematics."""
+    return printable(text).replace("$", r"\$")

@@ -1,0 +1,145 @@
+"""Hostile input, round two: names that reach a terminal, a file name or a plot; numbers and
+labels that would exhaust memory; images whose size no header gives."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cnnviz.cli import app
+from cnnviz.data import checked_labels, load_npz_dataset, read_image
+from cnnviz.errors import CnnvizError
+from cnnviz.text import MAX_STEM, file_stem, plain_label, printable
+
+runner = CliRunner()
+
+
+def test_printable_shows_control_characters_as_escapes():
+    assert printable("a\x1b[2Jb\x07\rc") == "a\\x1b[2Jb\\x07\\x0dc"
+    assert printable("right\u202eto left") == "right\\u202eto left"  # bidi override
+    assert printable("two\nlines\tand tabs") == "two\nlines\tand tabs"
+    assert printable("ünïcødé [b]") == "ünïcødé [b]"
+
+
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=8, unique=True))
+@settings(max_examples=200, deadline=None)
+def test_file_stems_never_collide_and_stay_plain(names):
+    stems = [file_stem(n, reserved=("input",)) for n in names]
+    assert len({s.lower() for s in stems}) == len(names)  # case-insensitive file systems too
+    for name, stem in zip(names, stems, strict=True):
+        assert set(stem) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-.%ABCDEF~")
+        assert not stem.startswith(".") and "/" not in stem and len(stem) <= MAX_STEM
+        if len(stem) < MAX_STEM and stem != "%69nput":
+            assert unquote(stem) == name  # reversible
+
+
+def test_file_stems_of_ordinary_and_clashing_names():
+    assert file_stem("conv2d_1") == "conv2d_1"
+    assert file_stem("base/block1_conv1") == "base%2Fblock1_conv1"
+    assert file_stem("a/b") != file_stem("a__b") == "a__b"
+    assert file_stem("input", reserved=("input",)) == "%69nput"
+    assert file_stem("Conv") != file_stem("conv")
+    long = file_stem("x" * 500)
+    assert len(long) == MAX_STEM and long != file_stem("x" * 499)
+
+
+def test_plain_labels_are_not_mathematics(tmp_path):
+    from cnnviz.render import grids
+
+    assert plain_label("cost$1 and $x$") == r"cost\$1 and \$x\$"
+    figure = grids.image_gallery(np.zeros((1, 4, 4, 1)), ["a $ b"], value_range=(0.0, 1.0),
+                                 title="layer $x_")
+    assert grids.save_png(figure, tmp_path / "g.png").stat().st_size > 0
+
+
+def test_labels_are_checked_before_anything_is_built_per_class(tmp_path):
+    with pytest.raises(CnnvizError, match=r"label 1099511627776 is not a class number"):
+        checked_labels(np.array([0, 2**40]), "data.npz")
+    with pytest.raises(CnnvizError, match="whole class numbers"):
+        checked_labels(np.array([0.0, 1.5]), "data.npz")
+    with pytest.raises(CnnvizError, match="whole class numbers"):
+        checked_labels(np.array([0.0, np.nan]), "data.npz")
+    assert checked_labels(np.array([1.0, 2.0]), "d").tolist() == [1, 2]
+    np.savez(tmp_path / "huge.npz", x=np.zeros((2, 8, 8), np.uint8), y=np.array([0, 2**40]))
+    with pytest.raises(CnnvizError, match="huge.npz: label 1099511627776"):
+        load_npz_dataset(tmp_path / "huge.npz")
+    result = runner.invoke(app, ["patterns", "--data", str(tmp_path / "huge.npz"),
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "label 1099511627776" in result.stderr
+
+
+def test_image_sizes_come_from_headers(tmp_path):
+    import tifffile
+
+    # A float64 TIFF Pillow cannot open, 12000×12000 (144 megapixels), a few kB compressed.
+    tifffile.imwrite(tmp_path / "bomb.tif", np.zeros((12000, 12000)), compression="zlib",
+                     tile=(512, 512))
+    with pytest.raises(CnnvizError, match=r"bomb.tif is 12000×12000 pixels: larger than 50"):
+        read_image(tmp_path / "bomb.tif")
+    tifffile.imwrite(tmp_path / "small.tif", np.random.default_rng(0).random((6, 7)))
+    assert read_image(tmp_path / "small.tif").shape == (6, 7)
+    (tmp_path / "mystery.img").write_bytes(b"\x00\x01not a known format" * 10)
+    with pytest.raises(CnnvizError, match="cannot read image mystery.img: neither Pillow"):
+        read_image(tmp_path / "mystery.img")
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that is only its header: what Pillow reads before it decodes anything."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_pillow_bombs_report_their_real_size(tmp_path):
+    (tmp_path / "wide.png").write_bytes(_png_header(30000, 30000))
+    with pytest.raises(CnnvizError, match="wide.png has 900 megapixels"):
+        read_image(tmp_path / "wide.png")
+    (tmp_path / "big.png").write_bytes(_png_header(9000, 9000))  # 81 MP: under Pillow's alarm
+    with pytest.raises(CnnvizError, match="big.png is 9000×9000 pixels: larger than 50"):
+        read_image(tmp_path / "big.png")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["filters", "--lr", "nan"], "the learning rate must be a finite number, got nan"),
+    (["filters", "--scale", "inf,1"], "scale must be a finite number"),
+    (["filters", "--seed", "-1"], "seed must be a whole number ≥ 0, got -1"),
+    (["explain", "--seed", "-2"], "seed must be a whole number ≥ 0, got -2"),
+    (["train", "--batch-size", "0"], "batch size must be positive"),
+    (["filters", "--steps", "1000000000"], "the record of 1,000,000,000 steps"),
+    (["filters", "--budget", "1", "--layer", "conv2d_3", "--examples", "9"],
+     "examples for each of 128 filters keep"),
+])
+def test_numbers_that_would_hang_or_crash_are_refused_first(tmp_path, args, message):
+    out = tmp_path / ("m.keras" if args[0] == "train" else "out")
+    result = runner.invoke(app, [*args, "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and "unexpected" not in result.stderr
+    assert not out.exists()
+
+
+def test_hostile_layer_names_on_the_terminal_and_on_disk(tmp_path, k):
+    inputs = k.Input((8, 8, 1))
+    x = k.layers.Conv2D(2, 3, name="evil\x1b[2J\x07")(inputs)
+    x = k.layers.Conv2D(2, 1, name="[red]mark")(x)
+    model = k.Model(inputs, x, name="host\x1b[31mile")
+    model.save(tmp_path / "hostile.keras")
+    listed = runner.invoke(app, ["layers", str(tmp_path / "hostile.keras")],
+                           env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "\x1b" not in listed.stdout and "evil\\x1b[2J\\x07" in listed.stdout
+    assert "[red]mark" in listed.stdout and "host\\x1b[31mile" in listed.stdout
+    run = runner.invoke(app, ["activations", str(tmp_path / "hostile.keras"), "--out",
+                              str(tmp_path / "out")])
+    assert run.exit_code == 1 and "\x1b" not in run.stderr
+    assert "has a name TensorFlow cannot run" in run.stderr and "KERAS_BACKEND=jax" in run.stderr
