@@ -46,7 +46,8 @@ def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] |
     outputs = sub.predict(images, batch_size=batch_size, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]
     maps = {name: np.asarray(out) for name, out in zip(names, outputs, strict=False)}
-    meta = Meta(facts.name, facts.preprocess, tuple(names), data, classes=tuple(classes))
+    meta = Meta(facts.name, facts.preprocess, tuple(names), data, classes=tuple(classes),
+                model_digest=facts.digest)
     return Activations(images, maps, np.asarray(outputs[-1]), labels, meta)
 
 
@@ -188,7 +189,7 @@ def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | No
         str(c) for c in range(len(source.class_names), n_classes))
     params = {"images": int(counts.sum()), "preactivation": preactivation, "kinds": kinds}
     meta = Meta(facts.name, facts.preprocess, tuple(names), data or source.name,
-                classes=classes)
+                classes=classes, model_digest=facts.digest, data_digest=source.digest())
     return ClassPatterns(means, stds, counts, classes, meta, params)
 
 

@@ -43,6 +43,11 @@ class ModelFacts:
         return str(self.model.name)
 
     @property
+    def digest(self) -> str:
+        """A fingerprint of the model: its layers' configuration and every weight."""
+        return model_digest(self.model)
+
+    @property
     def input_shape(self) -> tuple[int | None, ...]:
         """The shape of one input (height, width, channels); ``None`` where the model takes any
         size."""
@@ -92,6 +97,18 @@ class ModelFacts:
         side = 224 if self.input_shape[2] == 3 else 64
         return self.image_shape((side, side)), (f"model '{self.name}' takes any size: using "
                                                 f"{side}×{side} (choose with --size H,W)")
+
+
+def model_digest(model: Any) -> str:
+    """SHA-256 (first 16 hex digits) of a model's JSON configuration and weights, in order."""
+    import hashlib
+
+    digest = hashlib.sha256(model.to_json().encode("utf-8"))
+    for weights in model.get_weights():
+        array = np.ascontiguousarray(weights)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def input_struct(model: Any) -> Any:

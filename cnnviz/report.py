@@ -27,7 +27,7 @@ from cnnviz.oip.presets import preset
 from cnnviz.readers import Source
 from cnnviz.render import page as widgets
 from cnnviz.render import views
-from cnnviz.results import ClassPatterns, FilterResult
+from cnnviz.results import ClassPatterns, FilterResult, Meta
 from cnnviz.sources import data_for, model_inputs, no_data_note
 
 StatusFn = Callable[[str], None]
@@ -121,23 +121,36 @@ def _activation_section(facts: ModelFacts, inputs: np.ndarray, labels: list[str]
     return ("Activation maps", widgets.switchable_maps(per_input, predictions))
 
 
+def _foreign(meta: Meta, facts: ModelFacts, source: Source | None, saved: Path) -> str:
+    """Why a saved result cannot stand in this report ("" when it can): another model made
+    it, or it was computed on other data than this report's."""
+    if not meta.made_by(facts.digest):
+        return f" (recomputed: {saved.name} was made by another model '{meta.model}')"
+    if meta.data_digest and source is not None and meta.data_digest != source.digest():
+        return f" (recomputed: {saved.name} was computed on other data, {meta.data})"
+    return ""
+
+
 def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, source: Source | None,
                     steps: int, examples: int, seed: int,
                     shape: tuple[int, int, int]) -> Section:
     result = FilterResult.load(saved) if saved else None
-    if result is None or result.layer != layer:
+    why = _foreign(result.meta, facts, source, saved) if result and saved else ""
+    if result is None or result.layer != layer or why:
         settings = preset("default", facts, layer, shape, steps=steps, seed=seed)
         filters = int(get_layer(facts.model, layer).output.shape[-1])
         fit = min(examples, examples_that_fit(filters, shape))  # a wide layer keeps fewer
         result = visualize_filters(facts, layer, None, settings, reference_images=source,
                                    examples=fit if source is not None else 0, size=shape[:2])
-    return (f"Optimal input patterns of {result.layer}",
+    return (f"Optimal input patterns of {result.layer}{why}",
             views.filter_gallery_figure(result, "activation"))
 
 
 def _pattern_section(facts: ModelFacts, layer: str, saved: Path | None,
                      source: Source | None, shape: tuple[int, int, int]) -> Section:
     patterns = ClassPatterns.load(saved) if saved else None
+    why = _foreign(patterns.meta, facts, source, saved) if patterns and saved else ""
+    patterns = None if why else patterns
     if patterns is None and (source is None or not source.labelled):
         if source is None:
             return _missing(facts, "Class activation patterns")
@@ -146,7 +159,7 @@ def _pattern_section(facts: ModelFacts, layer: str, saved: Path | None,
     if patterns is None:
         dense = [i.name for i in list_layers(facts.model) if i.type == "Dense"]
         patterns = class_patterns(facts, source, None, [layer, *dense], size=shape[:2])
-    return ("Class activation patterns", views.patterns_figure(patterns))
+    return (f"Class activation patterns{why}", views.patterns_figure(patterns))
 
 
 def _find(folder: str | Path | None, name: str) -> Path | None:

@@ -90,7 +90,7 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
         cam_layer = method.layer if isinstance(method, ClassActivationMap) else cam_layer
     kind = "class" if reference.is_class and chosen.layer is None else "channel"
     meta = Meta(facts.name, facts.preprocess, (cam_layer,) if cam_layer else (), data, seed,
-                classes=classes if kind == "class" else ())
+                classes=classes if kind == "class" else (), model_digest=facts.digest)
     params |= {"explained": "predicted" if target is None else "given", "target": kind,
                "target_layer": chosen.layer, "signed": {n: n not in CAMS for n in methods}}
     return Attributions(x, maps, chosen.channel, scores, meta, params)

@@ -100,7 +100,9 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
         else as_source(reference_images)
     meta = Meta(facts.name, facts.preprocess, (layer,),
                 None if reference is None else data or reference.name, settings.seed,
-                classes=() if reference is None else reference.class_names)
+                classes=() if reference is None else reference.class_names,
+                model_digest=facts.digest,
+                data_digest="" if reference is None else reference.digest())
     result = FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
                           else np.zeros(0), run.curves, meta, params,
                           notes=_notes(done, run.alive, own), interrupted=run.interrupted,
@@ -196,6 +198,9 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
     if previous.meta.model != facts.name:
         raise CnnvizError(f"the saved run is of model '{previous.meta.model}', not "
                           f"'{facts.name}'")
+    if not previous.meta.made_by(facts.digest):
+        raise CnnvizError(f"the saved run was made by another model '{facts.name}' (other "
+                          "weights or layers): run again without --resume")
     kind = previous.params.get("objective_kind", "channel")
     if kind == "custom":
         raise CnnvizError(f"the saved run used objective {previous.params.get('objective')}: "
@@ -204,6 +209,11 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
     compared = previous.best_real is not None or examples > 0
     if compared and reference_images is None:
         raise CnnvizError("the saved run compared with real images: pass them again")
+    if compared and previous.meta.data_digest and \
+            as_source(reference_images).digest() != previous.meta.data_digest:
+        raise CnnvizError(f"the saved run compared with other images than "
+                          f"{as_source(reference_images).name}: pass the same data again "
+                          f"({previous.meta.data or 'as before'}), or run again without --resume")
     done = set(previous.filters.tolist())
     rest = [f for f in previous.requested if f not in done]
     more = visualize_filters(as_facts(facts, previous.meta.preprocess), previous.layer, rest,

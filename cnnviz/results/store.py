@@ -26,19 +26,23 @@ class Meta:
     seed: int | None = None
     version: str = __version__
     classes: tuple[str, ...] = ()
+    model_digest: str = ""
+    data_digest: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"model": self.model, "preprocess": self.preprocess.to_params(),
                 "layers": list(self.layers), "data": self.data, "classes": list(self.classes),
-                "seed": self.seed, "version": self.version}
+                "seed": self.seed, "version": self.version, "model_digest": self.model_digest,
+                "data_digest": self.data_digest}
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> Meta:
         """The metadata :meth:`to_json` wrote."""
         return cls(values["model"], Preprocess.from_params(values["preprocess"]),
                    tuple(values["layers"]), values.get("data"), values.get("seed"),
-                   values.get("version", "?"), tuple(values.get("classes", ())))
+                   values.get("version", "?"), tuple(values.get("classes", ())),
+                   values.get("model_digest", ""), values.get("data_digest", ""))
 
     def class_name(self, label: int) -> str:
         """The name of class ``label`` (its number where the data named none)."""
@@ -54,6 +58,13 @@ class Meta:
             if getattr(self, name) != getattr(other, name):
                 raise CnnvizError(f"cannot merge {what} of different runs: {name} "
                                   f"{getattr(self, name)!r} vs {getattr(other, name)!r}")
+        if self.model_digest and other.model_digest and self.model_digest != other.model_digest:
+            raise CnnvizError(f"cannot merge {what} of different runs: model '{self.model}' "
+                              "has other weights or layers in one of them")
+
+    def made_by(self, digest: str) -> bool:
+        """Whether the model with ``digest`` made this result (unknown for old results)."""
+        return not self.model_digest or self.model_digest == digest
 
 
 def save_arrays(path: str | Path, kind: str, arrays: dict[str, Any], meta: Meta,
