@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -89,3 +90,137 @@ def load_results(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, np.
     if meta.get("kind") != kind:
         raise CnnvizError(f"{npz} does not hold saved {kind}")
     return arrays, meta
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OutputUnit:
+    """The files one command writes into a folder, kept together as one unit.
+
+    A unit is complete when its manifest (``.cnnviz-<kind>.json``, written last) lists every
+    file with its digest; while a run writes, a lock file (``.cnnviz-<kind>.lock``) keeps a
+    second writer out. ``--force`` replaces the whole unit: files of the earlier run that the
+    new one did not write are removed. Temporary files of a killed run are removed by the next.
+    Files of other commands or of the user in the same folder are never touched."""
+
+    def __init__(self, folder: str | os.PathLike[str], kind: str, force: bool = False,
+                 main: str = "") -> None:
+        self.folder, self.kind, self.force = Path(folder), kind, force
+        self.manifest = self.folder / f".cnnviz-{kind}.json"
+        self.lock = self.folder / f".cnnviz-{kind}.lock"
+        self._check_free()
+        if not force and (self.manifest.exists() or self._earlier_output(main)):
+            raise CnnvizError(f"{self.folder} already holds an earlier {kind} run: pass --force "
+                              "to replace it, or choose another --out")
+
+    def _earlier_output(self, main: str) -> bool:
+        """Whether ``main`` marks a complete run made before units had manifests: the file
+        itself, and for saved results their ``.json`` twin too (an ``.npz`` alone is a run that
+        did not finish, and blocks nothing)."""
+        if not main or not (self.folder / main).exists():
+            return False
+        return not main.endswith(".npz") or (self.folder / main).with_suffix(".json").exists()
+
+    def _check_free(self) -> None:
+        if not self.lock.exists():
+            return
+        pid = self.lock.read_text(errors="replace").strip()
+        if pid.isdigit() and _alive(int(pid)):
+            raise CnnvizError(f"another cnnviz run (process {pid}) is writing {self.kind} into "
+                              f"{self.folder}: wait for it to finish, or choose another --out")
+        self.lock.unlink(missing_ok=True)  # its writer is gone
+
+    def _take_lock(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._check_free()  # refuses a live writer, clears a dead one's lock
+                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise CnnvizError(f"another cnnviz run is writing {self.kind} into {self.folder}: "
+                              "wait for it to finish, or choose another --out") from None
+        except OSError as exc:
+            raise CnnvizError(f"cannot write to {self.folder}: {exc.strerror or exc}") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[list[Path]]:
+        """Hold the lock while the block writes; append every written path to the yielded
+        list. On success the manifest is written and the earlier run's leftovers removed; on
+        failure the unit stays incomplete (no manifest) and the lock is released."""
+        self._take_lock()
+        try:
+            earlier = self._earlier_files()
+            self.manifest.unlink(missing_ok=True)  # incomplete until this run has finished
+            for name in [*earlier, self.manifest.name]:  # a killed run's temporary files
+                for orphan in self.folder.glob(f".{glob.escape(name)}.*.tmp*"):
+                    orphan.unlink(missing_ok=True)
+            written: list[Path] = []
+            yield written
+            here = self.folder.resolve()
+            names = sorted({Path(p).name for p in written if Path(p).resolve().parent == here})
+            for stale in set(earlier) - set(names):
+                (self.folder / stale).unlink(missing_ok=True)
+            listing = {"kind": self.kind,
+                       "files": {name: _digest(self.folder / name) for name in names}}
+            write_text(self.manifest, json.dumps(listing, indent=1) + "\n")
+        finally:
+            self.lock.unlink(missing_ok=True)
+
+    def _earlier_files(self) -> list[str]:
+        try:
+            return list(json.loads(self.manifest.read_text())["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+
+def check_writable(folder: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, a folder cnnviz cannot write into."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CnnvizError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_unit(path: str | os.PathLike[str], kind: str) -> None:
+    """Refuse a saved result that another run is still writing, or that changed after its run
+    finished (its digest no longer matches the manifest)."""
+    path = Path(path)
+    folder = path.parent
+    if (folder / f".cnnviz-{kind}.lock").exists():
+        pid = (folder / f".cnnviz-{kind}.lock").read_text(errors="replace").strip()
+        if pid.isdigit() and _alive(int(pid)):
+            raise CnnvizError(f"{path} is still being written by another cnnviz run "
+                              f"(process {pid})")
+    manifest = folder / f".cnnviz-{kind}.json"
+    if manifest.exists():
+        try:
+            files = json.loads(manifest.read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            files = {}
+        if path.name in files and files[path.name] != _digest(path):
+            raise CnnvizError(f"{path} changed after the run that wrote it: compute it again")

@@ -197,7 +197,8 @@ class FolderSource(_KnownLabels):
         """Every file's path (below the folder), size and modification time, and the labels:
         a listing, not the pixels (reading 50,000 JPEGs to fingerprint them costs a pass)."""
         rows = []
-        for path in self.files:
+        for file in self.files:
+            path = Path(file)
             stat = path.stat()
             rows.append(f"{path.parent.name}/{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}")
         labels = b"" if self._labels is None else self._labels.tobytes()

@@ -13,6 +13,7 @@ import numpy as np
 from cnnviz.activations import activations, class_patterns
 from cnnviz.attribution import explain
 from cnnviz.errors import CnnvizError
+from cnnviz.fileio import check_unit
 from cnnviz.inputs import pick_digit
 from cnnviz.models import (
     ModelFacts,
@@ -134,6 +135,8 @@ def _foreign(meta: Meta, facts: ModelFacts, source: Source | None, saved: Path) 
 def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, source: Source | None,
                     steps: int, examples: int, seed: int,
                     shape: tuple[int, int, int]) -> Section:
+    if saved:
+        check_unit(saved, "filters")
     result = FilterResult.load(saved) if saved else None
     why = _foreign(result.meta, facts, source, saved) if result and saved else ""
     if result is None or result.layer != layer or why:
@@ -148,6 +151,8 @@ def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, source: S
 
 def _pattern_section(facts: ModelFacts, layer: str, saved: Path | None,
                      source: Source | None, shape: tuple[int, int, int]) -> Section:
+    if saved:
+        check_unit(saved, "patterns")
     patterns = ClassPatterns.load(saved) if saved else None
     why = _foreign(patterns.meta, facts, source, saved) if patterns and saved else ""
     patterns = None if why else patterns

@@ -43,7 +43,8 @@ def test_console_script_end_to_end(tmp_path):
     assert result.stderr == ""  # no TensorFlow start-up chatter
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f"{n}.png" for n in CONV_AND_POOL] + ["input.png", "activations.html", "plotly.min.js",
-                                               "activations.npz", "activations.json"])
+                                               "activations.npz", "activations.json",
+                                               ".cnnviz-activations.json"])  # the manifest
 
 
 def test_activations_outputs(tmp_path, reference_model, mnist):
@@ -320,7 +321,7 @@ def test_existing_output_needs_force(tmp_path):
     before = (tmp_path / "kernels.html").read_bytes()
     second = run("kernels", "--out", tmp_path)
     assert second.exit_code == 1
-    assert "kernels.html already exists: pass --force" in second.stderr
+    assert "already holds an earlier kernels run: pass --force" in second.stderr
     assert (tmp_path / "kernels.html").read_bytes() == before
     assert run("kernels", "--out", tmp_path, "--force").exit_code == 0
 

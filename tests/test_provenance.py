@@ -92,3 +92,17 @@ def test_report_recomputes_what_another_model_made(tmp_path, tiny_model, twin):
     text = build_report(tiny_model, results=own, layer="conv", steps=2, examples=0,
                         data=ArraySource(np.zeros((4, 6, 6), np.uint8), np.array([0, 1, 2, 0])))
     assert "recomputed" not in text
+
+
+def test_a_folder_digest_follows_its_files(tmp_path):
+    from PIL import Image
+
+    from cnnviz.readers import FolderSource
+
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / cls / "a.png")
+    first = FolderSource(tmp_path).digest()
+    assert FolderSource(tmp_path).digest() == first
+    Image.new("RGB", (9, 8)).save(tmp_path / "dog" / "a.png")  # another size: another file
+    assert FolderSource(tmp_path).digest() != first

@@ -118,4 +118,5 @@ def test_gallery_rebuilds_reproducibly(tmp_path):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     # Like every command, the gallery is not overwritten without --force.
     again = runner.invoke(app, ["gallery", "--out", str(tmp_path / "a"), "--steps", "3"])
-    assert again.exit_code == 1 and "already exists: pass --force" in again.stderr
+    assert again.exit_code == 1 and "already holds an earlier activations run: pass --force" \
+        in again.stderr

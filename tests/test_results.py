@@ -41,8 +41,9 @@ def test_every_result_records_the_same_metadata(tmp_path, tiny_model, data):
     for result in results:
         npz, meta_file = result.save(tmp_path / f"{type(result).__name__}.npz")
         saved = json.loads(meta_file.read_text())["meta"]
-        assert sorted(saved) == ["classes", "data", "layers", "model", "preprocess", "seed",
-                                 "version"]
+        assert sorted(saved) == ["classes", "data", "data_digest", "layers", "model",
+                                 "model_digest", "preprocess", "seed", "version"]
+        assert saved["model_digest"] == facts.digest
         assert saved["model"] == "tiny" and saved["version"] == __version__
         assert saved["preprocess"]["name"] == "symmetric"
         back = type(result).load(npz)

@@ -1,0 +1,62 @@
+"""``explain``: attribution maps of one input, with their checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cnnviz.attribution import BASELINES, METHODS, Target, explain
+from cnnviz.errors import CnnvizError
+from cnnviz.fileio import OutputUnit
+from cnnviz.jobs.common import InputSpec, Outcome, choose_input
+from cnnviz.metrics import evaluate
+from cnnviz.models import (
+    ModelFacts,
+)
+from cnnviz.render import views
+from cnnviz.sources import model_inputs
+
+
+def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str = "gradcam",
+                target: Target = None, layer: str | None = None, baseline: str = "black",
+                metrics: bool = False, force: bool = False,
+                standalone: bool = False) -> Outcome:
+    """``cnnviz explain``: every attribution method for one input, ``method`` as an overlay;
+    integrated gradients from ``baseline`` with their completeness error; with ``metrics``,
+    each method's deletion, insertion and randomization checks."""
+    if method not in METHODS:
+        raise CnnvizError(f"unknown attribution method '{method}': use one of "
+                          f"{', '.join(METHODS)}")
+    if baseline not in BASELINES:
+        raise CnnvizError(f"unknown baseline '{baseline}': use one of {', '.join(BASELINES)}")
+    unit = OutputUnit(out, "explain", force, main="explain.html")
+    choice, data = choose_input(facts, source)
+    references = None
+    if baseline in ("mean", "expected"):
+        if data is None:
+            raise CnnvizError(f"the {baseline} baseline needs images: give them with --data")
+        count = min(256, data.size() or 256)
+        pixels, _ = data.gather(np.arange(count), choice.image.shape)
+        references = model_inputs(pixels, facts.preprocess)
+    result = explain(facts, choice.image[None], METHODS, target=target, layer=layer,
+                     seed=source.seed, baseline=baseline, references=references,
+                     data=choice.source, classes=() if data is None else data.class_names)
+    with unit.writing() as written:
+        written += views.write_attribution_views(result, method, out, standalone=standalone)
+        written += result.save(out / "explain.npz")
+    outcome = Outcome(written, [views.attribution_title(result)], [*facts.notes, *choice.notes])
+    delta = result.params["completeness"][0]
+    change = float(result.maps["integrated_gradients"][0].sum()) - delta
+    average = "; complete only on average over samples" if baseline == "expected" else ""
+    outcome.lines.append(f"integrated gradients from the {baseline} baseline: the attributions "
+                         f"add up to the score change {change:.4g} within {abs(delta):.2g}"
+                         f" ({abs(delta) / max(abs(change), 1e-12):.1%}{average})")
+    if not result.maps["gradcam"].any():
+        outcome.lines.append("note: Grad-CAM is zero everywhere: no map of its layer raises this "
+                             "class at any position (try an earlier layer with --layer)")
+    if metrics:
+        scores = evaluate(facts, result, baseline=baseline, references=references)
+        outcome.lines += [f"  {score.line(name)}" for name, score in scores.items()]
+    outcome.lines.append(outcome.wrote())
+    return outcome

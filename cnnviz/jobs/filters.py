@@ -1,0 +1,147 @@
+"""``filters``: optimal input patterns, their resumption and redrawing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError
+from cnnviz.fileio import OutputUnit, check_unit
+from cnnviz.jobs.common import InputSpec, Outcome, choose_input
+from cnnviz.models import (
+    ModelFacts,
+    default_layer,
+)
+from cnnviz.oip.filters import chosen_filters, resume_filters, visualize_filters
+from cnnviz.oip.optimize import ProgressFn
+from cnnviz.oip.presets import preset
+from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, bytes_per_image
+from cnnviz.render import views
+from cnnviz.results import FilterResult
+from cnnviz.sources import bundled_fits, data_for, no_data_note
+
+
+@dataclass(frozen=True)
+class AscentSpec:
+    """How ``cnnviz filters`` ascends: a preset with overrides (Settings fields; ``jitter``,
+    ``scale``, ``rotate``, ``pad`` for the transforms; ``None`` keeps the preset's), the
+    objective, the colour basis and the start (noise, grey, image:PATH, index:K, digit:D)."""
+
+    preset: str = "default"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    objective: str = "auto"
+    colour: str = "auto"
+    start: str | None = None
+
+
+def start_input(spec: str) -> tuple[str, InputSpec | None]:
+    """``--start``: the start kind and, for a real image, which one."""
+    kind, _, value = spec.partition(":")
+    if kind in ("noise", "grey") and not value:
+        return kind, None
+    try:
+        if kind == "image" and value:
+            return "image", InputSpec(image=Path(value))
+        if kind in ("index", "digit") and value:
+            return "image", InputSpec(**{kind: int(value)})
+    except ValueError:
+        pass
+    raise CnnvizError(f"bad start '{spec}': use noise, grey, image:PATH, index:K or digit:D")
+
+
+def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, *,
+                layer: str | None = None, filters: list[int] | None = None,
+                reference: bool = True, examples: int = 0, data: Any = None,
+                size: tuple[int, int] | None = None, order: str = "index",
+                batch: int | None = None, budget: int = DEFAULT_BUDGET, force: bool = False,
+                standalone: bool = False, progress: ProgressFn | None = None) -> Outcome:
+    """``cnnviz filters``: the optimal input pattern of each filter of a layer, compared with
+    the real images of the data (skipped, with a note, when there are none)."""
+    ascent = ascent or AscentSpec()
+    views.check_order(order)
+    unit = OutputUnit(out, "filters", force, main="filters.npz")
+    name = layer or default_layer(facts.model)
+    chosen = chosen_filters(facts, name, filters).tolist()
+    notes = list(facts.notes)
+    shape, size_note = facts.default_size(size)
+    notes += [size_note] if size_note else []
+    real = data_for(facts.input_shape, data)
+    if (reference or examples) and real is None:
+        notes.append(no_data_note(facts.name, facts.input_shape,
+                                  "the comparison with real images"))
+    kind, which = start_input(ascent.start or "noise")
+    start = None
+    if which is not None:
+        choice, _ = choose_input(facts, replace(which, data=data, size=shape[:2]))
+        start, notes = choice.image, notes + choice.notes + [f"started from {choice.source}"]
+    pixels = None
+    if ascent.colour == "data" and real is not None:
+        pixels = real.gather(np.arange(min(256, real.size() or 256)), shape)[0] / 255.0
+    settings = preset(ascent.preset, facts, name, shape, colour=ascent.colour,
+                      data_pixels=pixels, **{**ascent.overrides, "start": kind})
+    result = visualize_filters(facts, name, chosen, settings, objective=ascent.objective,
+                               reference_images=real if reference or examples else None,
+                               examples=examples if real is not None else 0, size=size,
+                               start_image=start, batch=batch, budget=budget,
+                               on_progress=progress)
+    outcome = filters_outcome(facts, result, unit, order, budget, standalone)
+    outcome.notes = notes
+    return outcome
+
+
+def resume_filters_job(facts: ModelFacts, out: Path, *, data: Any = None, order: str = "index",
+                       batch: int | None = None, budget: int = DEFAULT_BUDGET,
+                       standalone: bool = False, progress: ProgressFn | None = None) -> Outcome:
+    """``cnnviz filters --resume``: finish the interrupted run saved in ``out``."""
+    views.check_order(order)
+    if not (out / "filters.npz").exists():
+        raise CnnvizError(f"nothing to resume: no filters.npz in {out}")
+    check_unit(out / "filters.npz", "filters")
+    unit = OutputUnit(out, "filters", force=True)  # the interrupted run's own unit
+    previous = FilterResult.load(out / "filters.npz")
+    if not previous.interrupted:
+        raise CnnvizError(f"{out / 'filters.npz'} is complete: nothing to resume")
+    compared = previous.best_real is not None or previous.example_images is not None
+    if compared and data is None and not bundled_fits(facts.input_shape):
+        raise CnnvizError("the saved run compared with real images: give them again with "
+                          "--data")
+    result = resume_filters(facts, previous, batch=batch, budget=budget, on_progress=progress,
+                            reference_images=data_for(facts.input_shape, data)
+                            if compared else None)
+    return filters_outcome(facts, result, unit, order, budget, standalone)
+
+
+def redraw_filters_job(saved: Path, out: Path, *, order: str = "index", force: bool = False,
+                       standalone: bool = False) -> Outcome:
+    """``cnnviz filters --from``: the galleries of saved results, without recomputing."""
+    unit = OutputUnit(out, "filter-views", force, main="filters.html")
+    check_unit(saved, "filters")
+    result = FilterResult.load(saved)
+    with unit.writing() as written:
+        written += views.write_filter_views(result, out, order=order, standalone=standalone)
+    outcome = Outcome(written)
+    outcome.lines = [f"redrew {len(result.filters)} filters; {outcome.wrote()}"]
+    return outcome
+
+
+def filters_outcome(facts: ModelFacts, result: FilterResult, unit: OutputUnit, order: str,
+                    budget: int, standalone: bool) -> Outcome:
+    """Write a filter run's unit (results and galleries) and say what it found."""
+    with unit.writing() as written:
+        written += result.save(unit.folder / "filters.npz")
+        if len(result.filters):
+            written += views.write_filter_views(result, unit.folder, order=order,
+                                                standalone=standalone)
+    shape = tuple(result.images.shape[1:]) if len(result.images) else None
+    plan = MemoryPlan(bytes_per_image(facts.model, result.layer, shape), budget,
+                      result.params["chunk"], len(result.requested))
+    outcome = Outcome(written, [plan.describe(), result.summary()])
+    outcome.lines += [f"  filter {f}: {note}" for f, note in result.notes.items()]
+    outcome.lines.append(outcome.wrote())
+    if result.interrupted:
+        outcome.interrupted = (f"saved {len(result.filters)} of {len(result.requested)} "
+                               "filters; --resume continues")
+    return outcome

@@ -1,0 +1,101 @@
+"""A command's files form one unit: complete (manifest written last) or not at all, one writer
+at a time, replaced whole by --force, never touching other files in the folder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from cnnviz.cli import app
+from cnnviz.errors import CnnvizError
+from cnnviz.fileio import OutputUnit, check_unit, write_text
+
+runner = CliRunner()
+
+
+def _unit_run(folder, names, force=False):
+    unit = OutputUnit(folder, "demo", force, main="demo.npz")
+    with unit.writing() as written:
+        for name in names:
+            written.append(write_text(folder / name, f"{name} of this run"))
+    return unit
+
+
+def test_a_unit_is_complete_only_with_its_manifest(tmp_path):
+    _unit_run(tmp_path, ["a.png", "demo.npz", "demo.json"])
+    listing = json.loads((tmp_path / ".cnnviz-demo.json").read_text())
+    assert listing["kind"] == "demo" and sorted(listing["files"]) == ["a.png", "demo.json",
+                                                                        "demo.npz"]
+    assert not (tmp_path / ".cnnviz-demo.lock").exists()
+    with pytest.raises(CnnvizError, match="already holds an earlier demo run: pass --force"):
+        OutputUnit(tmp_path, "demo")
+
+
+def test_force_replaces_the_whole_unit_and_nothing_else(tmp_path):
+    _unit_run(tmp_path, ["old.png", "demo.npz", "demo.json"])
+    (tmp_path / "mine.txt").write_text("the user's own file")
+    _unit_run(tmp_path, ["new.png", "demo.npz", "demo.json"], force=True)
+    assert not (tmp_path / "old.png").exists()  # the earlier run's picture, not rewritten
+    assert (tmp_path / "new.png").exists() and (tmp_path / "mine.txt").exists()
+
+
+def test_a_failed_run_leaves_no_manifest_and_blocks_nothing(tmp_path):
+    unit = OutputUnit(tmp_path, "demo")
+    with pytest.raises(RuntimeError), unit.writing() as written:
+        written.append(write_text(tmp_path / "demo.npz", "half"))
+        raise RuntimeError("disk full")
+    assert not (tmp_path / ".cnnviz-demo.json").exists()
+    assert not (tmp_path / ".cnnviz-demo.lock").exists()
+    _unit_run(tmp_path, ["demo.npz", "demo.json"])  # an npz without its json blocks nothing
+
+
+def test_one_writer_at_a_time(tmp_path):
+    (tmp_path / ".cnnviz-demo.lock").write_text(str(os.getpid()))  # a live process
+    with pytest.raises(CnnvizError, match=f"another cnnviz run \\(process {os.getpid()}\\)"):
+        OutputUnit(tmp_path, "demo")
+    (tmp_path / ".cnnviz-demo.lock").write_text("999999999")  # long gone
+    _unit_run(tmp_path, ["demo.npz"])
+    assert not (tmp_path / ".cnnviz-demo.lock").exists()
+
+
+def test_a_killed_runs_temporary_files_go_with_the_next_run(tmp_path):
+    _unit_run(tmp_path, ["demo.npz", "demo.json"])
+    orphan = tmp_path / ".demo.npz.k3j2.tmp.npz"
+    orphan.write_text("left by SIGKILL")
+    _unit_run(tmp_path, ["demo.npz", "demo.json"], force=True)
+    assert not orphan.exists()
+
+
+def test_changed_results_are_refused(tmp_path):
+    _unit_run(tmp_path, ["demo.npz", "demo.json"])
+    check_unit(tmp_path / "demo.npz", "demo")
+    (tmp_path / "demo.npz").write_text("edited later")
+    with pytest.raises(CnnvizError, match="changed after the run that wrote it"):
+        check_unit(tmp_path / "demo.npz", "demo")
+
+
+def test_commands_keep_their_units(tmp_path):
+    first = runner.invoke(app, ["explain", "--digit", "3", "--method", "saliency", "--out",
+                                str(tmp_path)])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["explain", "--digit", "3", "--out", str(tmp_path)])
+    assert again.exit_code == 1 and "already holds an earlier explain run" in again.stderr
+    forced = runner.invoke(app, ["explain", "--digit", "3", "--method", "gradcam", "--force",
+                                 "--out", str(tmp_path)])
+    assert forced.exit_code == 0, forced.output
+    assert not (tmp_path / "explain_saliency.png").exists()  # stale picture of the old run
+    assert (tmp_path / "explain_gradcam.png").exists()
+    # another command in the same folder is its own unit
+    kernels = runner.invoke(app, ["kernels", "--out", str(tmp_path)])
+    assert kernels.exit_code == 0 and (tmp_path / "explain_gradcam.png").exists()
+
+
+def test_train_refuses_an_unwritable_place_before_training(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = runner.invoke(app, ["train", "--epochs", "1", "--out",
+                                 str(tmp_path / "file" / "model.keras")])
+    assert result.exit_code == 1 and "cannot write to" in result.stderr
+    assert "Epoch" not in result.output
