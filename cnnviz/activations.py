@@ -45,6 +45,9 @@ def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] |
     sub = feature_model(model, names, with_output=True)  # unknown names raise with suggestions
     outputs = sub.predict(images, batch_size=batch_size, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]
+    if not np.all(np.isfinite(np.asarray(outputs[-1], np.float64))):
+        raise CnnvizError(f"the model's output for {data or 'the input'} is NaN or infinite: "
+                          "it overflows inside (its weights are finite)")
     maps = {name: np.asarray(out) for name, out in zip(names, outputs, strict=False)}
     meta = Meta(facts.name, facts.preprocess, tuple(names), data, classes=tuple(classes),
                 model_digest=facts.digest)

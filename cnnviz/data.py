@@ -176,7 +176,13 @@ def read_image(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
         raise CnnvizError(f"image file {path} is empty (0 bytes)")
     mode = _check_image_header(path)
     try:
-        image = np.asarray(io.imread(path))
+        if mode == "CMYK":  # four ink channels, not RGB and alpha: Pillow converts them
+            from PIL import Image
+
+            with Image.open(path) as picture:
+                image = np.asarray(picture.convert("RGB"))
+        else:
+            image = np.asarray(io.imread(path))
     except Exception as exc:
         raise CnnvizError(f"cannot read image {path}: {str(exc).splitlines()[0] or exc}") from None
     if image.ndim not in (2, 3) or image.size == 0:
@@ -184,6 +190,8 @@ def read_image(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
     if notes is not None:
         if mode == "P":
             notes.append(f"{path.name}: palette image read as its colours")
+        if mode == "CMYK":
+            notes.append(f"{path.name}: CMYK converted to RGB")
         if image.ndim == 3 and image.shape[-1] in (2, 4):
             notes.append(f"{path.name}: alpha channel dropped")
         if image.dtype == np.uint16:

@@ -9,7 +9,7 @@ from typing import Any
 
 from cnnviz.backend import keras
 from cnnviz.data import Dataset, images_to_model_input
-from cnnviz.errors import CnnvizError, check_seed
+from cnnviz.errors import CnnvizError, check_finite, check_seed
 from cnnviz.preprocess import for_model
 
 SCHEDULES = ("inverse_time", "exponential", "constant")
@@ -24,9 +24,11 @@ def build_cnn(conv_filters: Sequence[int] = (32, 64, 128), pool_after: Sequence[
     conv numbers in ``pool_after``, Flatten, relu Dense layers (L1/L2 on them), softmax output.
     With ``rescale`` the model takes 0..255 pixels and scales them itself."""
     k = keras()
+    _check_architecture(conv_filters, pool_after, dense_units, input_shape, kernel_size)
     check_seed(seed)
-    if not conv_filters:
-        raise CnnvizError("a CNN needs at least one conv layer")
+    check_finite(("l1", l1), ("l2", l2))
+    if l1 < 0 or l2 < 0:
+        raise CnnvizError(f"l1 and l2 must be ≥ 0, got {l1} and {l2}")
     init = k.initializers
     layers: list[Any] = [k.Input(shape=input_shape, name="image")]
     if rescale is not None:
@@ -49,6 +51,29 @@ def build_cnn(conv_filters: Sequence[int] = (32, 64, 128), pool_after: Sequence[
                                  kernel_regularizer=regularizer,
                                  kernel_initializer=init.GlorotUniform(seed=seed + 200)))
     return k.Sequential(layers, name="cnnviz_reference_cnn")
+
+
+def _check_architecture(conv_filters: Sequence[int], pool_after: Sequence[int],
+                        dense_units: Sequence[int], input_shape: tuple[int, int, int],
+                        kernel_size: int) -> None:
+    """Refuse layer lists Keras would fail on, before building: sizes, pool positions, and an
+    image that would shrink to nothing."""
+    if not conv_filters:
+        raise CnnvizError("a CNN needs at least one conv layer")
+    for what, sizes in (("conv filters", conv_filters), ("dense units", dense_units)):
+        bad = [n for n in sizes if not 1 <= n <= 65536]
+        if bad:
+            raise CnnvizError(f"{what} must be between 1 and 65536, got {bad[0]}")
+    bad = [i for i in pool_after if not 1 <= i <= len(conv_filters)]
+    if bad:
+        raise CnnvizError(f"--pool-after {bad[0]}: there are conv layers 1..{len(conv_filters)}")
+    side = min(input_shape[:2])
+    for i in range(1, len(conv_filters) + 1):
+        side = side - (kernel_size - 1)
+        side = side // 2 if i in pool_after else side
+        if side < 1:
+            raise CnnvizError(f"a {input_shape[0]}×{input_shape[1]} image shrinks to nothing "
+                              f"by conv layer {i}: use fewer conv or pooling layers")
 
 
 def learning_rate_schedule(kind: str = "inverse_time", initial: float = 1e-3,

@@ -143,3 +143,29 @@ def test_hostile_layer_names_on_the_terminal_and_on_disk(tmp_path, k):
                               str(tmp_path / "out")])
     assert run.exit_code == 1 and "\x1b" not in run.stderr
     assert "has a name TensorFlow cannot run" in run.stderr and "KERAS_BACKEND=jax" in run.stderr
+
+
+def test_cmyk_images_are_converted_not_cut(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((12, 12, 3), (200, 30, 30), np.uint8)).convert("CMYK").save(
+        tmp_path / "ink.jpg")
+    notes: list[str] = []
+    pixels = read_image(tmp_path / "ink.jpg", notes)
+    assert pixels.shape == (12, 12, 3) and "ink.jpg: CMYK converted to RGB" in notes
+    np.testing.assert_allclose(pixels[6, 6], np.array([200, 30, 30]) / 255, atol=0.02)
+
+
+def test_a_model_that_overflows_is_not_reported_as_a_prediction(k):
+    from cnnviz.activations import activations
+    from cnnviz.attribution import explain
+
+    model = k.Sequential([k.Input((4, 4, 1)), k.layers.Conv2D(1, 1, name="c"),
+                          k.layers.Flatten(), k.layers.Dense(2, activation="softmax")])
+    model.set_weights([np.full((1, 1, 1, 1), 1e30, np.float32), np.zeros(1, np.float32),
+                       np.full((16, 2), 1e30, np.float32), np.zeros(2, np.float32)])
+    x = np.ones((1, 4, 4, 1), np.float32)
+    with pytest.raises(CnnvizError, match="output for the input is NaN or infinite"):
+        activations(model, x, ["c"])
+    with pytest.raises(CnnvizError, match="NaN or infinite: it overflows inside"):
+        explain(model, x, ("saliency",))

@@ -74,6 +74,9 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
         scores = np.asarray(facts.model.predict(x, verbose=0))  # the probabilities themselves
     else:
         scores = reference.scores(x, chosen.layer)
+    if not np.all(np.isfinite(scores)):
+        raise CnnvizError("the model's output for the input is NaN or infinite: it overflows "
+                          "inside, so no attribution can say why")
     if layer is None and chosen.layer is not None and "/" not in chosen.layer and \
             len(get_layer(facts.model, chosen.layer).output.shape) == 4:
         layer = chosen.layer  # a CAM of a layer's channel: where on that layer it fires
