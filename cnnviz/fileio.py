@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def load_results(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, np.
         meta = json.loads(npz.with_suffix(".json").read_text(encoding="utf-8"))
         with np.load(npz) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise CnnvizError(f"cannot read saved results {npz}: {exc}") from None
     if meta.get("kind") != kind:
         raise CnnvizError(f"{npz} does not hold saved {kind}")

@@ -169,3 +169,32 @@ def test_a_model_that_overflows_is_not_reported_as_a_prediction(k):
         activations(model, x, ["c"])
     with pytest.raises(CnnvizError, match="NaN or infinite: it overflows inside"):
         explain(model, x, ("saliency",))
+
+
+def test_damaged_saved_results_are_one_line(tmp_path):
+    import json
+
+    good = tmp_path / "good"
+    assert runner.invoke(app, ["filters", "--steps", "2", "--filters", "0-1", "--no-reference",
+                               "--out", str(good)]).exit_code == 0
+    original = json.loads((good / "filters.json").read_text())
+
+    def damaged(name, npz=None, meta=None):
+        (tmp_path / f"{name}.npz").write_bytes(npz if npz is not None else
+                                               (good / "filters.npz").read_bytes())
+        (tmp_path / f"{name}.json").write_text(json.dumps(meta if meta is not None else
+                                                          original))
+        return tmp_path / f"{name}.npz"
+
+    wrong_layers = json.loads(json.dumps(original))
+    wrong_layers["meta"]["layers"] = 5
+    cases = [damaged("truncated", npz=(good / "filters.npz").read_bytes()[:300]),
+             damaged("foreign_arrays", npz=b"PK\x05\x06" + b"\x00" * 18),
+             damaged("bad_meta", meta=wrong_layers),
+             damaged("no_notes", meta={k: v for k, v in original.items() if k != "notes"})]
+    for path in cases:
+        result = runner.invoke(app, ["filters", "--from", str(path), "--out",
+                                     str(tmp_path / f"out_{path.stem}")])
+        assert result.exit_code == 1, (path.name, result.output)
+        assert "cannot read saved results" in result.stderr, (path.name, result.stderr)
+        assert "unexpected" not in result.stderr

@@ -11,9 +11,9 @@ import numpy as np
 from cnnviz.errors import CnnvizError
 from cnnviz.results.store import (
     Meta,
-    load_arrays,
     named_arrays,
     numbered,
+    read_result,
     save_arrays,
     stacked,
 )
@@ -60,9 +60,9 @@ class Attributions:
     @classmethod
     def load(cls, path: str | Path) -> Attributions:
         """Read what :meth:`save` wrote."""
-        a, meta, params, saved = load_arrays(path, "attributions")
-        return cls(a["inputs"], named_arrays("map", a, saved["maps"]), a["targets"],
-                   a["probabilities"], meta, params)
+        return read_result(path, "attributions", lambda a, meta, params, saved: cls(
+            a["inputs"], named_arrays("map", a, saved["maps"]), a["targets"],
+            a["probabilities"], meta, params))
 
     def merged(self, other: Attributions) -> Attributions:
         """These inputs followed by ``other``'s (the same model and methods)."""

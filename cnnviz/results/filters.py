@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.results.store import Meta, joined, load_arrays, save_arrays
+from cnnviz.results.store import Meta, joined, read_result, save_arrays
 
 
 @dataclass
@@ -133,12 +133,12 @@ class FilterResult:
     @classmethod
     def load(cls, path: str | Path) -> FilterResult:
         """Read what :meth:`save` wrote."""
-        a, meta, params, saved = load_arrays(path, "filters")
-        return cls(a["filters"], a["images"], a["activation"], a["post_max"], a["curves"], meta,
-                   params, a.get("best_real"), {int(k): v for k, v in saved["notes"].items()},
-                   saved["interrupted"], a.get("example_images"), a.get("example_values"),
-                   a.get("example_indices"), a.get("example_labels"), a.get("post_value"),
-                   a.get("start_image"))
+        return read_result(path, "filters", lambda a, meta, params, saved: cls(
+            a["filters"], a["images"], a["activation"], a["post_max"], a["curves"], meta,
+            params, a.get("best_real"), {int(k): v for k, v in saved["notes"].items()},
+            bool(saved["interrupted"]), a.get("example_images"), a.get("example_values"),
+            a.get("example_indices"), a.get("example_labels"), a.get("post_value"),
+            a.get("start_image")))
 
     def merged(self, other: FilterResult) -> FilterResult:
         """This result and ``other`` (more filters of the same run) as one, in the order the

@@ -12,9 +12,9 @@ from cnnviz.errors import CnnvizError
 from cnnviz.results.store import (
     Meta,
     joined,
-    load_arrays,
     named_arrays,
     numbered,
+    read_result,
     save_arrays,
     stacked,
 )
@@ -52,9 +52,9 @@ class Activations:
     @classmethod
     def load(cls, path: str | Path) -> Activations:
         """Read what :meth:`save` wrote."""
-        data, meta, _, saved = load_arrays(path, "activations")
-        return cls(data["inputs"], named_arrays("map", data, saved["maps"]), data["probabilities"],
-                   data.get("labels"), meta)
+        return read_result(path, "activations", lambda data, meta, _, saved: cls(
+            data["inputs"], named_arrays("map", data, saved["maps"]), data["probabilities"],
+            data.get("labels"), meta))
 
     def merged(self, other: Activations) -> Activations:
         """These inputs followed by ``other``'s (the same model and layers)."""
@@ -116,10 +116,9 @@ class ClassPatterns:
     @classmethod
     def load(cls, path: str | Path) -> ClassPatterns:
         """Read what :meth:`save` wrote."""
-        data, meta, params, saved = load_arrays(path, "class patterns")
-        return cls(named_arrays("mean", data, saved["maps"]),
-                   named_arrays("std", data, saved["maps"]),
-                   data["counts"], tuple(saved["class_names"]), meta, params)
+        return read_result(path, "class patterns", lambda data, meta, params, saved: cls(
+            named_arrays("mean", data, saved["maps"]), named_arrays("std", data, saved["maps"]),
+            data["counts"], tuple(saved["class_names"]), meta, params))
 
     def merged(self, other: ClassPatterns) -> ClassPatterns:
         """The patterns of both data shards together, as if computed in one pass."""

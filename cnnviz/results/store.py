@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,19 @@ def load_arrays(path: str | Path, kind: str) -> tuple[dict[str, np.ndarray], Met
         raise CnnvizError(f"{Path(path).with_suffix('.npz')} was saved by an older cnnviz: "
                           "compute it again")
     return arrays, Meta.from_json(saved["meta"]), saved.get("params", {}), saved
+
+
+def read_result(path: str | Path, kind: str,
+                build: Callable[[dict[str, np.ndarray], Meta, dict[str, Any], dict[str, Any]],
+                                Any]) -> Any:
+    """A saved result of ``kind`` built by ``build(arrays, meta, params, saved)``; a damaged
+    file, or one that is not cnnviz's, is one clear error, whatever part of it is wrong."""
+    try:
+        return build(*load_arrays(path, kind))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise CnnvizError(f"cannot read saved results {Path(path).with_suffix('.npz')}: they are "
+                          f"damaged or not cnnviz's ({type(exc).__name__}: {exc}); compute them "
+                          "again") from None
 
 
 def numbered(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
