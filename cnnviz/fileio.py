@@ -131,13 +131,11 @@ class OutputUnit:
         return not main.endswith(".npz") or (self.folder / main).with_suffix(".json").exists()
 
     def _check_free(self) -> None:
-        if not self.lock.exists():
-            return
-        pid = self.lock.read_text(errors="replace").strip()
-        if pid.isdigit() and _alive(int(pid)):
+        pid = _writer(self.lock)
+        if pid is not None:
             raise CnnvizError(f"another cnnviz run (process {pid}) is writing {self.kind} into "
                               f"{self.folder}: wait for it to finish, or choose another --out")
-        self.lock.unlink(missing_ok=True)  # its writer is gone
+        self.lock.unlink(missing_ok=True)  # none, or its writer is gone
 
     def _take_lock(self) -> None:
         try:
@@ -197,14 +195,22 @@ def check_writable(folder: str | os.PathLike[str]) -> None:
         raise CnnvizError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
-def _alive(pid: int) -> bool:
+def _writer(lock: Path) -> str | None:
+    """The process id in ``lock`` while that process lives; ``None`` for no lock or a dead
+    writer's."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        pid = lock.read_text(errors="replace").strip()
+    except OSError:
+        return None
+    if not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, OverflowError):  # gone, or never a process id
+        return None
+    except PermissionError:  # alive, another user's
+        return pid
+    return pid
 
 
 def check_unit(path: str | os.PathLike[str], kind: str) -> None:
@@ -212,11 +218,9 @@ def check_unit(path: str | os.PathLike[str], kind: str) -> None:
     finished (its digest no longer matches the manifest)."""
     path = Path(path)
     folder = path.parent
-    if (folder / f".cnnviz-{kind}.lock").exists():
-        pid = (folder / f".cnnviz-{kind}.lock").read_text(errors="replace").strip()
-        if pid.isdigit() and _alive(int(pid)):
-            raise CnnvizError(f"{path} is still being written by another cnnviz run "
-                              f"(process {pid})")
+    pid = _writer(folder / f".cnnviz-{kind}.lock")
+    if pid is not None:
+        raise CnnvizError(f"{path} is still being written by another cnnviz run (process {pid})")
     manifest = folder / f".cnnviz-{kind}.json"
     if manifest.exists():
         try:

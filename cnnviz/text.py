@@ -13,14 +13,19 @@ _KEEP = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_STEM = 120
 
 
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def printable(text: object) -> str:
-    """``text`` with control characters (escape sequences, bells, carriage returns) shown as
-    ``\\x1b``-style escapes, so a name cannot move the cursor, clear the screen or forge
-    output. Newlines and tabs stay."""
+    """``text`` as one line with control characters (escape sequences, bells, line breaks)
+    shown as escapes (``\\x1b``, ``\\n``), so a name cannot move the cursor, clear the
+    screen or forge a line of output."""
     out = []
     for char in str(text):
-        if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp"):
+        if unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp"):
             out.append(char)
+        elif char in _NAMED:
+            out.append(_NAMED[char])
         else:
             code = ord(char)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
@@ -44,6 +49,6 @@ def file_stem(name: str, reserved: tuple[str, ...] = ()) -> str:
 
 
 def plain_label(text: object) -> str:
-    """``text`` for a matplotlib title or label: printable, and ``$`` escaped so it is not read
-    as mathematics."""
-    return printable(text).replace("$", r"\$")
+    """``text`` for a matplotlib title or label: its lines kept, control characters escaped
+    within them, and ``$`` escaped so it is not read as mathematics."""
+    return "\n".join(printable(line) for line in str(text).split("\n")).replace("$", r"\$")

@@ -20,9 +20,9 @@ runner = CliRunner()
 
 
 def test_printable_shows_control_characters_as_escapes():
-    assert printable("a\x1b[2Jb\x07\rc") == "a\\x1b[2Jb\\x07\\x0dc"
+    assert printable("a\x1b[2Jb\x07\rc") == "a\\x1b[2Jb\\x07\\rc"
     assert printable("right\u202eto left") == "right\\u202eto left"  # bidi override
-    assert printable("two\nlines\tand tabs") == "two\nlines\tand tabs"
+    assert printable("two\nlines\tand tabs") == "two\\nlines\\tand tabs"  # one line
     assert printable("ünïcødé [b]") == "ünïcødé [b]"
 
 
@@ -198,3 +198,7 @@ def test_damaged_saved_results_are_one_line(tmp_path):
         assert result.exit_code == 1, (path.name, result.output)
         assert "cannot read saved results" in result.stderr, (path.name, result.stderr)
         assert "unexpected" not in result.stderr
+
+
+def test_plot_labels_keep_their_lines():
+    assert plain_label("gradcam\nimage 3\x1b") == "gradcam\nimage 3\\x1b"
