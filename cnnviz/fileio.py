@@ -135,7 +135,8 @@ class OutputUnit:
         if pid is not None:
             raise CnnvizError(f"another cnnviz run (process {pid}) is writing {self.kind} into "
                               f"{self.folder}: wait for it to finish, or choose another --out")
-        self.lock.unlink(missing_ok=True)  # none, or its writer is gone
+        if self.lock.exists():
+            self.lock.unlink(missing_ok=True)  # its writer is gone
 
     def _take_lock(self) -> None:
         try:
