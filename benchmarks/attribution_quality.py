@@ -89,14 +89,13 @@ def main() -> None:
             label = name if name != "integrated_gradients" else f"integrated_gradients/{baseline}"
             complete = ""
             if name == "integrated_gradients":
-                delta = np.asarray(result.params["completeness"])
-                change = result.maps[name].reshape(len(x), -1).sum(axis=1) - delta
+                delta, change = result.completeness()
                 complete = f"{np.median(np.abs(delta) / np.abs(change)):.2%}"
             d, r = np.median(score.deletion), np.median(score.random_deletion)
             rho = np.median(score.randomization)
-            print(f"{label:34s} {d:8.3f} {r:7.3f} {'yes' if d < r else 'NO':>3s} "
+            print(f"{label:34s} {d:8.3f} {r:7.3f} {'yes' if score.deletes_better else 'NO':>3s} "
                   f"{np.median(score.insertion):7.3f} {rho:8.2f} "
-                  f"{'yes' if rho < 0.5 else 'NO':>3s} {absolute[name]:8.2f} {complete:>9s} "
+                  f"{'yes' if score.changes else 'NO':>3s} {absolute[name]:8.2f} {complete:>9s} "
                   f"{wall:7.1f} {checked:8.1f}")
 
 

@@ -46,8 +46,8 @@ def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str 
         written += views.write_attribution_views(result, method, out, standalone=standalone)
         written += result.save(out / "explain.npz")
     outcome = Outcome(written, [views.attribution_title(result)], [*facts.notes, *choice.notes])
-    delta = result.params["completeness"][0]
-    change = float(result.maps["integrated_gradients"][0].sum()) - delta
+    deltas, changes = result.completeness()
+    delta, change = float(deltas[0]), float(changes[0])
     average = "; complete only on average over samples" if baseline == "expected" else ""
     outcome.lines.append(f"integrated gradients from the {baseline} baseline: the attributions "
                          f"add up to the score change {change:.4g} within {abs(delta):.2g}"

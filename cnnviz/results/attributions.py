@@ -41,6 +41,15 @@ class Attributions:
         """The predicted class of each input."""
         return np.argmax(self.probabilities, axis=-1)
 
+    def completeness(self) -> tuple[np.ndarray, np.ndarray]:
+        """Integrated gradients' completeness error per input — the attributions' sum minus the
+        score change — and that score change."""
+        if "completeness" not in self.params or "integrated_gradients" not in self.maps:
+            raise CnnvizError("these attributions hold no integrated gradients")
+        delta = np.asarray(self.params["completeness"], np.float64)
+        total = self.maps["integrated_gradients"].reshape(len(delta), -1).sum(axis=1)
+        return delta, total - delta
+
     def signed(self, method: str) -> bool:
         """Whether the method's map is signed (gradient methods) or non-negative by definition
         (the class-activation-map family)."""
