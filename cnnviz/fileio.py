@@ -68,14 +68,20 @@ def _umask() -> int:
     return mask
 
 
+EMBEDDED = "__cnnviz_meta__"  # the npz entry that holds the metadata of a one-file result
+
+
 def save_results(path: str | os.PathLike[str], kind: str, arrays: dict[str, Any],
-                 meta: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``arrays`` to ``path`` (.npz) and ``{"kind": kind, **meta}`` beside it (.json)."""
+                 meta: dict[str, Any], twin: bool = True) -> tuple[Path, ...]:
+    """Write ``arrays`` to ``path`` (.npz) and ``{"kind": kind, **meta}`` beside it (.json);
+    with ``twin=False`` the metadata goes inside the ``.npz``, so that arrays and metadata
+    appear together in one rename."""
     npz = Path(path).with_suffix(".npz")
-    with atomic_path(npz) as tmp, tmp.open("wb") as fh:
-        np.savez_compressed(fh, **arrays)
     text = json.dumps({"kind": kind, **meta}, indent=2, sort_keys=False) + "\n"
-    return npz, write_text(npz.with_suffix(".json"), text)
+    inside = {} if twin else {EMBEDDED: np.frombuffer(text.encode("utf-8"), np.uint8)}
+    with atomic_path(npz) as tmp, tmp.open("wb") as fh:
+        np.savez_compressed(fh, **arrays, **inside)
+    return (npz, write_text(npz.with_suffix(".json"), text)) if twin else (npz,)
 
 
 def load_results(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, np.ndarray],
@@ -83,12 +89,15 @@ def load_results(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, np.
     """Read what :func:`save_results` wrote; checks that it holds ``kind`` results."""
     npz = Path(path).with_suffix(".npz")
     try:
-        meta = json.loads(npz.with_suffix(".json").read_text(encoding="utf-8"))
         with np.load(npz) as data:
             arrays = {key: data[key] for key in data.files}
+        inside = arrays.pop(EMBEDDED, None)
+        text = npz.with_suffix(".json").read_text(encoding="utf-8") if inside is None \
+            else inside.astype(np.uint8).tobytes().decode("utf-8")
+        meta = json.loads(text)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise CnnvizError(f"cannot read saved results {npz}: {exc}") from None
-    if meta.get("kind") != kind:
+    if not isinstance(meta, dict) or meta.get("kind") != kind:
         raise CnnvizError(f"{npz} does not hold saved {kind}")
     return arrays, meta
 
@@ -110,14 +119,22 @@ class OutputUnit:
     file with its digest; while a run writes, a lock file (``.cnnviz-<kind>.lock``) keeps a
     second writer out. ``--force`` replaces the whole unit: files of the earlier run that the
     new one did not write are removed. Temporary files of a killed run are removed by the next.
-    Files of other commands or of the user in the same folder are never touched."""
+    Files of other commands or of the user in the same folder are never touched.
+
+    A long run holds the lock from start to end (:meth:`running`) and may keep a checkpoint
+    (``.cnnviz-<kind>.checkpoint.npz``, one file) that the finished unit supersedes."""
 
     def __init__(self, folder: str | os.PathLike[str], kind: str, force: bool = False,
                  main: str = "") -> None:
         self.folder, self.kind, self.force = Path(folder), kind, force
         self.manifest = self.folder / f".cnnviz-{kind}.json"
         self.lock = self.folder / f".cnnviz-{kind}.lock"
+        self.checkpoint = self.folder / f".cnnviz-{kind}.checkpoint.npz"
+        self._held = False
         self._check_free()
+        if not force and self.checkpoint.exists():
+            raise CnnvizError(f"{self.folder} holds an interrupted {kind} run: --resume "
+                              "continues it, --force starts again")
         if not force and (self.manifest.exists() or self._earlier_output(main)):
             raise CnnvizError(f"{self.folder} already holds an earlier {kind} run: pass --force "
                               "to replace it, or choose another --out")
@@ -155,17 +172,35 @@ class OutputUnit:
             fh.write(str(os.getpid()))
 
     @contextlib.contextmanager
+    def running(self) -> Iterator[OutputUnit]:
+        """Hold the lock for the whole block (a run that computes, checkpoints and writes), so
+        that no second run starts writing into the folder meanwhile."""
+        missing = [p for p in [self.folder, *self.folder.parents] if not p.exists()]
+        self._take_lock()
+        self._held = True
+        try:
+            self._clear_temporaries([])
+            yield self
+        finally:
+            self._held = False
+            self.lock.unlink(missing_ok=True)
+            for folder in missing:  # a run that wrote nothing leaves no folder behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+    @contextlib.contextmanager
     def writing(self) -> Iterator[list[Path]]:
         """Hold the lock while the block writes; append every written path to the yielded
-        list. On success the manifest is written and the earlier run's leftovers removed; on
-        failure the unit stays incomplete (no manifest) and the lock is released."""
-        self._take_lock()
+        list. On success the manifest is written, the earlier run's leftovers and the
+        checkpoint removed; on failure the unit stays incomplete (no manifest) and the lock is
+        released."""
+        held = self._held
+        if not held:
+            self._take_lock()
         try:
             earlier = self._earlier_files()
             self.manifest.unlink(missing_ok=True)  # incomplete until this run has finished
-            for name in [*earlier, self.manifest.name]:  # a killed run's temporary files
-                for orphan in self.folder.glob(f".{glob.escape(name)}.*.tmp*"):
-                    orphan.unlink(missing_ok=True)
+            self._clear_temporaries([*earlier, self.manifest.name])
             written: list[Path] = []
             yield written
             here = self.folder.resolve()
@@ -175,8 +210,16 @@ class OutputUnit:
             listing = {"kind": self.kind,
                        "files": {name: _digest(self.folder / name) for name in names}}
             write_text(self.manifest, json.dumps(listing, indent=1) + "\n")
+            self.checkpoint.unlink(missing_ok=True)
         finally:
-            self.lock.unlink(missing_ok=True)
+            if not held:
+                self.lock.unlink(missing_ok=True)
+
+    def _clear_temporaries(self, names: list[str]) -> None:
+        """Remove a killed run's temporary files of ``names`` and of the checkpoint."""
+        for name in [*names, self.checkpoint.name]:
+            for orphan in self.folder.glob(f".{glob.escape(name)}.*.tmp*"):
+                orphan.unlink(missing_ok=True)
 
     def _earlier_files(self) -> list[str]:
         try:

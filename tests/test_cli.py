@@ -203,6 +203,8 @@ BAD_INPUTS = {
     "image is a folder": (["activations", "--image", "{tmp}/folder.keras"], "is not a file"),
     "out under a file": (["activations", "--out", "{tmp}/a_file/out"], "cannot write to"),
     "resume with nothing": (["filters", "--resume"], "nothing to resume"),
+    "checkpoint every NaN s": (["filters", "--checkpoint", "nan"],
+                               "--checkpoint must be a number of seconds ≥ 0"),
     "train over a model": (["train", "--out", "{tmp}/dense.keras"],
                            "already exists: pass --force"),
 }
@@ -357,19 +359,26 @@ def test_interrupted_gallery_resumes_to_the_same_result(tmp_path, monkeypatch):
     real_run = engine._Stepper.run
     calls = []
 
-    def interrupted(self, *a, **kw):
+    def interrupted(self, raw, channels, affine, steps, on_step, **kw):
         calls.append(1)
-        if len(calls) == 2:  # Ctrl-C during the second chunk
-            raise KeyboardInterrupt
-        return real_run(self, *a, **kw)
+
+        def step(snapshot):
+            on_step(snapshot)
+            if len(calls) == 2 and snapshot().step == 2:  # Ctrl-C in the second chunk
+                raise KeyboardInterrupt
+
+        return real_run(self, raw, channels, affine, steps, step, **kw)
 
     monkeypatch.setattr(engine._Stepper, "run", interrupted)
     cut = run(*args, "--out", tmp_path / "cut")
-    assert cut.exit_code == 130 and "saved 2 of 6 filters; --resume continues" in cut.stderr
+    assert cut.exit_code == 130
+    assert "saved 2 of 6 filters and the 2 running filters at step 2; --resume continues" \
+        in " ".join(cut.stderr.split())
     from cnnviz.results import FilterResult
 
     partial = FilterResult.load(tmp_path / "cut" / "filters.npz")
     assert partial.interrupted and partial.filters.tolist() == [0, 1]
+    assert partial.pending.filters.tolist() == [2, 3] and partial.pending.step == 2
     monkeypatch.setattr(engine._Stepper, "run", real_run)
     resumed = run("filters", "--resume", "--out", tmp_path / "cut")
     assert resumed.exit_code == 0, resumed.output

@@ -296,6 +296,7 @@ def test_interrupt_keeps_finished_chunks(oip_model):
                                on_progress=progress)
     assert result.interrupted and result.filters.tolist() == [0, 1]
     assert result.images.shape == (2, 8, 8, 1)
+    assert result.pending.filters.tolist() == [2, 3] and result.pending.step == 1
 
 
 def test_chunking_follows_the_budget(oip_model):

@@ -116,6 +116,10 @@ def filters(
                                               "--from")] = None,
     resume: Annotated[bool, _opt(OUTPUT_PANEL, "Continue an interrupted run saved in --out, "
                                                "with its own settings.")] = False,
+    checkpoint: Annotated[float, _opt(OUTPUT_PANEL, "Save the running ascent every N seconds, "
+                                                    "so that --resume continues it even after "
+                                                    "a crash (0: only at Ctrl-C).",
+                                      metavar="SECONDS")] = 60.0,
     out: Annotated[Path, out_option("cnnviz-out/filters")] = Path("cnnviz-out/filters"),
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
@@ -135,7 +139,7 @@ def filters(
             outcome = jobs.resume_filters_job(load(model, unsafe, output=output), out,
                                               data=data, order=order, batch=batch,
                                               budget=budget * 2**20, standalone=standalone,
-                                              progress=progress)
+                                              progress=progress, checkpoint=checkpoint)
         show(outcome)
         return
     zoom = None if scale is None else tuple(floats(scale, "--scale", 2))
@@ -151,5 +155,5 @@ def filters(
                                    examples=examples, data=data, size=size(size_),
                                    order=order, batch=batch,
                                    budget=budget * 2**20, force=force, standalone=standalone,
-                                   progress=progress)
+                                   progress=progress, checkpoint=checkpoint)
     show(outcome)

@@ -21,6 +21,7 @@ from cnnviz.oip.presets import preset
 from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, bytes_per_image
 from cnnviz.render import views
 from cnnviz.results import FilterResult
+from cnnviz.results.filters import ChunkState
 from cnnviz.sources import bundled_fits, data_for, no_data_note
 
 
@@ -57,11 +58,14 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
                 reference: bool = True, examples: int = 0, data: Any = None,
                 size: tuple[int, int] | None = None, order: str = "index",
                 batch: int | None = None, budget: int = DEFAULT_BUDGET, force: bool = False,
-                standalone: bool = False, progress: ProgressFn | None = None) -> Outcome:
+                standalone: bool = False, progress: ProgressFn | None = None,
+                checkpoint: float = 60.0) -> Outcome:
     """``cnnviz filters``: the optimal input pattern of each filter of a layer, compared with
-    the real images of the data (skipped, with a note, when there are none)."""
+    the real images of the data (skipped, with a note, when there are none). The running
+    ascent is saved every ``checkpoint`` seconds (0: only at Ctrl-C) for ``--resume``."""
     ascent = ascent or AscentSpec()
     views.check_order(order)
+    check_checkpoint(checkpoint)
     unit = OutputUnit(out, "filters", force, main="filters.npz")
     name = layer or default_layer(facts.model)
     chosen = chosen_filters(facts, name, filters).tolist()
@@ -82,36 +86,64 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
         pixels = real.gather(np.arange(min(256, real.size() or 256)), shape)[0] / 255.0
     settings = preset(ascent.preset, facts, name, shape, colour=ascent.colour,
                       data_pixels=pixels, **{**ascent.overrides, "start": kind})
-    result = visualize_filters(facts, name, chosen, settings, objective=ascent.objective,
-                               reference_images=real if reference or examples else None,
-                               examples=examples if real is not None else 0, size=size,
-                               start_image=start, batch=batch, budget=budget,
-                               on_progress=progress)
-    outcome = filters_outcome(facts, result, unit, order, budget, standalone)
+    with unit.running():
+        result = visualize_filters(facts, name, chosen, settings, objective=ascent.objective,
+                                   reference_images=real if reference or examples else None,
+                                   examples=examples if real is not None else 0, size=size,
+                                   start_image=start, batch=batch, budget=budget,
+                                   on_progress=progress, checkpoint_every=checkpoint,
+                                   on_checkpoint=lambda part: part.save(unit.checkpoint,
+                                                                        twin=False))
+        outcome = filters_outcome(facts, result, unit, order, budget, standalone)
     outcome.notes = notes
     return outcome
 
 
+def check_checkpoint(seconds: float) -> None:
+    """Refuse a checkpoint interval that is not a number of seconds ≥ 0."""
+    if not np.isfinite(seconds) or seconds < 0:
+        raise CnnvizError(f"--checkpoint must be a number of seconds ≥ 0 (0: only at Ctrl-C), "
+                          f"got {seconds}")
+
+
 def resume_filters_job(facts: ModelFacts, out: Path, *, data: Any = None, order: str = "index",
                        batch: int | None = None, budget: int = DEFAULT_BUDGET,
-                       standalone: bool = False, progress: ProgressFn | None = None) -> Outcome:
-    """``cnnviz filters --resume``: finish the interrupted run saved in ``out``."""
+                       standalone: bool = False, progress: ProgressFn | None = None,
+                       checkpoint: float = 60.0) -> Outcome:
+    """``cnnviz filters --resume``: finish the interrupted run saved in ``out`` (its latest
+    checkpoint where a crash left one, else the result Ctrl-C saved)."""
     views.check_order(order)
-    if not (out / "filters.npz").exists():
-        raise CnnvizError(f"nothing to resume: no filters.npz in {out}")
-    check_unit(out / "filters.npz", "filters")
+    check_checkpoint(checkpoint)
     unit = OutputUnit(out, "filters", force=True)  # the interrupted run's own unit
-    previous = FilterResult.load(out / "filters.npz")
-    if not previous.interrupted:
-        raise CnnvizError(f"{out / 'filters.npz'} is complete: nothing to resume")
-    compared = previous.best_real is not None or previous.example_images is not None
-    if compared and data is None and not bundled_fits(facts.input_shape):
-        raise CnnvizError("the saved run compared with real images: give them again with "
-                          "--data")
-    result = resume_filters(facts, previous, batch=batch, budget=budget, on_progress=progress,
-                            reference_images=data_for(facts.input_shape, data)
-                            if compared else None)
-    return filters_outcome(facts, result, unit, order, budget, standalone)
+    if not unit.checkpoint.exists() and (out / "filters.npz").exists():
+        check_unit(out / "filters.npz", "filters")
+    with unit.running():
+        if unit.checkpoint.exists():
+            previous = FilterResult.load(unit.checkpoint)
+        elif (out / "filters.npz").exists():
+            previous = FilterResult.load(out / "filters.npz")
+        else:
+            raise CnnvizError(f"nothing to resume: no filters.npz in {out}")
+        if not previous.interrupted:
+            raise CnnvizError(f"{out / 'filters.npz'} is complete: nothing to resume")
+        compared = bool(previous.params.get("compared", previous.best_real is not None))
+        if compared and data is None and not bundled_fits(facts.input_shape):
+            raise CnnvizError("the saved run compared with real images: give them again with "
+                              "--data")
+        result = resume_filters(facts, previous, batch=batch, budget=budget,
+                                on_progress=progress, checkpoint_every=checkpoint,
+                                on_checkpoint=lambda part: part.save(unit.checkpoint,
+                                                                     twin=False),
+                                reference_images=data_for(facts.input_shape, data)
+                                if compared else None)
+        return filters_outcome(facts, result, unit, order, budget, standalone)
+
+
+def _running(state: ChunkState) -> str:
+    """The running chunk in words: "running 4 filters" or their precursors."""
+    n = len(state.filters)
+    what = f"{n} running filter{'s' if n != 1 else ''}"
+    return what + "' precursors" if state.phase == "precursors" else what
 
 
 def redraw_filters_job(saved: Path, out: Path, *, order: str = "index", force: bool = False,
@@ -142,6 +174,9 @@ def filters_outcome(facts: ModelFacts, result: FilterResult, unit: OutputUnit, o
     outcome.lines += [f"  filter {f}: {note}" for f, note in result.notes.items()]
     outcome.lines.append(outcome.wrote())
     if result.interrupted:
+        running = result.pending
         outcome.interrupted = (f"saved {len(result.filters)} of {len(result.requested)} "
-                               "filters; --resume continues")
+                               "filters" + (f" and the {_running(running)} at step "
+                                            f"{running.step}" if running else "")
+                               + "; --resume continues")
     return outcome

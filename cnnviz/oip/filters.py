@@ -3,6 +3,7 @@ after the layer's activation and compared with the real images that excite each 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, bytes_per_image
 from cnnviz.readers import Source
 from cnnviz.receptive import receptive_field
 from cnnviz.results import FilterResult, Meta
+from cnnviz.results.filters import ChunkState
 from cnnviz.sources import as_source, model_inputs
 
 
@@ -53,7 +55,10 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
                       data: str | None = None, size: tuple[int, int] | None = None,
                       start_image: np.ndarray | None = None,
                       batch: int | None = None, budget: int = DEFAULT_BUDGET,
-                      on_progress: ProgressFn | None = None) -> FilterResult:
+                      on_progress: ProgressFn | None = None,
+                      on_checkpoint: Callable[[FilterResult], None] | None = None,
+                      checkpoint_every: float = 60.0,
+                      resume: ChunkState | None = None) -> FilterResult:
     """The image that maximally activates each filter (map) of ``layer``, all filters at once.
 
     ``settings`` default to the ``default`` preset (:func:`~cnnviz.oip.presets.preset`).
@@ -66,52 +71,78 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
     each filter's best real value of the same measure is found too, and with ``examples`` k its
     k most exciting real images are kept, with their labels. ``size`` is the image size for a
     model that takes any (default: 224 colour, 64 grey); ``start_image`` the model-ready image
-    an ``image`` start begins from."""
+    an ``image`` start begins from.
+
+    Ctrl-C returns the finished filters and the running chunk's state (``interrupted``;
+    :func:`resume_filters` continues it); ``on_checkpoint`` gets such a partial result (without
+    the comparison with real images) every ``checkpoint_every`` seconds; ``resume`` is the
+    state of a stopped chunk whose filters come first in ``filters``."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape, objective) if isinstance(objective, str) \
         else "custom"
     chosen = chosen_filters(facts, layer, [0] if kind == "layer" else filters)
-    if examples < 0:
-        raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
-    if examples and reference_images is None:
-        raise CnnvizError("examples need reference images to choose from")
-    if examples > examples_that_fit(len(chosen), shape, budget):
-        kept = len(chosen) * examples * int(np.prod(shape)) * 4
-        raise CnnvizError(f"{examples} examples for each of {len(chosen)} filters keep "
-                          f"{kept / 2**20:,.0f} MiB of images: more than the "
-                          f"{budget / 2**20:g} MiB budget; ask for fewer examples or filters, "
-                          "or raise --budget")
+    _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
     check_finite_weights(facts.model)
     settings = settings or preset("default", facts, layer, shape)
     preact = settings.preactivation and has_fused_activation(facts.model, layer)
     settings = replace(settings, preactivation=preact)
     goal = make_objective(kind, layer) if isinstance(objective, str) else objective
-    run = ascend(facts, goal, chosen, settings, size=size, batch=batch, budget=budget,
-                 start_image=start_image, on_progress=on_progress)
-    done = chosen[:len(run.images)]
-    own = _own_maps(facts, layer, goal, run, done, preact)
-    params = {**asdict(settings), "transforms": asdict(settings.transforms),
-              "objective": goal.name, "objective_kind": kind, "chunk": run.chunk,
-              "backend": backend_name(), "requested": chosen.tolist(),
-              "size": list(run.images.shape[1:3]) or None,
-              "crop": _crop(facts, layer, shape) if kind == "neuron" else None}
     reference = None if reference_images is None or kind in ("layer", "custom") \
         else as_source(reference_images)
-    meta = Meta(facts.name, facts.preprocess, (layer,),
-                None if reference is None else data or reference.name, settings.seed,
+    meta = _meta(facts, layer, reference, data, settings.seed)
+
+    def result_of(run: Ascent) -> FilterResult:
+        done = chosen[:len(run.images)]
+        own = _own_maps(facts, layer, goal, run, done, preact)
+        params = {**asdict(settings), "transforms": asdict(settings.transforms),
+                  "objective": goal.name, "objective_kind": kind, "chunk": run.chunk,
+                  "backend": backend_name(), "requested": chosen.tolist(),
+                  "size": list(shape[:2]),
+                  "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
+                  "compared": reference is not None,
+                  "examples": examples if reference is not None else 0}
+        return FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
+                            else np.zeros(0), run.curves, meta, params,
+                            notes=_notes(done, run.alive, own), interrupted=run.interrupted,
+                            post_value=_statistic(own, kind), start_image=start_image,
+                            pending=run.pending)
+
+    run = ascend(facts, goal, chosen, settings, size=size, batch=batch, budget=budget,
+                 start_image=start_image, resume=resume, on_progress=on_progress,
+                 on_checkpoint=None if on_checkpoint is None
+                 else lambda part: on_checkpoint(result_of(part)),
+                 checkpoint_every=checkpoint_every)
+    result = result_of(run)
+    if reference is not None and len(result.filters):
+        compare_with_real(result, facts, reference, examples, budget)
+    return result
+
+
+def _check_examples(examples: int, reference: bool, filters: int, shape: tuple[int, int, int],
+                    budget: int) -> None:
+    """Refuse a number of examples that is negative, has no images to come from, or whose
+    images would not fit ``budget``."""
+    if examples < 0:
+        raise CnnvizError(f"--examples must be ≥ 0, got {examples}")
+    if examples and not reference:
+        raise CnnvizError("examples need reference images to choose from")
+    if examples > examples_that_fit(filters, shape, budget):
+        kept = filters * examples * int(np.prod(shape)) * 4
+        raise CnnvizError(f"{examples} examples for each of {filters} filters keep "
+                          f"{kept / 2**20:,.0f} MiB of images: more than the "
+                          f"{budget / 2**20:g} MiB budget; ask for fewer examples or filters, "
+                          "or raise --budget")
+
+
+def _meta(facts: ModelFacts, layer: str, reference: Source | None, data: str | None,
+          seed: int) -> Meta:
+    """Where a filter result comes from: the model, the layer and the reference data."""
+    return Meta(facts.name, facts.preprocess, (layer,),
+                None if reference is None else data or reference.name, seed,
                 classes=() if reference is None else reference.class_names,
                 model_digest=facts.digest,
                 data_digest="" if reference is None else reference.digest())
-    result = FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
-                          else np.zeros(0), run.curves, meta, params,
-                          notes=_notes(done, run.alive, own), interrupted=run.interrupted,
-                          post_value=_statistic(own, kind), start_image=start_image)
-    if reference is not None and len(done):
-        # the reference pass keeps no gradients: a third of an ascent image's activations
-        batch_size = max(1, min(256, 3 * budget // bytes_per_image(facts.model, layer, shape)))
-        _add_real_images(result, facts, reference, examples, kind, batch_size)
-    return result
 
 
 def examples_that_fit(filters: int, shape: tuple[int, int, int],
@@ -163,12 +194,16 @@ def _own_maps(facts: ModelFacts, layer: str, objective: obj.Objective, run: Asce
     return np.asarray(own)
 
 
-def _add_real_images(result: FilterResult, facts: ModelFacts, reference: Source,
-                     examples: int, kind: str, batch_size: int) -> None:
-    """Each filter's best real value of the objective's measure after the activation (map mean;
-    for a neuron, the largest unit anywhere, as the layer is the same filter at every position)
-    and, with ``examples``, its top real images (at the ascent's size) and their labels."""
+def compare_with_real(result: FilterResult, facts: ModelFacts, reference: Source,
+                      examples: int, budget: int = DEFAULT_BUDGET) -> None:
+    """Give ``result`` each filter's best real value of the objective's measure after the
+    activation (map mean; for a neuron, the largest unit anywhere, as the layer is the same
+    filter at every position) and, with ``examples``, its top real images (at the ascent's size)
+    and their labels. The pass keeps no gradients: a third of an ascent image's activations."""
     shape = tuple(result.images.shape[1:])
+    batch_size = max(1, min(256, 3 * budget // bytes_per_image(facts.model, result.layer,
+                                                                shape)))
+    kind = result.params.get("objective_kind", "channel")
     index, values = top_examples(facts, result.layer, reference, max(1, examples),
                                  reduce="max" if kind == "neuron" else "mean", size=shape[:2],
                                  batch_size=batch_size)
@@ -186,12 +221,13 @@ def _add_real_images(result: FilterResult, facts: ModelFacts, reference: Source,
 
 
 def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
-                   reference_images: np.ndarray | None = None, batch: int | None = None,
-                   budget: int = DEFAULT_BUDGET,
-                   on_progress: ProgressFn | None = None) -> FilterResult:
+                   reference_images: Any = None, batch: int | None = None,
+                   budget: int = DEFAULT_BUDGET, on_progress: ProgressFn | None = None,
+                   on_checkpoint: Callable[[FilterResult], None] | None = None,
+                   checkpoint_every: float = 60.0) -> FilterResult:
     """Finish an interrupted :func:`visualize_filters` run with its own layer, settings,
-    preprocessing and number of examples; the result equals an uninterrupted run's (to float32
-    precision)."""
+    preprocessing and number of examples, continuing the chunk that was running from the step
+    it reached; the result equals an uninterrupted run's (to float32 precision)."""
     facts = as_facts(model)
     if not previous.interrupted:
         raise CnnvizError("the saved run is complete: nothing to resume")
@@ -205,23 +241,33 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
     if kind == "custom":
         raise CnnvizError(f"the saved run used objective {previous.params.get('objective')}: "
                           "resume it with visualize_filters and that objective")
-    examples = 0 if previous.example_images is None else previous.example_images.shape[1]
-    compared = previous.best_real is not None or examples > 0
-    if compared and reference_images is None:
-        raise CnnvizError("the saved run compared with real images: pass them again")
-    if compared and previous.meta.data_digest and \
-            as_source(reference_images).digest() != previous.meta.data_digest:
-        raise CnnvizError(f"the saved run compared with other images than "
-                          f"{as_source(reference_images).name}: pass the same data again "
-                          f"({previous.meta.data or 'as before'}), or run again without --resume")
+    examples = int(previous.params.get("examples", 0 if previous.example_images is None
+                                       else previous.example_images.shape[1]))
+    compared = bool(previous.params.get("compared", previous.best_real is not None))
+    reference = None
+    if compared:
+        if reference_images is None:
+            raise CnnvizError("the saved run compared with real images: pass them again")
+        reference = as_source(reference_images)
+        if previous.meta.data_digest and reference.digest() != previous.meta.data_digest:
+            raise CnnvizError(f"the saved run compared with other images than "
+                              f"{reference.name}: pass the same data again "
+                              f"({previous.meta.data or 'as before'}), or run again without "
+                              "--resume")
     done = set(previous.filters.tolist())
     rest = [f for f in previous.requested if f not in done]
-    more = visualize_filters(as_facts(facts, previous.meta.preprocess), previous.layer, rest,
+    facts = as_facts(facts, previous.meta.preprocess)
+    size = previous.params.get("size") or \
+        (list(previous.images.shape[1:3]) if len(previous.images) else None)
+    more = visualize_filters(facts, previous.layer, rest,
                              Settings.from_params(previous.params), objective=kind,
                              start_image=previous.start_image,
-                             reference_images=reference_images if compared else None,
-                             examples=examples, data=previous.meta.data,
-                             size=tuple(previous.images.shape[1:3]) if len(previous.images)
-                             else previous.params.get("size"), batch=batch, budget=budget,
-                             on_progress=on_progress)
-    return previous.merged(more)
+                             size=tuple(size) if size else None, batch=batch, budget=budget,
+                             on_progress=on_progress, resume=previous.pending,
+                             on_checkpoint=None if on_checkpoint is None
+                             else lambda part: on_checkpoint(previous.merged(part)),
+                             checkpoint_every=checkpoint_every)
+    result = previous.merged(more)
+    if reference is not None and len(result.filters):
+        compare_with_real(result, facts, reference, examples, budget)
+    return result

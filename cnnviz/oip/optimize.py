@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,14 +10,17 @@ from typing import Any
 import numpy as np
 
 from cnnviz.backend import ModelCache, compile_step, keras, value_and_grad
+from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model
 from cnnviz.models import ModelFacts, as_facts, as_list
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.param import make_param, start_images
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, memory_plan
 from cnnviz.oip.transforms import IDENTITY, apply_affine, blur, total_variation
+from cnnviz.results.filters import ChunkState
 
 ProgressFn = Callable[[int, int], None]
+StepFn = Callable[[Callable[[], ChunkState]], None]
 
 
 class _Stepper:
@@ -77,28 +81,67 @@ class _Stepper:
         self.measure = compile_step(measure)
 
     def run(self, raw: np.ndarray, channels: np.ndarray, affine: np.ndarray, steps: int,
-            on_step: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray,
-                                                                 np.ndarray]:
-        """Ascend from raw variables (K, ...) for ``steps``; returns raw, alive (K,) and the
-        score curves (K, steps). ``affine`` is (steps, K, 8)."""
+            on_step: StepFn | None = None, *, filters: np.ndarray | None = None,
+            phase: str = "main", resume: ChunkState | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ascend from raw variables (K, ...) for ``steps``, or from where ``resume`` stopped;
+        returns raw, alive (K,) and the score curves (K, steps). ``affine`` is (steps, K, 8).
+        ``on_step`` gets a function that returns the current :class:`ChunkState` (of
+        ``filters`` in ``phase``); Ctrl-C raises :class:`Stopped` with that state."""
         ops = keras().ops
         s = self.settings
-        x = ops.convert_to_tensor(raw)
-        m = ops.zeros_like(x)
-        v = ops.zeros_like(x)
-        alive = ops.ones((raw.shape[0],), dtype="bool")
+        if resume is None:
+            x = ops.convert_to_tensor(raw)
+            m, v = ops.zeros_like(x), ops.zeros_like(x)
+            alive = ops.ones((raw.shape[0],), dtype="bool")
+            curve: list[Any] = []
+        else:
+            x = ops.convert_to_tensor(resume.raw)
+            m, v = (ops.zeros_like(x) if a is None else ops.convert_to_tensor(a)
+                    for a in (resume.m, resume.v))
+            alive = ops.convert_to_tensor(resume.alive.astype(bool))
+            curve = list(resume.curves.T.astype(np.float32))
         ch = ops.convert_to_tensor(channels.astype(np.int32))
-        curve = []
-        for t in range(steps):
-            x, m, v, alive, score = self.step(x, m, v, ops.convert_to_tensor(float(t)), alive,
-                                              ch, ops.convert_to_tensor(affine[t]))
-            curve.append(score)
-            if s.blur_every and s.param == "pixel" and (t + 1) % s.blur_every == 0:
-                x = self.smooth(x)
-            if on_step:
-                on_step()
-        curves = np.stack([ops.convert_to_numpy(c) for c in curve], axis=1)
-        return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), curves
+        state = (len(curve), x, m, v, alive)  # replaced whole after each step: never torn
+
+        def snapshot() -> ChunkState:
+            done, x, m, v, alive = state
+            adam = s.update == "adam"
+            return ChunkState(np.asarray(channels if filters is None else filters), phase,
+                              done, ops.convert_to_numpy(x), ops.convert_to_numpy(alive),
+                              _curves(curve[:done], len(raw)),
+                              ops.convert_to_numpy(m) if adam else None,
+                              ops.convert_to_numpy(v) if adam else None)
+
+        try:
+            for t in range(state[0], steps):
+                x, m, v, alive, score = self.step(x, m, v, ops.convert_to_tensor(float(t)),
+                                                  alive, ch, ops.convert_to_tensor(affine[t]))
+                if s.blur_every and s.param == "pixel" and (t + 1) % s.blur_every == 0:
+                    x = self.smooth(x)
+                curve.append(score)
+                state = (t + 1, x, m, v, alive)
+                if on_step:
+                    on_step(snapshot)
+        except KeyboardInterrupt:
+            raise Stopped(snapshot()) from None
+        return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), _curves(curve, len(raw))
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C during a chunk's ascent, with the chunk's state when it came."""
+
+    def __init__(self, state: ChunkState) -> None:
+        super().__init__("interrupted")
+        self.state = state
+
+
+def _curves(curve: list[Any], rows: int) -> np.ndarray:
+    """Per-step scores → (rows, steps) score curves."""
+    ops = keras().ops
+    if not curve:
+        return np.zeros((rows, 0), np.float32)
+    return np.stack([np.asarray(ops.convert_to_numpy(c), np.float32) for c in curve], axis=1)
 
 
 def _penalized(score: Any, image: Any, s: Settings, mid: Any, span: float) -> Any:
@@ -168,7 +211,8 @@ def _float32_range(value_range: tuple[Any, Any]) -> tuple[Any, Any]:
 class Ascent:
     """What an ascent returns: final in-range images, their scores, each image's own map of the
     first objective layer, the score curves, which images stayed finite, the chunk size, and
-    whether Ctrl-C stopped it early (then only the finished chunks are here)."""
+    whether Ctrl-C stopped it early (then the finished chunks are here, and ``pending`` holds
+    the chunk that was running, to continue)."""
 
     images: np.ndarray
     scores: np.ndarray
@@ -177,18 +221,25 @@ class Ascent:
     alive: np.ndarray
     chunk: int
     interrupted: bool = False
+    pending: ChunkState | None = None
+
+
+CheckpointFn = Callable[[Ascent], None]
 
 
 def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarray,
            settings: Settings | None = None, *, size: tuple[int, int] | None = None,
            batch: int | None = None, budget: int = DEFAULT_BUDGET,
-           start_image: np.ndarray | None = None,
-           on_progress: ProgressFn | None = None) -> Ascent:
+           start_image: np.ndarray | None = None, resume: ChunkState | None = None,
+           on_progress: ProgressFn | None = None, on_checkpoint: CheckpointFn | None = None,
+           checkpoint_every: float = 60.0) -> Ascent:
     """Run the ascent for images scored by ``objective`` with ``channels[k]`` as image k's
     filter, in chunks; with ``precursors`` M, M short runs per image first, continuing the best.
     ``size`` is the image size for a model that takes any (default: 224 colour, 64 grey);
-    ``start_image`` the model-ready image an ``image`` start begins from.
-    Stops cleanly at Ctrl-C, keeping the finished chunks."""
+    ``start_image`` the model-ready image an ``image`` start begins from; ``resume`` the state
+    of a stopped chunk, whose filters come first in ``channels``, to continue.
+    Ctrl-C stops it cleanly: the result keeps the finished chunks and the running one's state.
+    ``on_checkpoint`` gets such a partial result every ``checkpoint_every`` seconds."""
     facts = as_facts(model)
     settings = settings or Settings()
     channels = np.asarray(channels, dtype=np.int64)
@@ -197,67 +248,103 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
     stepper = _stepper(facts.model, objective, settings, value_range, shape)
     s = settings
     starts_per = max(1, s.precursors)
+    pre_steps = s.precursor_steps if s.precursors else 0
     plan = memory_plan(facts.model, objective.layers[0], len(channels) * starts_per, batch,
-                       budget, shape, s.steps + (s.precursor_steps if s.precursors else 0))
+                       budget, shape, s.steps + pre_steps)
     size = max(1, plan.chunk // starts_per) if s.precursors else plan.chunk
-    total = -(-len(channels) // size) * (s.steps + (s.precursor_steps if s.precursors else 0))
-    done = [0]
+    first = 0 if resume is None else len(resume.filters)
+    if resume is not None:
+        _check_resume(resume, channels[:first], stepper, s)
+    chunks = ([channels[:first]] if first else []) + \
+        [channels[b:b + size] for b in range(first, len(channels), size)]
+    total = len(chunks) * (s.steps + pre_steps)
+    done = [0 if resume is None else resume.step + (pre_steps if resume.phase == "main" else 0)]
+    parts: list[_Part] = []
+    last = [time.monotonic()]
 
-    def tick() -> None:
+    def tick(snapshot: Callable[[], ChunkState]) -> None:
         done[0] += 1
         if on_progress:
             on_progress(done[0], total)
+        if on_checkpoint and checkpoint_every > 0 and \
+                time.monotonic() - last[0] >= checkpoint_every:
+            on_checkpoint(_joined(parts, shape, max(size, first), s.steps, True, snapshot()))
+            last[0] = time.monotonic()
 
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    finished: ChunkState | None = None
     try:
-        for begin in range(0, len(channels), size):
-            parts.append(_ascend_chunk(stepper, channels[begin:begin + size], s, value_range,
-                                       tick, start_image))
-    except KeyboardInterrupt:
-        return _measured(stepper, parts, channels, size, s.steps, interrupted=True)
-    return _measured(stepper, parts, channels, size, s.steps)
+        for i, chunk in enumerate(chunks):
+            raw, alive, curves = _ascend_chunk(stepper, chunk, s, value_range, tick,
+                                               start_image, resume if i == 0 else None)
+            finished = ChunkState(chunk, "main", s.steps, raw, alive, curves)
+            parts.append(_measure(stepper, finished))
+            finished = None
+    except Stopped as stop:
+        return _joined(parts, shape, max(size, first), s.steps, True, stop.state)
+    except KeyboardInterrupt:  # between the steps: keep a finished chunk not yet measured
+        return _joined(parts, shape, max(size, first), s.steps, True, finished)
+    return _joined(parts, shape, max(size, first), s.steps)
+
+
+def _check_resume(resume: ChunkState, first: np.ndarray, stepper: _Stepper,
+                  s: Settings) -> None:
+    """Refuse a stopped chunk that does not fit the run it should continue."""
+    rows = len(first) * (max(1, s.precursors) if resume.phase == "precursors" else 1)
+    steps = s.precursor_steps if resume.phase == "precursors" else s.steps
+    raw = stepper.param.init(np.zeros((1, *stepper.shape), np.float32)).shape[1:]
+    if not np.array_equal(first, resume.filters) or resume.raw.shape != (rows, *raw) or \
+            resume.step > steps or (resume.phase == "precursors" and not s.precursors):
+        raise CnnvizError("the stopped chunk does not fit the run's settings (its filters, "
+                          "steps or image size): run again without --resume")
 
 
 def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range: Any,
-                  tick: Callable[[], None], start_image: np.ndarray | None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw variables, alive flags and score curves of one chunk of filters."""
+                  tick: StepFn, start_image: np.ndarray | None,
+                  resume: ChunkState | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw variables, alive flags and score curves of one chunk of filters (continuing
+    ``resume`` where it stopped)."""
     shape = stepper.shape
     starts_per = max(1, s.precursors)
     streams = [(int(f), j) for f in chunk for j in range(starts_per)]
-    starts = start_images(streams, shape, value_range, kind=s.start, seed=s.seed,
-                          wavelengths=s.wavelengths, amplitude=s.amplitude, noise=s.noise,
-                          image=start_image)
-    raw = stepper.param.init(starts)
-    if s.precursors:
-        pre_raw, pre_alive, pre_curves = stepper.run(
-            raw, np.repeat(chunk, starts_per),
-            _affine_plan(s, streams, s.precursor_steps, shape[:2]), s.precursor_steps, tick)
-        final = np.where(pre_alive, pre_curves[:, -1], -np.inf)
-        best = final.reshape(len(chunk), starts_per).argmax(axis=1)
-        raw = pre_raw[np.arange(len(chunk)) * starts_per + best]
+    raw = None if resume is None else resume.raw
+    if resume is None or resume.phase == "precursors":
+        if raw is None:
+            starts = start_images(streams, shape, value_range, kind=s.start, seed=s.seed,
+                                  wavelengths=s.wavelengths, amplitude=s.amplitude,
+                                  noise=s.noise, image=start_image)
+            raw = stepper.param.init(starts)
+        if s.precursors:
+            pre_raw, pre_alive, pre_curves = stepper.run(
+                raw, np.repeat(chunk, starts_per),
+                _affine_plan(s, streams, s.precursor_steps, shape[:2]), s.precursor_steps,
+                tick, filters=chunk, phase="precursors", resume=resume)
+            final = np.where(pre_alive, pre_curves[:, -1], -np.inf)
+            best = final.reshape(len(chunk), starts_per).argmax(axis=1)
+            raw = pre_raw[np.arange(len(chunk)) * starts_per + best]
+        resume = None
     main_streams = [(int(f), starts_per) for f in chunk]
     return stepper.run(raw, chunk, _affine_plan(s, main_streams, s.steps, shape[:2], s.settle),
-                       s.steps, tick)
+                       s.steps, tick, filters=chunk, resume=resume)
 
 
-def _measured(stepper: _Stepper, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-              channels: np.ndarray, size: int, steps: int, interrupted: bool = False) -> Ascent:
-    """The finished chunks' images, scores and own maps, measured on the untransformed
-    images."""
-    if not parts:
-        return Ascent(np.zeros((0, *stepper.shape), np.float32), np.zeros(0), np.zeros((0,)),
-                      np.zeros((0, steps)), np.zeros(0, bool), size, interrupted)
-    raw_all = np.concatenate([raw for raw, _, _ in parts])
+_Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _measure(stepper: _Stepper, chunk: ChunkState) -> _Part:
+    """A finished chunk's in-range images, scores and own maps, measured on the untransformed
+    images, with its score curves and alive flags."""
     ops = keras().ops
-    images, scores, maps = [], [], []
-    for begin in range(0, len(raw_all), size):
-        image, score, own = stepper.measure(
-            ops.convert_to_tensor(raw_all[begin:begin + size]),
-            ops.convert_to_tensor(channels[begin:begin + size].astype(np.int32)))
-        images.append(ops.convert_to_numpy(image))
-        scores.append(ops.convert_to_numpy(score))
-        maps.append(ops.convert_to_numpy(own))
-    return Ascent(np.concatenate(images), np.concatenate(scores), np.concatenate(maps),
-                  np.concatenate([c for _, _, c in parts]),
-                  np.concatenate([a for _, a, _ in parts]), size, interrupted)
+    image, score, own = stepper.measure(ops.convert_to_tensor(chunk.raw),
+                                        ops.convert_to_tensor(chunk.filters.astype(np.int32)))
+    return (ops.convert_to_numpy(image), ops.convert_to_numpy(score), ops.convert_to_numpy(own),
+            chunk.curves, chunk.alive)
+
+
+def _joined(parts: list[_Part], shape: tuple[int, ...], size: int, steps: int,
+            interrupted: bool = False, pending: ChunkState | None = None) -> Ascent:
+    """The measured chunks as one :class:`Ascent`."""
+    if not parts:
+        return Ascent(np.zeros((0, *shape), np.float32), np.zeros(0), np.zeros((0,)),
+                      np.zeros((0, steps)), np.zeros(0, bool), size, interrupted, pending)
+    images, scores, maps, curves, alive = (np.concatenate(a) for a in zip(*parts, strict=True))
+    return Ascent(images, scores, maps, curves, alive, size, interrupted, pending)

@@ -10,6 +10,50 @@ import numpy as np
 
 from cnnviz.results.store import Meta, joined, read_result, save_arrays
 
+PHASES = ("precursors", "main")
+
+
+@dataclass
+class ChunkState:
+    """Where the ascent of a chunk of filters stood when it stopped: its filters, the phase
+    (``precursors``: several starts per filter; ``main``), the steps done, the raw variables,
+    which images stayed finite, their score curves so far and Adam's moments (``None`` for
+    RMS steps, which keep none)."""
+
+    filters: np.ndarray
+    phase: str
+    step: int
+    raw: np.ndarray
+    alive: np.ndarray
+    curves: np.ndarray
+    m: np.ndarray | None = None
+    v: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        """Its arrays under the names a saved result keeps them."""
+        return {"pending_filters": self.filters, "pending_raw": self.raw,
+                "pending_alive": self.alive, "pending_curves": self.curves,
+                "pending_m": self.m, "pending_v": self.v}
+
+    @classmethod
+    def read(cls, arrays: dict[str, np.ndarray], saved: dict[str, Any]) -> ChunkState | None:
+        """The state :meth:`arrays` and ``{"phase", "step"}`` describe; ``None`` for none."""
+        where = saved.get("pending")
+        if not where:
+            return None
+        if where["phase"] not in PHASES or int(where["step"]) < 0:
+            raise ValueError(f"no ascent phase {where['phase']!r} step {where['step']!r}")
+        state = cls(arrays["pending_filters"].astype(np.int64), where["phase"],
+                    int(where["step"]), arrays["pending_raw"], arrays["pending_alive"],
+                    arrays["pending_curves"], arrays.get("pending_m"),
+                    arrays.get("pending_v"))
+        rows = len(state.raw)
+        if len(state.alive) != rows or state.curves.shape != (rows, state.step) or \
+                rows % max(1, len(state.filters)) or \
+                any(x is not None and x.shape != state.raw.shape for x in (state.m, state.v)):
+            raise ValueError("the running chunk's arrays do not fit together")
+        return state
+
 
 @dataclass
 class FilterResult:
@@ -32,6 +76,7 @@ class FilterResult:
     example_labels: np.ndarray | None = None
     post_value: np.ndarray | None = None
     start_image: np.ndarray | None = None
+    pending: ChunkState | None = None
 
     @property
     def layer(self) -> str:
@@ -100,6 +145,8 @@ class FilterResult:
     def summary(self) -> str:
         """One line: filters, objective, what they output after the activation, dead filters,
         and the share that beat their best real image on the same measure."""
+        if not len(self.filters):
+            return f"{self.layer}: no filter finished yet"
         live = ~self.dead
         when = "before" if self.params.get("preactivation") else "after"
         what = "one image for all maps" if self.params.get("objective_kind") == "layer" \
@@ -119,16 +166,21 @@ class FilterResult:
             line += f" ({ties:.0%} more match it)" if ties > 0 else ""
         return line
 
-    def save(self, path: str | Path) -> tuple[Path, Path]:
-        """Write ``path`` (.npz) and its ``.json`` twin."""
-        arrays = {"filters": self.filters, "images": self.images, "activation": self.activation,
+    def save(self, path: str | Path, twin: bool = True) -> tuple[Path, ...]:
+        """Write ``path`` (.npz) and its ``.json`` twin (with ``twin=False`` the metadata goes
+        inside the one ``.npz``, which then appears in one step: a checkpoint)."""
+        pending = self.pending
+        arrays = {**(pending.arrays() if pending else {}), "filters": self.filters,
+                  "images": self.images, "activation": self.activation,
                   "post_max": self.post_max, "curves": self.curves, "best_real": self.best_real,
                   "example_images": self.example_images, "example_values": self.example_values,
                   "example_indices": self.example_indices, "example_labels": self.example_labels,
                   "post_value": self.post_value, "start_image": self.start_image}
         return save_arrays(path, "filters", arrays, self.meta, self.params,
-                     notes={str(k): v for k, v in self.notes.items()},
-                     interrupted=self.interrupted)
+                           notes={str(k): v for k, v in self.notes.items()},
+                           interrupted=self.interrupted, twin=twin,
+                           pending={"phase": pending.phase, "step": pending.step} if pending
+                           else None)
 
     @classmethod
     def load(cls, path: str | Path) -> FilterResult:
@@ -138,7 +190,7 @@ class FilterResult:
             params, a.get("best_real"), {int(k): v for k, v in saved["notes"].items()},
             bool(saved["interrupted"]), a.get("example_images"), a.get("example_values"),
             a.get("example_indices"), a.get("example_labels"), a.get("post_value"),
-            a.get("start_image")))
+            a.get("start_image"), ChunkState.read(a, saved)))
 
     def merged(self, other: FilterResult) -> FilterResult:
         """This result and ``other`` (more filters of the same run) as one, in the order the
@@ -160,4 +212,4 @@ class FilterResult:
             pick("curves"), self.meta, self.params, pick("best_real"),
             {**self.notes, **other.notes}, any(f not in done for f in requested),
             pick("example_images"), pick("example_values"), pick("example_indices"),
-            pick("example_labels"), pick("post_value"), self.start_image)
+            pick("example_labels"), pick("post_value"), self.start_image, other.pending)

@@ -69,9 +69,10 @@ class Meta:
 
 
 def save_arrays(path: str | Path, kind: str, arrays: dict[str, Any], meta: Meta,
-          params: dict[str, Any], **extra: Any) -> tuple[Path, Path]:
+                params: dict[str, Any], twin: bool = True, **extra: Any) -> tuple[Path, ...]:
     kept = {key: value for key, value in arrays.items() if value is not None}
-    return save_results(path, kind, kept, {"meta": meta.to_json(), "params": params, **extra})
+    return save_results(path, kind, kept, {"meta": meta.to_json(), "params": params, **extra},
+                        twin=twin)
 
 
 def load_arrays(path: str | Path, kind: str) -> tuple[dict[str, np.ndarray], Meta, dict[str, Any],
