@@ -1,7 +1,6 @@
 """The command line's shape: helpful --help, --version, one plotly.js per output folder,
 explain saves its numbers, one default-layer rule."""
 
-import re
 
 import numpy as np
 import typer.main
@@ -30,12 +29,44 @@ def test_every_option_has_help_and_choices_show_as_choices():
     help_text = runner.invoke(app, ["filters", "--help"], env=WIDE).stdout
     for panel in ("Model and data", "Ascent", "Start", "Robustness", "Regularizers", "Output"):
         assert panel in help_text
-    assert "[rms|adam]" in help_text and "[pixel|fourier]" in help_text
-    assert "<str>" not in re.sub(r"--(layer|filters|scale)\s+<str>", "", help_text)
-    assert "(the deepest conv layer)" in help_text  # a default written out in words
+    assert "--method [rms|adam]" in help_text and "--param [pixel|fourier]" in help_text
+    assert "--layer TEXT" in help_text and "--steps INT" in help_text
+    assert "--reference / --no-reference" in help_text
+    assert "[default: the deepest conv layer]" in help_text  # a default written out in words
     assert "[default: 100]" in help_text
     kernels = runner.invoke(app, ["kernels", "--help"], env=WIDE).stdout
-    assert "(the first conv layer)" in kernels
+    assert "[default: the first conv layer]" in kernels
+
+
+def test_help_pages_are_printed_without_parsing_or_heavy_imports(monkeypatch, capsys):
+    """``cnnviz [COMMAND] --help`` through the console script prints what the parser's help
+    prints, importing neither numpy nor typer's rich help (nor pydantic, which typer ≥ 0.29
+    parses with)."""
+    import subprocess
+    import sys
+
+    from cnnviz.cli import main
+    from cnnviz.cli.help import asks_for_help
+
+    names = ["layers", "filters"]
+    assert asks_for_help([], names) == "" and asks_for_help(["--help"], names) == ""
+    assert asks_for_help(["filters", "--layer", "x", "--help"], names) == "filters"
+    assert asks_for_help(["filters", "--", "--help"], names) is None  # a value, not the flag
+    assert asks_for_help(["filterz", "--help"], names) is None  # the parser says what is wrong
+    assert asks_for_help(["filters", "--layer", "x"], names) is None
+    for args in (["filters", "--steps", "5", "--help"], ["--help"], ["explain", "--help"]):
+        monkeypatch.setattr(sys, "argv", ["cnnviz", *args])
+        main()
+        fast = capsys.readouterr().out
+        parsed = runner.invoke(app, [a for a in args if a not in ("--steps", "5")]).stdout
+        assert fast.rstrip() == parsed.rstrip() and "Usage: cnnviz" in fast
+    code = ("import sys\nsys.argv = ['cnnviz', 'filters', '--help']\n"
+            "from cnnviz.cli import main\nmain()\n"
+            "print('IMPORTED', sorted({'numpy', 'pydantic', 'typer.rich_utils', 'tensorflow'} "
+            "& set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "Ascent" in out and "IMPORTED []" in out
 
 
 def test_a_folder_of_pages_holds_one_plotly_js(tmp_path):

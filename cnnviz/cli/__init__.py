@@ -7,11 +7,25 @@ import sys
 from typing import Annotated
 
 import typer
+import typer.core
 
 from cnnviz.cli import explain, filters, inspect, maps, site, train
 from cnnviz.cli.common import console, handle_errors
+from cnnviz.cli.help import asks_for_help, print_help
+
+
+class _Command(typer.core.TyperCommand):
+    def format_help(self, ctx: typer.Context, formatter: object) -> None:
+        print_help(self, ctx, console)
+
+
+class _Group(typer.core.TyperGroup):
+    def format_help(self, ctx: typer.Context, formatter: object) -> None:
+        print_help(self, ctx, console)
+
 
 app = typer.Typer(
+    cls=_Group,
     name="cnnviz",
     help="See what a trained Keras CNN has learned: activation maps, optimal input patterns, "
          "class patterns and attributions, as PNG and interactive HTML. MODEL defaults to the "
@@ -23,7 +37,7 @@ app = typer.Typer(
 
 for command in (inspect.layers, maps.activations, filters.filters, inspect.kernels,
                 maps.patterns, explain.explain, site.report, site.gallery, train.train):
-    app.command()(handle_errors(command))
+    app.command(cls=_Command)(handle_errors(command))
 
 
 def _version(value: bool) -> None:
@@ -42,8 +56,22 @@ def _options(version: Annotated[bool, typer.Option(
 
 
 def main() -> None:
-    """Entry point of the ``cnnviz`` console script."""
-    app()
+    """Entry point of the ``cnnviz`` console script. A help page is printed without parsing
+    the rest of the command line."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    wanted = asks_for_help(sys.argv[1:], list(getattr(group, "commands", {})))
+    if wanted is None:
+        app()
+        return
+    ctx = typer.Context(group, info_name="cnnviz")
+    if wanted:
+        command = group.commands[wanted]  # type: ignore[attr-defined]
+        ctx = typer.Context(command, info_name=wanted, parent=ctx)
+        print_help(command, ctx, console)
+    else:
+        print_help(group, ctx, console)
 
 
 if __name__ == "__main__":
