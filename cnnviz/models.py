@@ -175,8 +175,9 @@ def load(path: str | Path | None = None, *, preprocess: str = "auto", unsafe: bo
     return ModelFacts(model, for_model(model, preprocess), source, notes)
 
 
-def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any:
-    """Load a ``.keras`` or legacy ``.h5`` model; ``None`` loads the bundled reference CNN."""
+def model_file(path: str | Path | None = None) -> Path:
+    """The model file ``path`` names (``None``: the bundled reference CNN), refused with one
+    line when it cannot be a Keras model."""
     model_path = reference_model_path() if path is None else Path(path)
     if not model_path.exists():
         raise CnnvizError(f"model file not found: {model_path}")
@@ -192,6 +193,12 @@ def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any
         raise CnnvizError(f"{model_path} is not a valid .keras file (not a zip archive)")
     if suffix != ".keras" and not _is_hdf5(model_path):
         raise CnnvizError(f"{model_path} is not a valid .h5 file (no HDF5 signature)")
+    return model_path
+
+
+def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any:
+    """Load a ``.keras`` or legacy ``.h5`` model; ``None`` loads the bundled reference CNN."""
+    model_path = model_file(path)
     k = keras()  # outside the try: a bad backend is its own error, not a bad file
     try:
         model = k.models.load_model(model_path, compile=False, safe_mode=safe_mode)
@@ -255,7 +262,8 @@ class LayerInfo:
         return self.maps is not None
 
 
-def _output_shape(layer: Any) -> tuple[int | None, ...]:
+def layer_output_shape(layer: Any) -> tuple[int | None, ...]:
+    """A layer's output shape, batch first; ``()`` where it has none (called several times)."""
     try:
         return tuple(layer.output.shape)
     except (AttributeError, ValueError):
@@ -263,7 +271,7 @@ def _output_shape(layer: Any) -> tuple[int | None, ...]:
 
 
 def _layer_info(layer: Any, name: str) -> LayerInfo:
-    shape = _output_shape(layer)
+    shape = layer_output_shape(layer)
     maps = shape[-1] if len(shape) == 4 else None
     return LayerInfo(name=name, type=type(layer).__name__, output_shape=shape, maps=maps)
 

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import CnnvizError
-from cnnviz.models import ModelFacts, as_facts, get_layer
+from cnnviz.models import ModelFacts, as_facts, get_layer, layer_output_shape
+from cnnviz.static import ConfigLayer, ConfigModel
 
 _KERNELS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D",
             "AveragePooling2D")
 _GLOBAL = ("GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Reshape")
+_CONFIGURED = (*_KERNELS, "ZeroPadding2D", "Cropping2D", "UpSampling2D")
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,14 @@ def _pair(value: Any) -> tuple[Any, Any]:
     return (value, value) if not isinstance(value, (list, tuple)) else (value[0], value[1])
 
 
-def _step(layer: Any, field: Field) -> Field:
+def _step(layer: ConfigLayer, field: Field) -> Field:
     """The field after ``layer`` given its input's."""
-    kind = type(layer).__name__
+    kind = layer.kind
     if field.whole or kind in _GLOBAL:
         return Field(None, None, whole=True)
     if field.rows is None or field.cols is None:
         return field
-    config = layer.get_config()
+    config = layer.config
     axes = (field.rows, field.cols)
     if kind in _KERNELS:
         kernel = config.get("kernel_size", config.get("pool_size"))
@@ -138,14 +140,12 @@ def _step(layer: Any, field: Field) -> Field:
             new.append(Axis(None if axis.n is None else axis.n * factor, axis.size, jump,
                             axis.start - (factor - 1) / 2 * jump))
         return Field(*new)
-    return _kept(layer, field)
+    return _kept(layer.shape, field)
 
 
-def _kept(layer: Any, field: Field) -> Field:
+def _kept(shape: tuple[int | None, ...], field: Field) -> Field:
     """Layers that are not known to move the grid keep it when their output grid matches."""
-    try:
-        shape = tuple(layer.output.shape)
-    except (AttributeError, ValueError):
+    if not shape:
         return Field(None, None)
     if len(shape) != 4:
         return Field(None, None, whole=len(shape) == 2)
@@ -168,31 +168,53 @@ def _merged(fields: list[Field]) -> Field:
     return max(known, key=lambda f: (f.rows.size * f.cols.size))  # type: ignore[union-attr]
 
 
-def _parents(layer: Any, fields: dict[str, Field]) -> list[Field] | None:
-    """The fields of the layers feeding ``layer`` (first call node whose inputs are known)."""
-    for node in layer._inbound_nodes:
-        names = [t._keras_history[0].name for t in node.input_tensors]
-        if names and all(n in fields for n in names):
-            return [fields[n] for n in names]
-    return None
+def _keras_layers(container: Any) -> list[ConfigLayer]:
+    """A Keras model's layers as :class:`ConfigLayer` (parents: the first call whose inputs
+    come from earlier layers)."""
+    seen: set[str] = set()
+    layers = []
+    for layer in container.layers:
+        parents: list[str] = []
+        for node in layer._inbound_nodes:
+            names = [t._keras_history[0].name for t in node.input_tensors]
+            if names and all(n in seen for n in names):
+                parents = names
+                break
+        nested = hasattr(layer, "layers") and hasattr(layer, "inputs")
+        kind = type(layer).__name__
+        layers.append(ConfigLayer(layer.name, kind,
+                                  layer.get_config() if kind in _CONFIGURED else {}, parents,
+                                  layer_output_shape(layer),
+                                  _keras_layers(layer) if nested else []))
+        seen.add(layer.name)
+    return layers
 
 
-def _walk(container: Any, start: Field, prefix: str, out: dict[str, Field]) -> Field:
-    """Fields of every layer of ``container`` (a model) fed with ``start``; returns the last."""
+def _walk(layers: list[ConfigLayer], start: Field, prefix: str, out: dict[str, Field]) -> Field:
+    """Fields of every layer of a model fed with ``start``; returns the last."""
     fields: dict[str, Field] = {}
     last = start
-    for layer in container.layers:
-        if type(layer).__name__ == "InputLayer":
+    for layer in layers:
+        if layer.kind == "InputLayer":
             fields[layer.name] = start
             continue
-        parents = _parents(layer, fields)
-        here = start if parents is None else _merged(parents)
-        if hasattr(layer, "layers") and hasattr(layer, "inputs"):
-            field = _walk(layer, here, f"{prefix}{layer.name}/", out)
+        known = layer.parents and all(p in fields for p in layer.parents)
+        here = _merged([fields[p] for p in layer.parents]) if known else start
+        if layer.layers:
+            field = _walk(layer.layers, here, f"{prefix}{layer.name}/", out)
         else:
             field = _step(layer, here)
         fields[layer.name] = out[f"{prefix}{layer.name}"] = last = field
     return last
+
+
+def fields_of(layers: list[ConfigLayer], shape: tuple[int, int]) -> dict[str, Field]:
+    """Every layer's receptive field ("outer/inner" names for nested models) for an input of
+    ``shape`` (height, width)."""
+    start = Field(Axis(shape[0], 1.0, 1.0, 0.0), Axis(shape[1], 1.0, 1.0, 0.0))
+    out: dict[str, Field] = {}
+    _walk(layers, start, "", out)
+    return out
 
 
 def receptive_fields(model: ModelFacts | Any, size: tuple[int, int] | None = None
@@ -201,10 +223,7 @@ def receptive_fields(model: ModelFacts | Any, size: tuple[int, int] | None = Non
     input size, or ``size`` for a model that takes any."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
-    start = Field(Axis(shape[0], 1.0, 1.0, 0.0), Axis(shape[1], 1.0, 1.0, 0.0))
-    out: dict[str, Field] = {}
-    _walk(facts.model, start, "", out)
-    return out
+    return fields_of(_keras_layers(facts.model), shape[:2])
 
 
 def receptive_field(model: ModelFacts | Any, layer: str,
@@ -227,11 +246,45 @@ def layer_rows(model: ModelFacts | Any, size: tuple[int, int] | None = None
     fields = receptive_fields(facts, size)
     rows = []
     for info in list_layers(facts.model):
-        shape = "(" + ", ".join("None" if s is None else str(s) for s in info.output_shape) + ")"
-        field, stride = fields[info.name].describe() if info.name in fields else ("?", "?")
-        rows.append((info.name, info.type, shape, "" if info.maps is None else str(info.maps),
-                     field, stride))
+        found = fields.get(info.name)
+        field, stride = found.describe() if found else ("?", "?")
+        rows.append(_row(info.name, info.type, _sized(info.output_shape, found), field, stride))
     return rows
+
+
+def _sized(shape: tuple[int | None, ...], field: Field | None) -> tuple[int | None, ...]:
+    """A map shape with the height and width the model takes any of set to the grid at the
+    size the fields were computed for."""
+    if len(shape) != 4 or field is None or field.rows is None or field.cols is None:
+        return shape
+    return (shape[0], field.rows.n if shape[1] is None else shape[1],
+            field.cols.n if shape[2] is None else shape[2], shape[3])
+
+
+def config_rows(model: ConfigModel) -> list[tuple[str, str, str, str, str, str]]:
+    """:func:`layer_rows` of a model read from its configuration (:mod:`cnnviz.static`)."""
+    shape = model.input_shape
+    fields = fields_of(model.layers, (shape[1], shape[2])) if len(shape) == 4 else {}
+    rows = []
+
+    def walk(layers: list[ConfigLayer], prefix: str) -> None:
+        for layer in layers:
+            if layer.kind == "InputLayer":
+                continue
+            name = prefix + layer.name
+            field, stride = fields[name].describe() if name in fields else ("?", "?")
+            rows.append(_row(name, layer.kind, layer.shape, field, stride))
+            walk(layer.layers, f"{name}/")
+
+    walk(model.layers, "")
+    return rows
+
+
+def _row(name: str, kind: str, shape: tuple[int | None, ...], field: str,
+         stride: str) -> tuple[str, str, str, str, str, str]:
+    text = "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
+    maps = str(shape[-1]) if len(shape) == 4 and shape[-1] is not None else ""
+    return name, kind, text, maps, field, stride
 
 
 def _spread(axis: Axis | None, units: int, pixels: int) -> np.ndarray:

@@ -29,17 +29,15 @@ def layers(model: ModelArg = None, size_: SizeOpt = None, unsafe: UnsafeOpt = Fa
     from rich.table import Table
     from rich.text import Text
 
-    from cnnviz.receptive import layer_rows
+    from cnnviz.jobs import layers_job
 
-    facts = load(model, unsafe, run=False)
-    shape, _ = facts.default_size(size(size_))
-    title = facts.name + (f" at {shape[0]}×{shape[1]}" if facts.any_size else "")
-    table = Table(title=Text(printable(title)), show_lines=False,
+    found = layers_job(model, size=size(size_), unsafe=unsafe)
+    table = Table(title=Text(printable(found.title)), show_lines=False,
                   caption="field: input pixels one unit sees; stride: pixels between units")
     for column, justify in (("name", "left"), ("type", "left"), ("output shape", "left"),
                             ("maps", "right"), ("field", "right"), ("stride", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for row in layer_rows(facts, size(size_)):
+    for row in found.rows:
         table.add_row(*(Text(printable(cell)) for cell in row))  # names are not markup
     console.print(table)
 

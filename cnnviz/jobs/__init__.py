@@ -11,11 +11,12 @@ from cnnviz.jobs.filters import (
     resume_filters_job,
     start_input,
 )
+from cnnviz.jobs.layers import LayerTable, layers_job
 from cnnviz.jobs.maps import activations_job, kernels_job, patterns_job
 from cnnviz.jobs.site import gallery_job, report_job
 from cnnviz.jobs.train import TrainProgressFn, train_job
 
-__all__ = ["AscentSpec", "InputSpec", "Outcome", "TrainProgressFn", "activations_job",
-           "choose_input", "explain_job", "filters_job", "gallery_job", "kernels_job",
+__all__ = ["AscentSpec", "InputSpec", "LayerTable", "Outcome", "TrainProgressFn", "activations_job",
+           "choose_input", "explain_job", "filters_job", "gallery_job", "kernels_job", "layers_job",
            "patterns_job", "redraw_filters_job", "report_job", "resume_filters_job",
            "start_input", "train_job"]
