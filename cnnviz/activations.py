@@ -23,8 +23,10 @@ from cnnviz.models import (
 from cnnviz.readers import Source
 from cnnviz.results import Activations, ClassPatterns, Meta
 from cnnviz.sources import as_source, converted
+from cnnviz.timing import timed
 
 
+@timed("compute")
 def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] | None = None,
                 *, labels: np.ndarray | None = None, data: str | None = None,
                 classes: tuple[str, ...] = (), batch_size: int = 256) -> Activations:
@@ -43,8 +45,12 @@ def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] |
         raise CnnvizError("no images given")
     names = resolve_map_layers(model, None) if layers is None else list(layers)
     sub = feature_model(model, names, with_output=True)  # unknown names raise with suggestions
-    outputs = sub.predict(images, batch_size=batch_size, verbose=0)
-    outputs = outputs if isinstance(outputs, list) else [outputs]
+    if len(images) <= EAGER_IMAGES:  # a direct call: no compiled predict step to trace
+        ops = keras().ops
+        outputs = [ops.convert_to_numpy(o) for o in as_list(sub(images, training=False))]
+    else:
+        outputs = sub.predict(images, batch_size=batch_size, verbose=0)
+        outputs = outputs if isinstance(outputs, list) else [outputs]
     if not np.all(np.isfinite(np.asarray(outputs[-1], np.float64))):
         raise CnnvizError(f"the model's output for {data or 'the input'} is NaN or infinite: "
                           "it overflows inside (its weights are finite)")
@@ -55,6 +61,7 @@ def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] |
 
 
 REDUCTIONS = ("mean", "max", "centre")
+EAGER_IMAGES = 16  # up to this many images, one direct call beats tracing a predict step
 
 
 def channel_means(model: ModelFacts | Any, layer: str, images: np.ndarray, *,
@@ -149,6 +156,7 @@ def _streamed(facts: ModelFacts, source: Source, layers: list[str], preactivatio
         raise CnnvizError(f"the data set {source.name} is empty")
 
 
+@timed("compute")
 def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | None,
                    layers: str | list[str], *, class_names: tuple[str, ...] | None = None,
                    preactivation: bool = False, data: str | None = None,
@@ -196,6 +204,7 @@ def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | No
     return ClassPatterns(means, stds, counts, classes, meta, params)
 
 
+@timed("compute")
 def top_examples(model: ModelFacts | Any, layer: str, images: Any, k: int = 9, *,
                  preactivation: bool = False, size: tuple[int, int] | None = None,
                  reduce: str = "mean", batch_size: int = 256,

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from cnnviz.errors import CnnvizError
+from cnnviz.timing import phase
 
 BACKENDS = ("tensorflow", "jax")
 
@@ -29,17 +30,18 @@ def keras() -> ModuleType:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     # TensorFlow's native start-up logs ("Could not find cuda drivers ...") bypass Python and
     # TF_CPP_MIN_LOG_LEVEL, so file descriptor 2 is pointed at /dev/null while it loads.
-    saved = _mute_stderr()
-    try:
-        import keras as _keras
+    with phase("import"):
+        saved = _mute_stderr()
+        try:
+            import keras as _keras
 
-        _keras.ops.zeros(())  # backend start-up, where the remaining native logs are written
-        if _keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+            _keras.ops.zeros(())  # backend start-up, where the remaining native logs are written
+            if _keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
 
-            tf.get_logger().setLevel("ERROR")  # no retracing advice in a user's terminal
-    finally:
-        _restore_stderr(saved)
+                tf.get_logger().setLevel("ERROR")  # no retracing advice in a user's terminal
+        finally:
+            _restore_stderr(saved)
     return _keras
 
 
@@ -112,15 +114,41 @@ def value_and_grad(fn: LossFn) -> Callable[[Any], tuple[tuple[Any, Any], Any]]:
 
 
 def compile_step(step: Callable[..., Any], *, jit_compile: bool = False) -> Callable[..., Any]:
-    """Compile a pure step function: ``tf.function`` (XLA with ``jit_compile``) or ``jax.jit``."""
+    """Compile a pure step function: ``tf.function`` (XLA with ``jit_compile``) or ``jax.jit``.
+    A call with argument shapes not seen before (it traces and compiles) counts as the
+    ``compile`` phase."""
     name = backend_name()
     if name == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(step, jit_compile=jit_compile)
-    if name == "jax":
+        compiled = tf.function(step, jit_compile=jit_compile)
+    elif name == "jax":
         import jax
 
-        return jax.jit(step)
-    raise CnnvizError(f"the optimization engine supports the tensorflow and jax backends, "
-                      f"not {name}")
+        compiled = jax.jit(step)
+    else:
+        raise CnnvizError(f"the optimization engine supports the tensorflow and jax backends, "
+                          f"not {name}")
+    seen: set[tuple[Any, ...]] = set()
+
+    def call(*args: Any) -> Any:
+        signature = tuple(_signature(a) for a in args)
+        if signature in seen:
+            return compiled(*args)
+        with phase("compile"):
+            result = compiled(*args)
+        seen.add(signature)
+        return result
+
+    return call
+
+
+def _signature(value: Any) -> Any:
+    """What makes a compiled function trace again: an array's shape and dtype, a list's items,
+    a Python value itself."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_signature(v) for v in value)
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return tuple(shape), str(getattr(value, "dtype", ""))
+    return value if isinstance(value, (int, float, str, bool, type(None))) else type(value)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import CnnvizError
+from cnnviz.timing import phase
 
 
 @contextlib.contextmanager
@@ -31,8 +32,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
-        yield tmp_path
-        os.replace(tmp_path, target)
+        with phase("write"):
+            yield tmp_path
+            os.replace(tmp_path, target)
     except OSError as exc:  # a full disk, a vanished folder: the old file stays as it was
         tmp_path.unlink(missing_ok=True)
         raise CnnvizError(f"could not write {target}: {exc.strerror or exc}") from None

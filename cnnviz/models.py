@@ -17,6 +17,7 @@ from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError
 from cnnviz.preprocess import Preprocess, for_model
 from cnnviz.text import printable
+from cnnviz.timing import phase
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 REFERENCE_MODEL = "reference_cnn.keras"
@@ -201,7 +202,8 @@ def load_model(path: str | Path | None = None, *, safe_mode: bool = True) -> Any
     model_path = model_file(path)
     k = keras()  # outside the try: a bad backend is its own error, not a bad file
     try:
-        model = k.models.load_model(model_path, compile=False, safe_mode=safe_mode)
+        with phase("load"):
+            model = k.models.load_model(model_path, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types; the user needs one line
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "safe_mode" in str(exc) or "Lambda" in str(exc):

@@ -11,6 +11,7 @@ from cnnviz.backend import keras
 from cnnviz.data import Dataset, images_to_model_input
 from cnnviz.errors import CnnvizError, check_finite, check_seed
 from cnnviz.preprocess import for_model
+from cnnviz.timing import timed
 
 SCHEDULES = ("inverse_time", "exponential", "constant")
 
@@ -118,6 +119,7 @@ def _progress_callback(on_progress: ProgressFn) -> Any:
     return _Progress()
 
 
+@timed("compute")
 def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_size: int = 64,
           learning_rate: float = 1e-3, momentum: float = 0.5, schedule: str = "inverse_time",
           decay_steps: int = 1000, decay_rate: float = 0.5, l2: float = 5e-4, l1: float = 0.0,

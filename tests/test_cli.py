@@ -329,8 +329,8 @@ def test_existing_output_needs_force(tmp_path):
 
 
 def test_unknown_backend_is_one_line():
-    code = "from cnnviz.cli import main\nmain()"
-    result = subprocess.run([sys.executable, "-c", code, "layers"], capture_output=True,
+    code = "from cnnviz.cli import main\nmain()"  # (layers reads the file without Keras)
+    result = subprocess.run([sys.executable, "-c", code, "kernels"], capture_output=True,
                             text=True, env={**os.environ, "KERAS_BACKEND": "theano"})
     assert result.returncode == 1
     assert result.stderr.strip() == ("error: unknown Keras backend 'theano' (KERAS_BACKEND): "

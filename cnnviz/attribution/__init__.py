@@ -28,6 +28,7 @@ from cnnviz.attribution.gradients import (
 from cnnviz.errors import CnnvizError, check_seed
 from cnnviz.models import ModelFacts, as_facts, get_layer
 from cnnviz.results import Attributions, Meta
+from cnnviz.timing import timed
 
 METHODS = ("saliency", "smoothgrad", "integrated_gradients", "gradcam", "gradcam++",
            "layercam")
@@ -51,6 +52,7 @@ def make_method(name: str, model: Any, *, layer: str | None = None, seed: int = 
     return makers[name]()
 
 
+@timed("compute")
 def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...] = METHODS, *,
             target: Target = None, layer: str | None = None, seed: int = 0,
             baseline: str = "black", references: np.ndarray | None = None,

@@ -10,7 +10,7 @@ import typer
 import typer.core
 
 from cnnviz.cli import explain, filters, inspect, maps, site, train
-from cnnviz.cli.common import console, handle_errors
+from cnnviz.cli.common import VERBOSE, console, handle_errors
 from cnnviz.cli.help import asks_for_help, print_help
 
 
@@ -51,8 +51,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _options(version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True,
-        help="Print the cnnviz version and exit.")] = False) -> None:
+        help="Print the cnnviz version and exit.")] = False,
+             verbose: Annotated[bool, typer.Option(
+        "--verbose", help="End with where the time went: import, load, compile, compute, "
+                          "render, write.")] = False) -> None:
     """See what a trained Keras CNN has learned."""
+    VERBOSE["on"] = verbose
 
 
 def main() -> None:

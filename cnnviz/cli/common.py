@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from cnnviz.errors import CnnvizError
 from cnnviz.text import printable
+from cnnviz.timing import recording
 
 if TYPE_CHECKING:
     from cnnviz.jobs import Outcome
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+VERBOSE = {"on": False}  # set by ``cnnviz --verbose``
 
 MODEL_PANEL = "Model and data"
 OUTPUT_PANEL = "Output"
@@ -84,7 +86,12 @@ def handle_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with recording() as phases:
+                try:
+                    return command(*args, **kwargs)
+                finally:
+                    if VERBOSE["on"]:
+                        err_console.print(f"[dim]time: {phases.line()}[/]", highlight=False)
         except typer.Exit:
             raise
         except CnnvizError as exc:

@@ -13,6 +13,7 @@ from cnnviz.models import (
 )
 from cnnviz.readers import Source
 from cnnviz.sources import data_for, no_data_note
+from cnnviz.timing import timed
 
 
 @dataclass
@@ -47,6 +48,7 @@ class InputSpec:
     invert: bool = False
 
 
+@timed("load")
 def choose_input(facts: ModelFacts, spec: InputSpec) -> tuple[InputChoice, Source | None]:
     """The input, and the data it came from; no data for a model the bundled digits do not fit
     is an error naming what to give."""

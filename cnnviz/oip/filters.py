@@ -29,6 +29,7 @@ from cnnviz.receptive import receptive_field
 from cnnviz.results import FilterResult, Meta
 from cnnviz.results.filters import ChunkState
 from cnnviz.sources import as_source, model_inputs
+from cnnviz.timing import timed
 
 
 def chosen_filters(model: ModelFacts | Any, layer: str,
@@ -48,6 +49,7 @@ def chosen_filters(model: ModelFacts | Any, layer: str,
     return chosen
 
 
+@timed("compute")
 def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | None = None,
                       settings: Settings | None = None, *,
                       objective: obj.Objective | str = "auto",
@@ -220,6 +222,7 @@ def compare_with_real(result: FilterResult, facts: ModelFacts, reference: Source
             result.example_labels = labels.reshape(result.example_indices.shape)
 
 
+@timed("compute")
 def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
                    reference_images: Any = None, batch: int | None = None,
                    budget: int = DEFAULT_BUDGET, on_progress: ProgressFn | None = None,

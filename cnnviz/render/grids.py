@@ -19,8 +19,9 @@ SCALES = ("shared", "per-map")
 PNG_DPI = 110
 
 
-def _figure(width: float, height: float) -> Any:
-    """A constrained-layout figure of ``width`` × ``height`` inches, outside pyplot: drawing it
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
+    """A figure of ``width`` × ``height`` inches (constrained layout unless the caller places
+    its axes), outside pyplot: drawing it
     never touches the global backend (Jupyter's inline plots keep working), and Jupyter shows
     it as a PNG even where pyplot was never imported."""
     from matplotlib.figure import Figure
@@ -31,7 +32,7 @@ def _figure(width: float, height: float) -> Any:
             self.savefig(buffer, format="png", dpi=PNG_DPI)
             return buffer.getvalue()
 
-    return NotebookFigure(figsize=(width, height), layout="constrained")
+    return NotebookFigure(figsize=(width, height), layout=layout)
 
 
 def _cmap(name: str) -> Any:
@@ -59,17 +60,23 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
     if symmetric and scale == "shared":
         lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
     tile = 1.1
-    fig = _figure(cols * tile + 1.6, rows * tile + 0.9)
-    ax = fig.subplots()
+    width_in, height_in = cols * tile + 1.6, rows * tile + 0.9
+    fig = _figure(width_in, height_in, layout=None)  # placed by hand: one drawing pass
+    ax = fig.add_axes((0.05 / width_in, 0.05 / height_in, (width_in - 1.6) / width_in,
+                       (height_in - 0.55) / height_in))
+    bar_height = 0.7 * (height_in - 0.55)
+    bar = fig.add_axes(((width_in - 1.3) / width_in,
+                        (0.05 + 0.15 * (height_in - 0.55)) / height_in,
+                        0.17 / width_in, bar_height / height_in))
     colours = _cmap(cmap).with_extremes(bad="white")
     image = ax.imshow(z, cmap=colours, vmin=lo, vmax=hi if hi > lo else lo + 1.0,
                       interpolation="nearest")
-    for index, (top, left) in enumerate(corners):
+    for index, (top, left) in enumerate(corners):  # inside the axes: no part of the layout
         ax.text(left - 0.5, top - 0.5, str(index), fontsize=6, va="bottom", ha="left",
-                color="#333")
+                color="#333").set_in_layout(False)
     ax.set_ylim(z.shape[0] - 0.5, -0.5 - 0.45 * gap - height * 0.12)
     ax.set_axis_off()
-    fig.colorbar(image, ax=ax, shrink=0.7,
+    fig.colorbar(image, cax=bar,
                  label=label if scale == "shared" else "fraction of each map's range")
     if title:
         ax.set_title(plain_label(title))

@@ -14,8 +14,10 @@ from cnnviz.render.outputs import is_probabilities
 from cnnviz.render.page import write_page
 from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
 from cnnviz.text import file_stem
+from cnnviz.timing import timed
 
 
+@timed("render")
 def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int = 0,
                            scale: str = "shared", class_names: tuple[str, ...] | None = None,
                            title: str = "", standalone: bool = False) -> list[Path]:
@@ -123,6 +125,7 @@ def filter_gallery_figure(result: FilterResult, order: str = "index") -> Any:
                                         hover_text=p["classes"])
 
 
+@timed("render")
 def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str = "index",
                        title: str = "", standalone: bool = False) -> list[Path]:
     """Write ``filters.png`` and ``filters.html`` galleries of a filter result (tiles ordered by
@@ -146,6 +149,7 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
                                 standalone=standalone)
 
 
+@timed("render")
 def write_kernel_views(kernels: np.ndarray, layer: str, out_dir: str | Path, *,
                        standalone: bool = False) -> list[Path]:
     """Write ``kernels.png`` and ``kernels.html``: each filter's weights (kh×kw×filters) on a
@@ -167,6 +171,7 @@ def patterns_figure(patterns: ClassPatterns) -> Any:
                                    patterns.class_names)
 
 
+@timed("render")
 def write_pattern_views(patterns: ClassPatterns, out_dir: str | Path, *,
                         standalone: bool = False) -> list[Path]:
     """Write one ``patterns_<layer>.png`` heatmap per layer and ``patterns.html``."""
@@ -210,6 +215,7 @@ def attribution_figure(result: Attributions, index: int = 0) -> Any:
                                       title=attribution_title(result, index))
 
 
+@timed("render")
 def write_attribution_views(result: Attributions, method: str, out_dir: str | Path, *,
                             index: int = 0, standalone: bool = False) -> list[Path]:
     """Write ``explain_<method>.png`` (overlay) and ``explain.html`` (all methods)."""
