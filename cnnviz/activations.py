@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import ModelCache, compile_step, keras
+from cnnviz.backend import ModelCache, backend_name, compile_step, keras
+from cnnviz.cache import cached
 from cnnviz.data import checked_labels
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model
@@ -215,9 +216,29 @@ def top_examples(model: ModelFacts | Any, layer: str, images: Any, k: int = 9, *
     facts = as_facts(model)
     if k <= 0:
         raise CnnvizError(f"the number of examples must be positive, got {k}")
+    source = as_source(images)
+
+    def compute() -> dict[str, np.ndarray]:
+        index, values = _top_examples(facts, layer, source, k, preactivation, size, reduce,
+                                      batch_size, on_progress)
+        return {"index": index, "values": values}
+
+    if not source.exact_digest:
+        found = compute()
+    else:
+        found = cached("top_examples", {
+            "model": facts.digest, "data": source.digest(), "layer": layer, "k": k,
+            "preactivation": preactivation, "size": size, "reduce": reduce,
+            "preprocess": facts.preprocess.to_params(), "backend": backend_name()}, compute)
+    return found["index"], found["values"]
+
+
+def _top_examples(facts: ModelFacts, layer: str, source: Source, k: int, preactivation: bool,
+                  size: tuple[int, int] | None, reduce: str, batch_size: int,
+                  on_progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray]:
     best_values: np.ndarray | None = None
     best_index: np.ndarray | None = None
-    for begin, outs, _ in _streamed(facts, as_source(images), [layer], preactivation, size,
+    for begin, outs, _ in _streamed(facts, source, [layer], preactivation, size,
                                     batch_size, on_progress, reduce):
         values = outs[0].T  # (maps, B)
         index = np.broadcast_to(np.arange(begin, begin + values.shape[1]), values.shape)

@@ -30,6 +30,7 @@ class Source:
     name: str = "data"
     class_names: tuple[str, ...] = ()
     where: str = ""  # how messages name it ("the test split"), when not by its name
+    exact_digest = False  # whether digest() fingerprints the content (then passes are cached)
 
     def __len__(self) -> int:
         raise CnnvizError(f"the size of {self.name} is not known before it is read")
@@ -122,6 +123,8 @@ class _KnownLabels(Source):
 class ArraySource(_KnownLabels):
     """Images in memory: N×H×W or N×H×W×C, uint8 or floats."""
 
+    exact_digest = True
+
     def __init__(self, images: np.ndarray, labels: np.ndarray | None = None,
                  class_names: tuple[str, ...] = (), name: str = "arrays",
                  where: str = "") -> None:
@@ -170,6 +173,8 @@ def _numbered_classes(labels: np.ndarray | None) -> tuple[str, ...]:
 class FolderSource(_KnownLabels):
     """Image files in a folder: class subfolders (sorted names are the classes, as
     ``image_dataset_from_directory`` has them) or a flat, unlabelled folder."""
+
+    exact_digest = True
 
     def __init__(self, folder: str | Path, workers: int | None = None) -> None:
         folder = Path(folder)

@@ -8,6 +8,15 @@ import pytest
 from cnnviz.backend import keras
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory):
+    """The tests' pass cache is theirs alone (never the user's ~/.cache/cnnviz), shared by the
+    session as a user's runs share theirs."""
+    import os
+
+    os.environ["CNNVIZ_CACHE"] = str(tmp_path_factory.mktemp("cnnviz-cache"))
+
+
 @pytest.fixture(scope="session")
 def k():
     return keras()

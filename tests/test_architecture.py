@@ -8,7 +8,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cnnviz"
 
 # Lower floors first; a module may import its own floor and those below it.
 FLOORS = [
-    ("errors", "version", "text", "timing", "fileio", "preprocess", "backend", "static"),
+    ("errors", "version", "text", "timing", "fileio", "cache", "preprocess", "backend",
+     "static"),
     ("results",),
     ("render", "plot"),
     ("models", "graph", "data", "readers", "sources", "inputs", "receptive"),
