@@ -25,6 +25,7 @@ class Phases:
 
     seconds: dict[str, float] = field(default_factory=dict)
     running: list[str] = field(default_factory=list)
+    spans: dict[str, float] = field(default_factory=dict)
     start: float = field(default_factory=time.perf_counter)
 
     def total(self) -> float:
@@ -41,9 +42,9 @@ class Phases:
         other = total - sum(self.seconds.values())
         return " · ".join([*parts, f"other {max(other, 0.0):.2f} s"]) + f" ({total:.2f} s)"
 
-    def to_json(self) -> dict[str, float]:
-        """The phases and the total, in seconds."""
-        return {**self.seconds, "total": self.total()}
+    def to_json(self) -> dict[str, Any]:
+        """The phases, the spans and the total, in seconds."""
+        return {**self.seconds, "spans": dict(self.spans), "total": self.total()}
 
 
 _ACTIVE: ContextVar[Phases | None] = ContextVar("cnnviz_phases", default=None)
@@ -83,6 +84,19 @@ def phase(name: str) -> Iterator[None]:
         if phases.running:
             outer = phases.running[-1]
             phases.seconds[outer] = phases.seconds.get(outer, 0.0) - spent
+
+
+@contextlib.contextmanager
+def span(name: str) -> Iterator[None]:
+    """Also keep the block's whole time as ``name`` (phases inside it still count as
+    themselves): a yardstick such as the ascent, for benchmarks."""
+    phases = _ACTIVE.get()
+    begin = time.perf_counter()
+    try:
+        yield
+    finally:
+        if phases is not None:
+            phases.spans[name] = phases.spans.get(name, 0.0) + time.perf_counter() - begin
 
 
 def timed(name: str) -> Callable[[F], F]:

@@ -3,6 +3,7 @@ after the layer's activation and compared with the real images that excite each 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
@@ -23,13 +24,13 @@ from cnnviz.models import (
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
 from cnnviz.oip.presets import make_objective, objective_kind, preset
-from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, bytes_per_image
+from cnnviz.oip.settings import DEFAULT_BUDGET, RECORD_BYTES, Settings, bytes_per_image
 from cnnviz.readers import Source
 from cnnviz.receptive import receptive_field
 from cnnviz.results import FilterResult, Meta
 from cnnviz.results.filters import ChunkState
 from cnnviz.sources import as_source, model_inputs
-from cnnviz.timing import timed
+from cnnviz.timing import span, timed
 
 
 def chosen_filters(model: ModelFacts | Any, layer: str,
@@ -75,10 +76,9 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
     model that takes any (default: 224 colour, 64 grey); ``start_image`` the model-ready image
     an ``image`` start begins from.
 
-    Ctrl-C returns the finished filters and the running chunk's state (``interrupted``;
-    :func:`resume_filters` continues it); ``on_checkpoint`` gets such a partial result (without
-    the comparison with real images) every ``checkpoint_every`` seconds; ``resume`` is the
-    state of a stopped chunk whose filters come first in ``filters``."""
+    Ctrl-C returns the finished filters and the running chunk's state (:func:`resume_filters`
+    continues it); ``on_checkpoint`` gets such a partial result (not compared with real images)
+    every ``checkpoint_every`` seconds; ``resume``: a stopped chunk, first in ``filters``."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape, objective) if isinstance(objective, str) \
@@ -86,9 +86,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
     chosen = chosen_filters(facts, layer, [0] if kind == "layer" else filters)
     _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
     check_finite_weights(facts.model)
-    settings = settings or preset("default", facts, layer, shape)
-    preact = settings.preactivation and has_fused_activation(facts.model, layer)
-    settings = replace(settings, preactivation=preact)
+    settings = _settings(settings, facts, layer, shape)
     goal = make_objective(kind, layer) if isinstance(objective, str) else objective
     reference = None if reference_images is None or kind in ("layer", "custom") \
         else as_source(reference_images)
@@ -96,7 +94,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
 
     def result_of(run: Ascent) -> FilterResult:
         done = chosen[:len(run.images)]
-        own = _own_maps(facts, layer, goal, run, done, preact)
+        own = _own_maps(facts, layer, goal, run, done, settings.preactivation)
         params = {**asdict(settings), "transforms": asdict(settings.transforms),
                   "objective": goal.name, "objective_kind": kind, "chunk": run.chunk,
                   "backend": backend_name(), "requested": chosen.tolist(),
@@ -110,15 +108,77 @@ def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | 
                             post_value=_statistic(own, kind), start_image=start_image,
                             pending=run.pending)
 
-    run = ascend(facts, goal, chosen, settings, size=size, batch=batch, budget=budget,
-                 start_image=start_image, resume=resume, on_progress=on_progress,
-                 on_checkpoint=None if on_checkpoint is None
-                 else lambda part: on_checkpoint(result_of(part)),
-                 checkpoint_every=checkpoint_every)
+    beside = _reference_beside(facts, layer, reference, examples, kind, shape, len(chosen),
+                               settings, batch, budget)  # the pass over real images, meanwhile
+    with span("ascent"):
+        run = ascend(facts, goal, chosen, settings, size=size, batch=batch, budget=budget,
+                     start_image=start_image, resume=resume, on_progress=on_progress,
+                     on_checkpoint=None if on_checkpoint is None
+                     else lambda part: on_checkpoint(result_of(part)),
+                     checkpoint_every=checkpoint_every)
     result = result_of(run)
     if reference is not None and len(result.filters):
-        compare_with_real(result, facts, reference, examples, budget)
+        compare_with_real(result, facts, reference, examples, budget,
+                          found=None if beside is None else beside())
     return result
+
+
+def _settings(settings: Settings | None, facts: ModelFacts, layer: str,
+              shape: tuple[int, int, int]) -> Settings:
+    """The settings to run: the default preset unless given; read before the activation only
+    where the layer has one fused."""
+    settings = settings or preset("default", facts, layer, shape)
+    return replace(settings, preactivation=settings.preactivation and
+                   has_fused_activation(facts.model, layer))
+
+
+def _reference_beside(facts: ModelFacts, layer: str, reference: Source | None, examples: int,
+                      kind: str, shape: tuple[int, int, int], filters: int, settings: Settings,
+                      batch: int | None, budget: int
+                      ) -> Callable[[], tuple[np.ndarray, np.ndarray]] | None:
+    """Start the pass over the real images in a thread, to run while the ascent does, where
+    both fit ``budget`` together; returns what waits for its answer (``None``: run it after
+    the ascent)."""
+    if reference is None:
+        return None
+    per_image = bytes_per_image(facts.model, layer, shape)
+    ascent = min(filters, batch or filters) * (per_image + settings.steps * RECORD_BYTES)
+    if ascent + _reference_batch(per_image, budget) * per_image // 3 > budget:
+        return None
+    found: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            found["answer"] = _top(facts, layer, reference, examples, kind, shape, budget)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            found["error"] = exc
+
+    thread = threading.Thread(target=work, name="cnnviz-reference", daemon=True)
+    thread.start()
+
+    def wait() -> tuple[np.ndarray, np.ndarray]:
+        thread.join()
+        if "error" in found:
+            raise found["error"]
+        return found["answer"]
+
+    return wait
+
+
+def _reference_batch(per_image: int, budget: int) -> int:
+    """Real images per batch of the reference pass: it keeps no gradients, a third of an
+    ascent image's activations each."""
+    return max(1, min(256, 3 * budget // per_image))
+
+
+def _top(facts: ModelFacts, layer: str, reference: Source, examples: int, kind: str,
+         shape: tuple[int, ...], budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each map's top real images and values on the objective's measure, at the ascent's
+    size."""
+    per_image = bytes_per_image(facts.model, layer, shape)
+    return top_examples(facts, layer, reference, max(1, examples),
+                        reduce="max" if kind == "neuron" else "mean", size=shape[:2],
+                        batch_size=_reference_batch(per_image, budget))
 
 
 def _check_examples(examples: int, reference: bool, filters: int, shape: tuple[int, int, int],
@@ -197,18 +257,15 @@ def _own_maps(facts: ModelFacts, layer: str, objective: obj.Objective, run: Asce
 
 
 def compare_with_real(result: FilterResult, facts: ModelFacts, reference: Source,
-                      examples: int, budget: int = DEFAULT_BUDGET) -> None:
+                      examples: int, budget: int = DEFAULT_BUDGET,
+                      found: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Give ``result`` each filter's best real value of the objective's measure after the
     activation (map mean; for a neuron, the largest unit anywhere, as the layer is the same
     filter at every position) and, with ``examples``, its top real images (at the ascent's size)
-    and their labels. The pass keeps no gradients: a third of an ascent image's activations."""
+    and their labels; ``found`` is that pass's answer when it already ran."""
     shape = tuple(result.images.shape[1:])
-    batch_size = max(1, min(256, 3 * budget // bytes_per_image(facts.model, result.layer,
-                                                                shape)))
     kind = result.params.get("objective_kind", "channel")
-    index, values = top_examples(facts, result.layer, reference, max(1, examples),
-                                 reduce="max" if kind == "neuron" else "mean", size=shape[:2],
-                                 batch_size=batch_size)
+    index, values = found or _top(facts, result.layer, reference, examples, kind, shape, budget)
     done = result.filters
     result.best_real = values[done, 0]
     if examples:

@@ -112,7 +112,8 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | s
 def save_png(fig: Any, path: str | Path, dpi: int = PNG_DPI) -> Path:
     """Render ``fig`` to a PNG at ``path`` atomically."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    # zlib level 3: as fast as level 1 here, a sixth faster than the default 6, ~25 % larger
+    fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
     return write_bytes(path, buffer.getvalue())
 
 
