@@ -66,12 +66,33 @@ def recording() -> Iterator[Phases]:
                 json.dump(phases.to_json(), fh)
 
 
+_LISTENER: ContextVar[Callable[[str], None] | None] = ContextVar("cnnviz_phase_listener",
+                                                               default=None)
+
+
+@contextlib.contextmanager
+def listening(listener: Callable[[str], None]) -> Iterator[None]:
+    """Tell ``listener`` the name of each phase as it starts, and the outer phase's name (or
+    ``""``) as it ends: what a progress display says the command is doing."""
+    token = _LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _LISTENER.reset(token)
+
+
 @contextlib.contextmanager
 def phase(name: str) -> Iterator[None]:
     """Count the block's time as ``name`` (and not as the phase it runs inside)."""
-    phases = _ACTIVE.get()
+    phases, listener = _ACTIVE.get(), _LISTENER.get()
+    if listener:
+        listener(name)
     if phases is None:
-        yield
+        try:
+            yield
+        finally:
+            if listener:
+                listener("")
         return
     begin = time.perf_counter()
     phases.running.append(name)
@@ -84,6 +105,8 @@ def phase(name: str) -> Iterator[None]:
         if phases.running:
             outer = phases.running[-1]
             phases.seconds[outer] = phases.seconds.get(outer, 0.0) - spent
+        if listener:
+            listener(phases.running[-1] if phases.running else "")
 
 
 @contextlib.contextmanager

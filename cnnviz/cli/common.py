@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from cnnviz.errors import CnnvizError
 from cnnviz.text import printable
-from cnnviz.timing import recording
+from cnnviz.timing import listening, recording
 
 if TYPE_CHECKING:
     from cnnviz.jobs import Outcome
@@ -88,7 +88,8 @@ def handle_errors(command: F) -> F:
         try:
             with recording() as phases:
                 try:
-                    return command(*args, **kwargs)
+                    with live_status(f"cnnviz {command.__name__}"):
+                        return command(*args, **kwargs)
                 finally:
                     if VERBOSE["on"]:
                         err_console.print(f"[dim]time: {phases.line()}[/]", highlight=False)
@@ -196,34 +197,117 @@ def ranges(spec: str | None, what: str = "filter") -> list[int] | None:
     return list(dict.fromkeys(chosen))
 
 
-@contextlib.contextmanager
-def progress_bar(description: str, unit: str | None = None
-                 ) -> Iterator[Callable[[int, int], None]]:
-    """A transient rich bar on stderr; yields the ``(done, total)`` callback to hand down."""
+DOING = {"import": "starting Keras", "load": "loading", "compile": "compiling",
+         "compute": "computing", "render": "drawing", "write": "writing"}
+_LIVE: dict[str, Any] = {}  # the running command's display: progress, task, label
+
+
+def _columns() -> list[Any]:
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
-        Progress,
+        SpinnerColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), _Speed(unit or "steps"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err_console, transient=True) as progress:
-        task = progress.add_task(description + (f" ({unit})" if unit else ""), total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
+    return [SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
+            _Count(), _Speed(), TimeElapsedColumn(), TimeRemainingColumn()]
 
 
-def _Speed(unit: str) -> Any:  # noqa: N802 (a column class, made where rich is imported)
+@contextlib.contextmanager
+def live_status(command: str) -> Iterator[None]:
+    """While a command runs in a terminal, one transient line on stderr says what it is doing
+    (starting Keras, loading, compiling, computing, drawing, writing) and for how long; a bar
+    joins it for long loops (:func:`progress_bar`). Nothing in a pipe or under tests."""
+    if not err_console.is_terminal or _LIVE:
+        yield
+        return
+    from rich.progress import Progress
+
+    with Progress(*_columns(), console=err_console, transient=True) as progress:
+        task = progress.add_task(command, total=None, unit="")
+        _LIVE.update(progress=progress, task=task, label=command, status=command)
+
+        def doing(name: str) -> None:
+            current = _LIVE.get("task", task)
+            if current != task and any(t.id == current and t.finished for t in progress.tasks):
+                progress.update(current, visible=False)  # a finished bar: the command goes on
+                progress.update(task, visible=True)
+                _LIVE.update(task=task, label=command)
+                current = task
+            label = _LIVE.get("label", command)
+            progress.update(current,
+                            description=f"{label}: {DOING.get(name, name)}" if name else label)
+            progress.refresh()  # now: a long import may keep the refresh thread waiting
+
+        try:
+            with listening(doing):
+                yield
+        finally:
+            _LIVE.clear()
+
+
+def stop_live() -> None:
+    """End the running command's display before it prints its results."""
+    progress = _LIVE.pop("progress", None)
+    if progress is not None:
+        progress.stop()
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, unit: str | None = None
+                 ) -> Iterator[Callable[[int, int], None]]:
+    """A bar for a long loop, in the command's display (a transient rich bar on stderr of its
+    own outside one); yields the ``(done, total)`` callback to hand down."""
+    label = description + (f" ({unit})" if unit else "")
+    live = _LIVE.get("progress")
+    if live is None:
+        from rich.progress import Progress
+
+        with Progress(*_columns(), console=err_console, transient=True) as progress:
+            task = progress.add_task(label, total=None, unit=unit or "steps")
+            yield lambda done, total: progress.update(task, completed=done, total=total)
+        return
+    status = _LIVE["task"]
+    live.update(status, visible=False)
+    task = live.add_task(label, total=None, unit=unit or "steps")
+    _LIVE.update(task=task, label=label)
+    try:
+        yield lambda done, total: live.update(task, completed=done, total=total)
+    finally:
+        if _LIVE.get("progress") is live:
+            live.remove_task(task)
+            live.update(status, visible=True, description=_LIVE["status"])
+            _LIVE.update(task=status, label=_LIVE["status"])
+
+
+def _Count() -> Any:  # noqa: N802 (a column class, made where rich is imported)
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        """``done/total`` once the total is known; nothing before (no "0/?")."""
+
+        def render(self, task: Any) -> Text:
+            if task.total is None:
+                return Text("")
+            return Text(f"{task.completed:,.0f}/{task.total:,.0f}", style="progress.download")
+
+    return Count()
+
+
+def _Speed() -> Any:  # noqa: N802 (a column class, made where rich is imported)
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     class Speed(ProgressColumn):
-        """Items per second, as rich measures them."""
+        """Items per second, as rich measures them, for a task with a unit."""
 
         def render(self, task: Any) -> Text:
-            return Text("" if task.speed is None else f"{task.speed:,.0f} {unit}/s")
+            unit = task.fields.get("unit", "")
+            if task.speed is None or not unit or task.total is None:
+                return Text("")
+            return Text(f"{task.speed:,.0f} {unit}/s")
 
     return Speed()
 
@@ -237,6 +321,7 @@ def safe(text: object) -> str:
 def show(outcome: Outcome) -> None:
     """Print a library call's outcome: notes on stderr, lines on stdout; exit 130 when it was
     interrupted (what it kept is saved)."""
+    stop_live()
     for note in outcome.notes:
         err_console.print(f"[yellow]note:[/] {safe(note)}", highlight=False, soft_wrap=True)
     for line in outcome.lines:

@@ -19,6 +19,7 @@ from cnnviz.cli.common import (
     out_option,
     show,
     size,
+    stop_live,
 )
 from cnnviz.text import printable
 
@@ -39,6 +40,7 @@ def layers(model: ModelArg = None, size_: SizeOpt = None, unsafe: UnsafeOpt = Fa
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in found.rows:
         table.add_row(*(Text(printable(cell)) for cell in row))  # names are not markup
+    stop_live()
     console.print(table)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cnnviz.cli.common import ForceOpt, err_console, ints, out_option, show
+from cnnviz.cli.common import ForceOpt, err_console, ints, out_option, show, stop_live
 
 ARCH = "Architecture"
 FIT = "Training"
@@ -78,6 +78,7 @@ class _EpochBars:
             MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"), console=err_console)
 
     def __enter__(self) -> _EpochBars:
+        stop_live()  # these bars say what training does
         self.progress.start()
         return self
 
