@@ -157,6 +157,17 @@ def _streamed(facts: ModelFacts, source: Source, layers: list[str], preactivatio
         raise CnnvizError(f"the data set {source.name} is empty")
 
 
+def reduced_batches(facts: ModelFacts, source: Source, layers: list[str], *,
+                    preactivation: bool = False, size: tuple[int, int] | None = None,
+                    batch_size: int = 256, on_progress: ProgressFn | None = None,
+                    reduce: str = "mean"
+                    ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray | None]]:
+    """Per batch of ``source``: its first index, each layer's (N, maps or units) values (each
+    map reduced to its mean, max or centre unit) from one compiled pass, and its labels."""
+    return _streamed(facts, source, layers, preactivation, size, batch_size, on_progress,
+                     reduce)
+
+
 @timed("compute")
 def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | None,
                    layers: str | list[str], *, class_names: tuple[str, ...] | None = None,
