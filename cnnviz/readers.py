@@ -164,47 +164,6 @@ class ArraySource(_KnownLabels):
                 None if self._labels is None else self._labels[index])
 
 
-class _Shard(Source):
-    """Images ``start``..``stop`` of another source, read with its ``gather``."""
-
-    def __init__(self, source: Source, start: int, stop: int) -> None:
-        self.source, self.start, self.stop = source, start, stop
-        self.name, self.class_names, self.where = source.name, source.class_names, source.where
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    @property
-    def labelled(self) -> bool:
-        return self.source.labelled
-
-    def labels(self) -> np.ndarray | None:
-        labels = self.source.labels()
-        return None if labels is None else labels[self.start:self.stop]
-
-    def batches(self, shape: Shape | None, batch_size: int = 256) -> Iterator[Batch]:
-        step = batch_size if shape is not None else 1
-        for begin in range(self.start, self.stop, step):
-            yield self.source.gather(range(begin, min(begin + step, self.stop)), shape)
-
-    def gather(self, indices: Iterable[int], shape: Shape | None) -> Batch:
-        return self.source.gather([self.start + int(i) for i in indices], shape)
-
-
-def shard(source: Source, start: int = 0, stop: int | None = None) -> Source:
-    """Images ``start``..``stop`` of ``source`` (the whole source for 0..its end)."""
-    size = source.size()
-    end = size if stop is None else stop
-    if end is None:
-        if start:
-            raise CnnvizError(f"{source.name}: its size is not known, so it cannot be cut into "
-                              "shards")
-        return source
-    if not 0 <= start <= end or (size is not None and end > size):
-        raise CnnvizError(f"shard {start}..{end} is outside {source.name} (0..{size})")
-    return source if start == 0 and end == size else _Shard(source, start, end)
-
-
 def _numbered_classes(labels: np.ndarray | None) -> tuple[str, ...]:
     if labels is None or labels.size == 0:
         return ()

@@ -16,7 +16,8 @@ from cnnviz.activations import ProgressFn, reduced_batches
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import load_results, save_results
 from cnnviz.models import ModelFacts
-from cnnviz.readers import Source, shard
+from cnnviz.readers import Source
+from cnnviz.sources import shard
 
 
 @dataclass
