@@ -57,3 +57,106 @@ def test_shards_merge_to_one_pass(tiny_model, data, tmp_path):
 def test_top_k_keeps_the_lower_index_among_equals():
     values, index = top_k(np.array([[1.0, 3.0, 3.0, 2.0]]), np.array([[0, 9, 4, 2]]), 3)
     assert values.tolist() == [[3.0, 3.0, 2.0]] and index.tolist() == [[4, 9, 2]]
+
+
+# --- the atlas job: resumable parts and the site -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_convs(k):
+    """8×8×1 → conv "a" (4 filters) → conv "b" (6 filters) → dense (3 classes)."""
+    rng = np.random.default_rng(5)
+    model = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(4, 3, activation="relu", name="a"),
+                          k.layers.Conv2D(6, 3, activation="relu", name="b"),
+                          k.layers.Flatten(), k.layers.Dense(3, activation="softmax")],
+                         name="two_convs")
+    for layer in model.layers:
+        layer.set_weights([rng.normal(size=w.shape).astype(np.float32) * 0.5 + 0.05
+                           for w in layer.get_weights()])
+    return model
+
+
+@pytest.fixture(scope="module")
+def digits():
+    rng = np.random.default_rng(9)
+    return ArraySource(rng.integers(0, 256, (40, 8, 8), np.uint8), rng.integers(0, 3, 40),
+                       class_names=("zero", "one", "two"), name="noise digits")
+
+
+def test_an_interrupted_atlas_continues_to_the_same_parts(two_convs, digits, tmp_path,
+                                                          monkeypatch):
+    import importlib
+
+    from cnnviz.atlas.build import AtlasSpec, compute_parts
+    from cnnviz.jobs.atlas import atlas_job
+
+    build = importlib.import_module("cnnviz.atlas.build")
+    facts = as_facts(two_convs)
+    spec = AtlasSpec(k=3, steps=6, chunk=4, shard=16)
+    whole = compute_parts(facts, tmp_path / "whole", digits, spec)
+    real = build.visualize_filters
+    calls = []
+
+    def stop_at_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # parts a:0-4, b:0-4 done; Ctrl-C in b:4-6
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build, "visualize_filters", stop_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        atlas_job(facts, tmp_path / "site", spec, data=digits)
+    monkeypatch.setattr(build, "visualize_filters", real)
+    kept = sorted(p.name for p in (tmp_path / "site" / "parts").rglob("*.npz"))
+    assert kept == ["filters-00000-00004.npz", "filters-00000-00004.npz"]
+    outcome = atlas_job(facts, tmp_path / "site", spec, data=digits)
+    assert "2 layers, 10 filters" in outcome.lines[0]
+    assert "4 parts computed, 2 reused" in outcome.lines[0]  # b:4-6 and three data shards
+    again = compute_parts(facts, tmp_path / "site" / "parts", digits, spec)
+    assert again.computed == 0 and again.reused == 6
+    for layer in ("a", "b"):
+        np.testing.assert_array_equal(again.filters[layer].images, whole.filters[layer].images)
+        np.testing.assert_array_equal(again.filters[layer].filters, np.arange(4 if layer == "a"
+                                                                                else 6))
+        np.testing.assert_array_equal(again.statistics.top_index[layer],
+                                      whole.statistics.top_index[layer])
+    np.testing.assert_array_equal(again.statistics.counts, whole.statistics.counts)
+    with pytest.raises(CnnvizError, match="parts of an atlas of another spec"):
+        compute_parts(facts, tmp_path / "site" / "parts", digits, AtlasSpec(k=3, steps=7))
+    with pytest.raises(CnnvizError, match="already holds an earlier atlas run"):
+        atlas_job(facts, tmp_path / "site", spec, data=digits)
+    site = tmp_path / "site"
+    assert (site / "index.html").exists() and (site / "b.html").exists()
+    assert (site / "img" / "b" / "5-top.png").exists() and (site / "img" / "a" / "0-kernel.png")
+
+
+def test_a_layer_of_512_filters_opens_fast_and_shows_a_filter(k, digits, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import shutil
+    import time
+
+    from cnnviz.atlas.build import AtlasSpec
+    from cnnviz.jobs.atlas import atlas_job
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium")
+    wide = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(512, 3, name="wide")], name="wide")
+    atlas_job(as_facts(wide), tmp_path, AtlasSpec(k=2, steps=2, chunk=512), data=digits)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        begin = time.perf_counter()
+        page.goto((tmp_path / "wide.html").as_uri())
+        page.wait_for_load_state("load")
+        opened = time.perf_counter() - begin
+        loaded = page.evaluate("[...document.images].filter(i => i.complete && "
+                               "i.naturalWidth).length")
+        page.click(".tile[data-i='300']")
+        page.wait_for_function("document.querySelector('#profile .main-svg') !== null")
+        text = page.inner_text("#detail")
+        browser.close()
+    assert opened < 2.0, f"the 512-filter page took {opened:.2f} s to open"
+    assert 0 < loaded < 512  # thumbnails load as they scroll into view
+    assert "wide · filter 300" in text and "#" in text and not errors

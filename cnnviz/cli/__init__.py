@@ -38,7 +38,8 @@ app = typer.Typer(
 )
 
 for command in (inspect.layers, maps.activations, filters.filters, inspect.kernels,
-                maps.patterns, explain.explain, site.report, site.gallery, train.train):
+                maps.patterns, explain.explain, site.report, site.atlas, site.gallery,
+                train.train):
     app.command(cls=_Command)(handle_errors(command))
 
 

@@ -70,3 +70,39 @@ def gallery(
 
     show(gallery_job(out, steps=steps, seed=seed, force=force,
                      say=lambda line: err_console.print(f"[bold]{safe(line)}[/]", highlight=False)))
+
+
+def atlas(
+    model: ModelArg = None,
+    data: DataOpt = None,
+    layers: Annotated[str | None, typer.Option(
+        help="Layers, comma-separated.", rich_help_panel=MODEL_PANEL,
+        show_default="every convolution layer")] = None,
+    top: Annotated[int, typer.Option(help="Real images kept per filter.")] = 9,
+    steps: Annotated[int, typer.Option(help="Ascent steps of every pattern.")] = 100,
+    chunk: Annotated[int, typer.Option(help="Filters per ascent part (a part is saved as it "
+                                            "finishes).")] = 64,
+    shard: Annotated[int, typer.Option(help="Real images per statistics part.")] = 2000,
+    size_: SizeOpt = None,
+    budget: Annotated[int, typer.Option(help="Memory budget of a step, MiB.")] = 512,
+    seed: SeedOpt = 0,
+    out: Annotated[Path, out_option("cnnviz-out/atlas", "Site folder (index.html).")]
+        = Path("cnnviz-out/atlas"),
+    force: ForceOpt = False,
+    preprocess: PreprocessOpt = "auto",
+    output: OutputOpt = None,
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """Every filter of every convolution layer as a static site: its optimal input pattern,
+    the real images that excite it most with its map over them, its class profile. An
+    interrupted atlas continues where it stopped when run again."""
+    from cnnviz.atlas.build import AtlasSpec
+    from cnnviz.cli.common import progress_bar, split
+    from cnnviz.jobs.atlas import atlas_job
+
+    spec = AtlasSpec(tuple(split(layers) or ()), top, steps, seed, chunk, shard, size(size_),
+                     budget * 2**20)
+    facts = load(model, unsafe, preprocess, output)
+    with progress_bar("atlas", "steps and images") as progress:
+        outcome = atlas_job(facts, out, spec, data=data, force=force, progress=progress)
+    show(outcome)

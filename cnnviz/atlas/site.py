@@ -1,0 +1,180 @@
+"""The atlas as a static site: ``index.html`` (the model's layers, with a summary and a strip of
+patterns each) and one page per layer whose filters are image files loaded as they scroll into
+view; a click opens a filter's detail: its pattern, the real images that excite it most with
+its map over them, its class profile and, for the first layer, its kernel. Opens from the file
+system or any static web server; the pages share one plotly.js."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cnnviz.atlas.build import AtlasParts
+from cnnviz.fileio import write_bytes
+from cnnviz.receptive import Field, upsample
+from cnnviz.render.page import PLOTLY_JS, save_page, write_plotlyjs
+from cnnviz.results import FilterResult
+from cnnviz.text import file_stem
+from cnnviz.timing import timed
+
+THUMB = 96  # pixels a side of a pattern's thumbnail
+
+
+def png(pixels: np.ndarray, side: int = THUMB) -> bytes:
+    """0..1 display pixels (H, W, 1 or 3) as PNG bytes, enlarged (nearest) to about ``side``
+    pixels high."""
+    import io
+
+    image = np.clip(np.nan_to_num(pixels), 0, 1)
+    image = (image[..., 0] if image.shape[-1] == 1 else image) * 255
+    picture = Image.fromarray(image.round().astype(np.uint8))
+    scale = max(1, round(side / pixels.shape[0]))
+    picture = picture.resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
+
+
+def overlaid(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """A real image (0..1, grey or colour) with a map (same height and width, ≥ 0) over it in
+    orange, opaque where the map is strongest."""
+    grey = pixels.mean(axis=-1, keepdims=True) if pixels.shape[-1] == 3 else pixels
+    base = np.repeat(grey * 0.6, 3, axis=-1)
+    top = float(heat.max())
+    alpha = (np.clip(heat, 0, None) / top)[..., None] if top > 0 else np.zeros((*heat.shape, 1))
+    return base * (1 - alpha) + np.array([1.0, 0.55, 0.1]) * alpha
+
+
+def example_strips(result: FilterResult, statistics_index: np.ndarray, pixels: dict[int, Any],
+                   maps: dict[int, np.ndarray], field: Field) -> list[np.ndarray]:
+    """Per filter, its top real images side by side with the filter's map over each."""
+    strips = []
+    for f in result.filters:
+        tiles = []
+        for index in statistics_index[int(f)]:
+            image = pixels[int(index)]
+            heat = upsample(maps[int(index)][None, :, :, int(f)], field, image.shape[:2])[0]
+            tiles.append(overlaid(image, heat))
+            tiles.append(np.ones((image.shape[0], 2, 3)))
+        strips.append(np.concatenate(tiles[:-1], axis=1))
+    return strips
+
+
+@timed("render")
+def write_site(out: Path, atlas: AtlasParts, extras: dict[str, dict[str, Any]],
+               title: str) -> list[Path]:
+    """Write ``index.html``, one page per layer and their images into ``out``. ``extras`` per
+    layer: ``strips`` (example strip per filter, or absent), ``kernels`` (per filter, or
+    absent), ``field`` and ``shape`` strings for the summary."""
+    written = [write_plotlyjs(out)]
+    rows = []
+    for layer in atlas.layers:
+        result, extra = atlas.filters[layer], extras.get(layer, {})
+        stem = file_stem(layer)
+        shown = result.meta.display(result.patterns())
+        filters = []
+        for i, f in enumerate(result.filters.tolist()):
+            thumb = out / "img" / stem / f"{f}.png"
+            written.append(write_bytes(thumb, png(shown[i])))
+            entry: dict[str, Any] = {
+                "f": f, "img": f"img/{stem}/{f}.png", "out": round(float(result.output[i]), 4),
+                "dead": bool(result.dead[i])}
+            if "strips" in extra:
+                strip = out / "img" / stem / f"{f}-top.png"
+                written.append(write_bytes(strip, png(extra["strips"][i], side=84)))
+                entry["top"] = f"img/{stem}/{f}-top.png"
+            if "kernels" in extra:
+                kernel = out / "img" / stem / f"{f}-kernel.png"
+                written.append(write_bytes(kernel, png(extra["kernels"][i], side=72)))
+                entry["kernel"] = f"img/{stem}/{f}-kernel.png"
+            if atlas.statistics is not None:
+                stats = atlas.statistics
+                entry["classes"] = [None if np.isnan(v) else round(float(v), 4)
+                                    for v in stats.mean(layer)[:, f]]
+                entry["best"] = [round(float(v), 4) for v in stats.top_values[layer][f]]
+                entry["index"] = [int(v) for v in stats.top_index[layer][f]]
+            filters.append(entry)
+        page = _layer_page(layer, filters, atlas.classes, title, extra)
+        written.append(save_page(page, out / f"{stem}.html"))
+        dead = int(result.dead.sum())
+        rows.append((layer, stem, len(filters), dead, extra, filters[:12]))
+    written.append(save_page(_index(rows, title, atlas), out / "index.html"))
+    return written
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}
+.grid{display:flex;flex-wrap:wrap;gap:6px}.tile{width:104px;font-size:11px;cursor:pointer}
+.tile img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #bbb}
+.dead{color:#c00}#detail{position:fixed;right:1em;top:1em;width:560px;max-height:92vh;
+overflow:auto;background:#fff;border:1px solid #999;padding:1em;box-shadow:0 2px 12px #0003;
+display:none}#detail img{image-rendering:pixelated}table{border-collapse:collapse}
+td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}"""
+
+
+def _layer_page(layer: str, filters: list[dict[str, Any]], classes: tuple[str, ...],
+                title: str, extra: dict[str, Any]) -> str:
+    tiles = "\n".join(
+        f'<div class="tile" data-i="{i}"><img loading="lazy" src="{html.escape(e["img"])}" '
+        f'alt="filter {e["f"]}"><br><span class="{"dead" if e["dead"] else ""}">'
+        f'{e["f"]}: {e["out"]:.2f}</span></div>' for i, e in enumerate(filters))
+    data = json.dumps({"filters": filters, "classes": list(classes), "layer": layer})
+    data = data.replace("</", "<\\/")  # no </script> inside the script
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{html.escape(title)} · {html.escape(layer)}</title><style>{_STYLE}</style></head><body>
+<p><a href="index.html">← all layers</a></p>
+<h1>{html.escape(layer)}</h1><p>{len(filters)} filters · receptive field
+{html.escape(str(extra.get("field", "?")))} · output {html.escape(str(extra.get("shape", "")))}
+· the number under each pattern is what the filter outputs for it (red: dead). Click a
+pattern for its detail.</p>
+<div class="grid">{tiles}</div><div id="detail"></div>
+<script>const ATLAS = {data};</script>
+<script src="{PLOTLY_JS}" defer></script>
+<script>{_DETAIL_JS}</script></body></html>"""
+
+
+_DETAIL_JS = """
+const detail = document.getElementById('detail');
+function esc(s) { const d = document.createElement('div'); d.textContent = s; return d.innerHTML; }
+document.querySelector('.grid').addEventListener('click', (ev) => {
+  const tile = ev.target.closest('.tile'); if (!tile) return;
+  const e = ATLAS.filters[Number(tile.dataset.i)];
+  let h = '<button onclick="detail.style.display=\\'none\\'">close</button>';
+  h += '<h2>' + esc(ATLAS.layer) + ' · filter ' + e.f + '</h2>';
+  h += '<img src="' + e.img + '" width="192" height="192" alt="pattern">';
+  if (e.kernel) h += ' <img src="' + e.kernel + '" width="96" alt="kernel"> kernel';
+  h += '<p>output for its pattern: ' + e.out + (e.dead ? ' (dead)' : '') + '</p>';
+  if (e.top) h += '<p>the real images that excite it most, its map over them:</p>' +
+    '<img src="' + e.top + '" style="max-width:100%" alt="top images">' +
+    '<p>' + e.best.map((v, j) => '#' + e.index[j] + ': ' + v.toFixed(3)).join(' · ') + '</p>';
+  h += '<div id="profile" style="height:220px"></div>';
+  detail.innerHTML = h; detail.style.display = 'block';
+  if (e.classes && window.Plotly) {
+    Plotly.newPlot('profile', [{type: 'bar', x: ATLAS.classes.length ? ATLAS.classes :
+      e.classes.map((_, j) => String(j)), y: e.classes}], {margin: {t: 30, b: 40, l: 40, r: 10},
+      title: {text: 'mean of its map per class', font: {size: 12}}}, {displayModeBar: false});
+  }
+});
+"""
+
+
+def _index(rows: list[tuple[Any, ...]], title: str, atlas: AtlasParts) -> str:
+    body = []
+    for layer, stem, count, dead, extra, first in rows:
+        strip = "".join(f'<img loading="lazy" src="{html.escape(e["img"])}" width="48" '
+                        f'height="48" style="image-rendering:pixelated" alt="">' for e in first)
+        body.append(f'<tr><td><a href="{html.escape(stem)}.html">{html.escape(layer)}</a></td>'
+                    f'<td>{count}</td><td class="{"dead" if dead else ""}">{dead}</td>'
+                    f'<td>{html.escape(str(extra.get("shape", "")))}</td>'
+                    f'<td>{html.escape(str(extra.get("field", "")))}</td><td>{strip}</td></tr>')
+    data = "no data: patterns only" if atlas.statistics is None else (
+        f"{atlas.statistics.stop - atlas.statistics.start:,} real images")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>
+<p>{len(rows)} layers, {sum(r[2] for r in rows):,} filters; {data}.</p>
+<table><tr><th>layer</th><th>filters</th><th>dead</th><th>output</th><th>receptive field</th>
+<th>first patterns</th></tr>{''.join(body)}</table></body></html>"""

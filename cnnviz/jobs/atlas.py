@@ -1,0 +1,71 @@
+"""``atlas``: every filter of every convolution layer, as a static site."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.activations import activations
+from cnnviz.atlas.build import AtlasParts, AtlasSpec, ProgressFn, compute_parts
+from cnnviz.atlas.site import example_strips, write_site
+from cnnviz.fileio import OutputUnit
+from cnnviz.jobs.common import Outcome
+from cnnviz.models import ModelFacts, conv_layers, get_layer
+from cnnviz.receptive import receptive_field
+from cnnviz.sources import data_for, model_inputs, no_data_note
+
+
+def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
+              data: Any = None, force: bool = False,
+              progress: ProgressFn | None = None) -> Outcome:
+    """``cnnviz atlas``: compute the atlas's parts (reusing those an interrupted run left in
+    ``out/parts``) and write its site into ``out``."""
+    spec = spec or AtlasSpec()
+    unit = OutputUnit(out, "atlas", force, main="index.html")
+    source = data_for(facts.input_shape, data)
+    notes = [] if source is not None else [no_data_note(
+        facts.name, facts.input_shape, "the real images and class profiles of the atlas")]
+    with unit.running():
+        if force and (out / "parts").is_dir():
+            shutil.rmtree(out / "parts")  # --force starts again
+        atlas = compute_parts(facts, out / "parts", source, spec, progress)
+        extras = {layer: _extras(facts, atlas, layer, source, spec) for layer in atlas.layers}
+        with unit.writing() as written:
+            written += write_site(out, atlas, extras, f"cnnviz atlas of {facts.name}")
+    outcome = Outcome(written, notes=[*facts.notes, *notes])
+    filters = sum(len(r.filters) for r in atlas.filters.values())
+    dead = sum(int(r.dead.sum()) for r in atlas.filters.values())
+    outcome.lines = [f"{len(atlas.layers)} layers, {filters:,} filters ({dead} dead); "
+                     f"{atlas.computed} parts computed, {atlas.reused} reused from an earlier "
+                     f"run", f"wrote {out / 'index.html'} and {len(written) - 1:,} files beside it"]
+    return outcome
+
+
+def _extras(facts: ModelFacts, atlas: AtlasParts, layer: str, source: Any,
+            spec: AtlasSpec) -> dict[str, Any]:
+    """A layer's summary strings, its filters' example strips and, for the model's first
+    convolution, its kernels."""
+    result = atlas.filters[layer]
+    shape = tuple(result.images.shape[1:])
+    field = receptive_field(facts, layer, shape[:2] if facts.any_size else None)
+    out_shape = tuple(get_layer(facts.model, layer).output.shape[1:])
+    extra: dict[str, Any] = {"field": field.describe()[0], "shape": "×".join(
+        "?" if s is None else str(s) for s in out_shape)}
+    if atlas.statistics is not None and source is not None:
+        index = atlas.statistics.top_index[layer]
+        wanted = sorted({int(i) for i in index[result.filters].ravel()})
+        pixels, _ = source.gather(wanted, shape)
+        maps = activations(facts, model_inputs(pixels, facts.preprocess), [layer],
+                           batch_size=64).maps[layer]
+        extra["strips"] = example_strips(result, index, dict(zip(wanted, pixels, strict=True)),
+                                         dict(zip(wanted, maps, strict=True)), field)
+    if layer == conv_layers(facts.model)[0]:
+        kernel = np.asarray(get_layer(facts.model, layer).get_weights()[0], np.float64)
+        if kernel.ndim == 4 and kernel.shape[2] in (1, 3):
+            span = np.abs(kernel).max(axis=(0, 1, 2), keepdims=True)
+            shown = 0.5 + 0.5 * kernel / np.where(span > 0, span, 1.0)
+            extra["kernels"] = [shown[..., f] for f in result.filters]
+    return extra
