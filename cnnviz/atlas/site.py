@@ -41,13 +41,13 @@ def png(pixels: np.ndarray, side: int = THUMB) -> bytes:
 
 
 def overlaid(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """A real image (0..1, grey or colour) with a map (same height and width, ≥ 0) over it in
-    orange, opaque where the map is strongest."""
-    grey = pixels.mean(axis=-1, keepdims=True) if pixels.shape[-1] == 3 else pixels
-    base = np.repeat(grey * 0.6, 3, axis=-1)
+    """A real image (0..1, grey or colour) lit by a map (same height and width): full
+    brightness where the map peaks, a quarter where it is zero, so where the filter answers
+    stands out whatever the image's colours."""
+    colour = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
     top = float(heat.max())
-    alpha = (np.clip(heat, 0, None) / top)[..., None] if top > 0 else np.zeros((*heat.shape, 1))
-    return base * (1 - alpha) + np.array([1.0, 0.55, 0.1]) * alpha
+    share = np.clip(heat, 0, None) / top if top > 0 else np.zeros(heat.shape)
+    return colour * (0.25 + 0.75 * share[..., None])
 
 
 def example_strips(result: FilterResult, statistics_index: np.ndarray, pixels: dict[int, Any],
@@ -148,7 +148,7 @@ document.querySelector('.grid').addEventListener('click', (ev) => {
   h += '<img src="' + e.img + '" width="192" height="192" alt="pattern">';
   if (e.kernel) h += ' <img src="' + e.kernel + '" width="96" alt="kernel"> kernel';
   h += '<p>output for its pattern: ' + e.out + (e.dead ? ' (dead)' : '') + '</p>';
-  if (e.top) h += '<p>the real images that excite it most, its map over them:</p>' +
+  if (e.top) h += '<p>the real images that excite it most, lit where its map answers:</p>' +
     '<img src="' + e.top + '" style="max-width:100%" alt="top images">' +
     '<p>' + e.best.map((v, j) => '#' + e.index[j] + ': ' + v.toFixed(3)).join(' · ') + '</p>';
   h += '<div id="profile" style="height:220px"></div>';

@@ -11,6 +11,7 @@ import numpy as np
 from cnnviz.activations import activations
 from cnnviz.atlas.build import AtlasParts, AtlasSpec, ProgressFn, compute_parts
 from cnnviz.atlas.site import example_strips, write_site
+from cnnviz.data import to_unit_range
 from cnnviz.fileio import OutputUnit
 from cnnviz.jobs.common import Outcome
 from cnnviz.models import ModelFacts, conv_layers, get_layer
@@ -60,7 +61,8 @@ def _extras(facts: ModelFacts, atlas: AtlasParts, layer: str, source: Any,
         pixels, _ = source.gather(wanted, shape)
         maps = activations(facts, model_inputs(pixels, facts.preprocess), [layer],
                            batch_size=64).maps[layer]
-        extra["strips"] = example_strips(result, index, dict(zip(wanted, pixels, strict=True)),
+        shown = to_unit_range(np.asarray(pixels), source=str(source.name))  # uint8 or 0..1
+        extra["strips"] = example_strips(result, index, dict(zip(wanted, shown, strict=True)),
                                          dict(zip(wanted, maps, strict=True)), field)
     if layer == conv_layers(facts.model)[0]:
         kernel = np.asarray(get_layer(facts.model, layer).get_weights()[0], np.float64)
