@@ -160,3 +160,24 @@ def test_a_layer_of_512_filters_opens_fast_and_shows_a_filter(k, digits, tmp_pat
     assert opened < 2.0, f"the 512-filter page took {opened:.2f} s to open"
     assert 0 < loaded < 512  # thumbnails load as they scroll into view
     assert "wide · filter 300" in text and "#" in text and not errors
+
+
+def test_a_ray_cluster_computes_the_same_parts(two_convs, digits, tmp_path):
+    pytest.importorskip("ray")
+    from cnnviz.atlas.build import AtlasSpec, compute_parts
+    from cnnviz.atlas.cluster import RayRunner
+
+    facts = as_facts(two_convs)
+    spec = AtlasSpec(k=3, steps=6, chunk=4, shard=16)
+    here = compute_parts(facts, tmp_path / "here", digits, spec)
+    there = compute_parts(facts, tmp_path / "there", digits, spec,
+                          runner=RayRunner("local", cpus=2))
+    assert there.computed == 6 and sorted(p.name for p in (tmp_path / "there").rglob("*.npz")) \
+        == sorted(p.name for p in (tmp_path / "here").rglob("*.npz"))
+    for layer in ("a", "b"):
+        np.testing.assert_array_equal(there.filters[layer].images, here.filters[layer].images)
+        np.testing.assert_array_equal(there.statistics.top_index[layer],
+                                      here.statistics.top_index[layer])
+        np.testing.assert_allclose(there.statistics.sums[layer], here.statistics.sums[layer],
+                                   rtol=1e-12)
+    np.testing.assert_array_equal(there.statistics.counts, here.statistics.counts)

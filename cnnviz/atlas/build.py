@@ -7,7 +7,7 @@ data set or settings are refused."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,43 +74,6 @@ def plan_layers(facts: ModelFacts, layers: tuple[str, ...] = ()) -> list[str]:
     return found
 
 
-def compute_parts(facts: ModelFacts, parts: Path, data: Source | None, spec: AtlasSpec,
-                  on_progress: ProgressFn | None = None) -> AtlasParts:
-    """Every part of the atlas in ``parts`` (a folder), computed where its file is missing."""
-    layers = plan_layers(facts, spec.layers)
-    _check_fingerprint(parts, facts, data, spec, layers)
-    chunks = {layer: _chunks(int(get_layer(facts.model, layer).output.shape[-1]), spec.chunk)
-              for layer in layers}
-    size = (data.size() or 0) if data is not None else 0
-    shards = [(a, min(a + spec.shard, size)) for a in range(0, size, spec.shard)]
-    progress = _Progress(sum(len(c) for c in chunks.values()) * spec.steps + size, on_progress)
-    result = AtlasParts(layers, {}, None,
-                        classes=tuple(data.class_names) if data is not None else ())
-    for layer in layers:
-        pieces = [_filter_part(facts, parts, layer, span, spec, result, progress)
-                  for span in chunks[layer]]
-        joined = pieces[0]
-        for piece in pieces[1:]:
-            joined = joined.merged(piece)
-        joined.params = {**joined.params, "requested": joined.filters.tolist()}
-        result.filters[layer] = joined
-    for start, stop in shards:
-        assert data is not None
-        path = parts / "statistics" / f"shard-{start:08d}-{stop:08d}.npz"
-        found = _read(path, MapStatistics.load)
-        result.count(computed=found is None)
-        if found is None:
-            shape, _ = facts.default_size(spec.size)
-            found = map_statistics(facts, data, layers, spec.k, start=start, stop=stop,
-                                   size=shape[:2] if facts.any_size else None,
-                                   on_progress=progress.within)
-            found.save(path)
-        progress.advance(stop - start)
-        result.statistics = found if result.statistics is None \
-            else result.statistics.merged(found)
-    return result
-
-
 class _Progress:
     """One count over the whole atlas: ascent steps and real images."""
 
@@ -128,24 +91,104 @@ class _Progress:
         self.within(0)
 
 
-def _filter_part(facts: ModelFacts, parts: Path, layer: str, span: tuple[int, int],
-                 spec: AtlasSpec, result: AtlasParts, progress: _Progress) -> FilterResult:
-    """The patterns of filters ``span`` of ``layer``: read, or computed and saved."""
-    first, last = span
-    path = parts / file_stem(layer) / f"filters-{first:05d}-{last:05d}.npz"
-    found = _read(path, FilterResult.load)
-    result.count(computed=found is None)
-    if found is None:
-        shape, _ = facts.default_size(spec.size)
-        settings = preset("default", facts, layer, shape, seed=spec.seed, steps=spec.steps)
-        found = visualize_filters(facts, layer, list(range(first, last)), settings,
-                                  size=spec.size, budget=spec.budget,
-                                  on_progress=progress.within)
-        if found.interrupted:  # the finished parts stay; the next run continues
-            raise KeyboardInterrupt
-        found.save(path, twin=False)
-    progress.advance(spec.steps)
+@dataclass(frozen=True)
+class Part:
+    """One piece of an atlas: the patterns of filters ``first``..``last`` of ``layer``, or
+    (``layer`` empty) the statistics of data shard ``first``..``last``; ``units`` counts its
+    ascent steps or images for the progress bar."""
+
+    layer: str
+    first: int
+    last: int
+    units: int
+
+    def path(self, parts: Path) -> Path:
+        """Where the part's file lives under ``parts``."""
+        if not self.layer:
+            return parts / "statistics" / f"shard-{self.first:08d}-{self.last:08d}.npz"
+        return parts / file_stem(self.layer) / f"filters-{self.first:05d}-{self.last:05d}.npz"
+
+    def read(self, parts: Path) -> Any:
+        """The part an earlier run left, or ``None`` (none, or a damaged one)."""
+        return _read(self.path(parts), MapStatistics.load if not self.layer
+                     else FilterResult.load)
+
+
+def compute_part(facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers: list[str],
+                 part: Part, on_progress: Callable[[int, Any], None] | None = None) -> Any:
+    """Compute one part (in this process, or in a worker that got the same arguments)."""
+    shape, _ = facts.default_size(spec.size)
+    if not part.layer:
+        assert data is not None
+        return map_statistics(facts, data, layers, spec.k, start=part.first, stop=part.last,
+                              size=shape[:2] if facts.any_size else None,
+                              on_progress=on_progress)
+    settings = preset("default", facts, part.layer, shape, seed=spec.seed, steps=spec.steps)
+    found = visualize_filters(facts, part.layer, list(range(part.first, part.last)), settings,
+                              size=spec.size, budget=spec.budget, on_progress=on_progress)
+    if found.interrupted:  # the finished parts stay; the next run continues
+        raise KeyboardInterrupt
     return found
+
+
+class InProcess:
+    """Runs the parts one after the other in this process."""
+
+    def run(self, facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers: list[str],
+            todo: list[Part], progress: _Progress) -> Iterator[tuple[Part, Any]]:
+        """Each part with its result, as it finishes."""
+        for part in todo:
+            yield part, compute_part(facts, data, spec, layers, part, progress.within)
+
+
+def plan_parts(facts: ModelFacts, data: Source | None, spec: AtlasSpec,
+               layers: list[str]) -> list[Part]:
+    """The atlas's parts: every (layer, chunk of filters), then every data shard."""
+    todo = [Part(layer, first, last, spec.steps) for layer in layers
+            for first, last in _chunks(int(get_layer(facts.model, layer).output.shape[-1]),
+                                       spec.chunk)]
+    size = (data.size() or 0) if data is not None else 0
+    return todo + [Part("", a, min(a + spec.shard, size), min(spec.shard, size - a))
+                   for a in range(0, size, spec.shard)]
+
+
+def compute_parts(facts: ModelFacts, parts: Path, data: Source | None, spec: AtlasSpec,
+                  on_progress: ProgressFn | None = None, runner: Any = None) -> AtlasParts:
+    """Every part of the atlas in ``parts`` (a folder), computed where its file is missing —
+    in this process, or by ``runner`` (:class:`~cnnviz.atlas.ray.RayRunner`); each is saved as
+    it finishes."""
+    layers = plan_layers(facts, spec.layers)
+    _check_fingerprint(parts, facts, data, spec, layers)
+    plan = plan_parts(facts, data, spec, layers)
+    progress = _Progress(sum(p.units for p in plan), on_progress)
+    found = {part: part.read(parts) for part in plan}
+    result = AtlasParts(layers, {}, None,
+                        classes=tuple(data.class_names) if data is not None else ())
+    for part in plan:
+        if found[part] is not None:
+            result.count(computed=False)
+            progress.advance(part.units)
+    todo = [part for part in plan if found[part] is None]
+    for part, value in (runner or InProcess()).run(facts, data, spec, layers, todo, progress):
+        if part.layer:
+            value.save(part.path(parts), twin=False)
+        else:
+            value.save(part.path(parts))
+        found[part] = value
+        result.count(computed=True)
+        progress.advance(part.units)
+    for layer in layers:
+        pieces = [found[p] for p in plan if p.layer == layer]
+        joined = pieces[0]
+        for piece in pieces[1:]:
+            joined = joined.merged(piece)
+        joined.params = {**joined.params, "requested": joined.filters.tolist()}
+        result.filters[layer] = joined
+    for part in plan:
+        if not part.layer:
+            result.statistics = found[part] if result.statistics is None \
+                else result.statistics.merged(found[part])
+    return result
 
 
 def _chunks(filters: int, chunk: int) -> list[tuple[int, int]]:

@@ -20,10 +20,11 @@ from cnnviz.sources import data_for, model_inputs, no_data_note
 
 
 def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
-              data: Any = None, force: bool = False,
-              progress: ProgressFn | None = None) -> Outcome:
+              data: Any = None, force: bool = False, progress: ProgressFn | None = None,
+              runner: Any = None) -> Outcome:
     """``cnnviz atlas``: compute the atlas's parts (reusing those an interrupted run left in
-    ``out/parts``) and write its site into ``out``."""
+    ``out/parts``; in this process, or by ``runner``: :class:`~cnnviz.atlas.cluster.RayRunner`)
+    and write its site into ``out``."""
     spec = spec or AtlasSpec()
     unit = OutputUnit(out, "atlas", force, main="index.html")
     source = data_for(facts.input_shape, data)
@@ -32,7 +33,7 @@ def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
     with unit.running():
         if force and (out / "parts").is_dir():
             shutil.rmtree(out / "parts")  # --force starts again
-        atlas = compute_parts(facts, out / "parts", source, spec, progress)
+        atlas = compute_parts(facts, out / "parts", source, spec, progress, runner)
         extras = {layer: _extras(facts, atlas, layer, source, spec) for layer in atlas.layers}
         with unit.writing() as written:
             written += write_site(out, atlas, extras, f"cnnviz atlas of {facts.name}")
