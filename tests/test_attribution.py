@@ -190,3 +190,44 @@ def test_displayed_maps_are_signed_sums_or_non_negative_maps(reference_model, mn
                                   [[[2.0]]])
 
 
+
+
+RESIDUAL_SCRIPT = """
+import json
+import numpy as np
+import keras
+from cnnviz.attribution import GradCAM
+inp = keras.Input((8, 8, 1))
+a = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="first")(inp)
+b = keras.layers.Conv2D(3, 3, padding="same", name="second")(a)
+merged = keras.layers.Add()([a, b])  # a path around "second" reaches the output
+out = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(merged))
+model = keras.Model(inp, out)
+rng = np.random.default_rng(1)
+model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+x = rng.random((2, 8, 8, 1)).astype("float32")
+maps, grads, _ = GradCAM(model, "first").maps_and_gradients(x, 1)
+print(json.dumps({"backend": keras.backend.backend(), "grads": grads.tolist()}))
+"""
+
+
+def test_grad_cam_follows_residual_paths_under_jax_as_under_tensorflow():
+    """The gradient with respect to a layer whose output also skips ahead: under JAX taken
+    through a zero added to that output, equal to TensorFlow's tape."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    runs = {}
+    for backend in ("tensorflow", "jax"):
+        out = subprocess.run([sys.executable, "-c", RESIDUAL_SCRIPT], capture_output=True,
+                             text=True, env={**os.environ, "KERAS_BACKEND": backend},
+                             check=True).stdout
+        runs[backend] = json.loads(out.strip().splitlines()[-1])
+    assert runs["jax"]["backend"] == "jax"
+    np.testing.assert_allclose(runs["jax"]["grads"], runs["tensorflow"]["grads"], rtol=1e-5,
+                               atol=1e-6)
+    assert np.abs(runs["jax"]["grads"]).sum() > 0

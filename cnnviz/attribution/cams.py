@@ -59,7 +59,7 @@ class ClassActivationMap:
                                   "choose an earlier --layer") from None
             both = k.Model(input_struct(self.model), [maps, scores.outputs[0]])
             grads = _tf_grads(both) if backend_name() == "tensorflow" else \
-                _head_grads(both, maps, scores.outputs[0], self.layer)
+                _head_grads(both, get_layer(self.model, self.layer))
             self._heads[target_layer] = (both, compile_step(grads))
         return self._heads[target_layer]
 
@@ -134,20 +134,29 @@ def _tf_grads(both: Any) -> Any:
     return grads
 
 
-def _head_grads(both: Any, maps: Any, scores: Any, layer: str) -> Any:
-    """Other backends: the part of the model after the layer as a function of the maps
-    (models whose later layers need nothing else, i.e. no skip path around the layer)."""
-    k = keras()
-    ops = k.ops
-    try:
-        head = k.Model(maps, scores)
-    except ValueError:
-        raise CnnvizError(f"Grad-CAM on '{layer}' needs the tensorflow backend: a path around "
-                          "the layer reaches the output") from None
+def _head_grads(both: Any, layer: Any) -> Any:
+    """Other backends (JAX): the gradient with respect to the layer's output, taken as the
+    gradient with respect to a zero tensor added to that output while the model runs — so
+    paths around the layer (residual connections) are followed as TensorFlow's tape does."""
+    ops = keras().ops
+    added: dict[str, Any] = {}
+
+    def shifted(*args: Any, **kwargs: Any) -> Any:
+        return ops.add(type(layer).call(layer, *args, **kwargs), added["delta"])
 
     def grads(x: Any, onehot: Any) -> Any:
-        a, _ = both(x)
-        _, g = value_and_grad(lambda acts: (ops.sum(head(acts) * onehot), acts))(a)
+        zero = ops.zeros_like(both(x)[0])
+
+        def score(delta: Any) -> tuple[Any, Any]:
+            added["delta"] = delta
+            a, out = both(x)
+            return ops.sum(out * onehot), a
+
+        layer.call = shifted  # only while this traces: the compiled step keeps the sum
+        try:
+            (_, a), g = value_and_grad(score)(zero)
+        finally:
+            del layer.call
         return a, g
 
     return grads
