@@ -236,3 +236,37 @@ def overlay_maps(facts: ModelFacts, layer: str, images: np.ndarray) -> np.ndarra
     from cnnviz.activations import activations
 
     return activations(facts, images, [layer]).maps[layer]
+
+
+def read_atlas(out: Path, facts: ModelFacts, data: Source | None = None) -> AtlasParts:
+    """The parts an atlas run left in ``out`` (its site folder), without computing any: the
+    filters of each layer found, and the statistics when they were made from ``data``. An atlas
+    of another model is refused."""
+    parts = out / "parts"
+    try:
+        made = json.loads((parts / "fingerprint.json").read_text())
+    except (OSError, ValueError):
+        raise CnnvizError(f"{out} holds no atlas (no readable parts/fingerprint.json): make one "
+                          "with cnnviz atlas --out") from None
+    if made.get("model") != facts.digest:
+        raise CnnvizError(f"the atlas in {out} was made from another model (or other weights) "
+                          f"than {facts.name}")
+    layers = [name for name in made.get("spec", {}).get("layers", [])
+              if isinstance(name, str) and (parts / file_stem(name)).is_dir()]
+    atlas = AtlasParts(layers, {}, None)
+    for layer in layers:
+        found = [piece for path in sorted((parts / file_stem(layer)).glob("filters-*.npz"))
+                 if (piece := _read(path, FilterResult.load)) is not None]
+        if found:
+            joined = found[0]
+            for piece in found[1:]:
+                joined = joined.merged(piece)
+            atlas.filters[layer] = joined
+    same_data = data is not None and made.get("data") == data.digest()
+    for path in sorted((parts / "statistics").glob("shard-*.npz")) if same_data else []:
+        shard_stats = _read(path, MapStatistics.load)
+        if shard_stats is not None:
+            atlas.statistics = shard_stats if atlas.statistics is None \
+                else atlas.statistics.merged(shard_stats)
+    atlas.layers = list(atlas.filters)
+    return atlas

@@ -18,7 +18,6 @@ from cnnviz.atlas.build import AtlasParts
 from cnnviz.fileio import write_bytes
 from cnnviz.receptive import Field, upsample
 from cnnviz.render.page import PLOTLY_JS, save_page, write_plotlyjs
-from cnnviz.results import FilterResult
 from cnnviz.text import file_stem
 from cnnviz.timing import timed
 
@@ -50,11 +49,11 @@ def overlaid(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return colour * (0.25 + 0.75 * share[..., None])
 
 
-def example_strips(result: FilterResult, statistics_index: np.ndarray, pixels: dict[int, Any],
+def example_strips(filters: Any, statistics_index: Any, pixels: dict[int, Any],
                    maps: dict[int, np.ndarray], field: Field) -> list[np.ndarray]:
     """Per filter, its top real images side by side with the filter's map over each."""
     strips = []
-    for f in result.filters:
+    for f in filters:
         tiles = []
         for index in statistics_index[int(f)]:
             image = pixels[int(index)]

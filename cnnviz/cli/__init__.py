@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from cnnviz.cli import explain, filters, inspect, maps, site, train
+from cnnviz.cli import explain, filters, inspect, maps, serve, site, train
 from cnnviz.cli.common import VERBOSE, console, handle_errors
 from cnnviz.cli.help import asks_for_help, print_help
 
@@ -38,8 +38,8 @@ app = typer.Typer(
 )
 
 for command in (inspect.layers, maps.activations, filters.filters, inspect.kernels,
-                maps.patterns, explain.explain, site.report, site.atlas, site.gallery,
-                train.train):
+                maps.patterns, explain.explain, site.report, site.atlas, serve.serve,
+                site.gallery, train.train):
     app.command(cls=_Command)(handle_errors(command))
 
 

@@ -63,7 +63,8 @@ def _extras(facts: ModelFacts, atlas: AtlasParts, layer: str, source: Any,
         maps = activations(facts, model_inputs(pixels, facts.preprocess), [layer],
                            batch_size=64).maps[layer]
         shown = to_unit_range(np.asarray(pixels), source=str(source.name))  # uint8 or 0..1
-        extra["strips"] = example_strips(result, index, dict(zip(wanted, shown, strict=True)),
+        extra["strips"] = example_strips(result.filters, index,
+                                         dict(zip(wanted, shown, strict=True)),
                                          dict(zip(wanted, maps, strict=True)), field)
     if layer == conv_layers(facts.model)[0]:
         kernel = np.asarray(get_layer(facts.model, layer).get_weights()[0], np.float64)

@@ -236,7 +236,7 @@ def attribution_figure(image: np.ndarray, maps: dict[str, np.ndarray],
         cell = fig.get_subplot(i // cols + 1, i % cols + 1)
         x_domain, y_domain = cell.xaxis.domain, cell.yaxis.domain
         fig.add_trace(go.Heatmap(
-            z=z, colorscale=_see_through(signed[name], True),
+            z=z, colorscale=see_through(signed[name], True),
             zmin=-top if signed[name] else 0.0, zmax=top,
             colorbar=dict(x=x_domain[1] + 0.004, y=sum(y_domain) / 2, xanchor="left",
                           len=y_domain[1] - y_domain[0], thickness=10, tickfont=dict(size=9)),
@@ -245,9 +245,9 @@ def attribution_figure(image: np.ndarray, maps: dict[str, np.ndarray],
     inputs = len(names) + 1
     scales = [None] * inputs
     over = {"visible": [True] * len(fig.data),
-            "colorscale": scales + [_see_through(signed[n], True) for n in names]}
+            "colorscale": scales + [see_through(signed[n], True) for n in names]}
     alone = {"visible": [True] + [False] * len(names) + [True] * len(names),
-             "colorscale": scales + [_see_through(signed[n], False) for n in names]}
+             "colorscale": scales + [see_through(signed[n], False) for n in names]}
     fig.update_layout(updatemenus=[dict(
         type="buttons", direction="right", x=1, y=1.0, xanchor="right", yanchor="bottom",
         pad=dict(b=30), buttons=[dict(label="over the input", method="restyle", args=[over]),
@@ -263,7 +263,7 @@ def attribution_figure(image: np.ndarray, maps: dict[str, np.ndarray],
     return fig
 
 
-def _see_through(signed: bool, fade: bool) -> list[list[Any]]:
+def see_through(signed: bool, fade: bool) -> list[list[Any]]:
     """The diverging (signed) or sequential colour scale; with ``fade``, a colour's opacity
     grows with the size of its value, so small values leave the input beneath visible."""
     from plotly.colors import sample_colorscale
