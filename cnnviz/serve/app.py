@@ -166,7 +166,7 @@ def _layout(live: LiveView, dcc: Any, html: Any) -> Any:
                             style={"width": "270px"}),
                dcc.Graph(id="attribution", config=static)]
     layers = explorer.layers
-    default = layers[0] if not explorer.drawable else _deepest_conv(explorer)
+    default = _deepest_conv(explorer)
     controls = html.Div(className="row", children=[
         html.Label(["layer ", dcc.Dropdown(id="layer", value=default, clearable=False,
                                            options=layers, style={"width": "220px"})]),
