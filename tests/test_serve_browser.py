@@ -108,6 +108,8 @@ def test_a_digit_drawn_in_chromium_is_read_and_a_map_opens_its_filter(served, tm
     port, _ = served
     junk = tmp_path / "notes.png"
     junk.write_bytes(b"this is no picture")
+    large = tmp_path / "large.png"
+    large.write_bytes(b"\x89PNG" + bytes(9 * 2**20))
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
@@ -143,7 +145,12 @@ def test_a_digit_drawn_in_chromium_is_read_and_a_map_opens_its_filter(served, tm
         page.set_input_files("#picker input[type=file]", str(junk))
         page.wait_for_function("document.querySelector('#message').textContent"
                                ".includes('not an image')", timeout=20_000)
-        page.set_input_files("#picker input[type=file]", str(junk))  # the server still answers
+        page.set_input_files("#picker input[type=file]", str(large))  # refused by the page
+        page.wait_for_function("document.querySelector('#message').textContent"
+                               ".includes('larger than 8 MiB')", timeout=20_000)
+        page.click("#clear")  # the server still answers
+        page.wait_for_function("document.querySelector('#message').textContent"
+                               ".includes('empty canvas')", timeout=20_000)
         browser.close()
     assert title == "conv2d_1 · filter 5" and loaded > 0
     assert not errors, errors
