@@ -107,6 +107,22 @@ def test_layers_table():
     assert any("dense_2" in line and "(None, 10)" in line for line in lines)
 
 
+def test_filters_start_from_the_chosen_length_scales(tmp_path):
+    from cnnviz.oip.param import start_images
+    from cnnviz.results import FilterResult
+
+    result = run("filters", "--layer", "conv2d_1", "--filters", "0-1", "--steps", "2",
+                 "--wavelengths", "14", "--no-reference", "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert FilterResult.load(tmp_path / "a" / "filters.npz").params["wavelengths"] == [14.0]
+    coarse, fine = (start_images([(0, 0)] * 8, (28, 28, 1), (0.0, 1.0), wavelengths=w,
+                                 noise=0.0)[..., 0] for w in ((14.0,), (1.75,)))
+    assert np.abs(np.diff(coarse, axis=1)).mean() < 0.3 * np.abs(np.diff(fine, axis=1)).mean()
+    bad = run("filters", "--wavelengths", "7,0", "--out", tmp_path / "b")
+    assert bad.exit_code == 1 and "positive lengths in pixels" in bad.output
+    assert not (tmp_path / "b").exists()
+
+
 def test_train_command(tmp_path):
     out = tmp_path / "small.keras"
     result = run("train", "--out", out, "--epochs", "1", "--n-train", "512", "--conv", "4",

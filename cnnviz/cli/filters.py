@@ -25,6 +25,7 @@ from cnnviz.cli.common import (
     ranges,
     show,
     size,
+    split,
 )
 
 ASCENT = "Ascent"
@@ -70,6 +71,10 @@ def filters(
                                               "coefficients through a sigmoid.",
                                       metavar="[pixel|fourier]",
                                       show_default="the preset's")] = None,
+    wavelengths: Annotated[str, _opt(START, "Length scales (pixels) of the starting "
+                                             "image's random fluctuations: one or more, e.g. "
+                                             "14 or 14,7; each adds noise that varies over "
+                                             "that many pixels.")] = "14,7,3.5,1.75",
     decay: Annotated[float, _opt(ASCENT, "Fourier: coefficients scaled by "
                                          "1/frequency^decay.")] = 1.0,
     colour: Annotated[str, _opt(ASCENT, "Colour basis of a 3-channel model (fourier): "
@@ -147,7 +152,9 @@ def filters(
         steps=steps, update=method, lr=lr, param=param, decay=decay, precursors=precursors,
         precursor_steps=precursor_steps, jitter=jitter, scale=zoom, rotate=rotate, pad=pad,
         settle=settle, tv=tv, l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
-        preactivation=False if post_activation else None, seed=seed), objective, colour, start)
+        preactivation=False if post_activation else None, seed=seed,
+        wavelengths=floats(wavelengths, "--wavelengths", len(split(wavelengths) or []))),
+        objective, colour, start)
     facts = load(model, unsafe, preprocess, output)
     with progress_bar("ascent steps") as progress:
         outcome = jobs.filters_job(facts, out, ascent, layer=layer,

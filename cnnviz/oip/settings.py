@@ -63,6 +63,9 @@ class Settings:
                      *(("a wavelength", w) for w in self.wavelengths),
                      *(("the colour basis", c) for c in self.colour))
         check_seed(self.seed)
+        if not self.wavelengths or min(self.wavelengths) <= 0:
+            raise CnnvizError("the start's wavelengths must be one or more positive lengths "
+                              f"in pixels, got {', '.join(map(str, self.wavelengths)) or 'none'}")
         if self.steps <= 0:
             raise CnnvizError(f"steps must be positive, got {self.steps}")
         if self.update not in UPDATES:
