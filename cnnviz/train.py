@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cnnviz.backend import keras
 from cnnviz.data import Dataset, images_to_model_input
 from cnnviz.errors import CnnvizError, check_finite, check_seed
@@ -14,16 +16,23 @@ from cnnviz.preprocess import for_model
 from cnnviz.timing import timed
 
 SCHEDULES = ("inverse_time", "exponential", "constant")
+# Keras's class names are accepted too.
+SCHEDULE_NAMES = {"inversetimedecay": "inverse_time", "exponentialdecay": "exponential"}
+# The seed blog's inverse-time rates: lr / (1 + 0.001·step); the exponential default halves
+# the rate every 1000 steps, as the inverse time has at step 1000.
+DECAY = {"inverse_time": (1, 1e-3), "exponential": (1000, 0.5), "constant": (1, 0.0)}
 
 
 def build_cnn(conv_filters: Sequence[int] = (32, 64, 128), pool_after: Sequence[int] = (1, 2),
               dense_units: Sequence[int] = (120,), n_classes: int = 10,
               input_shape: tuple[int, int, int] = (28, 28, 1), kernel_size: int = 3,
               l2: float = 0.0, l1: float = 0.0, rescale: float | None = 1.0 / 255,
-              seed: int = 0) -> Any:
+              seed: int = 0, standardize: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
     """A Sequential CNN: conv layers ``conv2d_1..`` (relu) with a max-pooling after the 1-based
     conv numbers in ``pool_after``, Flatten, relu Dense layers (L1/L2 on them), softmax output.
-    With ``rescale`` the model takes 0..255 pixels and scales them itself."""
+    With ``rescale`` the model takes 0..255 pixels and scales them itself; ``standardize``
+    (per-pixel mean and variance of the scaled training pixels, :func:`pixel_statistics`)
+    adds a layer that standardizes each pixel, as scikit-learn's StandardScaler does."""
     k = keras()
     _check_architecture(conv_filters, pool_after, dense_units, input_shape, kernel_size)
     check_seed(seed)
@@ -34,6 +43,10 @@ def build_cnn(conv_filters: Sequence[int] = (32, 64, 128), pool_after: Sequence[
     layers: list[Any] = [k.Input(shape=input_shape, name="image")]
     if rescale is not None:
         layers.append(k.layers.Rescaling(rescale, name="rescaling"))
+    if standardize is not None:
+        mean, variance = (np.asarray(v, np.float64).reshape(input_shape) for v in standardize)
+        layers.append(k.layers.Normalization(axis=(1, 2, 3), mean=mean.tolist(),
+                                             variance=variance.tolist(), name="standardize"))
     pools = 0
     for i, filters in enumerate(conv_filters, start=1):
         layers.append(k.layers.Conv2D(filters, kernel_size, activation="relu", name=f"conv2d_{i}",
@@ -77,77 +90,140 @@ def _check_architecture(conv_filters: Sequence[int], pool_after: Sequence[int],
                               f"by conv layer {i}: use fewer conv or pooling layers")
 
 
+def pixel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and variance of model-scaled images (N, H, W, C); a pixel that never
+    varies gets variance 1, so it passes unchanged (StandardScaler's rule)."""
+    x = np.asarray(images, np.float64)
+    mean, variance = x.mean(axis=0), x.var(axis=0)
+    return mean, np.where(variance > 0, variance, 1.0)
+
+
+def schedule_name(kind: str) -> str:
+    """``kind`` as one of :data:`SCHEDULES` (Keras's class names accepted), or an error."""
+    name = SCHEDULE_NAMES.get(kind.lower().replace("_", ""), kind)
+    if name not in SCHEDULES:
+        raise CnnvizError(f"unknown schedule '{kind}': use one of {', '.join(SCHEDULES)} "
+                          "(or InverseTimeDecay, ExponentialDecay)")
+    return name
+
+
 def learning_rate_schedule(kind: str = "inverse_time", initial: float = 1e-3,
-                           decay_steps: int = 1000, decay_rate: float = 0.5) -> Any:
-    """A Keras learning-rate schedule: ``inverse_time`` (lr / (1 + rate·step/steps)),
-    ``exponential`` (lr · rate^(step/steps)) or ``constant``."""
+                           decay_steps: int | None = None,
+                           decay_rate: float | None = None) -> Any:
+    """A Keras learning-rate schedule: ``inverse_time`` (lr / (1 + rate·step/steps); by default
+    the seed blog's rates, steps 1 and rate 0.001), ``exponential`` (lr · rate^(step/steps);
+    by default halving every 1000 steps) or ``constant``."""
     k = keras()
+    kind = schedule_name(kind)
+    default_steps, default_rate = DECAY[kind]
+    decay_steps = default_steps if decay_steps is None else decay_steps
+    decay_rate = default_rate if decay_rate is None else decay_rate
+    check_finite(("the learning rate", initial), ("the decay rate", decay_rate))
+    if decay_steps <= 0 or decay_rate < 0 or initial <= 0:
+        raise CnnvizError(f"the learning rate and decay steps must be positive and the decay "
+                          f"rate ≥ 0, got {initial}, {decay_steps} and {decay_rate}")
     if kind == "inverse_time":
         return k.optimizers.schedules.InverseTimeDecay(initial, decay_steps, decay_rate)
     if kind == "exponential":
         return k.optimizers.schedules.ExponentialDecay(initial, decay_steps, decay_rate)
-    if kind == "constant":
-        return initial
-    raise CnnvizError(f"unknown schedule '{kind}': use one of {', '.join(SCHEDULES)}")
+    return initial
 
 
 @dataclass
 class TrainResult:
-    """A trained model with its per-epoch history and test metrics."""
+    """A trained model, its per-epoch history (loss, accuracy, their ``val_`` twins when there
+    was validation data, ``learning_rate`` at each epoch's end) and test metrics."""
 
     model: Any
     history: dict[str, list[float]]
     test_loss: float
     test_accuracy: float
+    validation: str = ""
 
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 
 
-def _progress_callback(on_progress: ProgressFn) -> Any:
+def _current_rate(model: Any) -> float:
+    return float(keras().ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def _callbacks(on_progress: ProgressFn | None, rates: list[float]) -> list[Any]:
     k = keras()
 
-    class _Progress(k.callbacks.Callback):
+    class _Record(k.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._epoch = epoch
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            values = {key: float(v) for key, v in (logs or {}).items()}
-            values["lr"] = float(k.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            on_progress(self._epoch, batch + 1, values)
+            if on_progress is not None:
+                values = {key: float(v) for key, v in (logs or {}).items()}
+                on_progress(self._epoch, batch + 1, {**values, "lr": _current_rate(self.model)})
 
-    return _Progress()
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            rates.append(_current_rate(self.model))
+
+    return [_Record()]
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out ``fraction`` of (x, y), drawn with ``seed``: train x, y, validation x, y."""
+    if not 0 < fraction < 1:
+        raise CnnvizError(f"--validation takes a fraction between 0 and 1 or 'test', got "
+                          f"{fraction}")
+    held = max(1, round(fraction * len(x)))
+    if held >= len(x):
+        raise CnnvizError(f"holding out {fraction:g} of {len(x)} images leaves none to train on")
+    order = np.random.default_rng(seed).permutation(len(x))
+    keep, out = np.sort(order[held:]), np.sort(order[:held])
+    return x[keep], y[keep], x[out], y[out]
 
 
 @timed("compute")
 def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_size: int = 64,
           learning_rate: float = 1e-3, momentum: float = 0.5, schedule: str = "inverse_time",
-          decay_steps: int = 1000, decay_rate: float = 0.5, l2: float = 5e-4, l1: float = 0.0,
-          n_train: int | None = None, seed: int = 0,
-          on_progress: ProgressFn | None = None) -> TrainResult:
-    """Train ``model`` (default: the reference CNN) with RMSprop + momentum and a learning-rate
-    schedule on ``dataset``'s train split; report loss and accuracy on its test split."""
+          decay_steps: int | None = None, decay_rate: float | None = None, l2: float = 5e-4,
+          l1: float = 0.0, n_train: int | None = None, seed: int = 0,
+          validation: float | str | None = 0.1, standardize: bool = False,
+          callbacks: Sequence[Any] = (), on_progress: ProgressFn | None = None) -> TrainResult:
+    """Train ``model`` (default: the reference CNN, with a per-pixel standardizing layer when
+    ``standardize``) with RMSprop + momentum and a learning-rate schedule on ``dataset``'s
+    train split, holding out a ``validation`` fraction of it (or validating on its test split
+    with ``"test"``, or not with ``None``); report loss and accuracy on its test split.
+    ``callbacks`` are Keras callbacks (:mod:`cnnviz.callbacks`)."""
     k = keras()
     if epochs <= 0 or batch_size <= 0:
         raise CnnvizError(f"epochs and batch size must be positive (got {epochs}, {batch_size})")
     k.utils.set_random_seed(seed)
     x_train, y_train = dataset.x_train[:n_train], dataset.y_train[:n_train]
     shape = tuple(x_train.shape[1:]) if x_train.ndim == 4 else (*x_train.shape[1:], 1)
+    held, described = None, ""
+    if validation == "test":
+        held, described = (dataset.x_test, dataset.y_test), f"the {len(dataset.x_test)} test images"
+    elif validation is not None:
+        x_train, y_train, *pair = split_validation(x_train, y_train, float(validation), seed)
+        held, described = (pair[0], pair[1]), f"{len(pair[0])} held-out training images"
     if model is None:
+        stats = pixel_statistics(images_to_model_input(x_train, shape, (0.0, 1.0))) \
+            if standardize else None
         model = build_cnn(input_shape=shape, n_classes=len(dataset.class_names), l2=l2, l1=l1,
-                          seed=seed)
+                          seed=seed, standardize=stats)
     value_range = for_model(model)
     x = images_to_model_input(x_train, shape, value_range)
     x_test = images_to_model_input(dataset.x_test, shape, value_range)
     lr = learning_rate_schedule(schedule, learning_rate, decay_steps, decay_rate)
     model.compile(optimizer=k.optimizers.RMSprop(learning_rate=lr, momentum=momentum),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    callbacks = [_progress_callback(on_progress)] if on_progress else []
+    rates: list[float] = []
+    val = None if held is None else (images_to_model_input(held[0], shape, value_range), held[1])
     fit = model.fit(x, y_train, epochs=epochs, batch_size=batch_size, shuffle=True,
-                    callbacks=callbacks, verbose=0)
+                    validation_data=val, callbacks=[*_callbacks(on_progress, rates), *callbacks],
+                    verbose=0)
     test_loss, test_accuracy = model.evaluate(x_test, dataset.y_test, batch_size=256, verbose=0)
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
-    return TrainResult(model, history, float(test_loss), float(test_accuracy))
+    history["learning_rate"] = rates
+    return TrainResult(model, history, float(test_loss), float(test_accuracy), described)
 
 
 def save_model(model: Any, path: str | Path) -> Path:

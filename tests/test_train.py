@@ -39,6 +39,16 @@ def test_learning_rate_schedules():
         learning_rate_schedule("cosine")
 
 
+def test_default_schedules_are_the_seed_blogs():
+    blog = learning_rate_schedule("InverseTimeDecay")  # Keras's name works too
+    for step in (0, 1, 100, 6000):  # the blog's printed rates: lr / (1 + 0.001·step)
+        assert float(blog(step)) == pytest.approx(1e-3 / (1 + 0.001 * step))
+    halving = learning_rate_schedule("exponential")
+    assert float(halving(1000)) == pytest.approx(5e-4)
+    with pytest.raises(CnnvizError, match="positive"):
+        learning_rate_schedule("inverse_time", decay_steps=0)
+
+
 def _toy_dataset(n: int = 600) -> Dataset:
     """Two classes: a bright bar in the top half or the bottom half of a noisy 12×12 image."""
     rng = np.random.default_rng(0)
@@ -56,7 +66,7 @@ def test_training_learns_and_reports_progress(tmp_path):
     model = build_cnn((4,), pool_after=(1,), dense_units=(8,), n_classes=2,
                       input_shape=(12, 12, 1))
     result = train(data, model=model, epochs=3, batch_size=50, learning_rate=3e-3,
-                   decay_steps=10, decay_rate=1.0,
+                   decay_steps=10, decay_rate=1.0, validation=None,
                    on_progress=lambda epoch, step, logs: seen.append((epoch, step, logs["lr"])))
     assert result.test_accuracy >= 0.9
     losses = result.history["loss"]
@@ -75,3 +85,62 @@ def test_train_rejects_bad_settings():
         train(_toy_dataset(), epochs=0)
     with pytest.raises(CnnvizError, match="must end in .keras or .h5"):
         save_model(build_cnn((2,), (), (2,)), "model.pt")
+
+
+def test_validation_history_and_learning_rates():
+    data = _toy_dataset()
+    model = build_cnn((4,), pool_after=(1,), dense_units=(8,), n_classes=2,
+                      input_shape=(12, 12, 1))
+    result = train(data, model=model, epochs=2, batch_size=50, validation=0.1)
+    history = result.history
+    assert sorted(history) == ["accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"]
+    assert all(len(v) == 2 for v in history.values())
+    assert result.validation == "50 held-out training images"
+    steps = 450 // 50  # per epoch, after holding out 50 of the 500
+    assert history["learning_rate"] == pytest.approx(
+        [1e-3 / (1 + 0.001 * steps * e) for e in (1, 2)], rel=1e-5)
+    held = train(data, model=model, epochs=1, batch_size=50, validation="test")
+    assert held.history["val_loss"][0] == pytest.approx(held.test_loss, rel=1e-5)
+    with pytest.raises(CnnvizError, match="fraction between 0 and 1"):
+        train(data, epochs=1, validation=1.5)
+
+
+def test_standardizing_layer_centres_the_training_pixels(tmp_path):
+    from cnnviz.train import pixel_statistics
+
+    data = _toy_dataset()
+    pixels = data.x_train[..., None] / 255.0
+    mean, variance = pixel_statistics(pixels)
+    model = build_cnn((4,), pool_after=(1,), dense_units=(8,), n_classes=2,
+                      input_shape=(12, 12, 1), standardize=(mean, variance))
+    assert [layer.name for layer in model.layers][:2] == ["rescaling", "standardize"]
+    inside = model.get_layer("standardize")(model.get_layer("rescaling")(
+        data.x_train[..., None].astype(np.float32)))
+    inside = np.asarray(inside, np.float64)
+    np.testing.assert_allclose(inside.mean(axis=0), 0.0, atol=1e-5)
+    spread = inside.std(axis=0)
+    np.testing.assert_allclose(spread[variance > 1e-12], 1.0, rtol=1e-3)
+    path = save_model(model, tmp_path / "standard.keras")
+    x = data.x_test[..., None].astype(np.float32)
+    np.testing.assert_allclose(load_model(path).predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_train_job_writes_the_history_beside_the_model(tmp_path):
+    import json
+
+    from cnnviz.jobs import train_job
+
+    out = tmp_path / "m.keras"
+    outcome = train_job(out, conv=[4], pool_after=[1], dense=[8], epochs=2, n_train=400,
+                        standardize=True)
+    names = sorted(p.name for p in outcome.written)
+    assert names == ["m.history.html", "m.history.json", "m.history.png", "m.keras",
+                     "plotly.min.js"]
+    record = json.loads((tmp_path / "m.history.json").read_text())
+    assert record["epochs"] == 2 and len(record["val_accuracy"]) == 2
+    assert record["validation"] == "40 held-out training images"
+    assert "validation on 40 held-out training images" in outcome.lines[1]
+    assert load_model(out).get_layer("standardize") is not None
+    with pytest.raises(CnnvizError, match="already exists"):
+        train_job(out, conv=[4], epochs=1)

@@ -40,11 +40,24 @@ def train(
         = 0.5,
     schedule: Annotated[str, typer.Option(
         metavar="[inverse_time|exponential|constant]", rich_help_panel=FIT,
-        help="Learning-rate schedule.")] = "inverse_time",
-    decay_steps: Annotated[int, typer.Option(help="Steps over which the rate decays by "
-                                                  "--decay-rate.", rich_help_panel=FIT)] = 1000,
-    decay_rate: Annotated[float, typer.Option(help="Decay of the learning rate.",
-                                              rich_help_panel=FIT)] = 0.5,
+        help="Learning-rate schedule: inverse_time (InverseTimeDecay, lr / (1 + rate·step / "
+             "steps)) or exponential (ExponentialDecay, lr · rate^(step / steps)).")]
+        = "inverse_time",
+    decay_steps: Annotated[int | None, typer.Option(
+        help="Steps over which the rate decays by --decay-rate.", rich_help_panel=FIT,
+        show_default="inverse_time: 1 (the seed blog's rates); exponential: 1000")] = None,
+    decay_rate: Annotated[float | None, typer.Option(
+        help="Decay of the learning rate.", rich_help_panel=FIT,
+        show_default="inverse_time: 0.001; exponential: 0.5")] = None,
+    validation: Annotated[str, typer.Option(
+        metavar="[FRACTION|test|none]", rich_help_panel=FIT,
+        help="Hold out this fraction of the training images to validate on after each "
+             "epoch, or validate on the test split, or not at all.")] = "0.1",
+    standardize: Annotated[bool, typer.Option(
+        "--standardize", rich_help_panel=ARCH,
+        help="Standardize each pixel by its mean and spread over the training images "
+             "(StandardScaler), inside the model: every command preprocesses the same way.")]
+        = False,
     n_train: Annotated[int | None, typer.Option(help="Use only the first N training images.",
                                                 rich_help_panel=FIT, show_default="all")]
         = None,
@@ -62,7 +75,7 @@ def train(
                             n_train=n_train, force=force, progress=bars.update,
                             learning_rate=lr, momentum=momentum, schedule=schedule,
                             decay_steps=decay_steps, decay_rate=decay_rate, l2=l2, l1=l1,
-                            seed=seed)
+                            seed=seed, validation=validation, standardize=standardize)
     show(outcome)
 
 

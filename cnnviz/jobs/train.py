@@ -1,45 +1,115 @@
-"""``train``: the reference CNN trained and saved."""
+"""``train``: the reference CNN trained and saved, with its history and curves beside it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnnviz.data import load_dataset
+from cnnviz.data import images_to_model_input, load_dataset
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import check_writable, refuse_overwrite
+from cnnviz.fileio import check_writable, refuse_overwrite, write_text
 from cnnviz.jobs.common import Outcome
+from cnnviz.render.grids import save_png
+from cnnviz.render.history import history_figure, history_png
+from cnnviz.render.page import write_page
 
 TrainProgressFn = Callable[[int, int, int, dict[str, float]], None]
+
+
+def history_paths(out: Path) -> dict[str, Path]:
+    """Where the history of the model saved at ``out`` goes: ``NAME.history.json``, ``.png``
+    and ``.html`` beside it."""
+    return {kind: out.with_name(f"{out.stem}.history.{kind}") for kind in ("json", "png", "html")}
+
+
+def parse_validation(value: str | float | None) -> float | str | None:
+    """``--validation``: a fraction of the training images, ``test`` or ``none``."""
+    if value is None or value in ("none", "0", 0):
+        return None
+    if value == "test":
+        return "test"
+    try:
+        fraction = float(value)
+    except ValueError:
+        raise CnnvizError(f"--validation takes a fraction (0.1), 'test' or 'none', got "
+                          f"'{value}'") from None
+    if not 0 < fraction < 1:
+        raise CnnvizError(f"--validation takes a fraction between 0 and 1, got {fraction}")
+    return fraction
 
 
 def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None,
               pool_after: list[int] | None = None, dense: list[int] | None = None,
               epochs: int = 5, batch_size: int = 64, n_train: int | None = None,
               force: bool = False, progress: TrainProgressFn | None = None,
-              **fit: Any) -> Outcome:
-    """``cnnviz train``: build the reference CNN, train it (``fit``: learning rate, momentum,
-    schedule, decay, l1, l2, seed), save it."""
-    from cnnviz.train import build_cnn, learning_rate_schedule, save_model, train
+              validation: float | str | None = 0.1, standardize: bool = False,
+              callbacks: list[Any] | None = None, **fit: Any) -> Outcome:
+    """``cnnviz train``: build the reference CNN (standardizing each pixel with
+    ``standardize``), train it (``fit``: learning rate, momentum, schedule, decay, l1, l2,
+    seed) holding out ``validation``, save it and its history (JSON, PNG and HTML curves)."""
+    from cnnviz.train import (
+        build_cnn,
+        learning_rate_schedule,
+        pixel_statistics,
+        save_model,
+        split_validation,
+        train,
+    )
 
     if out.suffix.lower() not in (".keras", ".h5"):
         raise CnnvizError(f"--out must end in .keras or .h5, got {out.name}")
-    refuse_overwrite(out, force)
+    paths = history_paths(out)
+    for path in (out, *paths.values()):
+        refuse_overwrite(path, force)
     check_writable(out.parent)  # before minutes of training, not after
-    learning_rate_schedule(fit.get("schedule", "inverse_time"))  # checked before data loads
+    learning_rate_schedule(fit.get("schedule", "inverse_time"), fit.get("learning_rate", 1e-3),
+                           fit.get("decay_steps"), fit.get("decay_rate"))  # before data loads
+    validation = parse_validation(validation)
     dataset = load_dataset(data)
     x = dataset.x_train
+    shape = (*x.shape[1:3], 1 if x.ndim == 3 else x.shape[3])
+    stats = None
+    if standardize:  # over the pixels it trains on, as the model scales them (0..1)
+        pixels = x[:n_train]
+        if isinstance(validation, float):
+            pixels = split_validation(pixels, dataset.y_train[:n_train], validation,
+                                      fit.get("seed", 0))[0]
+        stats = pixel_statistics(images_to_model_input(pixels, shape, (0.0, 1.0)))
     model = build_cnn(conv or [32, 64, 128], pool_after or [1, 2], dense or [120],
-                      n_classes=len(dataset.class_names),
-                      input_shape=(*x.shape[1:3], 1 if x.ndim == 3 else x.shape[3]),
-                      l2=fit.get("l2", 5e-4), l1=fit.get("l1", 0.0), seed=fit.get("seed", 0))
+                      n_classes=len(dataset.class_names), input_shape=shape,
+                      l2=fit.get("l2", 5e-4), l1=fit.get("l1", 0.0), seed=fit.get("seed", 0),
+                      standardize=stats)
     n = len(x) if n_train is None else min(n_train, len(x))
+    if isinstance(validation, float):
+        n -= max(1, round(validation * n))
     steps = -(-n // max(batch_size, 1))  # train() refuses a batch size < 1 itself
     result = train(dataset, model=model, epochs=epochs, batch_size=batch_size, n_train=n_train,
+                   validation=validation, callbacks=callbacks or [],
                    on_progress=None if progress is None else
                    (lambda epoch, step, logs: progress(epoch, step, steps, logs)), **fit)
     save_model(result.model, out)
-    return Outcome([out], [f"test accuracy {result.test_accuracy:.4f} (loss "
-                           f"{result.test_loss:.4f}) on {len(dataset.x_test)} {dataset.name} "
-                           f"test images; wrote {out}"])
+    written = [out, *_write_history(paths, result, dataset.name)]
+    lines = [f"test accuracy {result.test_accuracy:.4f} (loss {result.test_loss:.4f}) on "
+             f"{len(dataset.x_test)} {dataset.name} test images"]
+    if "val_accuracy" in result.history:
+        best = max(range(epochs), key=lambda e: result.history["val_accuracy"][e])
+        lines.append(f"validation on {result.validation}: accuracy "
+                     f"{result.history['val_accuracy'][-1]:.4f} after the last epoch, best "
+                     f"{result.history['val_accuracy'][best]:.4f} after epoch {best + 1}")
+    lines.append(f"wrote {out} and its history: {', '.join(p.name for p in written[1:])}")
+    return Outcome(written, lines)
+
+
+def _write_history(paths: dict[str, Path], result: Any, data: str) -> list[Path]:
+    title = (f"training on {data}: test accuracy {result.test_accuracy:.4f}"
+             + (f", validation on {result.validation}" if result.validation else ""))
+    record = {"epochs": len(result.history.get("loss", [])), **result.history,
+              "test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
+              "validation": result.validation, "data": data}
+    written = [write_text(paths["json"], json.dumps(record, indent=1) + "\n"),
+               save_png(history_png(result.history, title), paths["png"])]
+    written += write_page(paths["html"], title, [("training curves",
+                                                  history_figure(result.history, title))])
+    return written

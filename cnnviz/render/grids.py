@@ -19,7 +19,7 @@ SCALES = ("shared", "per-map")
 PNG_DPI = 110
 
 
-def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
+def notebook_figure(width: float, height: float, layout: str | None = "constrained") -> Any:
     """A figure of ``width`` × ``height`` inches (constrained layout unless the caller places
     its axes), outside pyplot: drawing it
     never touches the global backend (Jupyter's inline plots keep working), and Jupyter shows
@@ -61,7 +61,7 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
         lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
     tile = 1.1
     width_in, height_in = cols * tile + 1.6, rows * tile + 0.9
-    fig = _figure(width_in, height_in, layout=None)  # placed by hand: one drawing pass
+    fig = notebook_figure(width_in, height_in, layout=None)  # placed by hand: one drawing pass
     ax = fig.add_axes((0.05 / width_in, 0.05 / height_in, (width_in - 1.6) / width_in,
                        (height_in - 0.55) / height_in))
     bar_height = 0.7 * (height_in - 0.55)
@@ -89,7 +89,7 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | s
     probabilities — or, for an output that is no class vector, of its strongest channels."""
     image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
     bars = output_bars(probabilities, class_names)
-    fig = _figure(7.5, 3.2)
+    fig = notebook_figure(7.5, 3.2)
     ax_img, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
     shown = image[..., 0] if image.shape[-1] == 1 else image
     ax_img.imshow(shown, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
@@ -129,7 +129,7 @@ def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[f
     # wide enough for the title (~0.075 in a character at 10 pt)
     width_in = max(z_width * inch + 0.4, 0.075 * len(title) + 0.4)
     height_in = (z_height + gap) * inch + 0.7
-    fig = _figure(width_in, height_in, layout=None)  # placed by hand: one drawing pass
+    fig = notebook_figure(width_in, height_in, layout=None)  # placed by hand: one drawing pass
     ax = fig.add_axes((0.2 / width_in, 0.1 / height_in, (width_in - 0.4) / width_in,
                        (height_in - 0.5) / height_in))
     if z.shape[-1] == 1:
@@ -159,7 +159,7 @@ def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: 
                      unit: str = "map"):
     """Mean activation per class (columns) of every map or unit (rows)."""
     classes, units = means.shape
-    fig = _figure(2.2 + 0.45 * classes, 1.6 + min(units, 256) * 0.075)
+    fig = notebook_figure(2.2 + 0.45 * classes, 1.6 + min(units, 256) * 0.075)
     ax = fig.subplots()
     image = ax.imshow(means.T, aspect="auto", cmap="magma", interpolation="nearest")
     ax.set_xticks(range(classes), [plain_label(c) for c in class_names],
@@ -185,7 +185,7 @@ def attribution_overlay(image: np.ndarray, heatmap: np.ndarray, *, signed: bool 
     top = float(np.abs(heatmap).max()) or 1.0
     scale = dict(cmap="RdBu_r", vmin=-top, vmax=top) if signed else \
         dict(cmap="inferno", vmin=0.0, vmax=top)
-    fig = _figure(10.2, 3.6)
+    fig = notebook_figure(10.2, 3.6)
     ax_in, ax_over, ax_map = fig.subplots(1, 3)
     for ax in (ax_in, ax_over):
         ax.imshow(shown, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
