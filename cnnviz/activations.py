@@ -61,7 +61,7 @@ def activations(model: ModelFacts | Any, images: np.ndarray, layers: list[str] |
     return Activations(images, maps, np.asarray(outputs[-1]), labels, meta)
 
 
-REDUCTIONS = ("mean", "max", "centre")
+REDUCTIONS = ("mean", "max", "centre", "none")
 EAGER_IMAGES = 16  # up to this many images, one direct call beats tracing a predict step
 
 
@@ -96,9 +96,9 @@ _PASSES = ModelCache()
 
 
 def _reduced(maps: Any, reduce: str) -> Any:
-    """(N, H, W, C) maps → (N, C); other shapes pass."""
+    """(N, H, W, C) maps → (N, C) (``none``: the maps themselves); other shapes pass."""
     ops = keras().ops
-    if len(maps.shape) != 4:
+    if len(maps.shape) != 4 or reduce == "none":
         return maps
     if reduce == "centre":
         return maps[:, maps.shape[1] // 2, maps.shape[2] // 2, :]
@@ -173,12 +173,13 @@ def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | No
                    layers: str | list[str], *, class_names: tuple[str, ...] | None = None,
                    preactivation: bool = False, data: str | None = None,
                    size: tuple[int, int] | None = None, batch_size: int = 256,
+                   map_images: bool = False,
                    on_progress: ProgressFn | None = None) -> ClassPatterns:
     """Mean and spread of every map (unit) of ``layers`` for each class of a labelled data set
     — raw images (uint8 or 0..1) with ``labels``, or a labelled source (a folder, ``tfds:``,
     batches) — streamed through one compiled pass: memory does not grow with the data set.
-    ``data`` names the data set in the result; ``size`` the input size for a model that takes
-    any."""
+    With ``map_images``, also each class's mean image of every map (``images``). ``data``
+    names the data set in the result; ``size`` the input size for a model that takes any."""
     facts = as_facts(model)
     source = as_source(images, labels, class_names)
     if not source.labelled:
@@ -188,13 +189,16 @@ def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | No
     counts = np.zeros(n_classes, np.int64)
     sums: list[np.ndarray] = []
     squares: list[np.ndarray] = []
+    images: dict[str, np.ndarray] = {}
     for _, values, y in _streamed(facts, source, names, preactivation, size, batch_size,
-                                  on_progress):
+                                  on_progress, "none" if map_images else "mean"):
         y = checked_labels(y, source.name)
         n_classes = max(n_classes, int(y.max(initial=-1)) + 1)
         counts = np.pad(counts, (0, n_classes - len(counts)))
         counts += np.bincount(y, minlength=n_classes)
         onehot = np.eye(n_classes)[y]
+        values = [_add_images(images, name, v, onehot) for name, v in zip(names, values,
+                                                                           strict=True)]
         for i, v in enumerate(values):
             if len(sums) <= i:
                 sums.append(np.zeros((0, v.shape[1])))
@@ -213,7 +217,22 @@ def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | No
     params = {"images": int(counts.sum()), "preactivation": preactivation, "kinds": kinds}
     meta = Meta(facts.name, facts.preprocess, tuple(names), data or source.name,
                 classes=classes, model_digest=facts.digest, data_digest=source.digest())
-    return ClassPatterns(means, stds, counts, classes, meta, params)
+    shaped = {name: np.pad(total, ((0, n_classes - len(total)),) + ((0, 0),) * 3)
+              / np.maximum(counts, 1).reshape(-1, 1, 1, 1) for name, total in images.items()}
+    return ClassPatterns(means, stds, counts, classes, meta, params, shaped)
+
+
+def _add_images(images: dict[str, np.ndarray], name: str, values: np.ndarray,
+                onehot: np.ndarray) -> np.ndarray:
+    """Add a batch of (N, h, w, maps) maps to ``images[name]``'s per-class sums and return their
+    means per map (N, maps); other values pass."""
+    if values.ndim != 4:
+        return values
+    total = onehot.T @ values.reshape(len(values), -1)
+    before = images.get(name, np.zeros((0, *values.shape[1:])))
+    before = np.pad(before, ((0, len(total) - len(before)),) + ((0, 0),) * 3)
+    images[name] = before + total.reshape(len(total), *values.shape[1:])
+    return values.mean(axis=(1, 2))
 
 
 @timed("compute")

@@ -123,6 +123,24 @@ def test_filters_start_from_the_chosen_length_scales(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+def test_patterns_maps_command(tmp_path):
+    result = run("patterns", "--maps", "--no-dense", "--layer", "conv2d_2", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    from cnnviz.results import ClassPatterns
+
+    saved = ClassPatterns.load(tmp_path / "patterns.npz")
+    means, differences = saved.map_images("conv2d_2")
+    assert means.shape == (10, 11, 11, 64)
+    for c in range(10):
+        for suffix in ("", "_minus_all"):
+            with Image.open(tmp_path / f"class_maps_conv2d_2_{c}{suffix}.png") as png:
+                assert png.format == "PNG"
+    mean_spec, difference_spec = figures((tmp_path / "class_maps_conv2d_2.html").read_text())
+    assert [t["name"] for t in mean_spec["data"]] == [f"class {c}" for c in range(10)]
+    z = array(difference_spec["data"][6]["z"])
+    np.testing.assert_allclose(z[:11, :11], differences[6][..., 0], rtol=1e-5, atol=1e-6)
+
+
 def test_train_command(tmp_path):
     out = tmp_path / "small.keras"
     result = run("train", "--out", out, "--epochs", "1", "--n-train", "512", "--conv", "4",

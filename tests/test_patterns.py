@@ -32,6 +32,29 @@ def test_class_means_match_numpy(tiny_model, small_data):
     assert got.preferred_class("conv").tolist() == np.argmax(got.means["conv"], 0).tolist()
 
 
+def test_mean_map_images_per_class(tiny_model, small_data, tmp_path):
+    images, labels = small_data
+    got = class_patterns(tiny_model, images, labels, ["conv", "out"], batch_size=4,
+                         map_images=True)
+    maps = activations(tiny_model, images, ["conv"]).maps["conv"]
+    means, differences = got.map_images("conv")
+    assert list(got.images) == ["conv"] and means.shape == (3, 4, 4, 2)
+    for c in range(3):
+        np.testing.assert_allclose(means[c], maps[labels == c].mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(differences[c], maps[labels == c].mean(axis=0)
+                                   - maps.mean(axis=0), rtol=1e-5, atol=1e-6)
+        # the map means of the same pass are the images' spatial means
+        np.testing.assert_allclose(got.means["conv"][c], means[c].mean(axis=(0, 1)), rtol=1e-6)
+    got.save(tmp_path / "p.npz")
+    back = ClassPatterns.load(tmp_path / "p.npz")
+    np.testing.assert_array_equal(back.images["conv"], got.images["conv"])
+    halves = [class_patterns(tiny_model, images[s], labels[s], ["conv"], map_images=True)
+              for s in (slice(0, 10), slice(10, None))]
+    np.testing.assert_allclose(halves[0].merged(halves[1]).images["conv"], means, rtol=1e-5)
+    with pytest.raises(CnnvizError, match="--maps"):
+        class_patterns(tiny_model, images, labels, ["conv"]).map_images("conv")
+
+
 def test_selectivity_and_round_trip(tmp_path):
     means = np.array([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
     patterns = ClassPatterns({"d": means}, {"d": np.zeros_like(means)}, np.array([4, 5, 6]),

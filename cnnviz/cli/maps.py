@@ -81,6 +81,10 @@ def patterns(
     batch: Annotated[int, typer.Option(help="Images per batch.")] = 256,
     top: Annotated[int, typer.Option(
         help="How many top maps to list per class.", rich_help_panel=OUTPUT_PANEL)] = 5,
+    maps: Annotated[bool, typer.Option(
+        "--maps", rich_help_panel=OUTPUT_PANEL,
+        help="Also each class's mean image of every map of --layer, and its difference from "
+             "the mean over all classes (class_maps_* PNG grids and an HTML page).")] = False,
     class_: Annotated[int | None, typer.Option(
         "--class", help="List the top maps of this class only.", rich_help_panel=OUTPUT_PANEL,
         show_default="every class")] = None,
@@ -99,5 +103,5 @@ def patterns(
         outcome = patterns_job(facts, out, layer=layer, dense=dense, data=data, split=split_,
                                size=size(size_), top=top, only_class=class_,
                                preactivation=preactivation, batch=batch, force=force,
-                               standalone=standalone, progress=progress)
+                               standalone=standalone, map_images=maps, progress=progress)
     show(outcome)

@@ -71,8 +71,9 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
                  data: Any = None, split: str = "test", size: tuple[int, int] | None = None,
                  top: int = 5, only_class: int | None = None, preactivation: bool = False,
                  batch: int = 256, force: bool = False, standalone: bool = False,
-                 progress: ProgressFn | None = None) -> Outcome:
-    """``cnnviz patterns``: the mean activation of each map per class over labelled data."""
+                 map_images: bool = False, progress: ProgressFn | None = None) -> Outcome:
+    """``cnnviz patterns``: the mean activation of each map per class over labelled data;
+    with ``map_images``, each class's mean image of every map of ``layer`` too."""
     if top <= 0 or batch <= 0:
         raise CnnvizError("--top and --batch must be positive")
     unit = OutputUnit(out, "patterns", force, main="patterns.npz")
@@ -89,7 +90,8 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
     names = [name] + ([i.name for i in list_layers(facts.model) if i.type == "Dense"]
                       if dense else [])
     result = class_patterns(facts, source, None, names, preactivation=preactivation,
-                            size=size, batch_size=batch, on_progress=progress)
+                            size=size, batch_size=batch, map_images=map_images,
+                            on_progress=progress)
     with unit.writing() as written:
         written += result.save(out / "patterns.npz")
         written += views.write_pattern_views(result, out, standalone=standalone)

@@ -184,9 +184,47 @@ def write_pattern_views(patterns: ClassPatterns, out_dir: str | Path, *,
         written.append(grids.save_png(fig, out / f"patterns_{file_stem(name)}.png"))
     intro = (f"model {patterns.meta.model}; {patterns.params.get('images', '?')} images of "
              f"{patterns.meta.data or '?'}; maps are averaged over positions")
-    return written + write_page(out / "patterns.html", "Class activation patterns",
-                                [("Mean activation per class", patterns_figure(patterns))],
-                                intro=intro, standalone=standalone)
+    written += write_page(out / "patterns.html", "Class activation patterns",
+                          [("Mean activation per class", patterns_figure(patterns))],
+                          intro=intro, standalone=standalone)
+    for name in patterns.images:
+        written += write_class_map_views(patterns, name, out, standalone=standalone)
+    return list(dict.fromkeys(written))  # plotly.min.js once
+
+
+def write_class_map_views(patterns: ClassPatterns, layer: str, out_dir: str | Path, *,
+                          standalone: bool = False) -> list[Path]:
+    """Per class, the mean image of every map of ``layer`` and its difference from the
+    all-class mean: ``class_maps_<layer>_<class>.png`` and ``..._minus_all.png`` grids and
+    ``class_maps_<layer>.html`` (a class menu in each figure)."""
+    out = Path(out_dir)
+    means, differences = patterns.map_images(layer)
+    stem = file_stem(layer)
+    written = []
+    shown = [c for c in range(len(patterns.class_names)) if patterns.counts[c]]
+    for c in shown:
+        cname = patterns.class_names[c]
+        count = int(patterns.counts[c])
+        written.append(grids.save_png(grids.map_grid(
+            means[c], title=f"{layer}: mean maps of class {cname} ({count} images)"),
+            out / f"class_maps_{stem}_{file_stem(cname)}.png"))
+        written.append(grids.save_png(grids.map_grid(
+            differences[c], title=f"{layer}: class {cname} minus the mean of all classes",
+            cmap="RdBu_r", symmetric=True, label="difference"),
+            out / f"class_maps_{stem}_{file_stem(cname)}_minus_all.png"))
+    names = [f"class {patterns.class_names[c]}" for c in shown]
+    mean_figure = figures.layer_maps_figure(dict(zip(names, means[shown], strict=True)))
+    difference_figure = figures.layer_maps_figure(
+        dict(zip(names, differences[shown], strict=True)), colorscale="RdBu_r",
+        symmetric=True, value="difference")
+    intro = (f"model {patterns.meta.model}; {patterns.params.get('images', '?')} images of "
+             f"{patterns.meta.data or '?'}; each map averaged over the images of a class, "
+             "position by position")
+    return written + write_page(
+        out / f"class_maps_{stem}.html", f"Mean maps of {layer} per class",
+        [("Mean maps per class (choose the class)", mean_figure),
+         ("Difference from the mean over all classes", difference_figure)],
+        intro=intro, standalone=standalone)
 
 
 def attribution_title(result: Attributions, index: int = 0) -> str:

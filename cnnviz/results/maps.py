@@ -79,11 +79,22 @@ class ClassPatterns:
     class_names: tuple[str, ...]
     meta: Meta = field(default_factory=Meta)
     params: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[str]:
         """Layer names, as computed."""
         return list(self.means)
+
+    def map_images(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per class the mean image of every map of ``layer`` (classes, h, w, maps), and each
+        minus the mean over all images (the difference from the all-class mean)."""
+        if layer not in self.images:
+            raise CnnvizError(f"no mean map images of {layer}: compute them with map_images "
+                              "(cnnviz patterns --maps)")
+        means = self.images[layer]
+        overall = np.tensordot(self.counts, means, axes=1) / max(int(self.counts.sum()), 1)
+        return means, means - overall[None]
 
     def top_maps(self, layer: str, k: int = 5) -> dict[str, list[int]]:
         """For each class, the ``k`` maps (units) with the highest mean, highest first."""
@@ -109,16 +120,18 @@ class ClassPatterns:
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write ``path`` (.npz) and its ``.json`` twin."""
         arrays = {"counts": self.counts, **numbered("mean", self.means),
-                  **numbered("std", self.stds)}
+                  **numbered("std", self.stds), **numbered("image", self.images)}
         return save_arrays(path, "class patterns", arrays, self.meta, self.params,
-                     maps=self.layers, class_names=list(self.class_names))
+                           maps=self.layers, class_names=list(self.class_names),
+                           image_layers=list(self.images))
 
     @classmethod
     def load(cls, path: str | Path) -> ClassPatterns:
         """Read what :meth:`save` wrote."""
         return read_result(path, "class patterns", lambda data, meta, params, saved: cls(
             named_arrays("mean", data, saved["maps"]), named_arrays("std", data, saved["maps"]),
-            data["counts"], tuple(saved["class_names"]), meta, params))
+            data["counts"], tuple(saved["class_names"]), meta, params,
+            named_arrays("image", data, saved.get("image_layers", []))))
 
     def merged(self, other: ClassPatterns) -> ClassPatterns:
         """The patterns of both data shards together, as if computed in one pass."""
@@ -137,5 +150,9 @@ class ClassPatterns:
         params = {**self.params, "images": int(counts.sum())}
         data = self.meta.data if self.meta.data == other.meta.data else \
             f"{self.meta.data} + {other.meta.data}"
+        weight = [p.counts.reshape(-1, 1, 1, 1) for p in (self, other)]
+        images = {name: (self.images[name] * weight[0] + other.images[name] * weight[1])
+                  / np.maximum(counts, 1).reshape(-1, 1, 1, 1)
+                  for name in self.images if name in other.images}
         return ClassPatterns(means, stds, counts, self.class_names,
-                             replace(self.meta, data=data), params)
+                             replace(self.meta, data=data), params, images)
