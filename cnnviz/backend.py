@@ -72,17 +72,33 @@ def _restore_stderr(saved: int | None) -> None:
 LossFn = Callable[[Any], tuple[Any, Any]]
 
 
+def weights_version(model: Any) -> int:
+    """A checksum of the model's weights (CRC-32 of their bytes, in order): it changes when
+    training or ``set_weights`` changes any of them."""
+    import zlib
+
+    import numpy as np
+
+    total = 0
+    for weights in model.get_weights():
+        total = zlib.crc32(np.ascontiguousarray(weights).tobytes(), total)
+    return total
+
+
 class ModelCache:
-    """Compiled functions kept per model (by identity) and key, the oldest dropped past
-    ``size``: a second call with the same model and settings does not trace again."""
+    """Compiled functions kept per model (by identity), its weights and key, the oldest dropped
+    past ``size``: a second call with the same model and settings does not trace again. The
+    weights are part of the key, because a compiled function may hold them as they were when
+    it was traced (JAX does): a model trained since gets new functions."""
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
         self._items: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
     def get(self, model: Any, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-        """The value cached for ``model`` and ``key``, built (and kept) on a miss."""
-        full = (id(model), *key)
+        """The value cached for ``model`` (as its weights are now) and ``key``, built (and kept)
+        on a miss."""
+        full = (id(model), weights_version(model), *key)
         hit = self._items.get(full)
         if hit is not None and hit[0] is model:  # ids of dead models can be reused
             return hit[1]

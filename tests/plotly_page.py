@@ -17,7 +17,11 @@ def figures(page: str) -> list[dict]:
         data, end = decoder.raw_decode(page, match.end())
         end = re.compile(r"\s*,\s*").match(page, end).end()
         layout, _ = decoder.raw_decode(page, end)
-        specs.append({"id": match.group(1), "data": data, "layout": layout})
+        spec = {"id": match.group(1), "data": data, "layout": layout}
+        frames = re.compile(r"Plotly\.addFrames\(\s*'([^']+)',\s*").search(page, end)
+        if frames and frames.group(1) == match.group(1):
+            spec["frames"] = decoder.raw_decode(page, frames.end())[0]
+        specs.append(spec)
     return specs
 
 

@@ -14,7 +14,7 @@ FLOORS = [
     ("render", "plot"),
     ("models", "graph", "data", "readers", "sources", "inputs", "receptive"),
     ("activations", "attribution", "metrics", "oip", "train"),
-    ("report", "atlas", "serve"),
+    ("report", "atlas", "serve", "callbacks"),
     ("jobs",),
     ("cli",),
 ]

@@ -141,6 +141,26 @@ def test_patterns_maps_command(tmp_path):
     np.testing.assert_allclose(z[:11, :11], differences[6][..., 0], rtol=1e-5, atol=1e-6)
 
 
+def test_train_watches_filters_and_evolution_replays_them(tmp_path):
+    out = tmp_path / "watched.keras"
+    result = run("train", "--out", out, "--epochs", "2", "--n-train", "300", "--conv", "4",
+                 "--pool-after", "1", "--dense", "8", "--snapshots", "conv2d_1",
+                 "--snapshot-steps", "3")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "watched.snapshots"
+    assert sorted(p.name for p in (folder / "conv2d_1").glob("*.png")) == [
+        "epoch_0000.png", "epoch_0001.png", "epoch_0002.png"]
+    assert (folder / "evolution_conv2d_1.html").exists()
+    assert (folder / "activations" / "epoch_0002_conv2d_1.png").exists()
+    again = run("evolution", folder)
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert run("evolution", folder, "--force").exit_code == 0
+    wrong = run("train", "--out", tmp_path / "w.keras", "--snapshots", "conv9", "--conv", "4",
+                "--pool-after", "1")
+    assert wrong.exit_code == 1 and "conv9" in wrong.output
+    assert not (tmp_path / "w.keras").exists() and not (tmp_path / "w.snapshots").exists()
+
+
 def test_train_command(tmp_path):
     out = tmp_path / "small.keras"
     result = run("train", "--out", out, "--epochs", "1", "--n-train", "512", "--conv", "4",

@@ -39,7 +39,7 @@ app = typer.Typer(
 
 for command in (inspect.layers, maps.activations, filters.filters, inspect.kernels,
                 maps.patterns, explain.explain, site.report, site.atlas, serve.serve,
-                site.gallery, train.train):
+                site.gallery, train.train, train.evolution):
     app.command(cls=_Command)(handle_errors(command))
 
 

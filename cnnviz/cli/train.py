@@ -7,10 +7,20 @@ from typing import Annotated, Any
 
 import typer
 
-from cnnviz.cli.common import ForceOpt, err_console, ints, out_option, show, stop_live
+from cnnviz.cli.common import (
+    ForceOpt,
+    StandaloneOpt,
+    err_console,
+    ints,
+    out_option,
+    show,
+    split,
+    stop_live,
+)
 
 ARCH = "Architecture"
 FIT = "Training"
+WATCH = "Watching it learn"
 
 
 def train(
@@ -53,6 +63,15 @@ def train(
         metavar="[FRACTION|test|none]", rich_help_panel=FIT,
         help="Hold out this fraction of the training images to validate on after each "
              "epoch, or validate on the test split, or not at all.")] = "0.1",
+    snapshots: Annotated[str | None, typer.Option(
+        metavar="LAYER[,LAYER]", rich_help_panel=WATCH, show_default="none",
+        help="Keep these layers' optimal input patterns (and the maps of one test image per "
+             "class) while training, in NAME.snapshots/ beside the model, with a page that "
+             "plays them across the epochs.")] = None,
+    snapshot_every: Annotated[int, typer.Option(help="Epochs between snapshots.",
+                                                rich_help_panel=WATCH)] = 1,
+    snapshot_steps: Annotated[int, typer.Option(help="Ascent steps of a snapshot's patterns.",
+                                                rich_help_panel=WATCH)] = 50,
     standardize: Annotated[bool, typer.Option(
         "--standardize", rich_help_panel=ARCH,
         help="Standardize each pixel by its mean and spread over the training images "
@@ -75,8 +94,24 @@ def train(
                             n_train=n_train, force=force, progress=bars.update,
                             learning_rate=lr, momentum=momentum, schedule=schedule,
                             decay_steps=decay_steps, decay_rate=decay_rate, l2=l2, l1=l1,
-                            seed=seed, validation=validation, standardize=standardize)
+                            seed=seed, validation=validation, standardize=standardize,
+                            snapshots=split(snapshots), snapshot_every=snapshot_every,
+                            snapshot_steps=snapshot_steps)
     show(outcome)
+
+
+def evolution(
+    folder: Annotated[Path, typer.Argument(
+        help="A snapshots folder (cnnviz train --snapshots writes NAME.snapshots/ beside the "
+             "model; cnnviz.callbacks.FilterSnapshots writes its out folder).")],
+    standalone: StandaloneOpt = False,
+    force: ForceOpt = False,
+) -> None:
+    """How filters developed during training: a page per layer that plays its patterns
+    across the epochs with a slider, and a PNG of its first filters across training."""
+    from cnnviz.jobs import evolution_job
+
+    show(evolution_job(folder, force=force, standalone=standalone))
 
 
 class _EpochBars:

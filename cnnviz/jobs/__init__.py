@@ -4,6 +4,7 @@ its options, calls one of these and prints the :class:`Outcome`."""
 
 from cnnviz.jobs.atlas import atlas_job
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
+from cnnviz.jobs.evolution import evolution_job
 from cnnviz.jobs.explain import explain_job
 from cnnviz.jobs.filters import (
     AscentSpec,
@@ -18,6 +19,7 @@ from cnnviz.jobs.site import gallery_job, report_job
 from cnnviz.jobs.train import TrainProgressFn, train_job
 
 __all__ = ["AscentSpec", "InputSpec", "LayerTable", "Outcome", "TrainProgressFn",
-           "activations_job", "atlas_job", "choose_input", "explain_job", "filters_job",
+           "activations_job", "atlas_job", "choose_input", "evolution_job", "explain_job",
+           "filters_job",
            "gallery_job", "kernels_job", "layers_job", "patterns_job", "redraw_filters_job",
            "report_job", "resume_filters_job", "start_input", "train_job"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from cnnviz.data import images_to_model_input, load_dataset
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import check_writable, refuse_overwrite, write_text
 from cnnviz.jobs.common import Outcome
+from cnnviz.jobs.evolution import evolution_job
+from cnnviz.models import get_layer
 from cnnviz.render.grids import save_png
 from cnnviz.render.history import history_figure, history_png
 from cnnviz.render.page import write_page
@@ -45,10 +48,14 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
               epochs: int = 5, batch_size: int = 64, n_train: int | None = None,
               force: bool = False, progress: TrainProgressFn | None = None,
               validation: float | str | None = 0.1, standardize: bool = False,
-              callbacks: list[Any] | None = None, **fit: Any) -> Outcome:
+              snapshots: list[str] | None = None, snapshot_every: int = 1,
+              snapshot_steps: int = 50, **fit: Any) -> Outcome:
     """``cnnviz train``: build the reference CNN (standardizing each pixel with
     ``standardize``), train it (``fit``: learning rate, momentum, schedule, decay, l1, l2,
-    seed) holding out ``validation``, save it and its history (JSON, PNG and HTML curves)."""
+    seed) holding out ``validation``, save it and its history (JSON, PNG and HTML curves).
+    With ``snapshots`` (layer names), the patterns of those layers' filters and the maps of
+    one test image per class are kept every ``snapshot_every`` epochs in ``NAME.snapshots/``
+    beside the model, with a page that plays them (:func:`evolution_job`)."""
     from cnnviz.train import (
         build_cnn,
         learning_rate_schedule,
@@ -61,7 +68,8 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
     if out.suffix.lower() not in (".keras", ".h5"):
         raise CnnvizError(f"--out must end in .keras or .h5, got {out.name}")
     paths = history_paths(out)
-    for path in (out, *paths.values()):
+    folder = out.with_name(f"{out.stem}.snapshots")
+    for path in (out, *paths.values(), *([folder] if snapshots else [])):
         refuse_overwrite(path, force)
     check_writable(out.parent)  # before minutes of training, not after
     learning_rate_schedule(fit.get("schedule", "inverse_time"), fit.get("learning_rate", 1e-3),
@@ -81,16 +89,27 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
                       n_classes=len(dataset.class_names), input_shape=shape,
                       l2=fit.get("l2", 5e-4), l1=fit.get("l1", 0.0), seed=fit.get("seed", 0),
                       standardize=stats)
+    if snapshots:
+        for name in snapshots:
+            get_layer(model, name)  # a wrong name fails now, not after the first epoch
+        if folder.is_dir():  # --force: the old snapshots go
+            shutil.rmtree(folder)
+    watchers = _watchers(snapshots or [], folder, dataset, shape, model, snapshot_every,
+                         snapshot_steps, fit.get("seed", 0))
     n = len(x) if n_train is None else min(n_train, len(x))
     if isinstance(validation, float):
         n -= max(1, round(validation * n))
     steps = -(-n // max(batch_size, 1))  # train() refuses a batch size < 1 itself
     result = train(dataset, model=model, epochs=epochs, batch_size=batch_size, n_train=n_train,
-                   validation=validation, callbacks=callbacks or [],
+                   validation=validation, callbacks=watchers,
                    on_progress=None if progress is None else
                    (lambda epoch, step, logs: progress(epoch, step, steps, logs)), **fit)
     save_model(result.model, out)
     written = [out, *_write_history(paths, result, dataset.name)]
+    if watchers:
+        for watcher in watchers:
+            written += watcher.written
+        written += evolution_job(folder, force=True).written
     lines = [f"test accuracy {result.test_accuracy:.4f} (loss {result.test_loss:.4f}) on "
              f"{len(dataset.x_test)} {dataset.name} test images"]
     if "val_accuracy" in result.history:
@@ -98,7 +117,9 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
         lines.append(f"validation on {result.validation}: accuracy "
                      f"{result.history['val_accuracy'][-1]:.4f} after the last epoch, best "
                      f"{result.history['val_accuracy'][best]:.4f} after epoch {best + 1}")
-    lines.append(f"wrote {out} and its history: {', '.join(p.name for p in written[1:])}")
+    lines.append(f"wrote {out} and its history: {', '.join(p.name for p in written[1:5])}"
+                 + (f"; snapshots in {folder}/ (evolution_*.html plays them)" if watchers
+                    else ""))
     return Outcome(written, lines)
 
 
@@ -113,3 +134,21 @@ def _write_history(paths: dict[str, Path], result: Any, data: str) -> list[Path]
     written += write_page(paths["html"], title, [("training curves",
                                                   history_figure(result.history, title))])
     return written
+
+
+def _watchers(layers: list[str], folder: Path, dataset: Any, shape: tuple[int, ...],
+              model: Any, every: int, steps: int, seed: int) -> list[Any]:
+    """The snapshot callbacks of ``cnnviz train --snapshots``: each layer's filters, and the
+    maps of the first test image of each class."""
+    if not layers:
+        return []
+    import numpy as np
+
+    from cnnviz.callbacks import ActivationSnapshots, FilterSnapshots
+    from cnnviz.preprocess import for_model
+
+    firsts = [int(np.flatnonzero(dataset.y_test == c)[0]) for c in np.unique(dataset.y_test)]
+    images = images_to_model_input(dataset.x_test[firsts], shape, for_model(model))
+    return [*(FilterSnapshots(name, folder, every=every, steps=steps, seed=seed)
+              for name in layers),
+            ActivationSnapshots(images, folder, layers=layers, every=every)]
