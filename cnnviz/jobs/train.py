@@ -56,14 +56,7 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
     With ``snapshots`` (layer names), the patterns of those layers' filters and the maps of
     one test image per class are kept every ``snapshot_every`` epochs in ``NAME.snapshots/``
     beside the model, with a page that plays them (:func:`evolution_job`)."""
-    from cnnviz.train import (
-        build_cnn,
-        learning_rate_schedule,
-        pixel_statistics,
-        save_model,
-        split_validation,
-        train,
-    )
+    from cnnviz.train import learning_rate_schedule, save_model, train
 
     if out.suffix.lower() not in (".keras", ".h5"):
         raise CnnvizError(f"--out must end in .keras or .h5, got {out.name}")
@@ -78,17 +71,8 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
     dataset = load_dataset(data)
     x = dataset.x_train
     shape = (*x.shape[1:3], 1 if x.ndim == 3 else x.shape[3])
-    stats = None
-    if standardize:  # over the pixels it trains on, as the model scales them (0..1)
-        pixels = x[:n_train]
-        if isinstance(validation, float):
-            pixels = split_validation(pixels, dataset.y_train[:n_train], validation,
-                                      fit.get("seed", 0))[0]
-        stats = pixel_statistics(images_to_model_input(pixels, shape, (0.0, 1.0)))
-    model = build_cnn(conv or [32, 64, 128], pool_after or [1, 2], dense or [120],
-                      n_classes=len(dataset.class_names), input_shape=shape,
-                      l2=fit.get("l2", 5e-4), l1=fit.get("l1", 0.0), seed=fit.get("seed", 0),
-                      standardize=stats)
+    model = _model(dataset, shape, conv, pool_after, dense, n_train, validation, standardize,
+                   fit)
     if snapshots:
         for name in snapshots:
             get_layer(model, name)  # a wrong name fails now, not after the first epoch
@@ -152,3 +136,23 @@ def _watchers(layers: list[str], folder: Path, dataset: Any, shape: tuple[int, .
     return [*(FilterSnapshots(name, folder, every=every, steps=steps, seed=seed)
               for name in layers),
             ActivationSnapshots(images, folder, layers=layers, every=every)]
+
+
+def _model(dataset: Any, shape: tuple[int, ...], conv: list[int] | None,
+           pool_after: list[int] | None, dense: list[int] | None, n_train: int | None,
+           validation: float | str | None, standardize: bool, fit: dict[str, Any]) -> Any:
+    """The reference CNN to train; with ``standardize``, its per-pixel statistics over the
+    pixels it trains on, as the model scales them (0..1)."""
+    from cnnviz.train import build_cnn, pixel_statistics, split_validation
+
+    stats = None
+    if standardize:
+        pixels = dataset.x_train[:n_train]
+        if isinstance(validation, float):
+            pixels = split_validation(pixels, dataset.y_train[:n_train], validation,
+                                      fit.get("seed", 0))[0]
+        stats = pixel_statistics(images_to_model_input(pixels, shape, (0.0, 1.0)))
+    return build_cnn(conv or [32, 64, 128], pool_after or [1, 2], dense or [120],
+                     n_classes=len(dataset.class_names), input_shape=shape,
+                     l2=fit.get("l2", 5e-4), l1=fit.get("l1", 0.0), seed=fit.get("seed", 0),
+                     standardize=stats)
