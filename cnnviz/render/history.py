@@ -33,9 +33,11 @@ def history_png(history: dict[str, list[float]], title: str = "") -> Any:
                     label=name, color="#1f77b4" if name != "validation" else "#d62728")
         if key == "accuracy" and history.get("val_accuracy"):
             best = int(np.argmax(history["val_accuracy"]))
-            ax.annotate(f"{history['val_accuracy'][best]:.4f}",
-                        (best + 1, history["val_accuracy"][best]), textcoords="offset points",
-                        xytext=(0, -14), ha="center", fontsize=8, color="#d62728")
+            value = history["val_accuracy"][best]
+            ax.plot([best + 1], [value], "o", color="#d62728", markersize=5, fillstyle="none")
+            ax.text(0.97, 0.32, f"best validation {value:.4f}\nafter epoch {best + 1}",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+                    color="#d62728")
         if key == "learning_rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         ax.set_xlabel("epoch")
