@@ -53,3 +53,35 @@ def kernels(weights: np.ndarray, layer: str = "kernels") -> Any:
     """Convolution kernels (kh × kw × filters) on a diverging scale centred on zero."""
     return figures.layer_maps_figure({layer: np.asarray(weights)}, colorscale="RdBu",
                                      symmetric=True, unit="filter", value="weight")
+
+
+def history(result: Any) -> Any:
+    """Training curves — loss, accuracy (training and validation) and the learning rate per
+    epoch — of a :class:`~cnnviz.train.TrainResult` or a history dict."""
+    from cnnviz.render.history import history_figure
+
+    return history_figure(getattr(result, "history", result))
+
+
+def class_maps(result: ClassPatterns, layer: str, *, difference: bool = False) -> Any:
+    """Per class (a menu) the mean image of every map of ``layer`` — or, with ``difference``,
+    its difference from the mean over all classes (``class_patterns(map_images=True)``)."""
+    means, differences = result.map_images(layer)
+    shown = [c for c in range(len(result.class_names)) if result.counts[c]]
+    maps = {f"class {result.class_names[c]}": (differences if difference else means)[c]
+            for c in shown}
+    if difference:
+        return figures.layer_maps_figure(maps, colorscale="RdBu_r", symmetric=True,
+                                         value="difference")
+    return figures.layer_maps_figure(maps)
+
+
+def evolution(snapshots: list[FilterResult]) -> Any:
+    """A layer's pattern gallery at each snapshot (``FilterSnapshots`` results, in epoch
+    order), played with a slider."""
+    from cnnviz.render.evolution import evolution_figure
+
+    epochs = [int(r.params.get("epoch", i)) for i, r in enumerate(snapshots)]
+    return evolution_figure(snapshots[0].layer, epochs,
+                            [r.meta.display(r.patterns()) for r in snapshots],
+                            snapshots[0].filters)

@@ -8,10 +8,11 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_four_notebooks():
+def test_there_are_five_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["01_training.ipynb", "02_activations.ipynb",
                                            "03_filters.ipynb",
-                                           "04_patterns_and_attribution.ipynb"]
+                                           "04_patterns_and_attribution.ipynb",
+                                           "05_blog_series.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
