@@ -172,17 +172,25 @@ cnnviz.plot.activations(acts)""",
         "md:## OIPs from four length scales\n\nThe blog started its search from random "
         "fluctuations on length scales of 14, 7, 3.5 and 1.75 pixels. One scale at a time, for "
         "the first filters of each conv layer (the classic pixel ascent of the blog):",
-        """scales = (14.0, 7.0, 3.5, 1.75)
+        """from cnnviz.render import grids
+scales = (14.0, 7.0, 3.5, 1.75)
 shown = list(range(4)) if QUICK else list(range(8))
+by_scale = {}
 for layer in ("conv2d_1", "conv2d_2", "conv2d_3"):
     for scale in scales:
         settings = cnnviz.preset("classic", trained, layer, (28, 28, 1), wavelengths=(scale,),
                                  steps=10 if QUICK else 100, seed=0)
-        found = cnnviz.visualize_filters(trained, layer, shown, settings)
+        by_scale[layer, scale] = cnnviz.visualize_filters(trained, layer, shown, settings)
         print(f"{layer}, start on a {scale:>5} px scale: mean output "
-              f"{found.output.mean():.3f}")
-last = found
-cnnviz.plot.filters(last)""",
+              f"{by_scale[layer, scale].output.mean():.3f}")
+last = by_scale["conv2d_3", 1.75]""",
+        """# conv2d_3's first filters (columns) from each length scale (rows)
+rows = [by_scale["conv2d_3", scale] for scale in scales]
+grids.image_gallery(np.concatenate([r.meta.display(r.patterns()) for r in rows]),
+                    [f"{f} · {scale} px: {v:.2f}" for r, scale in zip(rows, scales)
+                     for f, v in zip(r.filters, r.output)],
+                    value_range=(0, 1), columns=len(shown),
+                    title="conv2d_3: one start scale per row")""",
         "md:With precursors: several short runs per filter from different starts, the best one "
         "continued — the blog's way out of poor local optima.",
         """settings = cnnviz.preset("classic", trained, "conv2d_3", (28, 28, 1), precursors=4,
