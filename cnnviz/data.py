@@ -176,12 +176,12 @@ def read_image(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
         raise CnnvizError(f"image file {path} is empty (0 bytes)")
     mode = _check_image_header(path)
     try:
-        if mode == "CMYK":  # four ink channels, not RGB and alpha: Pillow converts them
+        if mode is not None:  # Pillow reads it (imageio took a 3×2 grey + alpha PNG for 2×2)
             from PIL import Image
 
             with Image.open(path) as picture:
-                image = np.asarray(picture.convert("RGB"))
-        else:
+                image = pil_pixels(picture)
+        else:  # what only tifffile reads
             image = np.asarray(io.imread(path))
     except Exception as exc:
         raise CnnvizError(f"cannot read image {path}: {str(exc).splitlines()[0] or exc}") from None
@@ -197,6 +197,25 @@ def read_image(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
         if image.dtype == np.uint16:
             notes.append(f"{path.name}: 16-bit pixels scaled to 0..1 by 65535")
     return to_unit_range(image, source=str(path))
+
+
+def pil_pixels(picture: Any) -> np.ndarray:
+    """A Pillow image's pixels in their own value type: grey (H, W), grey and alpha, RGB or
+    RGBA as stored; 16-bit grey as uint16; a palette as its colours (with alpha where it has
+    transparency); CMYK and other colour modes as RGB; one bit as 0 or 255."""
+    mode = picture.mode
+    if mode.startswith("I;16"):
+        return np.asarray(picture).astype(np.uint16)
+    if mode in ("I", "F"):
+        values = np.asarray(picture)
+        whole = mode == "I" and values.min(initial=0) >= 0 and values.max(initial=0) <= 65535
+        return values.astype(np.uint16) if whole else values.astype(np.float64)
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return np.asarray(picture)
+    if mode in ("P", "PA"):
+        alpha = mode == "PA" or "transparency" in picture.info
+        return np.asarray(picture.convert("RGBA" if alpha else "RGB"))
+    return np.asarray(picture.convert("L" if mode == "1" else "RGB"))
 
 
 def _check_image_header(path: Path) -> str | None:

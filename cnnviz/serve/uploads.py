@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from cnnviz.data import MIN_SIDE, to_unit_range
+from cnnviz.data import MIN_SIDE, pil_pixels, to_unit_range
 from cnnviz.errors import CnnvizError
 
 MAX_BYTES = 8 * 2**20
@@ -38,7 +38,8 @@ def decode_upload(contents: object, name: object) -> np.ndarray:
 def decode_image(data: bytes, name: str = "image", max_megapixels: float = MAX_MEGAPIXELS
                  ) -> np.ndarray:
     """Image file bytes → display pixels in 0..1 (the first frame of an animation or the first
-    page of a TIFF; palette as its colours, alpha dropped, 16 bit scaled by 65535)."""
+    page of a TIFF; palette as its colours, alpha kept for the model input to drop, 16 bit
+    scaled by 65535)."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -57,7 +58,7 @@ def decode_image(data: bytes, name: str = "image", max_megapixels: float = MAX_M
                     raise CnnvizError(f"{name} is {width}×{height} pixels: too small to show "
                                       "a shape")
                 picture.load()
-                image = _pixels(picture)
+                image = pil_pixels(picture)
     except CnnvizError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -69,15 +70,3 @@ def decode_image(data: bytes, name: str = "image", max_megapixels: float = MAX_M
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CnnvizError(f"cannot read {name}: {first}") from None
     return to_unit_range(image, source=name)
-
-
-def _pixels(picture: object) -> np.ndarray:
-    """A decoded Pillow image as an array in its own value type."""
-    mode = picture.mode  # type: ignore[attr-defined]
-    if mode.startswith("I;16"):
-        return np.asarray(picture, dtype=np.uint16)
-    if mode in ("I", "F"):
-        return np.asarray(picture.convert("F"), dtype=np.float64)  # type: ignore[attr-defined]
-    if mode in ("1", "L", "LA"):
-        return np.asarray(picture.convert("L"))  # type: ignore[attr-defined]
-    return np.asarray(picture.convert("RGB"))  # type: ignore[attr-defined]
