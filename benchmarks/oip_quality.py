@@ -34,6 +34,8 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).parent))
 
+from common import photo_patches  # noqa: E402
+
 from cnnviz.activations import channel_means  # noqa: E402
 from cnnviz.models import as_facts, conv_layers, load  # noqa: E402
 from cnnviz.oip import quality  # noqa: E402
@@ -50,23 +52,6 @@ def mnist_real() -> np.ndarray:
 
     digits = load_mnist()
     return np.concatenate([digits.x_train, digits.x_test])[..., None]
-
-
-def photo_patches(side: int) -> np.ndarray:
-    """Colour patches (uint8) of skimage's photos, ``side`` px, half overlapping."""
-    import skimage.data as data
-    from skimage.transform import rescale
-
-    patches = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
-                 "hubble_deep_field"):
-        photo = getattr(data, name)()
-        photo = rescale(photo, 256 / min(photo.shape[:2]), channel_axis=-1,
-                        preserve_range=True, anti_aliasing=True).astype(np.uint8)
-        for top in range(0, photo.shape[0] - side + 1, side // 2):
-            for left in range(0, photo.shape[1] - side + 1, side // 2):
-                patches.append(photo[top:top + side, left:left + side])
-    return np.stack(patches)
 
 
 def measure(facts, layer, filters, name, real_raw, real, steps, size, colour="auto"):

@@ -17,56 +17,28 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, str(Path(__file__).parent))
 
 from cnnviz.backend import keras  # noqa: E402
 
 keras()  # TensorFlow starts with cnnviz's settings, so every row runs under the same ones
 import tensorflow as tf  # noqa: E402
+from common import conv_gflops, forward_flops, timed  # noqa: E402
 
 import cnnviz  # noqa: E402
 from cnnviz.activations import channel_means  # noqa: E402
 from cnnviz.data import images_to_model_input  # noqa: E402
 from cnnviz.graph import feature_model  # noqa: E402
-from cnnviz.models import input_range, list_layers  # noqa: E402
+from cnnviz.models import input_range  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
 from cnnviz.oip.param import start_images  # noqa: E402
 from cnnviz.oip.settings import Settings  # noqa: E402
-
-
-def forward_flops(model, layer: str) -> int:
-    """Multiply-adds × 2 of the Conv2D and Dense layers up to ``layer``, for one image."""
-    flops = 0
-    for info in list_layers(model):
-        weights = cnnviz.get_layer(model, info.name)
-        if info.type == "Conv2D":
-            kh, kw, cin, cout = weights.kernel.shape
-            flops += 2 * info.output_shape[1] * info.output_shape[2] * kh * kw * cin * cout
-        elif info.type == "Dense":
-            flops += 2 * int(np.prod(weights.kernel.shape))
-        if info.name == layer:
-            return flops
-    raise ValueError(layer)
-
-
-def conv_gflops() -> float:
-    """GFLOP/s of a large 3×3 convolution (batch 128, 32×32×64 → 64), best of 5."""
-    x = tf.random.normal((128, 32, 32, 64))
-    w = tf.random.normal((3, 3, 64, 64))
-    conv = tf.function(lambda a: tf.nn.conv2d(a, w, 1, "VALID"))
-    conv(x).numpy()
-    best = min(_timed(lambda: conv(x).numpy()) for _ in range(5))
-    return 2 * 128 * 30 * 30 * 64 * 3 * 3 * 64 / best / 1e9
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def per_filter(model, layer, starts, steps, lr, lo, hi, compiled: bool, filters) -> np.ndarray:
@@ -117,7 +89,7 @@ def main() -> None:
 
     rows = []
     eager_n = args.eager_filters or n
-    t = _timed(lambda: per_filter(model, args.layer, starts, args.steps, settings.lr, lo, hi,
+    t = timed(lambda: per_filter(model, args.layer, starts, args.steps, settings.lr, lo, hi,
                                   False, range(eager_n)))
     rows.append(("per-filter eager GradientTape loop" + (f" ({eager_n} filters, scaled)"
                                                          if eager_n < n else ""),
@@ -128,15 +100,15 @@ def main() -> None:
         images["tf.function"] = per_filter(model, args.layer, starts, args.steps, settings.lr,
                                            lo, hi, True, range(n))
 
-    rows.append(("per-filter, step in tf.function", _timed(run_compiled),
+    rows.append(("per-filter, step in tf.function", timed(run_compiled),
                  quality(images["tf.function"])))
     result = {}
 
     def run_cnnviz():
         result["r"] = visualize_filters(model, args.layer, settings=settings)
 
-    cold = _timed(run_cnnviz)
-    warm = _timed(run_cnnviz)
+    cold = timed(run_cnnviz)
+    warm = timed(run_cnnviz)
     rows.append(("cnnviz, all filters in one batch (cold)", cold, None))
     rows.append(("cnnviz, all filters in one batch (warm)", warm, quality(result["r"].images)))
     gflops = conv_gflops()

@@ -5,6 +5,7 @@ and for JAX, and the per-model cache of compiled functions."""
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -25,10 +26,7 @@ def keras() -> ModuleType:
     """Import and return ``keras``, keeping TensorFlow's C++ start-up chatter off the terminal."""
     if "keras" in sys.modules:
         return sys.modules["keras"]
-    requested = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if requested not in BACKENDS:
-        raise CnnvizError(f"unknown Keras backend '{requested}' (KERAS_BACKEND): cnnviz runs on "
-                          f"{' or '.join(BACKENDS)}")
+    choose_backend()
     for name, value in START_ENV.items():
         os.environ.setdefault(name, value)
     # TensorFlow's native start-up logs ("Could not find cuda drivers ...") bypass Python and
@@ -49,6 +47,35 @@ def keras() -> ModuleType:
     # later collection stops re-walking them (0.2 s each on a 2-core machine).
     gc.freeze()
     return _keras
+
+
+def installed(package: str) -> bool:
+    """Whether ``package`` can be imported here (found without importing it)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def choose_backend() -> str:
+    """The Keras backend cnnviz starts, checked before Keras loads: ``KERAS_BACKEND`` where set;
+    else TensorFlow where installed (or what Keras's own config file names), else JAX."""
+    requested = os.environ.get("KERAS_BACKEND")
+    if requested is None and not installed("tensorflow"):
+        if not installed("jax"):
+            raise CnnvizError("cnnviz needs a Keras backend: pip install 'cnnviz[tensorflow]' "
+                              "(any machine) or 'cnnviz[jax]' (GPUs)")
+        os.environ["KERAS_BACKEND"] = requested = "jax"  # Keras's own default is TensorFlow
+    requested = requested or "tensorflow"
+    if requested not in BACKENDS:
+        raise CnnvizError(f"unknown Keras backend '{requested}' (KERAS_BACKEND): cnnviz runs on "
+                          f"{' or '.join(BACKENDS)}")
+    if not installed(requested):
+        other = next(b for b in BACKENDS if b != requested)
+        raise CnnvizError(f"KERAS_BACKEND={requested} but {requested} is not installed: pip "
+                          f"install 'cnnviz[{requested}]', or use {other} "
+                          f"(KERAS_BACKEND={other})")
+    return requested
 
 
 def _mute_stderr() -> int | None:

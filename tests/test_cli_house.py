@@ -3,6 +3,7 @@ explain saves its numbers, one default-layer rule."""
 
 
 import numpy as np
+import pytest
 import typer.main
 from plotly_page import array, figures
 from typer.testing import CliRunner
@@ -154,3 +155,66 @@ def test_commands_run_under_jax_without_tensorflow(tmp_path):
     assert "BACKEND jax TENSORFLOW False" in result.stdout
     for folder in ("activations", "filters", "explain", "patterns"):
         assert (tmp_path / folder / "plotly.min.js").exists()
+
+
+CHOICE_RUN = """
+import os
+import sys
+
+missing, out = sys.argv[1].split(","), sys.argv[2]
+
+
+class Missing:  # a machine without the packages named in argv[1]
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in missing:
+            raise ImportError("not on this machine")
+
+
+def report():
+    keras = sys.modules.get("keras")
+    print("BACKEND", keras and keras.backend.backend(), "TENSORFLOW", "tensorflow" in sys.modules,
+          flush=True)
+
+
+exit_now = os._exit
+os._exit = lambda code: (report(), exit_now(code))  # the CLI ends without the teardown
+sys.meta_path.insert(0, Missing())
+from cnnviz.cli import main
+
+sys.argv = ["cnnviz", "activations", "--digit", "1", "--out", out]
+try:
+    main()
+finally:
+    report()
+"""
+
+
+@pytest.mark.parametrize(("missing", "requested", "expected"), [
+    ("tensorflow", None, "BACKEND jax TENSORFLOW False"),
+    ("tensorflow", "tensorflow", "KERAS_BACKEND=tensorflow but tensorflow is not installed: "
+                                 "pip install 'cnnviz[tensorflow]', or use jax"),
+    ("tensorflow,jax", None, "cnnviz needs a Keras backend: pip install 'cnnviz[tensorflow]' "
+                             "(any machine) or 'cnnviz[jax]' (GPUs)"),
+])
+def test_the_backend_is_the_one_installed(tmp_path, missing, requested, expected):
+    """Without KERAS_BACKEND a machine with JAX and no TensorFlow runs on JAX; a backend that is
+    not installed is one clear line, before Keras loads."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["KERAS_HOME"] = str(tmp_path / "keras-home")  # no keras.json of this machine's user
+    if requested:
+        env["KERAS_BACKEND"] = requested
+    result = subprocess.run([sys.executable, "-c", CHOICE_RUN, missing, str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env)
+    if expected.startswith("BACKEND"):
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert expected in result.stdout
+        assert (tmp_path / "out" / "activations.html").exists()
+    else:
+        assert result.returncode != 0
+        assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert "BACKEND None" in result.stdout and not (tmp_path / "out").exists()

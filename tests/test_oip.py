@@ -207,6 +207,28 @@ def test_batched_equals_one_at_a_time(oip_model, settings):
         np.testing.assert_allclose(alone.curves[0], together.curves[i], rtol=1e-4, atol=1e-5)
 
 
+def test_runs_that_differ_only_in_steps_seed_or_start_share_one_compiled_step(oip_model,
+                                                                              monkeypatch):
+    import importlib
+
+    from cnnviz.backend import ModelCache
+
+    optimize = importlib.import_module("cnnviz.oip.optimize")
+    built = []
+    real = optimize._Stepper
+    monkeypatch.setattr(optimize, "_STEPPERS", ModelCache())
+    monkeypatch.setattr(optimize, "_Stepper", lambda *a: built.append(a[2]) or real(*a))
+    first = visualize_filters(oip_model, "c2", [0, 1], Settings(steps=3, seed=0))
+    other = Settings(steps=5, seed=1, start="grey", precursors=2, precursor_steps=2)
+    shared = visualize_filters(oip_model, "c2", [0, 1], other)
+    assert len(built) == 1 and first.images.shape == shared.images.shape
+    visualize_filters(oip_model, "c2", [0, 1], Settings(steps=3, lr=0.01))  # another step
+    assert len(built) == 2
+    monkeypatch.setattr(optimize, "_STEPPERS", ModelCache())  # the same run, traced anew
+    np.testing.assert_array_equal(visualize_filters(oip_model, "c2", [0, 1], other).images,
+                                  shared.images)
+
+
 def test_filter_result_values_dead_filters_and_round_trip(tmp_path, oip_model):
     reference = np.random.default_rng(3).random((20, 8, 8, 1)).astype(np.float32)
     result = visualize_filters(oip_model, "c1", None, Settings(steps=15), objective="channel",

@@ -173,13 +173,18 @@ def _update(rule: str, lr: float, grad: Any, m: Any, v: Any, t: Any) -> tuple[An
 
 
 _STEPPERS = ModelCache()
+# The settings a compiled step depends on; the others (steps, seed, start, precursors, settle)
+# only change what it is given, so runs that differ in them share the traced step.
+STEP_FIELDS = ("update", "lr", "param", "decay", "colour", "transforms", "tv", "l1", "l2",
+               "blur_every", "blur_sigma", "preactivation", "jit_compile")
 
 
 def _stepper(model: Any, objective: obj.Objective, settings: Settings,
              value_range: tuple[float, float], shape: tuple[int, int, int]) -> _Stepper:
-    """A compiled stepper, reused while the model, objective name and settings stay the same
-    (a second gallery of the same layer skips tracing)."""
-    key = (objective.name, settings,
+    """A compiled stepper, reused while the model, objective name and the settings it depends
+    on stay the same (a second gallery of the same layer skips tracing, with other steps or
+    another seed too)."""
+    key = (objective.name, tuple(getattr(settings, name) for name in STEP_FIELDS),
            tuple(tuple(np.atleast_1d(np.asarray(v, np.float64)).tolist()) for v in value_range),
            shape)
     return _STEPPERS.get(model, key,
