@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,13 +29,14 @@ def keras() -> ModuleType:
     """Import and return ``keras``, keeping TensorFlow's C++ start-up chatter off the terminal."""
     if "keras" in sys.modules:
         return sys.modules["keras"]
-    choose_backend()
+    requested = choose_backend()
     for name, value in START_ENV.items():
         os.environ.setdefault(name, value)
-    # TensorFlow's native start-up logs ("Could not find cuda drivers ...") bypass Python and
-    # TF_CPP_MIN_LOG_LEVEL, so file descriptor 2 is pointed at /dev/null while it loads.
-    with phase("import"):
-        saved = _mute_stderr()
+    # TensorFlow's native start-up logs ("Could not find cuda drivers ...") stay off the terminal.
+    with phase("import"), native_logs_muted():
+        kept_out = _WithoutJax() if requested == "tensorflow" else None
+        if kept_out:
+            sys.meta_path.insert(0, kept_out)
         try:
             import keras as _keras
 
@@ -42,11 +46,22 @@ def keras() -> ModuleType:
 
                 tf.get_logger().setLevel("ERROR")  # no retracing advice in a user's terminal
         finally:
-            _restore_stderr(saved)
+            if kept_out:
+                sys.meta_path.remove(kept_out)
     # Keras and TensorFlow leave ~10^6 long-lived objects: out of the collector's sight, every
     # later collection stops re-walking them (0.2 s each on a 2-core machine).
     gc.freeze()
     return _keras
+
+
+class _WithoutJax:
+    """Keeps JAX from loading while TensorFlow does: TensorFlow Lite imports it, where
+    installed, for a converter from JAX that cnnviz never uses (0.4 s of every command on a
+    2-core machine). Imported later, by the user, JAX loads as usual."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "jax" or name.startswith("jax."):
+            raise ImportError("JAX is not loaded while cnnviz starts TensorFlow")
 
 
 def installed(package: str) -> bool:
@@ -58,24 +73,49 @@ def installed(package: str) -> bool:
 
 
 def choose_backend() -> str:
-    """The Keras backend cnnviz starts, checked before Keras loads: ``KERAS_BACKEND`` where set;
-    else TensorFlow where installed (or what Keras's own config file names), else JAX."""
-    requested = os.environ.get("KERAS_BACKEND")
-    if requested is None and not installed("tensorflow"):
-        if not installed("jax"):
-            raise CnnvizError("cnnviz needs a Keras backend: pip install 'cnnviz[tensorflow]' "
-                              "(any machine) or 'cnnviz[jax]' (GPUs)")
-        os.environ["KERAS_BACKEND"] = requested = "jax"  # Keras's own default is TensorFlow
-    requested = requested or "tensorflow"
+    """The Keras backend cnnviz starts, checked before Keras loads: ``KERAS_BACKEND`` where set,
+    else the one Keras's config file names if not TensorFlow (Keras writes TensorFlow there by
+    default), else TensorFlow where installed, else JAX."""
+    requested, source = os.environ.get("KERAS_BACKEND"), "KERAS_BACKEND"
+    if requested is None:
+        requested, source = _configured_backend(), "Keras's config file keras.json"
+        if requested in (None, "tensorflow") and not installed("tensorflow"):
+            if not installed("jax"):
+                raise CnnvizError("cnnviz needs a Keras backend: pip install "
+                                  "'cnnviz[tensorflow]' (any machine) or 'cnnviz[jax]' (GPUs)")
+            os.environ["KERAS_BACKEND"] = requested = "jax"
+        requested = requested or "tensorflow"
     if requested not in BACKENDS:
-        raise CnnvizError(f"unknown Keras backend '{requested}' (KERAS_BACKEND): cnnviz runs on "
+        raise CnnvizError(f"unknown Keras backend '{requested}' ({source}): cnnviz runs on "
                           f"{' or '.join(BACKENDS)}")
     if not installed(requested):
         other = next(b for b in BACKENDS if b != requested)
-        raise CnnvizError(f"KERAS_BACKEND={requested} but {requested} is not installed: pip "
+        raise CnnvizError(f"{source} names {requested} but {requested} is not installed: pip "
                           f"install 'cnnviz[{requested}]', or use {other} "
                           f"(KERAS_BACKEND={other})")
     return requested
+
+
+def _configured_backend() -> str | None:
+    """The backend Keras's config file names (``$KERAS_HOME/keras.json``, else
+    ``~/.keras/keras.json``), or ``None``."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        backend = json.loads(Path(home, "keras.json").read_text()).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return backend if isinstance(backend, str) else None
+
+
+@contextmanager
+def native_logs_muted() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null meanwhile: the native start-up logs of a
+    TensorFlow that loads (they bypass Python and TF_CPP_MIN_LOG_LEVEL) stay off the terminal."""
+    saved = _mute_stderr()
+    try:
+        yield
+    finally:
+        _restore_stderr(saved)
 
 
 def _mute_stderr() -> int | None:

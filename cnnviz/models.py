@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import keras
+from cnnviz.backend import keras, native_logs_muted
 from cnnviz.errors import CnnvizError
 from cnnviz.preprocess import Preprocess, for_model
 from cnnviz.text import printable
@@ -104,7 +104,9 @@ def model_digest(model: Any) -> str:
     """SHA-256 (first 16 hex digits) of a model's JSON configuration and weights, in order."""
     import hashlib
 
-    digest = hashlib.sha256(model.to_json().encode("utf-8"))
+    with native_logs_muted():  # Keras's serialization loads TensorFlow where installed, even
+        config = model.to_json()  # under JAX (2.5 s on 2 cores, once a process)
+    digest = hashlib.sha256(config.encode("utf-8"))
     for weights in model.get_weights():
         array = np.ascontiguousarray(weights)
         digest.update(f"{array.dtype}{array.shape}".encode())

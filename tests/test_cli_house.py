@@ -189,32 +189,58 @@ finally:
 """
 
 
-@pytest.mark.parametrize(("missing", "requested", "expected"), [
-    ("tensorflow", None, "BACKEND jax TENSORFLOW False"),
-    ("tensorflow", "tensorflow", "KERAS_BACKEND=tensorflow but tensorflow is not installed: "
-                                 "pip install 'cnnviz[tensorflow]', or use jax"),
-    ("tensorflow,jax", None, "cnnviz needs a Keras backend: pip install 'cnnviz[tensorflow]' "
-                             "(any machine) or 'cnnviz[jax]' (GPUs)"),
+@pytest.mark.parametrize(("missing", "requested", "config", "expected"), [
+    ("tensorflow", None, None, "BACKEND jax TENSORFLOW False"),
+    ("tensorflow", None, "tensorflow", "BACKEND jax TENSORFLOW False"),  # Keras's default file
+    ("nothing", None, "jax", "BACKEND jax"),  # Keras's serialization loads TensorFlow, quietly
+    ("tensorflow", "tensorflow", None, "KERAS_BACKEND names tensorflow but tensorflow is not "
+                                       "installed: pip install 'cnnviz[tensorflow]', or use jax"),
+    ("jax", None, "jax", "Keras's config file keras.json names jax but jax is not installed"),
+    ("tensorflow,jax", None, None, "cnnviz needs a Keras backend: pip install "
+                                   "'cnnviz[tensorflow]' (any machine) or 'cnnviz[jax]' (GPUs)"),
 ])
-def test_the_backend_is_the_one_installed(tmp_path, missing, requested, expected):
-    """Without KERAS_BACKEND a machine with JAX and no TensorFlow runs on JAX; a backend that is
-    not installed is one clear line, before Keras loads."""
+def test_the_backend_is_the_one_installed(tmp_path, missing, requested, config, expected):
+    """Without KERAS_BACKEND a machine with JAX and no TensorFlow runs on JAX, and Keras's config
+    file is followed where it names another backend than its default; a backend that is not
+    installed is one clear line, before Keras loads."""
+    import json
     import os
     import subprocess
     import sys
 
     pytest.importorskip("jax")
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    env["KERAS_HOME"] = str(tmp_path / "keras-home")  # no keras.json of this machine's user
+    env["KERAS_HOME"] = str(tmp_path / "keras-home")  # not this machine's user's keras.json
+    if config:
+        (tmp_path / "keras-home").mkdir()
+        (tmp_path / "keras-home" / "keras.json").write_text(json.dumps({"backend": config}))
     if requested:
         env["KERAS_BACKEND"] = requested
     result = subprocess.run([sys.executable, "-c", CHOICE_RUN, missing, str(tmp_path / "out")],
                             capture_output=True, text=True, env=env)
     if expected.startswith("BACKEND"):
         assert result.returncode == 0, result.stderr[-2000:]
-        assert expected in result.stdout
+        assert expected in result.stdout and result.stderr == ""  # no native start-up logs
         assert (tmp_path / "out" / "activations.html").exists()
     else:
         assert result.returncode != 0
         assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert "BACKEND None" in result.stdout and not (tmp_path / "out").exists()
+
+
+def test_tensorflow_starts_without_loading_jax():
+    """TensorFlow Lite would import JAX where installed; cnnviz keeps it out while TensorFlow
+    loads, and a user's own import of JAX afterwards works."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    code = ("import sys; from cnnviz.backend import keras; k = keras(); "
+            "print(k.backend.backend(), 'jax' in sys.modules); "
+            "import jax; print(jax.numpy.ones(2).sum())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["tensorflow", "False", "2.0"]
