@@ -47,6 +47,17 @@ class _Snapshots(keras().callbacks.Callback):  # importing this module starts Ke
         """Whether the snapshot after ``epoch`` (1-based) epochs is taken."""
         return epoch % self.every == 0
 
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.take(0)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.due(epoch + 1):
+            self.take(epoch + 1)
+
+    def take(self, epoch: int) -> Any:
+        """The snapshot of the model as it is after ``epoch`` epochs (each callback's own)."""
+        raise NotImplementedError
+
     def summary(self, tag: str, png: Path, epoch: int) -> None:
         """The PNG as a TensorBoard image at ``epoch`` (where TensorFlow and TensorBoard
         are installed)."""
@@ -74,13 +85,6 @@ class FilterSnapshots(_Snapshots):
         super().__init__(out, every, log_dir)
         self.layer, self.steps, self.filters, self.seed = layer, steps, filters, seed
         self.folder = self.out / file_stem(layer)
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.take(0)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.due(epoch + 1):
-            self.take(epoch + 1)
 
     def take(self, epoch: int) -> Path:
         """The snapshot of the model as it is after ``epoch`` epochs; returns its PNG."""
@@ -119,13 +123,6 @@ class ActivationSnapshots(_Snapshots):
                               f"{self.images.shape}")
         self.layers = layers
         self.folder = self.out / "activations"
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.take(0)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.due(epoch + 1):
-            self.take(epoch + 1)
 
     def take(self, epoch: int) -> list[Path]:
         """The maps of the model as it is after ``epoch`` epochs; returns the PNGs."""

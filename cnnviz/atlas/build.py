@@ -7,7 +7,7 @@ data set or settings are refused."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from cnnviz.models import ModelFacts, conv_layers, get_layer, resolve_map_layers
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.readers import Source
-from cnnviz.results import FilterResult
+from cnnviz.results import FilterResult, merge
 from cnnviz.text import file_stem
 from cnnviz.version import __version__
 
@@ -178,17 +178,20 @@ def compute_parts(facts: ModelFacts, parts: Path, data: Source | None, spec: Atl
         result.count(computed=True)
         progress.advance(part.units)
     for layer in layers:
-        pieces = [found[p] for p in plan if p.layer == layer]
-        joined = pieces[0]
-        for piece in pieces[1:]:
-            joined = joined.merged(piece)
+        joined = merge(*(found[p] for p in plan if p.layer == layer))
         joined.params = {**joined.params, "requested": joined.filters.tolist()}
         result.filters[layer] = joined
-    for part in plan:
-        if not part.layer:
-            result.statistics = found[part] if result.statistics is None \
-                else result.statistics.merged(found[part])
+    result.statistics = merged_statistics(found[p] for p in plan if not p.layer)
     return result
+
+
+def merged_statistics(shards: Iterable[MapStatistics | None]) -> MapStatistics | None:
+    """The statistics of the shards given (``None`` ones skipped) as one, or ``None``."""
+    joined = None
+    for shard in shards:
+        if shard is not None:
+            joined = shard if joined is None else joined.merged(shard)
+    return joined
 
 
 def _chunks(filters: int, chunk: int) -> list[tuple[int, int]]:
@@ -258,15 +261,10 @@ def read_atlas(out: Path, facts: ModelFacts, data: Source | None = None) -> Atla
         found = [piece for path in sorted((parts / file_stem(layer)).glob("filters-*.npz"))
                  if (piece := _read(path, FilterResult.load)) is not None]
         if found:
-            joined = found[0]
-            for piece in found[1:]:
-                joined = joined.merged(piece)
-            atlas.filters[layer] = joined
+            atlas.filters[layer] = merge(*found)
     same_data = data is not None and made.get("data") == data.digest()
-    for path in sorted((parts / "statistics").glob("shard-*.npz")) if same_data else []:
-        shard_stats = _read(path, MapStatistics.load)
-        if shard_stats is not None:
-            atlas.statistics = shard_stats if atlas.statistics is None \
-                else atlas.statistics.merged(shard_stats)
+    atlas.statistics = merged_statistics(
+        _read(path, MapStatistics.load)
+        for path in (sorted((parts / "statistics").glob("shard-*.npz")) if same_data else []))
     atlas.layers = list(atlas.filters)
     return atlas

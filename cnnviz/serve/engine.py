@@ -165,12 +165,17 @@ class Explorer:
         """The first ``count`` images of the data (display pixels) and their names."""
         if self.source is None:
             return np.zeros((0, *self.shape)), []
-        count = min(count, self.source.size() or count)
-        pixels, labels = self.source.gather(range(count), self.shape)
-        shown = to_unit_range(np.asarray(pixels), source=self.source.name)
-        names = [f"#{i}" + (f" · {self._class(labels[i])}" if labels is not None else "")
-                 for i in range(len(shown))]
+        _, shown, names = self._gathered(list(range(min(count, self.source.size() or count))))
         return shown, names
+
+    def _gathered(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Images ``indices`` of the data: as read, as display pixels, and their names."""
+        assert self.source is not None
+        pixels, labels = self.source.gather(indices, self.shape)
+        shown = to_unit_range(np.asarray(pixels), source=self.source.name)
+        names = [f"#{i}" + ("" if labels is None else f" · {self._class(labels[n])}")
+                 for n, i in enumerate(indices)]
+        return pixels, shown, names
 
     def _class(self, label: Any) -> str:
         label = int(label)
@@ -222,16 +227,12 @@ class Explorer:
 
     def _examples(self, layer: str, index: int, statistics: MapStatistics
                   ) -> tuple[np.ndarray, list[str], np.ndarray]:
-        assert self.source is not None
         chosen = [int(i) for i in statistics.top_index[layer][index]]
-        pixels, labels = self.source.gather(chosen, self.shape)
-        shown = to_unit_range(np.asarray(pixels), source=self.source.name)
+        pixels, shown, names = self._gathered(chosen)
         maps = [self._forward(layer, x[None].astype(np.float32))[0]
                 for x in model_inputs(pixels, self.facts.preprocess)]
         field = receptive_field(self.facts, layer,
                                 tuple(self.shape[:2]) if self.facts.any_size else None)
         strip = example_strips([index], {index: chosen}, dict(zip(chosen, shown, strict=True)),
                                dict(zip(chosen, maps, strict=True)), field)[0]
-        names = [f"#{i}" + ("" if labels is None else f" · {self._class(y)}")
-                 for i, y in zip(chosen, chosen if labels is None else labels, strict=True)]
         return strip, names, statistics.top_values[layer][index]
