@@ -34,9 +34,8 @@ def keras() -> ModuleType:
         os.environ.setdefault(name, value)
     # TensorFlow's native start-up logs ("Could not find cuda drivers ...") stay off the terminal.
     with phase("import"), native_logs_muted():
-        kept_out = _WithoutJax() if requested == "tensorflow" else None
-        if kept_out:
-            sys.meta_path.insert(0, kept_out)
+        start = _KerasStart(without_jax=requested == "tensorflow")
+        sys.meta_path.insert(0, start)
         try:
             import keras as _keras
 
@@ -46,22 +45,38 @@ def keras() -> ModuleType:
 
                 tf.get_logger().setLevel("ERROR")  # no retracing advice in a user's terminal
         finally:
-            if kept_out:
-                sys.meta_path.remove(kept_out)
+            sys.meta_path.remove(start)
     # Keras and TensorFlow leave ~10^6 long-lived objects: out of the collector's sight, every
     # later collection stops re-walking them (0.2 s each on a 2-core machine).
     gc.freeze()
     return _keras
 
 
-class _WithoutJax:
-    """Keeps JAX from loading while TensorFlow does: TensorFlow Lite imports it, where
-    installed, for a converter from JAX that cnnviz never uses (0.4 s of every command on a
-    2-core machine). Imported later, by the user, JAX loads as usual."""
+class _KerasStart:
+    """Finder consulted while Keras loads. Keras imports pyplot for an image-gallery helper
+    cnnviz never calls: it loads lazily, on its first use (by the user too). Keras's file editor
+    imports IPython to show tables in notebooks: IPython stays out unless already loaded (as in
+    every notebook and IPython shell; 0.6 s of every command on a 2-core machine for both).
+    With ``without_jax``, JAX stays out while TensorFlow loads: TensorFlow Lite imports it, where
+    installed, for a converter from JAX (0.4 s, and TensorFlow's steps ran 35 % slower with JAX
+    loaded); imported later, by the user, JAX loads as usual."""
 
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "jax" or name.startswith("jax."):
-            raise ImportError("JAX is not loaded while cnnviz starts TensorFlow")
+    def __init__(self, without_jax: bool) -> None:
+        self.without_jax = without_jax
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name == "IPython" or (self.without_jax and name.partition(".")[0] == "jax"):
+            raise ImportError(f"{name} is not loaded while cnnviz starts Keras")
+        if name != "matplotlib.pyplot":
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = None if finder is self or find is None else find(name, path, target)
+            if spec is not None:
+                if hasattr(spec.loader, "exec_module"):
+                    spec.loader = importlib.util.LazyLoader(spec.loader)
+                return spec
+        return None
 
 
 def installed(package: str) -> bool:
@@ -205,12 +220,14 @@ def value_and_grad(fn: LossFn) -> Callable[[Any], tuple[tuple[Any, Any], Any]]:
 def compile_step(step: Callable[..., Any], *, jit_compile: bool = False) -> Callable[..., Any]:
     """Compile a pure step function: ``tf.function`` (XLA with ``jit_compile``) or ``jax.jit``.
     A call with argument shapes not seen before (it traces and compiles) counts as the
-    ``compile`` phase."""
+    ``compile`` phase. TensorFlow traces without AutoGraph: a Keras 3 model runs under JAX too,
+    so it has no Python control flow on tensors to convert (and converting took 0.9 s of each
+    first step on a 2-core machine)."""
     name = backend_name()
     if name == "tensorflow":
         import tensorflow as tf
 
-        compiled = tf.function(step, jit_compile=jit_compile)
+        compiled = tf.function(step, jit_compile=jit_compile, autograph=False)
     elif name == "jax":
         import jax
 

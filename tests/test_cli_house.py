@@ -2,6 +2,8 @@
 explain saves its numbers, one default-layer rule."""
 
 
+import tempfile
+
 import numpy as np
 import pytest
 import typer.main
@@ -228,19 +230,32 @@ def test_the_backend_is_the_one_installed(tmp_path, missing, requested, config, 
         assert "BACKEND None" in result.stdout and not (tmp_path / "out").exists()
 
 
-def test_tensorflow_starts_without_loading_jax():
-    """TensorFlow Lite would import JAX where installed; cnnviz keeps it out while TensorFlow
-    loads, and a user's own import of JAX afterwards works."""
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_keras_starts_without_what_cnnviz_never_calls(backend):
+    """Keras imports pyplot and IPython, and TensorFlow Lite JAX, for helpers cnnviz never calls:
+    pyplot loads on its first use, IPython stays out, JAX stays out while TensorFlow loads; a
+    user's own imports of them afterwards work, and Keras's gallery helper still draws."""
     import os
     import subprocess
     import sys
 
     pytest.importorskip("jax")
-    pytest.importorskip("tensorflow")
+    pytest.importorskip(backend)
     code = ("import sys; from cnnviz.backend import keras; k = keras(); "
-            "print(k.backend.backend(), 'jax' in sys.modules); "
-            "import jax; print(jax.numpy.ones(2).sum())")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "KERAS_BACKEND": "tensorflow"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["tensorflow", "False", "2.0"]
+            "pyplot = type(sys.modules['matplotlib.pyplot']).__name__; "
+            "print(k.backend.backend(), 'jax' in sys.modules, pyplot, 'IPython' in sys.modules); "
+            "import jax; print(jax.numpy.ones(2).sum()); "
+            "import matplotlib.pyplot as plt; plt.switch_backend('Agg'); "
+            "print(len(plt.get_fignums())); "
+            "import numpy as np; "
+            "k.visualization.plot_image_gallery(np.ones((2, 4, 4, 3)), path=sys.argv[1]); "
+            "import IPython; print(IPython.get_ipython())")
+    with tempfile.TemporaryDirectory() as scratch:
+        picture = os.path.join(scratch, "gallery.png")
+        result = subprocess.run([sys.executable, "-c", code, picture], capture_output=True,
+                                text=True, env={**os.environ, "KERAS_BACKEND": backend})
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert os.path.getsize(picture) > 0
+    loaded_jax = "True" if backend == "jax" else "False"
+    assert result.stdout.split() == [backend, loaded_jax, "_LazyModule", "False", "2.0", "0",
+                                     "None"]
