@@ -23,7 +23,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.models import as_facts, get_layer
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
-from cnnviz.render import grids
+from cnnviz.render import grids, sheet
 from cnnviz.text import file_stem
 
 
@@ -98,7 +98,7 @@ class FilterSnapshots(_Snapshots):
         self.written += result.save(stem.with_suffix(".npz"))
         shown = result.meta.display(result.patterns())
         labels = [f"{f}: {v:.2f}" for f, v in zip(result.filters, result.output, strict=True)]
-        png = grids.save_png(grids.image_gallery(
+        png = grids.save_png(sheet.image_gallery(
             shown, labels, value_range=(0.0, 1.0),
             title=f"{self.layer} after {epoch} epoch{'s' if epoch != 1 else ''}"),
             stem.with_suffix(".png"))

@@ -89,3 +89,50 @@ def test_input_figure_shows_prediction():
     assert rgb.data[0].type == "image"
     png = grids.input_figure(np.zeros((4, 4, 1)), probabilities, label=1)
     assert png.axes[1].get_title() == "predicted 1 (70.0%)"
+
+
+def test_gallery_sheet_draws_each_image_pixel_for_pixel(tmp_path):
+    from cnnviz.render import sheet
+
+    images = np.array([[[0.0, 1.0], [0.5, np.nan]], [[1.0, 1.0], [0.0, 0.0]]])[..., None]
+    drawn = sheet.image_gallery(4 * images - 2, ["0: 1.00", "1: 0.00 dead"],
+                                value_range=(-2.0, 2.0), title="layer: 2 filters",
+                                flagged=[False, True])
+    path = grids.save_png(drawn, tmp_path / "g.png")
+    with Image.open(path) as png:
+        pixels = np.asarray(png.convert("RGB")).astype(int)
+    zoom = sheet.TILE // 2  # 2-pixel images: zoomed 56×, no resampling
+    assert pixels.shape[1] == 2 * sheet.MARGIN + 2 * (2 * zoom + sheet.GAP) - sheet.GAP
+    frame = np.all(pixels == sheet.FRAME, axis=-1)
+    tops, lefts = np.nonzero(frame[:, :sheet.MARGIN + 1])[0].min() + 1, [sheet.MARGIN]
+    lefts.append(sheet.MARGIN + 2 * zoom + sheet.GAP)
+    for image, left in zip(images, lefts, strict=True):
+        for (r, c), value in np.ndenumerate(image[..., 0]):
+            block = pixels[tops + r * zoom:tops + (r + 1) * zoom,
+                           left + c * zoom:left + (c + 1) * zoom]
+            expected = 255 if np.isnan(value) else round(255 * value)
+            assert (block == expected).all(), (r, c)
+    assert frame[tops - 1, lefts[0]:lefts[0] + 2 * zoom].all()  # the hairline frame
+    label_rows = pixels[tops - sheet.LABEL_PX - 4:tops - 1]
+    red = (label_rows[..., 0] > 150) & (label_rows[..., 1] < 80)
+    assert not red[:, :lefts[1] - 2].any() and red[:, lefts[1]:].any()  # only the flagged one
+    assert (pixels[:tops - sheet.LABEL_PX - 6, :sheet.MARGIN] == 255).all()
+
+
+def test_gallery_sheet_fits_labels_big_images_and_refuses_bad_shapes():
+    from cnnviz.render import sheet
+
+    font = sheet._font(sheet.LABEL_PX)
+    cut = sheet._fitted("a label far too long for its tile", font, 60)
+    assert cut.endswith("…") and font.getlength(cut) <= 60
+    assert sheet._fitted("short", font, 60) == "short"
+    wide = sheet.image_gallery(np.zeros((64, 300, 300, 3)), [str(i) for i in range(64)],
+                               value_range=(0.0, 1.0), columns=16)
+    assert wide.size[0] <= sheet.MAX_WIDTH
+    titled = sheet.image_gallery(np.zeros((1, 4, 4, 1)), ["a $ b"], value_range=(0.0, 1.0),
+                                 title="a title far wider than one small tile\x1b[2J")
+    assert titled.size[0] > sheet.TILE + 2 * sheet.MARGIN
+    with pytest.raises(CnnvizError, match="1 or 3"):
+        sheet.image_gallery(np.zeros((1, 4, 4, 2)), ["a"], value_range=(0.0, 1.0))
+    with pytest.raises(CnnvizError, match="2 labels for 1 images"):
+        sheet.image_gallery(np.zeros((1, 4, 4, 1)), ["a", "b"], value_range=(0.0, 1.0))

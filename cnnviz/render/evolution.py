@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.render.grids import image_gallery
+from cnnviz.render.sheet import image_gallery
 from cnnviz.render.tiles import image_mosaic
 
 

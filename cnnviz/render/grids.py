@@ -1,5 +1,6 @@
 """Matplotlib figures (``matplotlib.figure.Figure`` objects, never pyplot's global state):
-grids of maps, image galleries, class-pattern heatmaps, attribution overlays; PNG writing."""
+grids of maps, class-pattern heatmaps, attribution overlays; PNG writing (image galleries are
+drawn with Pillow: :mod:`cnnviz.render.sheet`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import write_bytes
 from cnnviz.render.outputs import output_bars
-from cnnviz.render.tiles import grid_shape, image_mosaic, mosaic, normalize_each
+from cnnviz.render.tiles import grid_shape, mosaic, normalize_each
 from cnnviz.text import plain_label
 
 SCALES = ("shared", "per-map")
@@ -110,49 +111,15 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | s
 
 
 def save_png(fig: Any, path: str | Path, dpi: int = PNG_DPI) -> Path:
-    """Render ``fig`` to a PNG at ``path`` atomically."""
+    """Render ``fig`` (a matplotlib figure, or a Pillow image such as a gallery sheet) to a
+    PNG at ``path`` atomically."""
     buffer = io.BytesIO()
     # zlib level 3: as fast as level 1 here, a sixth faster than the default 6, ~25 % larger
-    fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
-    return write_bytes(path, buffer.getvalue())
-
-
-def image_gallery(images: np.ndarray, labels: list[str], *, value_range: tuple[float, float],
-                  title: str = "", flagged: list[bool] | None = None, columns: int | None = None,
-                  cmap: str = "gray"):
-    """Tiles of images (N×H×W×C, C = 1 or 3) shown in ``value_range``, each with a label; a
-    flagged tile's label is red."""
-    n, height = len(images), images.shape[1]
-    z, _, corners, gap = image_mosaic(images, value_range, columns)
-    z_height, z_width = z.shape[:2]
-    inch = min(1.15 / (height + gap), 24.0 / z_width)  # a tile ~1.15 in, at most 24 in wide
-    # wide enough for the title (~0.075 in a character at 10 pt)
-    width_in = max(z_width * inch + 0.4, 0.075 * len(title) + 0.4)
-    height_in = (z_height + gap) * inch + 0.7
-    fig = notebook_figure(width_in, height_in, layout=None)  # placed by hand: one drawing pass
-    ax = fig.add_axes((0.2 / width_in, 0.1 / height_in, (width_in - 0.4) / width_in,
-                       (height_in - 0.5) / height_in))
-    if z.shape[-1] == 1:
-        ax.imshow(z[..., 0], cmap=_cmap(cmap).with_extremes(bad="white"), vmin=0,
-                  vmax=1, interpolation="nearest")
+    if hasattr(fig, "savefig"):
+        fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
     else:
-        ax.imshow(np.nan_to_num(z, nan=1.0), interpolation="nearest")
-    flagged = flagged or [False] * n
-    from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Rectangle
-
-    for (top, left), text, flag in zip(corners, labels, flagged, strict=True):
-        ax.text(left - 0.5, top - 0.6, plain_label(text), fontsize=5.5, va="bottom", ha="left",
-                color="#c00" if flag else "#333")
-    # hairline frames, so white or black tiles keep their edges on the page: one artist
-    ax.add_collection(PatchCollection(
-        [Rectangle((left - 0.5, top - 0.5), images.shape[2], height) for top, left in corners],
-        facecolor="none", edgecolor="#999", linewidth=0.4))
-    ax.set_ylim(z_height - 0.5, -0.5 - gap)
-    ax.set_axis_off()
-    if title:
-        ax.set_title(plain_label(title), fontsize=10)
-    return fig
+        fig.save(buffer, format="PNG", compress_level=3)
+    return write_bytes(path, buffer.getvalue())
 
 
 def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: str = "",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import CnnvizError
-from cnnviz.render import figures, grids
+from cnnviz.render import figures, grids, sheet
 from cnnviz.render.outputs import is_probabilities
 from cnnviz.render.page import write_page
 from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
@@ -134,7 +134,7 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
     out = Path(out_dir)
     p = _gallery_parts(result, order)
     heading = title or p["heading"]
-    fig = grids.image_gallery(p["shown"], p["labels"], value_range=p["value_range"],
+    fig = sheet.image_gallery(p["shown"], p["labels"], value_range=p["value_range"],
                               title=heading, flagged=p["flagged"], columns=p["per_row"])
     written = [grids.save_png(fig, out / "filters.png")]
     sections = [("Optimal input patterns", filter_gallery_figure(result, order))]
