@@ -15,6 +15,7 @@ from cnnviz.fileio import write_bytes
 from cnnviz.render.outputs import output_bars
 from cnnviz.render.tiles import grid_shape, mosaic, normalize_each
 from cnnviz.text import plain_label
+from cnnviz.timing import phase
 
 SCALES = ("shared", "per-map")
 PNG_DPI = 110
@@ -24,8 +25,11 @@ def notebook_figure(width: float, height: float, layout: str | None = "constrain
     """A figure of ``width`` × ``height`` inches (constrained layout unless the caller places
     its axes), outside pyplot: drawing it
     never touches the global backend (Jupyter's inline plots keep working), and Jupyter shows
-    it as a PNG even where pyplot was never imported."""
-    from matplotlib.figure import Figure
+    it as a PNG even where pyplot was never imported. Loading matplotlib counts as the
+    ``import`` phase."""
+    with phase("import"):
+        import matplotlib.backends.backend_agg  # noqa: F401  (what saving a PNG loads)
+        from matplotlib.figure import Figure
 
     class NotebookFigure(Figure):
         def _repr_png_(self) -> bytes:
