@@ -5,7 +5,9 @@
 1. the classic recipe: one filter at a time, an eager ``tf.GradientTape`` loop, RMS-normalized
    steps (``--eager-filters N`` times only N filters and scales up, for a quick look);
 2. one filter at a time with the step in ``tf.function``;
-3. cnnviz: all filters as one batch in one compiled step.
+3. cnnviz: all filters as one batch in one compiled step;
+4. the same batched step written by hand in ``tf.nn`` (no Keras layers, no cnnviz): what
+   TensorFlow's own kernels take for it, the floor cnnviz's step can approach on this machine.
 All three start from the same images and use the same step rule. It prints wall seconds, the
 ratios, the FLOP floor (forward FLOPs up to the layer × 3 × images × steps over the GFLOP/s this
 machine reaches on a large convolution) and quality: the mean activation of the final in-range
@@ -63,6 +65,56 @@ def per_filter(model, layer, starts, steps, lr, lo, hi, compiled: bool, filters)
     return np.stack(out)
 
 
+def hand_written(model, layer, starts, steps, lr, lo, hi) -> tuple[np.ndarray, float]:
+    """All filters as one batch, the step written directly in ``tf.nn`` from the model's
+    weights (Rescaling, Conv2D and MaxPooling2D layers up to ``layer``, read before its
+    activation); the final images and the seconds of the steps (traced before)."""
+    ops = []
+    for current in model.layers:
+        kind = type(current).__name__
+        if kind == "Rescaling":
+            ops.append(lambda x, s=current.scale, o=current.offset: x * s + o)
+        elif kind == "Conv2D":
+            kernel, bias = (tf.constant(w.numpy()) for w in current.weights)
+            act = (lambda x: x) if current.name == layer else tf.nn.relu
+            pad = current.padding.upper()
+            ops.append(lambda x, k=kernel, b=bias, a=act, p=pad:
+                       a(tf.nn.bias_add(tf.nn.conv2d(x, k, 1, p), b)))
+        elif kind == "MaxPooling2D":
+            ops.append(lambda x, s=current.pool_size: tf.nn.max_pool2d(x, s, s, "VALID"))
+        elif kind != "InputLayer":
+            raise SystemExit(f"the hand-written step has no {kind} layer")
+        if current.name == layer:
+            break
+
+    @tf.function(autograph=False)
+    def step(x, channels):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            a = x
+            for op in ops:
+                a = op(a)
+            score = tf.reduce_mean(tf.gather(a, channels, axis=3, batch_dims=1), axis=(1, 2))
+        grad = tape.gradient(score, x)
+        rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=(1, 2, 3), keepdims=True))
+        # the score is returned, as cnnviz records it each step (its curves): without it,
+        # TensorFlow would skip the last layer's forward pass, which the input gradient of a
+        # linear read-out does not need
+        return tf.clip_by_value(x + lr * (hi - lo) * grad / (rms + 1e-12), lo, hi), score
+
+    x, channels = tf.constant(starts), tf.range(len(starts))
+    step(x, channels)  # traced before the clock starts, as cnnviz's warm run
+
+    def run() -> None:
+        nonlocal x
+        for _ in range(steps):
+            x, score = step(x, channels)
+        x = x.numpy()
+
+    seconds = timed(run)
+    return x, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer", default="conv2d_3")
@@ -111,6 +163,10 @@ def main() -> None:
     warm = timed(run_cnnviz)
     rows.append(("cnnviz, all filters in one batch (cold)", cold, None))
     rows.append(("cnnviz, all filters in one batch (warm)", warm, quality(result["r"].images)))
+
+    by_hand, seconds = hand_written(model, args.layer, starts, args.steps, settings.lr, lo, hi)
+    rows.append(("the same batched step hand-written in tf.nn (no Keras)", seconds,
+                 quality(by_hand)))
     gflops = conv_gflops()
     floor = forward_flops(model, args.layer) * 3 * n * args.steps / (gflops * 1e9)
     eager = rows[0][1]

@@ -19,30 +19,34 @@ def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
 
 def mosaic(maps: np.ndarray, columns: int | None = None, gap: int = 1
            ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """Tile maps (H×W×M) row by row into one 2-D array with NaN gaps between tiles
-    (``skimage.util.montage``, without its outer border).
+    """Tile maps (H×W×M) row by row into one 2-D array with NaN gaps between tiles.
 
     Returns the mosaic, each pixel's ``[map, row, col]`` (−1 in gaps) and each tile's top-left
     corner (row, col) in the mosaic."""
-    from skimage.util import montage
-
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3:
         raise CnnvizError(f"expected maps of shape (height, width, maps), got {maps.shape}")
     height, width, n = maps.shape
-    grid = grid_shape(n, columns)
-    inner = (slice(gap, -gap), slice(gap, -gap))
-    z = montage(np.moveaxis(maps, -1, 0), fill=np.nan, grid_shape=grid,
-                padding_width=gap)[inner]
+    rows, cols = grid_shape(n, columns)
     yy, xx = np.mgrid[0:height, 0:width]
     index = np.stack([np.broadcast_to(np.arange(n)[:, None, None], (n, height, width)),
                       np.broadcast_to(yy, (n, height, width)),
                       np.broadcast_to(xx, (n, height, width))], axis=-1)
-    where = montage(index, fill=(-1, -1, -1), grid_shape=grid, padding_width=gap,
-                    channel_axis=-1)[inner]
-    cols = grid[1]
+    z = _tiled(np.moveaxis(maps, -1, 0)[..., None], rows, cols, gap, np.nan)[..., 0]
+    where = _tiled(index, rows, cols, gap, -1)
     corners = [((i // cols) * (height + gap), (i % cols) * (width + gap)) for i in range(n)]
-    return z, where.astype(np.int64), corners
+    return z, where, corners
+
+
+def _tiled(stack: np.ndarray, rows: int, cols: int, gap: int, fill: float) -> np.ndarray:
+    """(N, H, W, C) → (rows·(H+gap)−gap, cols·(W+gap)−gap, C), row by row, ``fill`` between
+    and after the tiles."""
+    n, height, width, channels = stack.shape
+    padded = np.full((rows * cols, height + gap, width + gap, channels), fill, stack.dtype)
+    padded[:n, :height, :width] = stack
+    grid = padded.reshape(rows, cols, height + gap, width + gap, channels).swapaxes(1, 2)
+    whole = grid.reshape(rows * (height + gap), cols * (width + gap), channels)
+    return whole[:whole.shape[0] - gap, :whole.shape[1] - gap]
 
 
 def image_mosaic(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0),
