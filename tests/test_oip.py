@@ -392,3 +392,52 @@ def test_same_seed_same_images_other_seed_other_images(tmp_path, oip_model):
     other = visualize_filters(oip_model, "c2", [1, 3], Settings(steps=4, seed=1,
                                                                  transforms=Transforms(jitter=1)))
     assert not np.allclose(other.images, first.images)
+
+
+def test_one_channel_convolutions_get_the_same_gradient_cheaper():
+    """The ascent's cheaper input gradient for one-channel convolutions (valid and same
+    padding, with bias and activation) equals Keras's own, and leaves other layers alone."""
+    from cnnviz.backend import backend_name, keras
+    from cnnviz.oip.fastgrad import ascent_forward, grey_conv_layer
+
+    k = keras()
+    if backend_name() != "tensorflow":
+        pytest.skip("the cheaper gradient is TensorFlow's")
+    import tensorflow as tf
+
+    inputs = k.Input((9, 8, 1))
+    same = k.layers.Conv2D(4, 3, padding="same", activation="relu", name="same")(inputs)
+    valid = k.layers.Conv2D(3, (2, 3), name="valid", use_bias=False)(inputs)
+    pooled = k.layers.MaxPooling2D()(same)
+    deeper = k.layers.Conv2D(5, 3, activation="tanh", name="deeper")(pooled)
+    model = k.Model(inputs, [valid, deeper])
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([rng.standard_normal(w.shape).astype(np.float32)
+                               for w in layer.get_weights()])
+    assert [grey_conv_layer(model.get_layer(n)) for n in ("same", "valid", "deeper")] == \
+        [True, True, False]
+    forward = ascent_forward(model)
+    assert forward is not model
+    x = tf.constant(rng.standard_normal((2, 9, 8, 1)).astype(np.float32))
+
+    @tf.function(autograph=False)
+    def values_and_gradient(x, run_through):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            a, b = (forward if run_through else model)(x)
+            score = tf.reduce_sum(a * a) + tf.reduce_sum(tf.sin(b))
+        return a, b, tape.gradient(score, x)
+
+    cheap, keras_own = values_and_gradient(x, True), values_and_gradient(x, False)
+
+    def backprops(run_through):
+        graph = values_and_gradient.get_concrete_function(x, run_through).graph
+        return sum(op.type == "Conv2DBackpropInput" for op in graph.get_operations())
+
+    assert (backprops(True), backprops(False)) == (1, 3)  # only "deeper" keeps TensorFlow's
+    for ours, theirs in zip(cheap, keras_own, strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+    rgb = k.Sequential([k.Input((6, 6, 3)), k.layers.Conv2D(2, 3)])
+    assert ascent_forward(rgb) is rgb  # nothing to swap

@@ -92,7 +92,8 @@ def handle_errors(command: F) -> F:
                         return command(*args, **kwargs)
                 finally:
                     if VERBOSE["on"]:
-                        err_console.print(f"[dim]time: {phases.line()}[/]", highlight=False)
+                        err_console.print(f"[dim]time: {phases.line()}[/]", highlight=False,
+                                          soft_wrap=True)  # one line, however narrow
         except typer.Exit:
             raise
         except CnnvizError as exc:

@@ -14,6 +14,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model
 from cnnviz.models import ModelFacts, as_facts, as_list
 from cnnviz.oip import objectives as obj
+from cnnviz.oip.fastgrad import ascent_forward
 from cnnviz.oip.param import make_param, start_images
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, memory_plan
 from cnnviz.oip.transforms import IDENTITY, apply_affine, blur, total_variation
@@ -34,6 +35,7 @@ class _Stepper:
                                 settings.colour)
         self.names = list(objective.layers)
         feature = feature_model(model, self.names, preactivation=settings.preactivation)
+        forward = ascent_forward(feature)  # the same values, a cheaper input gradient
         lo, hi = value_range
         mid = (lo + hi) / 2
         span = float(np.mean(np.asarray(hi) - np.asarray(lo)))  # per-channel ranges: their mean
@@ -43,7 +45,7 @@ class _Stepper:
         def scores(raw: Any, channels: Any, affine: Any) -> tuple[Any, Any]:
             image = param.to_image(raw)
             seen = apply_affine(image, affine, transforms.pad) if transforms.active else image
-            acts = dict(zip(self.names, as_list(feature(seen)), strict=True))
+            acts = dict(zip(self.names, as_list(forward(seen)), strict=True))
             score = objective(acts, channels)
             return _penalized(score, image, s, mid, span), score
 
