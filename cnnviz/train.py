@@ -98,6 +98,17 @@ def pixel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(variance > 0, variance, 1.0)
 
 
+def standardizing_statistics(x_train: np.ndarray, y_train: np.ndarray,
+                             shape: tuple[int, ...], validation: float | str | None,
+                             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """What a standardizing layer is adapted on: :func:`pixel_statistics` of the training
+    images (scaled to 0..1) left after holding out ``validation`` (a fraction, drawn with
+    ``seed`` as :func:`train` draws it; ``"test"`` and ``None`` hold none out)."""
+    if validation not in (None, "test"):
+        x_train = split_validation(x_train, y_train, float(validation), seed)[0]
+    return pixel_statistics(images_to_model_input(x_train, shape, (0.0, 1.0)))
+
+
 def schedule_name(kind: str) -> str:
     """``kind`` as one of :data:`SCHEDULES` (Keras's class names accepted), or an error."""
     name = SCHEDULE_NAMES.get(kind.lower().replace("_", ""), kind)
@@ -205,8 +216,8 @@ def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_
         x_train, y_train, *pair = split_validation(x_train, y_train, float(validation), seed)
         held, described = (pair[0], pair[1]), f"{len(pair[0])} held-out training images"
     if model is None:
-        stats = pixel_statistics(images_to_model_input(x_train, shape, (0.0, 1.0))) \
-            if standardize else None
+        stats = standardizing_statistics(dataset.x_train[:n_train], dataset.y_train[:n_train],
+                                         shape, validation, seed) if standardize else None
         model = build_cnn(input_shape=shape, n_classes=len(dataset.class_names), l2=l2, l1=l1,
                           seed=seed, standardize=stats)
     value_range = for_model(model)

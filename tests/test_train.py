@@ -126,6 +126,21 @@ def test_standardizing_layer_centres_the_training_pixels(tmp_path):
                                model.predict(x, verbose=0), rtol=1e-6)
 
 
+def test_standardizing_statistics_cover_only_the_pixels_trained_on():
+    from cnnviz.train import pixel_statistics, split_validation, standardizing_statistics
+
+    data = _toy_dataset()
+    x, y = data.x_train, data.y_train
+    kept = split_validation(x, y, 0.25, seed=4)[0]
+    for validation, pixels in ((0.25, kept), ("test", x), (None, x)):
+        mean, variance = standardizing_statistics(x, y, (12, 12, 1), validation, seed=4)
+        expected = pixel_statistics(pixels[..., None] / 255.0)
+        np.testing.assert_allclose(mean, expected[0], rtol=1e-6)
+        np.testing.assert_allclose(variance, expected[1], rtol=1e-5)
+    assert not np.allclose(standardizing_statistics(x, y, (12, 12, 1), 0.25, seed=4)[0],
+                           standardizing_statistics(x, y, (12, 12, 1), None)[0])
+
+
 def test_train_job_writes_the_history_beside_the_model(tmp_path):
     import json
 

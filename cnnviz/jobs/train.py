@@ -143,15 +143,11 @@ def _model(dataset: Any, shape: tuple[int, ...], conv: list[int] | None,
            validation: float | str | None, standardize: bool, fit: dict[str, Any]) -> Any:
     """The reference CNN to train; with ``standardize``, its per-pixel statistics over the
     pixels it trains on, as the model scales them (0..1)."""
-    from cnnviz.train import build_cnn, pixel_statistics, split_validation
+    from cnnviz.train import build_cnn, standardizing_statistics
 
-    stats = None
-    if standardize:
-        pixels = dataset.x_train[:n_train]
-        if isinstance(validation, float):
-            pixels = split_validation(pixels, dataset.y_train[:n_train], validation,
-                                      fit.get("seed", 0))[0]
-        stats = pixel_statistics(images_to_model_input(pixels, shape, (0.0, 1.0)))
+    stats = standardizing_statistics(dataset.x_train[:n_train], dataset.y_train[:n_train],
+                                     shape, validation, fit.get("seed", 0)) \
+        if standardize else None
     return build_cnn(conv or [32, 64, 128], pool_after or [1, 2], dense or [120],
                      n_classes=len(dataset.class_names), input_shape=shape,
                      l2=fit.get("l2", 5e-4), l1=fit.get("l1", 0.0), seed=fit.get("seed", 0),
