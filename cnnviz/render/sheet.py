@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import CnnvizError
-from cnnviz.render.tiles import grid_shape
+from cnnviz.render.tiles import grid_shape, to_unit
 from cnnviz.text import printable
 
 TILE = 112  # a tile's height in pixels, reached by a whole-number zoom where the image is smaller
@@ -71,8 +71,7 @@ def _tiles(images: np.ndarray, value_range: tuple[float, float], cmap: str,
     wider than ``MAX_WIDTH``."""
     from PIL import Image
 
-    lo, hi = value_range
-    unit = (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
+    unit = to_unit(images, value_range)
     if unit.shape[-1] == 1 and cmap != "gray":
         import matplotlib
 

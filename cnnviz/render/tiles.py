@@ -55,14 +55,19 @@ def image_mosaic(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.
     """Tile images (N×H×W×C) scaled from ``value_range`` to 0..1 into one (H', W', C) mosaic
     with NaN gaps (a gap of 30 % of the height, at least 2 px). Returns the mosaic, each
     pixel's ``[image, row, col]`` (−1 in gaps), each tile's top-left corner and the gap."""
-    images = np.asarray(images, dtype=np.float64)
-    lo, hi = value_range
-    unit = (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
+    unit = to_unit(images, value_range)
     gap = max(2, round(0.3 * images.shape[1]))
     planes = [mosaic(np.moveaxis(unit[..., c], 0, -1), columns, gap=gap)
               for c in range(images.shape[-1])]
     z = np.stack([plane[0] for plane in planes], axis=-1)
     return z, planes[0][1], planes[0][2], gap
+
+
+def to_unit(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """``images`` clipped to ``value_range`` and scaled from it to 0..1 (NaN stays NaN)."""
+    lo, hi = value_range
+    images = np.asarray(images, dtype=np.float64)
+    return (np.clip(images, lo, hi) - lo) / ((hi - lo) or 1.0)
 
 
 def normalize_each(maps: np.ndarray) -> np.ndarray:
