@@ -216,8 +216,8 @@ def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_
         x_train, y_train, *pair = split_validation(x_train, y_train, float(validation), seed)
         held, described = (pair[0], pair[1]), f"{len(pair[0])} held-out training images"
     if model is None:
-        stats = standardizing_statistics(dataset.x_train[:n_train], dataset.y_train[:n_train],
-                                         shape, validation, seed) if standardize else None
+        # x_train is what is left after the hold-out already
+        stats = standardizing_statistics(x_train, y_train, shape, None) if standardize else None
         model = build_cnn(input_shape=shape, n_classes=len(dataset.class_names), l2=l2, l1=l1,
                           seed=seed, standardize=stats)
     value_range = for_model(model)
