@@ -7,10 +7,11 @@ computation takes; a plain Keras model works too. Importing cnnviz does not impo
 the first call that needs Keras does. Figures for notebooks are in :mod:`cnnviz.plot`.
 """
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from cnnviz.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names below are imported on first use: importing cnnviz stays fast
     from cnnviz.activations import activations, channel_means, class_patterns, top_examples
@@ -111,17 +112,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module that holds ``name`` when it is first used."""
-    if name not in _WHERE:
-        raise AttributeError(f"module 'cnnviz' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 
 class _Package(types.ModuleType):

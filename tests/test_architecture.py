@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cnnviz"
 
 # Lower floors first; a module may import its own floor and those below it.
 FLOORS = [
-    ("errors", "version", "text", "timing", "fileio", "cache", "preprocess", "backend",
+    ("errors", "version", "text", "timing", "fileio", "cache", "preprocess", "backend", "lazy",
      "static"),
     ("results",),
     ("render", "plot"),

@@ -2,8 +2,7 @@
 (never over an earlier run's without ``force``) and say what happened. The command line parses
 its options, calls one of these and prints the :class:`Outcome`."""
 
-import importlib
-from typing import Any
+from cnnviz.lazy import lazy_exports
 
 # Each name from its own module, loaded on first use: a command loads only its own job's code
 # (the atlas's, with its cluster runner, took 0.16 s of every command).
@@ -20,16 +19,5 @@ _HOMES = {
     "TrainProgressFn": "train", "train_job": "train",
 }
 __all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'cnnviz.jobs' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f"cnnviz.jobs.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"cnnviz.jobs.{home}"
+                                               for name, home in _HOMES.items()})
