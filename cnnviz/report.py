@@ -13,7 +13,6 @@ import numpy as np
 from cnnviz.activations import activations, class_patterns
 from cnnviz.attribution import explain
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import check_unit
 from cnnviz.inputs import pick_digit
 from cnnviz.models import (
     ModelFacts,
@@ -30,6 +29,7 @@ from cnnviz.render import page as widgets
 from cnnviz.render import views
 from cnnviz.results import ClassPatterns, FilterResult, Meta
 from cnnviz.sources import data_for, model_inputs, no_data_note
+from cnnviz.units import check_unit
 
 StatusFn = Callable[[str], None]
 Section = tuple[str, Any]
@@ -38,12 +38,12 @@ Section = tuple[str, Any]
 def build_report(model: ModelFacts | Any, *, results: str | Path | None = None,
                  layer: str | None = None, steps: int = 100, examples: int = 9, seed: int = 0,
                  data: Any = None, size: tuple[int, int] | None = None,
-                 status: StatusFn | None = None) -> str:
+                 status: StatusFn | None = None, note: StatusFn | None = None) -> str:
     """The report page as one self-contained HTML text. ``results`` is a folder holding
     ``filters.npz`` and ``patterns.npz`` from earlier runs (directly or one level down, as in
     cnnviz-out/); what it lacks is computed. ``data`` gives the images (default: the bundled
     digits, only for a model that takes 28×28×1 images); without data, the sections that need
-    it say so in place."""
+    it say so in place. ``note`` is told why a saved result was not reused."""
     facts = as_facts(model)
     if steps <= 0 or examples < 0:
         raise CnnvizError("--steps must be positive and --examples ≥ 0")
@@ -61,11 +61,13 @@ def build_report(model: ModelFacts | Any, *, results: str | Path | None = None,
     else:
         sections.append(_missing(facts, "Activation maps"))
     say(f"filters of {deepest}")
-    sections.append(_filter_section(facts, deepest, _find(results, "filters.npz"), source,
-                                    steps, examples, seed, shape))
+    tell = note or (lambda message: None)
+    saved = _reuse(_find(results, "filters.npz"), "filters", facts, source, tell, deepest)
+    sections.append(_filter_section(facts, deepest, saved, source, steps, examples, seed,
+                                    shape))
     say("class patterns")
-    sections.append(_pattern_section(facts, deepest, _find(results, "patterns.npz"), source,
-                                     shape))
+    saved = _reuse(_find(results, "patterns.npz"), "patterns", facts, source, tell)
+    sections.append(_pattern_section(facts, deepest, saved, source, shape))
     say("attribution")
     if inputs is not None and labels is not None:
         explained = explain(facts, inputs[:1], seed=seed, data=labels[0],
@@ -125,6 +127,8 @@ def _activation_section(facts: ModelFacts, inputs: np.ndarray, labels: list[str]
 def _foreign(meta: Meta, facts: ModelFacts, source: Source | None, saved: Path) -> str:
     """Why a saved result cannot stand in this report ("" when it can): another model made
     it, or it was computed on other data than this report's."""
+    if not meta.model_digest:
+        return f" (recomputed: {saved.name} does not record the model that made it)"
     if not meta.made_by(facts.digest):
         return f" (recomputed: {saved.name} was made by another model '{meta.model}')"
     if meta.data_digest and source is not None and meta.data_digest != source.digest():
@@ -132,14 +136,28 @@ def _foreign(meta: Meta, facts: ModelFacts, source: Source | None, saved: Path) 
     return ""
 
 
-def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, source: Source | None,
-                    steps: int, examples: int, seed: int,
+def _reuse(saved: Path | None, kind: str, facts: ModelFacts, source: Source | None,
+           note: StatusFn, layer: str | None = None) -> tuple[Any, str]:
+    """The saved ``kind`` result (filters or patterns) at ``saved`` when this report can stand
+    on it, else ``None`` and why it is recomputed (also told to ``note``)."""
+    if saved is None:
+        return None, ""
+    check_unit(saved, kind)
+    result = (FilterResult if kind == "filters" else ClassPatterns).load(saved)
+    why = _foreign(result.meta, facts, source, saved)
+    if not why and layer is not None and result.layer != layer:
+        why = f" (recomputed: {saved.name} holds layer {result.layer}, not {layer})"
+    if why:
+        note(why.strip(" ()"))
+        return None, why
+    return result, ""
+
+
+def _filter_section(facts: ModelFacts, layer: str, saved: tuple[Any, str],
+                    source: Source | None, steps: int, examples: int, seed: int,
                     shape: tuple[int, int, int]) -> Section:
-    if saved:
-        check_unit(saved, "filters")
-    result = FilterResult.load(saved) if saved else None
-    why = _foreign(result.meta, facts, source, saved) if result and saved else ""
-    if result is None or result.layer != layer or why:
+    result, why = saved
+    if result is None:
         settings = preset("default", facts, layer, shape, steps=steps, seed=seed)
         filters = int(get_layer(facts.model, layer).output.shape[-1])
         fit = min(examples, examples_that_fit(filters, shape))  # a wide layer keeps fewer
@@ -149,13 +167,9 @@ def _filter_section(facts: ModelFacts, layer: str, saved: Path | None, source: S
             views.filter_gallery_figure(result, "activation"))
 
 
-def _pattern_section(facts: ModelFacts, layer: str, saved: Path | None,
+def _pattern_section(facts: ModelFacts, layer: str, saved: tuple[Any, str],
                      source: Source | None, shape: tuple[int, int, int]) -> Section:
-    if saved:
-        check_unit(saved, "patterns")
-    patterns = ClassPatterns.load(saved) if saved else None
-    why = _foreign(patterns.meta, facts, source, saved) if patterns and saved else ""
-    patterns = None if why else patterns
+    patterns, why = saved
     if patterns is None and (source is None or not source.labelled):
         if source is None:
             return _missing(facts, "Class activation patterns")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import OutputUnit
 from cnnviz.oip.filters import resume_filters, visualize_filters
 from cnnviz.oip.settings import Settings
 from cnnviz.results import FilterResult
+from cnnviz.units import OutputUnit
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_a_state_that_does_not_fit_is_refused(model):
 
 def test_one_writer_for_the_whole_run_and_the_checkpoint_blocks_a_fresh_start(tmp_path):
     unit = OutputUnit(tmp_path, "demo")
-    with unit.running():
+    with unit:
         with pytest.raises(CnnvizError, match="another cnnviz run"):
             OutputUnit(tmp_path, "demo", force=True)
         unit.checkpoint.write_text("state")
@@ -136,7 +136,7 @@ def test_one_writer_for_the_whole_run_and_the_checkpoint_blocks_a_fresh_start(tm
     with pytest.raises(CnnvizError, match="holds an interrupted demo run: --resume continues"):
         OutputUnit(tmp_path, "demo")
     again = OutputUnit(tmp_path, "demo", force=True)
-    with again.running(), again.writing() as written:
+    with again, again.writing() as written:
         assert not (tmp_path / f".{unit.checkpoint.name}.x1.tmp.npz").exists()
         written.append(tmp_path / "demo.npz")
         (tmp_path / "demo.npz").write_text("done")

@@ -112,7 +112,8 @@ def test_gallery_rebuilds_reproducibly(tmp_path):
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
     assert {f.parts[0] for f in files} == {"activations", "filters", "kernels", "patterns",
-                                           "explain", "report.html"}
+                                           "explain", "report.html",
+                                           ".cnnviz-report-report.html.json"}  # its manifest
     assert any(f.suffix == ".png" for f in files) and any(f.suffix == ".npz" for f in files)
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from cnnviz.cli import app
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import OutputUnit, check_unit, write_text
+from cnnviz.fileio import write_text
+from cnnviz.units import OutputUnit, check_unit
 
 runner = CliRunner()
 
@@ -53,10 +54,16 @@ def test_a_failed_run_leaves_no_manifest_and_blocks_nothing(tmp_path):
 
 
 def test_one_writer_at_a_time(tmp_path):
-    (tmp_path / ".cnnviz-demo.lock").write_text(str(os.getpid()))  # a live process
-    with pytest.raises(CnnvizError, match=f"another cnnviz run \\(process {os.getpid()}\\)"):
-        OutputUnit(tmp_path, "demo")
-    (tmp_path / ".cnnviz-demo.lock").write_text("999999999")  # long gone
+    with OutputUnit(tmp_path, "demo") as unit:  # a run holds its unit from start to finish
+        assert unit.lock.read_text() == str(os.getpid())
+        with pytest.raises(CnnvizError, match=f"another cnnviz run \\(process {os.getpid()}\\)"):
+            OutputUnit(tmp_path, "demo", force=True)
+        with pytest.raises(CnnvizError, match="still being written by another cnnviz run"):
+            check_unit(tmp_path / "demo.npz", "demo")
+    assert not (tmp_path / ".cnnviz-demo.lock").exists()
+    # a lock file naming a live process that holds no lock (a dead run's id, reused) blocks
+    # nothing: the lock is the kernel's, not the number in the file
+    (tmp_path / ".cnnviz-demo.lock").write_text(str(os.getppid()))
     _unit_run(tmp_path, ["demo.npz"])
     assert not (tmp_path / ".cnnviz-demo.lock").exists()
 

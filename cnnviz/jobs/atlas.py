@@ -12,11 +12,11 @@ from cnnviz.activations import activations
 from cnnviz.atlas.build import AtlasParts, AtlasSpec, ProgressFn, compute_parts
 from cnnviz.atlas.site import example_strips, write_site
 from cnnviz.data import to_unit_range
-from cnnviz.fileio import OutputUnit
 from cnnviz.jobs.common import Outcome
 from cnnviz.models import ModelFacts, conv_layers, get_layer
 from cnnviz.receptive import receptive_field
 from cnnviz.sources import data_for, model_inputs, no_data_note
+from cnnviz.units import OutputUnit
 
 
 def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
@@ -30,7 +30,7 @@ def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
     source = data_for(facts.input_shape, data)
     notes = [] if source is not None else [no_data_note(
         facts.name, facts.input_shape, "the real images and class profiles of the atlas")]
-    with unit.running():
+    with unit:
         if force and (out / "parts").is_dir():
             shutil.rmtree(out / "parts")  # --force starts again
         atlas = compute_parts(facts, out / "parts", source, spec, progress, runner)

@@ -8,7 +8,6 @@ import numpy as np
 
 from cnnviz.attribution import BASELINES, METHODS, Target, explain
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import OutputUnit
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
 from cnnviz.metrics import evaluate
 from cnnviz.models import (
@@ -16,6 +15,7 @@ from cnnviz.models import (
 )
 from cnnviz.render import views
 from cnnviz.sources import model_inputs
+from cnnviz.units import OutputUnit
 
 
 def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str = "gradcam",
@@ -30,21 +30,21 @@ def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str 
                           f"{', '.join(METHODS)}")
     if baseline not in BASELINES:
         raise CnnvizError(f"unknown baseline '{baseline}': use one of {', '.join(BASELINES)}")
-    unit = OutputUnit(out, "explain", force, main="explain.html")
-    choice, data = choose_input(facts, source)
-    references = None
-    if baseline in ("mean", "expected"):
-        if data is None:
-            raise CnnvizError(f"the {baseline} baseline needs images: give them with --data")
-        count = min(256, data.size() or 256)
-        pixels, _ = data.gather(np.arange(count), choice.image.shape)
-        references = model_inputs(pixels, facts.preprocess)
-    result = explain(facts, choice.image[None], METHODS, target=target, layer=layer,
-                     seed=source.seed, baseline=baseline, references=references,
-                     data=choice.source, classes=() if data is None else data.class_names)
-    with unit.writing() as written:
-        written += views.write_attribution_views(result, method, out, standalone=standalone)
-        written += result.save(out / "explain.npz")
+    with OutputUnit(out, "explain", force, main="explain.html") as unit:
+        choice, data = choose_input(facts, source)
+        references = None
+        if baseline in ("mean", "expected"):
+            if data is None:
+                raise CnnvizError(f"the {baseline} baseline needs images: give them with --data")
+            count = min(256, data.size() or 256)
+            pixels, _ = data.gather(np.arange(count), choice.image.shape)
+            references = model_inputs(pixels, facts.preprocess)
+        result = explain(facts, choice.image[None], METHODS, target=target, layer=layer,
+                         seed=source.seed, baseline=baseline, references=references,
+                         data=choice.source, classes=() if data is None else data.class_names)
+        with unit.writing() as written:
+            written += views.write_attribution_views(result, method, out, standalone=standalone)
+            written += result.save(out / "explain.npz")
     outcome = Outcome(written, [views.attribution_title(result)], [*facts.notes, *choice.notes])
     deltas, changes = result.completeness()
     delta, change = float(deltas[0]), float(changes[0])

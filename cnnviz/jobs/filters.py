@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import OutputUnit, check_unit
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
 from cnnviz.models import (
     ModelFacts,
@@ -23,6 +22,7 @@ from cnnviz.render import views
 from cnnviz.results import FilterResult
 from cnnviz.results.filters import ChunkState
 from cnnviz.sources import bundled_fits, data_for, no_data_note
+from cnnviz.units import OutputUnit, check_unit
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
         pixels = real.gather(np.arange(min(256, real.size() or 256)), shape)[0] / 255.0
     settings = preset(ascent.preset, facts, name, shape, colour=ascent.colour,
                       data_pixels=pixels, **{**ascent.overrides, "start": kind})
-    with unit.running():
+    with unit:
         result = visualize_filters(facts, name, chosen, settings, objective=ascent.objective,
                                    reference_images=real if reference or examples else None,
                                    examples=examples if real is not None else 0, size=size,
@@ -117,7 +117,7 @@ def resume_filters_job(facts: ModelFacts, out: Path, *, data: Any = None, order:
     unit = OutputUnit(out, "filters", force=True)  # the interrupted run's own unit
     if not unit.checkpoint.exists() and (out / "filters.npz").exists():
         check_unit(out / "filters.npz", "filters")
-    with unit.running():
+    with unit:
         if unit.checkpoint.exists():
             previous = FilterResult.load(unit.checkpoint)
         elif (out / "filters.npz").exists():
@@ -149,10 +149,9 @@ def _running(state: ChunkState) -> str:
 def redraw_filters_job(saved: Path, out: Path, *, order: str = "index", force: bool = False,
                        standalone: bool = False) -> Outcome:
     """``cnnviz filters --from``: the galleries of saved results, without recomputing."""
-    unit = OutputUnit(out, "filter-views", force, main="filters.html")
     check_unit(saved, "filters")
     result = FilterResult.load(saved)
-    with unit.writing() as written:
+    with OutputUnit(out, "filter-views", force, main="filters.html").writing() as written:
         written += views.write_filter_views(result, out, order=order, standalone=standalone)
     outcome = Outcome(written)
     outcome.lines = [f"redrew {len(result.filters)} filters; {outcome.wrote()}"]

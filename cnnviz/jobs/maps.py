@@ -9,7 +9,6 @@ import numpy as np
 
 from cnnviz.activations import activations, class_patterns
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import OutputUnit
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
 from cnnviz.models import (
     ModelFacts,
@@ -22,6 +21,7 @@ from cnnviz.oip.optimize import ProgressFn
 from cnnviz.render import grids, views
 from cnnviz.render.outputs import output_bars
 from cnnviz.sources import data_for, no_data_note
+from cnnviz.units import OutputUnit
 
 
 def output_line(source: str, outputs: np.ndarray, classes: tuple[str, ...]) -> str:
@@ -37,17 +37,17 @@ def activations_job(facts: ModelFacts, out: Path, source: InputSpec, *,
     """``cnnviz activations``: every map of the chosen layers for one input."""
     if scale not in grids.SCALES:
         raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(grids.SCALES)}")
-    unit = OutputUnit(out, "activations", force, main="activations.npz")
-    names = resolve_map_layers(facts.model, layers)
-    choice, data = choose_input(facts, source)
-    labels = None if choice.label is None else np.asarray([choice.label])
-    result = activations(facts, choice.image[None], names, data=choice.source, labels=labels,
-                         classes=() if data is None else data.class_names)
-    with unit.writing() as written:
-        written += views.write_activation_views(result, out, scale=scale,
-                                                standalone=standalone,
-                                                title=f"{facts.name}: {choice.source}")
-        written += result.save(out / "activations.npz")
+    with OutputUnit(out, "activations", force, main="activations.npz") as unit:
+        names = resolve_map_layers(facts.model, layers)
+        choice, data = choose_input(facts, source)
+        labels = None if choice.label is None else np.asarray([choice.label])
+        result = activations(facts, choice.image[None], names, data=choice.source,
+                             labels=labels, classes=() if data is None else data.class_names)
+        with unit.writing() as written:
+            written += views.write_activation_views(result, out, scale=scale,
+                                                    standalone=standalone,
+                                                    title=f"{facts.name}: {choice.source}")
+            written += result.save(out / "activations.npz")
     outcome = Outcome(written, notes=[*facts.notes, *choice.notes])
     outcome.lines = [output_line(choice.source, result.probabilities[0], result.meta.classes),
                      outcome.wrote(out)]
@@ -57,11 +57,11 @@ def activations_job(facts: ModelFacts, out: Path, source: InputSpec, *,
 def kernels_job(facts: ModelFacts, out: Path, *, layer: str | None = None, channel: int = 0,
                 force: bool = False, standalone: bool = False) -> Outcome:
     """``cnnviz kernels``: a conv layer's weights (default: the first conv layer)."""
-    unit = OutputUnit(out, "kernels", force, main="kernels.html")
-    name = layer or default_layer(facts.model, first=True)
-    kernels = conv_kernels(facts.model, name, channel)
-    with unit.writing() as written:
-        written += views.write_kernel_views(kernels, name, out, standalone=standalone)
+    with OutputUnit(out, "kernels", force, main="kernels.html") as unit:
+        name = layer or default_layer(facts.model, first=True)
+        kernels = conv_kernels(facts.model, name, channel)
+        with unit.writing() as written:
+            written += views.write_kernel_views(kernels, name, out, standalone=standalone)
     outcome = Outcome(written)
     outcome.lines = [outcome.wrote()]
     return outcome
@@ -76,25 +76,26 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
     with ``map_images``, each class's mean image of every map of ``layer`` too."""
     if top <= 0 or batch <= 0:
         raise CnnvizError("--top and --batch must be positive")
-    unit = OutputUnit(out, "patterns", force, main="patterns.npz")
-    name = layer or default_layer(facts.model)
-    resolve_map_layers(facts.model, [name])
-    source = data_for(facts.input_shape, data, split)
-    if source is None:
-        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "class patterns",
-                                       "need labelled images"))
-    if not source.labelled:
-        raise CnnvizError(f"data set '{source.name}' has no labels: class patterns need them")
-    if only_class is not None and only_class not in set(source.labels().tolist()):
-        raise CnnvizError(f"class {only_class} is not in data set '{source.name}'")
-    names = [name] + ([i.name for i in list_layers(facts.model) if i.type == "Dense"]
-                      if dense else [])
-    result = class_patterns(facts, source, None, names, preactivation=preactivation,
-                            size=size, batch_size=batch, map_images=map_images,
-                            on_progress=progress)
-    with unit.writing() as written:
-        written += result.save(out / "patterns.npz")
-        written += views.write_pattern_views(result, out, standalone=standalone)
+    with OutputUnit(out, "patterns", force, main="patterns.npz") as unit:
+        name = layer or default_layer(facts.model)
+        resolve_map_layers(facts.model, [name])
+        source = data_for(facts.input_shape, data, split)
+        if source is None:
+            raise CnnvizError(no_data_note(facts.name, facts.input_shape, "class patterns",
+                                           "need labelled images"))
+        if not source.labelled:
+            raise CnnvizError(f"data set '{source.name}' has no labels: class patterns need "
+                              "them")
+        if only_class is not None and only_class not in set(source.labels().tolist()):
+            raise CnnvizError(f"class {only_class} is not in data set '{source.name}'")
+        names = [name] + ([i.name for i in list_layers(facts.model) if i.type == "Dense"]
+                          if dense else [])
+        result = class_patterns(facts, source, None, names, preactivation=preactivation,
+                                size=size, batch_size=batch, map_images=map_images,
+                                on_progress=progress)
+        with unit.writing() as written:
+            written += result.save(out / "patterns.npz")
+            written += views.write_pattern_views(result, out, standalone=standalone)
     outcome = Outcome(written, notes=list(facts.notes))
     tops = result.top_maps(name, top)
     outcome.lines = [f"class {cname}: top maps of {name}: " + ", ".join(map(str, tops[cname]))

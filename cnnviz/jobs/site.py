@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz.errors import CnnvizError
-from cnnviz.fileio import OutputUnit, refuse_overwrite
 from cnnviz.jobs.common import InputSpec, Outcome
 from cnnviz.jobs.explain import explain_job
 from cnnviz.jobs.filters import AscentSpec, filters_job
@@ -18,6 +17,7 @@ from cnnviz.models import (
 )
 from cnnviz.report import StatusFn, build_report
 from cnnviz.sources import bundled_fits, no_data_note
+from cnnviz.units import OutputUnit
 
 
 def report_job(facts: ModelFacts, out: Path, *, results: Path | None = None,
@@ -27,16 +27,26 @@ def report_job(facts: ModelFacts, out: Path, *, results: Path | None = None,
     """``cnnviz report``: one self-contained HTML file."""
     from cnnviz.fileio import write_text
 
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise CnnvizError(f"--out must be an .html file, got {out.name}")
-    refuse_overwrite(out, force)
-    text = build_report(facts, results=results, layer=layer, steps=steps, examples=examples,
-                        seed=seed, data=data, size=size, status=status)
     notes = list(facts.notes)
+    with report_unit(out, force) as unit:
+        text = build_report(facts, results=results, layer=layer, steps=steps,
+                            examples=examples, seed=seed, data=data, size=size, status=status,
+                            note=notes.append)
+        with unit.writing() as written:
+            written.append(write_text(out, text))
     if data is None and not bundled_fits(facts.input_shape):
         notes.append(no_data_note(facts.name, facts.input_shape, "the sections that need data"))
-    return Outcome([write_text(out, text)], [f"wrote {out} ({len(text) / 2**20:.1f} MiB)"],
-                   notes)
+    return Outcome(written, [f"wrote {out} ({len(text) / 2**20:.1f} MiB)"], notes)
+
+
+def report_unit(out: Path, force: bool = False) -> OutputUnit:
+    """A report is a unit of one page: its own manifest and lock beside it, so that two reports
+    share a folder and two runs never write the same page at once."""
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise CnnvizError(f"--out must be an .html file, got {out.name}")
+    if out.is_dir():
+        raise CnnvizError(f"{out} is a folder: --out names the report's .html file")
+    return OutputUnit(out.parent, f"report-{out.name}", force, main=out.name)
 
 
 def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = False,
@@ -50,7 +60,7 @@ def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = Fal
                            ("kernels", "kernels.html"), ("patterns", "patterns.npz"),
                            ("explain", "explain.html")):
             OutputUnit(out / kind, kind, main=main)
-        refuse_overwrite(out / "report.html", force)
+        report_unit(out / "report.html")
     runs: list[tuple[str, Callable[[], Outcome]]] = [
         ("activations --digit 6", lambda: activations_job(
             facts, out / "activations", InputSpec(digit=6, seed=seed), force=True)),

@@ -64,8 +64,9 @@ class Meta:
                               "has other weights or layers in one of them")
 
     def made_by(self, digest: str) -> bool:
-        """Whether the model with ``digest`` made this result (unknown for old results)."""
-        return not self.model_digest or self.model_digest == digest
+        """Whether the model with ``digest`` made this result; a result that does not record
+        its model (an older cnnviz's, or an edited file) was not made by it."""
+        return bool(self.model_digest) and self.model_digest == digest
 
 
 def save_arrays(path: str | Path, kind: str, arrays: dict[str, Any], meta: Meta,
