@@ -118,6 +118,10 @@ def test_pillow_bombs_report_their_real_size(tmp_path):
     (["filters", "--steps", "1000000000"], "the record of 1,000,000,000 steps"),
     (["filters", "--budget", "1", "--layer", "conv2d_3", "--examples", "9"],
      "examples for each of 128 filters keep"),
+    (["filters", "--filters", "0-99999999"], "filter 99999999 is out of range: layer "
+                                             "'conv2d_3' has 128 filters (0..127)"),
+    (["filters", "--filters", "5,3-" + "9" * 20], f"filter {'9' * 20} is out of range"),
+    (["filters", "--filters", "7-" + "9" * 5000], "bad filter range"),
 ])
 def test_numbers_that_would_hang_or_crash_are_refused_first(tmp_path, args, message):
     out = tmp_path / ("m.keras" if args[0] == "train" else "out")
@@ -205,3 +209,51 @@ def test_damaged_saved_results_are_one_line(tmp_path):
 
 def test_plot_labels_keep_their_lines():
     assert plain_label("gradcam\nimage 3\x1b") == "gradcam\nimage 3\\x1b"
+
+
+def test_a_huge_range_is_refused_before_it_is_built(tiny_model):
+    import tracemalloc
+
+    from cnnviz.oip.filters import chosen_filters
+
+    tracemalloc.start()
+    with pytest.raises(CnnvizError, match="filter 999999999999 is out of range: layer 'conv' "
+                                          "has 2 filters"):
+        chosen_filters(tiny_model, "conv", "0-999999999999")
+    with pytest.raises(CnnvizError, match=r"filter 1e\+30 is not a whole number"):
+        chosen_filters(tiny_model, "conv", [1e30])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20
+    assert chosen_filters(tiny_model, "conv", "1, 0-1").tolist() == [1, 0]
+    assert chosen_filters(tiny_model, "conv", [10**30 % 2]).tolist() == [0]
+
+
+@pytest.mark.parametrize("head", ["two classes", "one regression unit"])
+def test_grey_models_whose_output_is_not_ten_classes(tmp_path, k, head):
+    """The bundled digits' ten class names never label another model's output: its bars are
+    numbered, and the input keeps its digit label."""
+    inputs = k.Input((28, 28, 1))
+    maps = k.layers.Conv2D(3, 3, activation="relu", name="c")(inputs)
+    pooled = k.layers.GlobalAveragePooling2D()(maps)
+    outputs = [k.layers.Dense(10, activation="softmax", name="digits")(pooled),
+               k.layers.Dense(1, name="score")(pooled)]
+    if head == "two classes":
+        outputs = k.layers.Dense(2, activation="softmax", name="two")(pooled)
+    path = tmp_path / "m.keras"
+    k.Model(inputs, outputs).save(path)
+    extra = ["--output", "score"] if head != "two classes" else []
+    result = runner.invoke(app, ["activations", str(path), "--digit", "4", *extra, "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert ("predicted 0" in result.output or "predicted 1" in result.output
+            if head == "two classes" else "largest: 0" in result.output)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "out" / "input.png").size[0] > 100
+    from cnnviz.render.outputs import output_bars
+
+    bars = output_bars(np.array([0.3, 0.7]), tuple("0123456789"))
+    assert bars.names == ["0", "1"] and bars.title == "predicted 1 (70.0%)"
+    named = output_bars(np.array([0.3, 0.7]), ("cat", "dog"))
+    assert named.names == ["cat", "dog"] and named.title == "predicted dog (70.0%)"

@@ -1,5 +1,5 @@
-"""What every command shares: option types, error handling, loading the model, parsing lists
-and ranges, progress bars, and printing what a library call did. Nothing here checks what the
+"""What every command shares: option types, error handling, loading the model, parsing lists,
+progress bars, and printing what a library call did. Nothing here checks what the
 library checks."""
 
 from __future__ import annotations
@@ -178,24 +178,6 @@ def target(value: str | None, layer: str | None) -> Any:
         return int(value)
     raise CnnvizError(f"--target takes a class number or channel:K (with --target-layer only "
                       f"channel:K), got '{value}'")
-
-
-def ranges(spec: str | None, what: str = "filter") -> list[int] | None:
-    """``"0-15,20"`` → [0..15, 20] (the library checks them against the layer)."""
-    if spec is None:
-        return None
-    chosen: list[int] = []
-    for part in split(spec) or []:
-        first, dash, last = part.partition("-")
-        try:
-            lo, hi = int(first), int(last) if dash else int(first)
-        except ValueError:
-            raise CnnvizError(f"bad {what} range '{part}': use whole numbers like 0-15,20") \
-                from None
-        if lo > hi:
-            raise CnnvizError(f"bad {what} range '{part}': the start is after the end")
-        chosen.extend(range(lo, hi + 1))
-    return list(dict.fromkeys(chosen))
 
 
 DOING = {"import": "starting Keras", "load": "loading", "compile": "compiling",

@@ -22,7 +22,6 @@ from cnnviz.cli.common import (
     load,
     out_option,
     progress_bar,
-    ranges,
     show,
     size,
     split,
@@ -158,7 +157,7 @@ def filters(
     facts = load(model, unsafe, preprocess, output)
     with progress_bar("ascent steps") as progress:
         outcome = jobs.filters_job(facts, out, ascent, layer=layer,
-                                   filters=ranges(filter_spec), reference=reference,
+                                   filters=filter_spec, reference=reference,
                                    examples=examples, data=data, size=size(size_),
                                    order=order, batch=batch,
                                    budget=budget * 2**20, force=force, standalone=standalone,

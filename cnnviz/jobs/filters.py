@@ -54,7 +54,7 @@ def start_input(spec: str) -> tuple[str, InputSpec | None]:
 
 
 def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, *,
-                layer: str | None = None, filters: list[int] | None = None,
+                layer: str | None = None, filters: str | list[int] | None = None,
                 reference: bool = True, examples: int = 0, data: Any = None,
                 size: tuple[int, int] | None = None, order: str = "index",
                 batch: int | None = None, budget: int = DEFAULT_BUDGET, force: bool = False,

@@ -4,7 +4,7 @@ after the layer's activation and compared with the real images that excite each 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -34,24 +34,48 @@ from cnnviz.timing import span, timed
 
 
 def chosen_filters(model: ModelFacts | Any, layer: str,
-                   filters: list[int] | None = None) -> np.ndarray:
-    """The filter indices of ``layer`` to visualize (all when ``None``), checked."""
+                   filters: str | Sequence[int] | None = None) -> np.ndarray:
+    """The filter indices of ``layer`` to visualize (all when ``None``), checked against the
+    layer before any list is built: numbers, or ranges as text (``"0-15,20"``)."""
     facts = as_facts(model)
     resolve_map_layers(facts.model, [layer])
     n_maps = int(get_layer(facts.model, layer).output.shape[-1])
-    chosen = np.arange(n_maps) if filters is None else np.asarray(filters, dtype=np.int64)
-    if chosen.size == 0:
+    if filters is None:
+        return np.arange(n_maps)
+    spans = filter_spans(filters) if isinstance(filters, str) else [(f, f) for f in filters]
+    if not spans:
         raise CnnvizError("no filters chosen")
-    bad = chosen[(chosen < 0) | (chosen >= n_maps)]
-    if bad.size:  # the number the user typed: the end of a range that runs past the layer
-        worst = int(bad.max()) if bad.max() >= n_maps else int(bad.min())
-        raise CnnvizError(f"filter {worst} is out of range: layer '{layer}' has "
-                          f"{n_maps} filters (0..{n_maps - 1})")
-    return chosen
+    for lo, hi in spans:
+        for end in (hi, lo):  # the number the user typed: the end of a range past the layer
+            if isinstance(end, bool) or not isinstance(end, int | np.integer):
+                raise CnnvizError(f"filter {end!r} is not a whole number")
+            if not 0 <= end < n_maps:
+                raise CnnvizError(f"filter {end} is out of range: layer '{layer}' has "
+                                  f"{n_maps} filters (0..{n_maps - 1})")
+    return np.asarray(list(dict.fromkeys(i for lo, hi in spans for i in range(lo, hi + 1))),
+                      np.int64)
+
+
+def filter_spans(spec: str) -> list[tuple[int, int]]:
+    """``"0-15,20"`` → ``[(0, 15), (20, 20)]``; a range that is not two whole numbers in
+    order is refused."""
+    spans = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        first, dash, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last) if dash else int(first)
+        except ValueError:
+            raise CnnvizError(f"bad filter range '{part}': use whole numbers like 0-15,20") \
+                from None
+        if lo > hi:
+            raise CnnvizError(f"bad filter range '{part}': the start is after the end")
+        spans.append((lo, hi))
+    return spans
 
 
 @timed("compute")
-def visualize_filters(model: ModelFacts | Any, layer: str, filters: list[int] | None = None,
+def visualize_filters(model: ModelFacts | Any, layer: str,
+                      filters: str | Sequence[int] | None = None,
                       settings: Settings | None = None, *,
                       objective: obj.Objective | str = "auto",
                       reference_images: Any = None, examples: int = 0,

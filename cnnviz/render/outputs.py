@@ -30,10 +30,13 @@ def is_probabilities(vector: np.ndarray) -> bool:
 def output_bars(output: np.ndarray, class_names: tuple[str, ...] | None = None,
                 top: int = 10) -> OutputBars:
     """The bars of one input's model output: a class vector's probabilities, or the mean of
-    each channel of any other output (maps, features), the ``top`` strongest in order."""
+    each channel of any other output (maps, features), the ``top`` strongest in order. Class
+    names name the bars only when there is one for each output (the data's ten digits do not
+    name a two-unit head: its bars are numbered)."""
     output = np.asarray(output, dtype=np.float64)
     if output.ndim == 1:
-        names = list(class_names or (str(i) for i in range(len(output))))
+        fits = class_names is not None and len(class_names) == len(output)
+        names = list(class_names) if fits else [str(i) for i in range(len(output))]
         best = int(np.argmax(output))
         if is_probabilities(output):
             return OutputBars(names, output, best,
