@@ -441,3 +441,23 @@ def test_one_channel_convolutions_get_the_same_gradient_cheaper():
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
     rgb = k.Sequential([k.Input((6, 6, 3)), k.layers.Conv2D(2, 3)])
     assert ascent_forward(rgb) is rgb  # nothing to swap
+
+
+def test_same_named_objectives_that_differ_get_their_own_steps(k, oip_model):
+    """The compiled step is keyed by what an objective computes, never by its display name."""
+    ops = k.ops
+    up = obj.Objective(lambda a, c: ops.mean(a["c2"][..., 0], axis=(1, 2)), ("c2",), "mine")
+    down = obj.Objective(lambda a, c: -ops.mean(a["c2"][..., 0], axis=(1, 2)), ("c2",), "mine")
+    raised = visualize_filters(oip_model, "c2", [0], Settings(steps=6), objective=up)
+    lowered = visualize_filters(oip_model, "c2", [0], Settings(steps=6), objective=down)
+    # the same start scored with opposite signs; each ascent raises its own score
+    np.testing.assert_allclose(lowered.curves[0, 0], -raised.curves[0, 0], rtol=1e-6)
+    assert raised.curves[0, -1] > raised.curves[0, 0] and lowered.curves[0, -1] > \
+        lowered.curves[0, 0]
+    assert not np.allclose(raised.images, lowered.images)
+    # cnnviz's own objectives are keyed by their parameters: built twice, one step
+    assert obj.channel("c2").key == obj.channel("c2").key != obj.channel("c2", 1).key
+    assert (obj.channel("c2") - 0.5 * obj.layer("c2")).key \
+        == (obj.channel("c2") - 0.5 * obj.layer("c2")).key
+    assert (-obj.channel("c2")).key != obj.channel("c2").key
+    assert up.key != down.key

@@ -18,11 +18,20 @@ ScoreFn = Callable[[Mapping[str, Any], Any], Any]
 
 @dataclass(frozen=True)
 class Objective:
-    """A score per image; ``layers`` are the layer outputs it reads."""
+    """A score per image; ``layers`` are the layer outputs it reads, ``name`` is for people.
+    ``params`` says what it computes — its kind and parameters, for cnnviz's objectives and
+    their sums and multiples; left out, the function itself stands for it — so that two
+    objectives share a compiled step only when they compute the same score."""
 
     fn: ScoreFn
     layers: tuple[str, ...]
     name: str
+    params: tuple[Any, ...] | None = None
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What the objective computes (never its display name): a hashable key."""
+        return self.params if self.params is not None else ("fn", self.fn, self.layers)
 
     def __call__(self, activations: Mapping[str, Any], channels: Any) -> Any:
         return self.fn(activations, channels)
@@ -31,15 +40,16 @@ class Objective:
         if not isinstance(other, Objective):
             value = float(other)
             return Objective(lambda a, c: self.fn(a, c) + value, self.layers,
-                             f"{self.name} + {value:g}")
+                             f"{self.name} + {value:g}", ("+", self.key, value))
         layers = self.layers + tuple(n for n in other.layers if n not in self.layers)
         return Objective(lambda a, c: self.fn(a, c) + other.fn(a, c), layers,
-                         f"{self.name} + {other.name}")
+                         f"{self.name} + {other.name}", ("+", self.key, other.key))
 
     __radd__ = __add__
 
     def __neg__(self) -> Objective:
-        return Objective(lambda a, c: -self.fn(a, c), self.layers, f"-({self.name})")
+        return Objective(lambda a, c: -self.fn(a, c), self.layers, f"-({self.name})",
+                         ("-", self.key))
 
     def __sub__(self, other: Objective | float) -> Objective:
         return self + (-other)
@@ -52,7 +62,7 @@ class Objective:
             return NotImplemented
         value = float(factor)
         return Objective(lambda a, c: value * self.fn(a, c), self.layers,
-                         f"{value:g}·{self.name}")
+                         f"{value:g}·{self.name}", ("*", value, self.key))
 
     __rmul__ = __mul__
 
@@ -72,7 +82,7 @@ def channel(layer: str, index: int | None = None) -> Objective:
     ops = keras().ops
     label = f"channel({layer}{'' if index is None else f', {index}'})"
     return Objective(lambda a, c: _selected(ops.mean(a[layer], axis=(1, 2)), c, index),
-                     (layer,), label)
+                     (layer,), label, ("channel", layer, index))
 
 
 def neuron(layer: str, index: int | None = None, y: int | None = None,
@@ -87,20 +97,21 @@ def neuron(layer: str, index: int | None = None, y: int | None = None,
 
     where = "centre" if y is None and x is None else f"y={y}, x={x}"
     return Objective(fn, (layer,), f"neuron({layer}{'' if index is None else f', {index}'}, "
-                                   f"{where})")
+                                   f"{where})", ("neuron", layer, index, y, x))
 
 
 def layer(name: str) -> Objective:
     """DeepDream: the mean square of every map of a layer."""
     ops = keras().ops
     return Objective(lambda a, c: ops.mean(ops.square(a[name]), axis=(1, 2, 3)), (name,),
-                     f"layer({name})")
+                     f"layer({name})", ("layer", name))
 
 
 def class_logit(name: str, index: int | None = None) -> Objective:
     """A unit of a dense layer — the class logit when the engine reads pre-activations."""
     return Objective(lambda a, c: _selected(a[name], c, index), (name,),
-                     f"class_logit({name}{'' if index is None else f', {index}'})")
+                     f"class_logit({name}{'' if index is None else f', {index}'})",
+                     ("class_logit", name, index))
 
 
 def diversity(name: str) -> Objective:
@@ -119,4 +130,4 @@ def diversity(name: str) -> Objective:
         others = ops.sum(sims, axis=-1) - ops.diagonal(sims)
         return -others / ops.maximum(n - 1.0, 1.0)
 
-    return Objective(fn, (name,), f"diversity({name})")
+    return Objective(fn, (name,), f"diversity({name})", ("diversity", name))

@@ -183,10 +183,10 @@ STEP_FIELDS = ("update", "lr", "param", "decay", "colour", "transforms", "tv", "
 
 def _stepper(model: Any, objective: obj.Objective, settings: Settings,
              value_range: tuple[float, float], shape: tuple[int, int, int]) -> _Stepper:
-    """A compiled stepper, reused while the model, objective name and the settings it depends
-    on stay the same (a second gallery of the same layer skips tracing, with other steps or
-    another seed too)."""
-    key = (objective.name, tuple(getattr(settings, name) for name in STEP_FIELDS),
+    """A compiled stepper, reused while the model, what the objective computes and the
+    settings it depends on stay the same (a second gallery of the same layer skips tracing,
+    with other steps or another seed too)."""
+    key = (objective.key, tuple(getattr(settings, name) for name in STEP_FIELDS),
            tuple(tuple(np.atleast_1d(np.asarray(v, np.float64)).tolist()) for v in value_range),
            shape)
     return _STEPPERS.get(model, key,
