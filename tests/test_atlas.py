@@ -129,6 +129,7 @@ def test_an_interrupted_atlas_continues_to_the_same_parts(two_convs, digits, tmp
     assert (site / "img" / "b" / "5-top.png").exists() and (site / "img" / "a" / "0-kernel.png")
 
 
+@pytest.mark.slow
 def test_a_layer_of_512_filters_opens_fast_and_shows_a_filter(k, digits, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     import shutil
@@ -164,6 +165,7 @@ def test_a_layer_of_512_filters_opens_fast_and_shows_a_filter(k, digits, tmp_pat
     assert "wide · filter 300" in text and "#" in text and not errors
 
 
+@pytest.mark.slow
 def test_a_ray_cluster_computes_the_same_parts(two_convs, digits, tmp_path):
     pytest.importorskip("ray")
     from cnnviz.atlas.build import AtlasSpec, compute_parts

@@ -211,6 +211,7 @@ print(json.dumps({"backend": keras.backend.backend(), "grads": grads.tolist()}))
 """
 
 
+@pytest.mark.slow
 def test_grad_cam_follows_residual_paths_under_jax_as_under_tensorflow():
     """The gradient with respect to a layer whose output also skips ahead: under JAX taken
     through a zero added to that output, equal to TensorFlow's tape."""

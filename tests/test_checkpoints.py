@@ -143,6 +143,7 @@ def test_one_writer_for_the_whole_run_and_the_checkpoint_blocks_a_fresh_start(tm
     assert not unit.checkpoint.exists() and not unit.lock.exists()  # the unit supersedes it
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     """SIGKILL in the middle of the bundled model's ascent: --resume continues from the last
     checkpoint and ends where an uninterrupted run ends."""

@@ -31,6 +31,7 @@ def test_help_does_not_import_tensorflow():
     assert "activations" in out and "IMPORTED []" in out
 
 
+@pytest.mark.slow
 def test_console_script_end_to_end(tmp_path):
     """The README's first command, through the installed console script."""
     exe = Path(sys.executable).with_name("cnnviz")

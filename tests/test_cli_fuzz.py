@@ -68,6 +68,7 @@ def command_lines(draw):
     return args
 
 
+@pytest.mark.slow
 @given(command_lines())
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -143,6 +143,7 @@ print("BACKEND", keras.backend.backend(), "TENSORFLOW", "tensorflow" in sys.modu
 """
 
 
+@pytest.mark.slow
 def test_commands_run_under_jax_without_tensorflow(tmp_path):
     import os
     import subprocess
@@ -191,6 +192,7 @@ finally:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("missing", "requested", "config", "expected"), [
     ("tensorflow", None, None, "BACKEND jax TENSORFLOW False"),
     ("tensorflow", None, "tensorflow", "BACKEND jax TENSORFLOW False"),  # Keras's default file
@@ -230,6 +232,7 @@ def test_the_backend_is_the_one_installed(tmp_path, missing, requested, config, 
         assert "BACKEND None" in result.stdout and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_keras_starts_without_what_cnnviz_never_calls(backend):
     """Keras imports pyplot and IPython, and TensorFlow Lite JAX, for helpers cnnviz never calls:

@@ -61,7 +61,9 @@ BUILDERS = {
 }
 
 
-@pytest.mark.parametrize("kind", list(BUILDERS))
+@pytest.mark.parametrize("kind", [pytest.param(kind, marks=pytest.mark.slow)
+                                  if kind in ("mobilenetv2", "resnet50v2") else kind
+                                  for kind in BUILDERS])
 def test_model_kind_runs_activations_filters_and_explain(k, kind):
     k.utils.set_random_seed(0)
     model = BUILDERS[kind](k)

@@ -367,6 +367,7 @@ JAX_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("update", ["rms", "adam"])
 def test_jax_backend_matches_tensorflow(update):
     pytest.importorskip("jax")

@@ -56,6 +56,7 @@ def test_report_is_self_contained_and_reuses_saved_results(report):
     assert gallery == "conv2d_3: 8 filters (map mean), 4 steps"  # the saved run, not recomputed
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
 def test_report_in_headless_chromium(report):
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -83,6 +84,7 @@ def test_report_in_headless_chromium(report):
     assert errors == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
 def test_pages_sharing_one_plotly_js_render_in_headless_chromium(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -104,6 +106,7 @@ def test_pages_sharing_one_plotly_js_render_in_headless_chromium(tmp_path):
     assert errors == []
 
 
+@pytest.mark.slow
 def test_gallery_rebuilds_reproducibly(tmp_path):
     runner = CliRunner()
     for name in ("a", "b"):

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: a browser or a kernel
+
 pytest.importorskip("dash")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from cnnviz.backend import compile_step, keras
@@ -83,6 +84,7 @@ def _terminal_run(args, cwd):
     return proc.returncode, re.sub(rb"\x1b\[[0-9;?]*[a-zA-Z]", b"", drawn).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_the_progress_line_says_what_the_command_does(tmp_path):
     code, drawn = _terminal_run(["filters", "--layer", "conv2d_2", "--filters", "0-3",
                                  "--steps", "300", "--no-reference", "--out", "f"], tmp_path)

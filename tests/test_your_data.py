@@ -102,6 +102,7 @@ def test_an_rgb_model_and_a_folder_through_every_command(tmp_path, rgb_path, fol
     assert "class circle (image" in body and "digit" not in body.lower()
 
 
+@pytest.mark.slow
 def test_vgg16_of_any_input_size(tmp_path, vgg_paths, folder):
     any_size, _ = vgg_paths
     Image.fromarray(np.full((40, 48, 3), 200, np.uint8)).save(tmp_path / "grey.png")
@@ -133,6 +134,7 @@ def test_vgg16_of_any_input_size(tmp_path, vgg_paths, folder):
     assert "class square (image" in (tmp_path / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_vgg16_at_64_pixels_with_a_channel_target_of_a_layer(tmp_path, vgg_paths, folder):
     _, fixed = vgg_paths
     run("activations", fixed, "--data", folder, "--index", "0", "--layers", "block2_conv1",
