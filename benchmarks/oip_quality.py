@@ -40,8 +40,9 @@ from cnnviz.activations import channel_means  # noqa: E402
 from cnnviz.models import as_facts, conv_layers, load  # noqa: E402
 from cnnviz.oip import quality  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
-from cnnviz.oip.presets import PRESETS, objective_kind, preset  # noqa: E402
+from cnnviz.oip.presets import objective_kind, preset  # noqa: E402
 from cnnviz.sources import model_inputs  # noqa: E402
+from cnnviz.tables import PRESETS  # noqa: E402
 
 TARGETS = ("targets for default on conv2d_3: hf ≤ 1.5×, r ≥ 0.5, spec ≥ 95%, dead ≤ 1%, "
            "beat ≥ 90%, out ≥ 70% of classic, wall ≤ 2× classic")
@@ -112,7 +113,7 @@ def main() -> None:
     rows, saved = [], {}
     for layer in [] if args.vgg_only else conv_layers(facts.model):
         base = None
-        for name in ("classic", *[p for p in PRESETS if p != "classic"]):
+        for name in ("classic", *[p for p in PRESETS.names() if p != "classic"]):
             m = measure(facts, layer, None, name, raw, real, args.steps, None)
             base = base or m
             rows.append((layer, name, m, base))

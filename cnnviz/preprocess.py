@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import CnnvizError
+from cnnviz.tables import PREPROCESSING
 
-MODES = ("auto", "unit", "symmetric", "raw", "caffe", "torch")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
@@ -118,7 +118,8 @@ def named(mode: str) -> Preprocess:
     if mode == "torch":
         return Preprocess("torch", tuple(1.0 / s for s in IMAGENET_STD),
                           tuple(-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)))
-    raise CnnvizError(f"unknown preprocessing '{mode}': use one of {', '.join(MODES)}")
+    PREPROCESSING.check(mode)
+    raise CnnvizError(f"preprocessing '{mode}' is read from the model (for_model), not named")
 
 
 def for_model(model: Any, mode: str = "auto") -> Preprocess:

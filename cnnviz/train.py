@@ -13,9 +13,9 @@ from cnnviz.backend import keras
 from cnnviz.data import Dataset, images_to_model_input
 from cnnviz.errors import CnnvizError, check_finite, check_seed
 from cnnviz.preprocess import for_model
+from cnnviz.tables import SCHEDULES
 from cnnviz.timing import timed
 
-SCHEDULES = ("inverse_time", "exponential", "constant")
 # Keras's class names are accepted too.
 SCHEDULE_NAMES = {"inversetimedecay": "inverse_time", "exponentialdecay": "exponential"}
 # The seed blog's inverse-time rates: lr / (1 + 0.001·step); the exponential default halves
@@ -113,7 +113,7 @@ def schedule_name(kind: str) -> str:
     """``kind`` as one of :data:`SCHEDULES` (Keras's class names accepted), or an error."""
     name = SCHEDULE_NAMES.get(kind.lower().replace("_", ""), kind)
     if name not in SCHEDULES:
-        raise CnnvizError(f"unknown schedule '{kind}': use one of {', '.join(SCHEDULES)} "
+        raise CnnvizError(f"unknown schedule '{kind}': use one of {', '.join(SCHEDULES.names())} "
                           "(or InverseTimeDecay, ExponentialDecay)")
     return name
 

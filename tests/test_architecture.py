@@ -8,8 +8,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cnnviz"
 
 # Lower floors first; a module may import its own floor and those below it.
 FLOORS = [
-    ("errors", "version", "text", "timing", "fileio", "units", "cache", "preprocess", "backend",
-     "lazy", "static"),
+    ("errors", "version", "text", "timing", "fileio", "units", "tables", "cache", "preprocess",
+     "backend", "lazy", "static"),
     ("results",),
     ("render", "plot"),
     ("models", "graph", "data", "readers", "sources", "inputs", "receptive"),

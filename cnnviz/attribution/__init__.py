@@ -15,7 +15,6 @@ import numpy as np
 
 from cnnviz.attribution.cams import ClassActivationMap, GradCAM, GradCAMPlusPlus, LayerCAM
 from cnnviz.attribution.gradients import (
-    BASELINES,
     ChannelTarget,
     GradientMethod,
     IntegratedGradients,
@@ -28,28 +27,24 @@ from cnnviz.attribution.gradients import (
 from cnnviz.errors import CnnvizError, check_seed
 from cnnviz.models import ModelFacts, as_facts, get_layer
 from cnnviz.results import Attributions, Meta
+from cnnviz.tables import ATTRIBUTIONS, BASELINES
 from cnnviz.timing import timed
 
-METHODS = ("saliency", "smoothgrad", "integrated_gradients", "gradcam", "gradcam++",
-           "layercam")
-CAMS = ("gradcam", "gradcam++", "layercam")
+METHODS = ATTRIBUTIONS.names()
+CAMS = ATTRIBUTIONS.names(layer=True)
 
-__all__ = ["BASELINES", "CAMS", "METHODS", "ChannelTarget", "ClassActivationMap", "GradCAM",
-           "GradCAMPlusPlus", "GradientMethod", "IntegratedGradients", "LayerCAM", "Saliency",
-           "SmoothGrad", "Target", "baselines", "explain", "make_method", "score_model"]
+__all__ = ["ATTRIBUTIONS", "BASELINES", "CAMS", "METHODS", "ChannelTarget",
+           "ClassActivationMap", "GradCAM", "GradCAMPlusPlus", "GradientMethod",
+           "IntegratedGradients", "LayerCAM", "Saliency", "SmoothGrad", "Target", "baselines",
+           "explain", "make_method", "score_model"]
 
 
 def make_method(name: str, model: Any, *, layer: str | None = None, seed: int = 0) -> Any:
-    """An attribution method by name (one of :data:`METHODS`)."""
-    makers = {"saliency": lambda: Saliency(model),
-              "smoothgrad": lambda: SmoothGrad(Saliency(model), seed=seed),
-              "integrated_gradients": lambda: IntegratedGradients(model),
-              "gradcam": lambda: GradCAM(model, layer),
-              "gradcam++": lambda: GradCAMPlusPlus(model, layer),
-              "layercam": lambda: LayerCAM(model, layer)}
-    if name not in makers:
-        raise CnnvizError(f"unknown attribution method '{name}': use one of {', '.join(METHODS)}")
-    return makers[name]()
+    """An attribution method by its name in :data:`ATTRIBUTIONS`: its factory, given the CAM
+    layer where it reads one and the seed where it draws random numbers."""
+    entry = ATTRIBUTIONS[name]
+    options = {"layer": layer} if entry.layer else {}
+    return entry.load()(model, **options, **({"seed": seed} if entry.seeded else {}))
 
 
 @timed("compute")
@@ -66,9 +61,7 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
     facts = as_facts(model)
     check_seed(seed)
     for name in methods:
-        if name not in METHODS:
-            raise CnnvizError(f"unknown attribution method '{name}': use one of "
-                              f"{', '.join(METHODS)}")
+        ATTRIBUTIONS.check(name)
     x = np.asarray(images, dtype=np.float32)
     reference = Saliency(facts)
     chosen = reference.targets(x, target)
@@ -84,18 +77,19 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
         layer = chosen.layer  # a CAM of a layer's channel: where on that layer it fires
     maps, cam_layer, params = {}, None, {}
     for name in methods:
-        method = make_method(name, facts, layer=layer, seed=seed)
-        if isinstance(method, IntegratedGradients):
+        entry, method = ATTRIBUTIONS[name], make_method(name, facts, layer=layer, seed=seed)
+        if entry.baseline:
             maps[name], delta = method.attribute(x, chosen, baseline=baseline, seed=seed,
                                                  references=references, return_delta=True)
             params["completeness"] = np.asarray(delta).tolist()
             params["baseline"] = baseline
         else:
             maps[name] = method.attribute(x, chosen)
-        cam_layer = method.layer if isinstance(method, ClassActivationMap) else cam_layer
+        cam_layer = method.layer if entry.layer else cam_layer
     kind = "class" if reference.is_class and chosen.layer is None else "channel"
     meta = Meta(facts.name, facts.preprocess, (cam_layer,) if cam_layer else (), data, seed,
                 classes=classes if kind == "class" else (), model_digest=facts.digest)
     params |= {"explained": "predicted" if target is None else "given", "target": kind,
-               "target_layer": chosen.layer, "signed": {n: n not in CAMS for n in methods}}
+               "target_layer": chosen.layer,
+               "signed": {n: bool(ATTRIBUTIONS[n].signed) for n in methods}}
     return Attributions(x, maps, chosen.channel, scores, meta, params)

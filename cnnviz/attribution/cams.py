@@ -43,6 +43,7 @@ class ClassActivationMap:
                               f"nested model (use '{self.layer.split('/')[0]}', its output)")
         self.is_class = len(model.outputs[0].shape) == 2
         self._heads: dict[str | None, tuple[Any, Any]] = {}
+        self._scores: dict[str | None, Any] = {}  # per explained layer: input → its scores
 
     def _head(self, target_layer: str | None) -> tuple[Any, Any]:
         """The model giving (maps, scores) and the compiled (maps, gradient) of the target,
@@ -68,14 +69,21 @@ class ClassActivationMap:
         """The layer's maps A and ∂score/∂A, both (N, h, w, K), and the chosen targets."""
         ops = keras().ops
         x = np.asarray(images, dtype=np.float32)
-        layer = target.layer if isinstance(target, ChannelTarget) else None
-        both, grads = self._head(layer)
-        scores = keras().Model(both.inputs, both.outputs[1])
-        chosen = resolve_target(target, scores, x, self.is_class)
+        chosen = self.targets(x, target)
+        both, grads = self._head(chosen.layer)
         onehot = np.eye(int(both.outputs[1].shape[-1]), dtype=np.float32)[chosen.channel]
         a, g = grads(ops.convert_to_tensor(x), ops.convert_to_tensor(onehot))
         return (ops.convert_to_numpy(a).astype(np.float64),
                 ops.convert_to_numpy(g).astype(np.float64), chosen)
+
+    def targets(self, images: np.ndarray, target: Target) -> ChannelTarget:
+        """The given targets (checked), or the highest-scoring ones, one column per image."""
+        layer = target.layer if isinstance(target, ChannelTarget) else None
+        if layer not in self._scores:
+            both = self._head(layer)[0]
+            self._scores[layer] = keras().Model(both.inputs, both.outputs[1])
+        return resolve_target(target, self._scores[layer], np.asarray(images, dtype=np.float32),
+                              self.is_class)
 
     def layer_map(self, maps: np.ndarray, grads: np.ndarray) -> np.ndarray:
         """(N, h, w) from maps and gradients."""

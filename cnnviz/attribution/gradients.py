@@ -13,8 +13,7 @@ from cnnviz.backend import compile_step, keras, value_and_grad
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model, preactivation_output
 from cnnviz.models import ModelFacts, as_facts, input_struct
-
-BASELINES = ("black", "blur", "noise", "mean", "expected")
+from cnnviz.tables import BASELINES
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,9 @@ def baselines(kind: str, images: np.ndarray, value_range: tuple[Any, Any], *,
             raise CnnvizError("a data-mean baseline needs reference images (--data)")
         mean = np.asarray(references, np.float64).mean(axis=0).astype(np.float32)
         return np.broadcast_to(mean, x.shape)[None].copy()
-    raise CnnvizError(f"unknown baseline '{kind}': use one of {', '.join(BASELINES)}")
+    BASELINES.check(kind)
+    raise CnnvizError(f"the {kind} baseline is not one image per input: IntegratedGradients "
+                      "draws it")
 
 
 class IntegratedGradients(GradientMethod):
@@ -229,26 +230,39 @@ class IntegratedGradients(GradientMethod):
 
 
 class SmoothGrad:
-    """The mean of a gradient method over ``samples`` noisy copies of the input (Gaussian,
-    ``noise`` × the input range as standard deviation)."""
+    """The mean of any attribution method over ``samples`` noisy copies of the input (Gaussian,
+    ``noise`` × the input range as standard deviation) — captum's NoiseTunnel: it wraps a
+    gradient method or a class activation map alike, explaining the target chosen on the
+    clean input in every copy."""
 
-    signed = True
-
-    def __init__(self, method: GradientMethod, samples: int = 25, noise: float = 0.15,
+    def __init__(self, method: Any, samples: int = 25, noise: float = 0.15,
                  seed: int = 0) -> None:
         if samples <= 0 or noise < 0:
             raise CnnvizError("SmoothGrad needs samples > 0 and noise ≥ 0")
         self.method, self.samples, self.noise, self.seed = method, samples, noise, seed
+        self.facts, self.signed = method.facts, method.signed
+        self.layer = getattr(method, "layer", None)
+
+    def targets(self, images: np.ndarray, target: Target) -> ChannelTarget:
+        """The wrapped method's targets."""
+        return self.method.targets(images, target)
 
     def attribute(self, images: np.ndarray, target: Target = None,
                   **kwargs: Any) -> np.ndarray:
         """The mean of the method's attributions of the noisy copies."""
-        lo, hi = self.method.facts.value_range
+        lo, hi = self.facts.value_range
         x = np.asarray(images, dtype=np.float32)
         chosen = self.method.targets(x, target)
         rng = np.random.default_rng(self.seed)
-        total = np.zeros_like(x)
+        total = None
         for _ in range(self.samples):
-            noisy = x + rng.normal(0.0, self.noise * (hi - lo), x.shape).astype(np.float32)
-            total += self.method.attribute(noisy, chosen, **kwargs)
+            noisy = x + rng.normal(0.0, self.noise * (np.asarray(hi) - np.asarray(lo)),
+                                   x.shape).astype(np.float32)
+            values = self.method.attribute(noisy, chosen, **kwargs)
+            total = values if total is None else total + values
         return total / self.samples
+
+
+def smoothgrad(model: ModelFacts | Any, seed: int = 0) -> SmoothGrad:
+    """SmoothGrad as the table names it: saliency through the noise tunnel."""
+    return SmoothGrad(Saliency(model), seed=seed)

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cnnviz import tables
 from cnnviz.errors import CnnvizError
 from cnnviz.text import printable
 from cnnviz.timing import listening, recording
@@ -37,7 +38,7 @@ UnsafeOpt = Annotated[bool, typer.Option(
     "--unsafe", rich_help_panel=MODEL_PANEL,
     help="Allow Lambda layers (runs code from the model file: trusted files only).")]
 PreprocessOpt = Annotated[str, typer.Option(
-    metavar="[auto|unit|symmetric|raw|caffe|torch]", rich_help_panel=MODEL_PANEL,
+    metavar=tables.PREPROCESSING.metavar(), rich_help_panel=MODEL_PANEL,
     help="How the model wants its pixels: auto reads the model (0..255 after a leading "
          "Rescaling, else 0..1); unit 0..1, symmetric -1..1, raw 0..255, caffe or torch "
          "(ImageNet modes).")]

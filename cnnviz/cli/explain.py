@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cnnviz import tables
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
@@ -52,11 +53,11 @@ def explain(
         help="Grad-CAM layer.", show_default="the deepest conv layer (or the nested model "
                                              "holding it)", rich_help_panel=MODEL_PANEL)] = None,
     method: Annotated[str, typer.Option(
-        metavar="[saliency|smoothgrad|integrated_gradients|gradcam|gradcam++|layercam]",
+        metavar=tables.ATTRIBUTIONS.metavar(),
         rich_help_panel=OUTPUT_PANEL, help="The method drawn over the input in the PNG (the "
                                            "HTML shows them all).")] = "gradcam",
     baseline: Annotated[str, typer.Option(
-        metavar="[black|blur|noise|mean|expected]", rich_help_panel=MODEL_PANEL,
+        metavar=tables.BASELINES.metavar(), rich_help_panel=MODEL_PANEL,
         help="Where integrated gradients start: black, the input blurred, uniform noise, the "
              "mean of --data, or expected gradients over --data.")] = "black",
     metrics: Annotated[bool, typer.Option(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cnnviz import tables
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
@@ -54,21 +55,21 @@ def filters(
                                          "(decorrelated Fourier, colour decorrelation, random "
                                          "transforms) or classic (the seed blog's pixel "
                                          "ascent). Options given override it.", "--preset",
-                                 metavar="[default|classic]")] = "default",
+                                 metavar=tables.PRESETS.metavar())] = "default",
     objective: Annotated[str, _opt(ASCENT, "What to maximize: a map's mean, its centre "
                                            "unit, or the whole layer (DeepDream); auto: the "
                                            "centre unit where the receptive field is at most "
                                            "half the image.",
-                                   metavar="[auto|channel|neuron|layer]")] = "auto",
+                                   metavar=tables.OBJECTIVES.metavar())] = "auto",
     steps: Annotated[int, _opt(ASCENT, "Ascent steps.")] = 100,
     method: Annotated[str, _opt(ASCENT, "RMS-normalized gradient steps or Adam.",
-                                metavar="[rms|adam]")] = "rms",
+                                metavar=tables.UPDATES.metavar())] = "rms",
     lr: Annotated[float | None, _opt(ASCENT, "Step size: a fraction of the input range "
                                              "(pixel) or coefficient units (fourier).",
                                      show_default="the preset's")] = None,
     param: Annotated[str | None, _opt(ASCENT, "Optimize pixels, or decorrelated DCT "
                                               "coefficients through a sigmoid.",
-                                      metavar="[pixel|fourier]",
+                                      metavar=tables.PARAMETERIZATIONS.metavar(),
                                       show_default="the preset's")] = None,
     wavelengths: Annotated[str, _opt(START, "Length scales (pixels) of the starting "
                                              "image's random fluctuations: one or more, e.g. "
@@ -79,7 +80,7 @@ def filters(
     colour: Annotated[str, _opt(ASCENT, "Colour basis of a 3-channel model (fourier): "
                                         "ImageNet's, measured from --data, or none.",
                                 "--colour", "--color",
-                                metavar="[auto|imagenet|data|none]")] = "auto",
+                                metavar=tables.COLOURS.metavar())] = "auto",
     post_activation: Annotated[bool, _opt(ASCENT, "Maximize the map after its ReLU instead of "
                                                   "before.", "--post-activation")]
         = False,
@@ -91,7 +92,8 @@ def filters(
     start: Annotated[str, _opt(START, "Long-range fluctuations around mid-grey, flat grey, or "
                                       "a real image (DeepDream): a file, an index or a class "
                                       "of --data.",
-                               metavar="[noise|grey|image:PATH|index:K|digit:D]")] = "noise",
+                               metavar=tables.STARTS.metavar("image:PATH", "index:K", "digit:D",
+                                                             image=False))] = "noise",
     precursors: Annotated[int, _opt(START, "Short runs from this many random starts per "
                                            "filter; the best one continues.")] = 0,
     precursor_steps: Annotated[int, _opt(START, "Steps of each precursor run.")] = 20,
@@ -102,7 +104,7 @@ def filters(
     scale: Annotated[str | None, _opt(ROBUST, "Random zoom range min,max.",
                                       show_default="the preset's")] = None,
     pad: Annotated[str, _opt(ROBUST, "Fill outside the image.",
-                             metavar="[reflect|nearest|constant|wrap]")] = "reflect",
+                             metavar=tables.FILL_MODES.metavar())] = "reflect",
     settle: Annotated[float | None, _opt(ROBUST, "Share of the last steps without the random "
                                                  "transforms.",
                                          show_default="the preset's")] = None,
@@ -113,7 +115,7 @@ def filters(
                                     show_default="never")] = 0,
     blur_sigma: Annotated[float, _opt(REGULAR, "Standard deviation of that blur, "
                                                "pixels.")] = 0.5,
-    order: Annotated[str, _opt(OUTPUT_PANEL, "Gallery order.", metavar="[index|activation]")]
+    order: Annotated[str, _opt(OUTPUT_PANEL, "Gallery order.", metavar=tables.ORDERS.metavar())]
         = "index",
     from_results: Annotated[Path | None, _opt(OUTPUT_PANEL, "Redraw saved results "
                                                             "(filters.npz) without recomputing.",

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cnnviz import tables
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
@@ -45,7 +46,7 @@ def activations(
         show_default="every conv and pooling layer")] = None,
     seed: SeedOpt = 0,
     scale: Annotated[str, typer.Option(
-        metavar="[shared|per-map]", rich_help_panel=OUTPUT_PANEL,
+        metavar=tables.SCALES.metavar(), rich_help_panel=OUTPUT_PANEL,
         help="Colour scale of the PNG grids: one for the layer, or each map's own.")]
         = "shared",
     out: Annotated[Path, out_option("cnnviz-out/activations")] = Path("cnnviz-out/activations"),
@@ -72,7 +73,7 @@ def patterns(
         help="Add the Dense layers (the MLP part).", rich_help_panel=MODEL_PANEL)] = True,
     data: DataOpt = None,
     split_: Annotated[str, typer.Option(
-        "--split", metavar="[train|test]", rich_help_panel=MODEL_PANEL,
+        "--split", metavar=tables.SPLITS.metavar(), rich_help_panel=MODEL_PANEL,
         help="Which split of bundled, keras, fashion or .npz data.")] = "test",
     size_: SizeOpt = None,
     preactivation: Annotated[bool, typer.Option(

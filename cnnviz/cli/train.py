@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cnnviz import tables
 from cnnviz.cli.common import (
     ForceOpt,
     StandaloneOpt,
@@ -49,7 +50,7 @@ def train(
     momentum: Annotated[float, typer.Option(help="RMSprop momentum.", rich_help_panel=FIT)]
         = 0.5,
     schedule: Annotated[str, typer.Option(
-        metavar="[inverse_time|exponential|constant]", rich_help_panel=FIT,
+        metavar=tables.SCHEDULES.metavar(), rich_help_panel=FIT,
         help="Learning-rate schedule: inverse_time (InverseTimeDecay, lr / (1 + rate·step / "
              "steps)) or exponential (ExponentialDecay, lr · rate^(step / steps)).")]
         = "inverse_time",
@@ -60,7 +61,7 @@ def train(
         help="Decay of the learning rate.", rich_help_panel=FIT,
         show_default="inverse_time: 0.001; exponential: 0.5")] = None,
     validation: Annotated[str, typer.Option(
-        metavar="[FRACTION|test|none]", rich_help_panel=FIT,
+        metavar=tables.HOLD_OUTS.metavar("FRACTION"), rich_help_panel=FIT,
         help="Hold out this fraction of the training images to validate on after each "
              "epoch, or validate on the test split, or not at all.")] = "0.1",
     snapshots: Annotated[str | None, typer.Option(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnviz.attribution import BASELINES, METHODS, Target, explain
+from cnnviz.attribution import ATTRIBUTIONS, BASELINES, METHODS, Target, explain
 from cnnviz.errors import CnnvizError
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
 from cnnviz.metrics import evaluate
@@ -25,15 +25,12 @@ def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str 
     """``cnnviz explain``: every attribution method for one input, ``method`` as an overlay;
     integrated gradients from ``baseline`` with their completeness error; with ``metrics``,
     each method's deletion, insertion and randomization checks."""
-    if method not in METHODS:
-        raise CnnvizError(f"unknown attribution method '{method}': use one of "
-                          f"{', '.join(METHODS)}")
-    if baseline not in BASELINES:
-        raise CnnvizError(f"unknown baseline '{baseline}': use one of {', '.join(BASELINES)}")
+    ATTRIBUTIONS.check(method)
+    BASELINES.check(baseline)
     with OutputUnit(out, "explain", force, main="explain.html") as unit:
         choice, data = choose_input(facts, source)
         references = None
-        if baseline in ("mean", "expected"):
+        if BASELINES[baseline].references:
             if data is None:
                 raise CnnvizError(f"the {baseline} baseline needs images: give them with --data")
             count = min(256, data.size() or 256)

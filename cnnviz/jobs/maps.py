@@ -18,9 +18,10 @@ from cnnviz.models import (
     resolve_map_layers,
 )
 from cnnviz.oip.optimize import ProgressFn
-from cnnviz.render import grids, views
+from cnnviz.render import views
 from cnnviz.render.outputs import output_bars
 from cnnviz.sources import data_for, no_data_note
+from cnnviz.tables import SCALES
 from cnnviz.units import OutputUnit
 
 
@@ -35,8 +36,7 @@ def activations_job(facts: ModelFacts, out: Path, source: InputSpec, *,
                     layers: list[str] | None = None, scale: str = "shared",
                     force: bool = False, standalone: bool = False) -> Outcome:
     """``cnnviz activations``: every map of the chosen layers for one input."""
-    if scale not in grids.SCALES:
-        raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(grids.SCALES)}")
+    SCALES.check(scale)
     with OutputUnit(out, "activations", force, main="activations.npz") as unit:
         names = resolve_map_layers(facts.model, layers)
         choice, data = choose_input(facts, source)

@@ -19,9 +19,7 @@ import numpy as np
 
 from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError
-
-PARAMETERIZATIONS = ("pixel", "fourier")
-STARTS = ("noise", "grey", "image")
+from cnnviz.tables import PARAMETERIZATIONS, STARTS
 
 # A square root of ImageNet's RGB colour covariance (pixels in 0..1), as published with lucid
 # (github.com/tensorflow/lucid, optvis/param/color.py); its columns are the decorrelated
@@ -142,7 +140,8 @@ def make_param(kind: str, value_range: tuple[float, float], shape: tuple[int, in
         return PixelParam(value_range)
     if kind == "fourier":
         return FourierParam(value_range, shape, decay, colour)
-    raise CnnvizError(f"unknown parameterization '{kind}': use {' or '.join(PARAMETERIZATIONS)}")
+    PARAMETERIZATIONS.check(kind)
+    raise AssertionError(kind)  # a parameterization of the table that nothing above handles
 
 
 def start_images(streams: list[tuple[int, ...]], shape: tuple[int, int, int],
@@ -155,8 +154,7 @@ def start_images(streams: list[tuple[int, ...]], shape: tuple[int, int, int],
     low-resolution Gaussian noise upscaled (scikit-image's cubic ``resize``, unclipped) for each
     wavelength in pixels — and small-scale noise; ``grey``: uniform mid-grey; ``image``: the
     model-ready ``image`` itself for every stream (DeepDream)."""
-    if kind not in STARTS:
-        raise CnnvizError(f"unknown start '{kind}': use {' or '.join(STARTS)}")
+    STARTS.check(kind)
     if kind == "image":
         if image is None or tuple(np.shape(image)) != tuple(shape):
             raise CnnvizError(f"an image start needs one model-ready image of shape {shape}")

@@ -22,10 +22,7 @@ from cnnviz.oip.param import colour_basis
 from cnnviz.oip.settings import Settings
 from cnnviz.oip.transforms import Transforms
 from cnnviz.receptive import receptive_field
-
-PRESETS = ("default", "classic")
-OBJECTIVES = ("auto", "channel", "neuron", "layer")
-COLOURS = ("auto", "imagenet", "data", "none")
+from cnnviz.tables import COLOURS, OBJECTIVES, PRESETS
 
 
 def field_side(model: ModelFacts | Any, layer: str, shape: tuple[int, int, int]) -> int:
@@ -41,22 +38,18 @@ def objective_kind(model: ModelFacts | Any, layer: str, shape: tuple[int, int, i
     """``kind``, or for ``auto`` the centre neuron when the layer's receptive field covers at
     most half the image side (a channel mean of a small field is maximized by a repeated,
     often flat, texture), else the channel mean."""
-    if kind not in OBJECTIVES:
-        raise CnnvizError(f"unknown objective '{kind}': use one of {', '.join(OBJECTIVES)}")
-    if kind != "auto":
+    if OBJECTIVES.check(kind) != "auto":
         return kind
     return "neuron" if 2 * field_side(model, layer, shape) <= min(shape[:2]) else "channel"
 
 
 def make_objective(kind: str, layer: str) -> obj.Objective:
-    """The objective object of a resolved kind (channel, neuron or layer)."""
-    if kind == "neuron":
-        return obj.neuron(layer)
-    if kind == "layer":
-        return obj.layer(layer)
-    if kind == "channel":
-        return obj.channel(layer)
-    raise CnnvizError(f"unknown objective '{kind}': use one of {', '.join(OBJECTIVES[1:])}")
+    """The objective object of a resolved kind (channel, neuron or layer: any objective of
+    the table with a factory)."""
+    entry = OBJECTIVES[kind]
+    if not entry.factory:
+        raise CnnvizError(f"objective '{kind}' is resolved by objective_kind first")
+    return entry.load()(layer)
 
 
 def preset(name: str, model: ModelFacts | Any, layer: str, shape: tuple[int, int, int], *,
@@ -67,10 +60,8 @@ def preset(name: str, model: ModelFacts | Any, layer: str, shape: tuple[int, int
     ``colour`` picks the colour basis of a 3-channel model: ``imagenet``, ``data`` (measured
     from ``data_pixels``, unit RGB values), ``none``, or ``auto`` (ImageNet's under the
     default preset)."""
-    if name not in PRESETS:
-        raise CnnvizError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
-    if colour not in COLOURS:
-        raise CnnvizError(f"unknown colour basis '{colour}': use one of {', '.join(COLOURS)}")
+    PRESETS.check(name)
+    COLOURS.check(colour)
     facts = as_facts(model)
     moves = {key: overrides.pop(key) for key in ("jitter", "scale", "rotate", "pad")
              if overrides.get(key) is not None}

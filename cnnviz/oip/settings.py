@@ -9,10 +9,9 @@ import numpy as np
 
 from cnnviz.errors import CnnvizError, check_finite, check_seed
 from cnnviz.models import list_layers
-from cnnviz.oip.param import PARAMETERIZATIONS, STARTS
 from cnnviz.oip.transforms import Transforms
+from cnnviz.tables import PARAMETERIZATIONS, STARTS, UPDATES
 
-UPDATES = ("rms", "adam")
 DEFAULT_BUDGET = 512 * 2**20
 
 
@@ -68,13 +67,9 @@ class Settings:
                               f"in pixels, got {', '.join(map(str, self.wavelengths)) or 'none'}")
         if self.steps <= 0:
             raise CnnvizError(f"steps must be positive, got {self.steps}")
-        if self.update not in UPDATES:
-            raise CnnvizError(f"unknown method '{self.update}': use {' or '.join(UPDATES)}")
-        if self.param not in PARAMETERIZATIONS:
-            raise CnnvizError(f"unknown parameterization '{self.param}': use "
-                              f"{' or '.join(PARAMETERIZATIONS)}")
-        if self.start not in STARTS:
-            raise CnnvizError(f"unknown start '{self.start}': use {' or '.join(STARTS)}")
+        UPDATES.check(self.update)
+        PARAMETERIZATIONS.check(self.param)
+        STARTS.check(self.start)
         if self.colour and (len(self.colour) != 9 or self.param != "fourier"):
             raise CnnvizError("a colour basis is 9 numbers and needs the fourier "
                               "parameterization")

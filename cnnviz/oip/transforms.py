@@ -11,8 +11,8 @@ import numpy as np
 
 from cnnviz.backend import keras
 from cnnviz.errors import CnnvizError, check_finite
+from cnnviz.tables import FILL_MODES
 
-FILL_MODES = ("reflect", "nearest", "constant", "wrap")
 IDENTITY = np.array([1, 0, 0, 0, 1, 0, 0, 0], dtype=np.float32)
 
 
@@ -46,8 +46,7 @@ class Transforms:
 
     def __post_init__(self) -> None:
         check_finite(("rotate", self.rotate), *(("scale", z) for z in self.scale))
-        if self.pad not in FILL_MODES:
-            raise CnnvizError(f"unknown pad '{self.pad}': use one of {', '.join(FILL_MODES)}")
+        FILL_MODES.check(self.pad)
         if self.jitter < 0 or self.rotate < 0 or min(self.scale) <= 0:
             raise CnnvizError("jitter and rotate must be ≥ 0 and scales > 0")
 

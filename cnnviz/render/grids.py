@@ -14,10 +14,10 @@ from cnnviz.errors import CnnvizError
 from cnnviz.fileio import write_bytes
 from cnnviz.render.outputs import output_bars
 from cnnviz.render.tiles import grid_shape, mosaic, normalize_each
+from cnnviz.tables import SCALES
 from cnnviz.text import plain_label
 from cnnviz.timing import phase
 
-SCALES = ("shared", "per-map")
 PNG_DPI = 110
 
 
@@ -51,8 +51,7 @@ def map_grid(maps: np.ndarray, *, title: str = "", scale: str = "shared", cmap: 
     """A figure with one tile per map of ``maps`` (H×W×M), each labelled with its map index, and a
     colour bar: the layer's value range (``shared``, centred on 0 with ``symmetric``) or each
     map's own min..max (``per-map``)."""
-    if scale not in SCALES:
-        raise CnnvizError(f"unknown scale '{scale}': use {' or '.join(SCALES)}")
+    SCALES.check(scale)
     maps = np.asarray(maps)
     if maps.ndim != 3:
         raise CnnvizError(f"expected maps of shape (height, width, maps), got {maps.shape}")

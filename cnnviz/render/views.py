@@ -13,6 +13,7 @@ from cnnviz.render import figures, grids, sheet
 from cnnviz.render.outputs import is_probabilities
 from cnnviz.render.page import write_page
 from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
+from cnnviz.tables import ORDERS
 from cnnviz.text import file_stem
 from cnnviz.timing import timed
 
@@ -46,7 +47,6 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
                                 standalone=standalone)
 
 
-ORDERS = ("index", "activation")
 
 
 def _with_examples(images: np.ndarray, examples: np.ndarray) -> np.ndarray:
@@ -61,8 +61,7 @@ def _with_examples(images: np.ndarray, examples: np.ndarray) -> np.ndarray:
 
 def check_order(order: str) -> None:
     """Refuse a gallery order other than ``index`` or ``activation``."""
-    if order not in ORDERS:
-        raise CnnvizError(f"unknown order '{order}': use {' or '.join(ORDERS)}")
+    ORDERS.check(order)
 
 
 def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:

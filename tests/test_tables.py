@@ -1,0 +1,117 @@
+"""One table per extension point: the library's checks and dispatch, the CLI's choices, the
+explorer's menu and the README read the same table; SmoothGrad's noise tunnel wraps any
+method."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+
+from cnnviz import tables
+from cnnviz.attribution import (
+    ATTRIBUTIONS,
+    METHODS,
+    GradCAM,
+    Saliency,
+    SmoothGrad,
+    explain,
+    make_method,
+)
+from cnnviz.cli import app
+from cnnviz.errors import CnnvizError
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+DATA_FORMS = {"--data"}  # data sources: forms (FOLDER, FILE.npz, tfds:NAME), not names yet
+
+
+def _options():
+    command = typer.main.get_command(app)
+    for name, sub in command.commands.items():
+        for param in sub.params:
+            yield name, param
+
+
+def test_every_listed_choice_on_the_command_line_is_a_table():
+    """No hand-written [a|b|c]: each bracketed metavar is a table's names (plus the forms a
+    start takes)."""
+    choices = {frozenset(t.names()) for t in tables.ALL}
+    choices.add(frozenset(tables.STARTS.names(image=False)))
+    listed = 0
+    for command, param in _options():
+        metavar = getattr(param, "metavar", None) or ""
+        if not metavar.startswith("[") or param.opts[0] in DATA_FORMS:
+            continue
+        names = {n for n in metavar.strip("[]").split("|") if not re.search(r"[:A-Z]", n)}
+        assert frozenset(names) in choices, f"{command} {param.opts[0]}: {metavar}"
+        listed += 1
+    assert listed >= 15
+
+
+def test_a_table_checks_in_one_line_and_keeps_its_order():
+    assert tables.ORDERS.check("index") == "index"
+    with pytest.raises(CnnvizError, match="unknown order 'size': use index or activation"):
+        tables.ORDERS.check("size")
+    with pytest.raises(CnnvizError, match="unknown attribution method 'x': use one of "
+                                          "saliency, smoothgrad, integrated_gradients, gradcam"):
+        ATTRIBUTIONS.check("x")
+    assert ATTRIBUTIONS.names() == METHODS and METHODS[0] == "saliency"
+    assert ATTRIBUTIONS.names(layer=True) == ("gradcam", "gradcam++", "layercam")
+    assert tables.BASELINES.names(references=True) == ("mean", "expected")
+    assert tables.STARTS.metavar("image:PATH", image=False) == "[noise|grey|image:PATH]"
+
+
+def test_table_factories_dispatch(tiny_model):
+    for entry in ATTRIBUTIONS:
+        method = make_method(entry.name, tiny_model, layer="conv", seed=3)
+        assert method.signed == entry.signed
+        assert (getattr(method, "layer", None) == "conv") == entry.layer
+    from cnnviz.oip import objectives as obj
+    from cnnviz.oip.presets import make_objective
+
+    for entry in tables.OBJECTIVES:
+        if entry.factory:
+            assert make_objective(entry.name, "conv").key == entry.load()("conv").key
+    with pytest.raises(CnnvizError, match="resolved by objective_kind first"):
+        make_objective("auto", "conv")
+    assert make_objective("channel", "conv").key == obj.channel("conv").key
+
+
+def test_explain_reads_the_traits(tiny_model):
+    x = np.random.default_rng(0).random((1, 6, 6, 1)).astype(np.float32)
+    result = explain(tiny_model, x, ("saliency", "integrated_gradients", "gradcam"),
+                     layer="conv")
+    assert result.params["signed"] == {"saliency": True, "integrated_gradients": True,
+                                       "gradcam": False}
+    assert result.params["baseline"] == "black" and len(result.params["completeness"]) == 1
+    assert result.meta.layers == ("conv",)
+
+
+def test_the_noise_tunnel_wraps_any_method(tiny_model):
+    x = np.random.default_rng(1).random((2, 6, 6, 1)).astype(np.float32)
+    cam = GradCAM(tiny_model, "conv")
+    quiet = SmoothGrad(cam, samples=3, noise=0.0)
+    np.testing.assert_allclose(quiet.attribute(x, target=1), cam.attribute(x, target=1),
+                               rtol=1e-6)
+    assert quiet.signed is False and quiet.layer == "conv"
+    noisy = SmoothGrad(cam, samples=4, noise=0.2, seed=5).attribute(x)
+    assert noisy.shape == (2, 6, 6) and (noisy >= 0).all()
+    # the target is chosen on the clean input, then explained in every noisy copy
+    np.testing.assert_array_equal(quiet.targets(x, None).channel,
+                                  cam.targets(x, None).channel)
+    saliency = Saliency(tiny_model)
+    np.testing.assert_allclose(SmoothGrad(saliency, samples=2, noise=0.0).attribute(x, 0),
+                               saliency.attribute(x, 0), rtol=1e-6)
+
+
+def test_the_readme_lists_every_choice_as_the_command_line_does():
+    """The README's command table shows each option's choices as the CLI's table gives them."""
+    shown = {(command, param.opts[0]): param.metavar for command, param in _options()}
+    for command, option in [("explain", "--method"), ("explain", "--baseline"),
+                            ("filters", "--preset"), ("filters", "--objective"),
+                            ("filters", "--start"), ("filters", "--colour")]:
+        listed = shown[(command, option)].strip("[]").replace("|", "\\|")
+        assert f"[{option} {listed}]" in README, (command, option)
