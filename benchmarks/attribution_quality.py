@@ -29,9 +29,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from cnnviz import metrics  # noqa: E402
 from cnnviz.attribution import METHODS, explain  # noqa: E402
 from cnnviz.data import load_mnist  # noqa: E402
+from cnnviz.data.sources import model_inputs  # noqa: E402
 from cnnviz.models import load  # noqa: E402
 from cnnviz.results import to_display  # noqa: E402
-from cnnviz.sources import model_inputs  # noqa: E402
 
 BASELINES = ("black", "blur", "noise", "mean", "expected")
 

@@ -109,7 +109,7 @@ if method == "predict":
     images = len(model.predict(data, verbose=0))
 else:
     import cnnviz
-    from cnnviz.readers import FolderSource
+    from cnnviz.data.readers import FolderSource
     facts = cnnviz.as_facts(model)
     start = time.perf_counter()
     result = cnnviz.class_patterns(facts, FolderSource(folder), None, ["last_conv", "classes"])

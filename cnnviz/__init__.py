@@ -33,9 +33,9 @@ if TYPE_CHECKING:  # the names below are imported on first use: importing cnnviz
         read_image,
         to_model_input,
     )
+    from cnnviz.data.inputs import select_input
     from cnnviz.errors import CnnvizError
     from cnnviz.graph import feature_model
-    from cnnviz.inputs import select_input
     from cnnviz.models import (
         LayerInfo,
         ModelFacts,
@@ -102,7 +102,7 @@ _WHERE = {
     "resume_filters": "cnnviz.oip.filters",
     "Saliency": "cnnviz.attribution",
     "save_model": "cnnviz.train",
-    "select_input": "cnnviz.inputs",
+    "select_input": "cnnviz.data.inputs",
     "Settings": "cnnviz.oip.settings",
     "SmoothGrad": "cnnviz.attribution",
     "to_model_input": "cnnviz.data",

@@ -12,6 +12,8 @@ import numpy as np
 from cnnviz.backend import ModelCache, backend_name, compile_step, keras
 from cnnviz.cache import cached
 from cnnviz.data import checked_labels
+from cnnviz.data.readers import Source
+from cnnviz.data.sources import as_source, converted
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model
 from cnnviz.models import (
@@ -21,9 +23,7 @@ from cnnviz.models import (
     get_layer,
     resolve_map_layers,
 )
-from cnnviz.readers import Source
 from cnnviz.results import Activations, ClassPatterns, Meta
-from cnnviz.sources import as_source, converted
 from cnnviz.timing import timed
 
 

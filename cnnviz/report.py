@@ -12,8 +12,10 @@ import numpy as np
 
 from cnnviz.activations import activations, class_patterns
 from cnnviz.attribution import explain
+from cnnviz.data.inputs import pick_digit
+from cnnviz.data.readers import Source
+from cnnviz.data.sources import data_for, model_inputs, no_data_note
 from cnnviz.errors import CnnvizError
-from cnnviz.inputs import pick_digit
 from cnnviz.models import (
     ModelFacts,
     as_facts,
@@ -24,11 +26,9 @@ from cnnviz.models import (
 )
 from cnnviz.oip.filters import examples_that_fit, visualize_filters
 from cnnviz.oip.presets import preset
-from cnnviz.readers import Source
 from cnnviz.render import page as widgets
 from cnnviz.render import views
 from cnnviz.results import ClassPatterns, FilterResult, Meta
-from cnnviz.sources import data_for, model_inputs, no_data_note
 from cnnviz.units import check_unit
 
 StatusFn = Callable[[str], None]

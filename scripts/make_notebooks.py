@@ -105,7 +105,7 @@ cnnviz.plot.filters(dream)""",
         """import cnnviz.plot
 model = cnnviz.load()
 data = cnnviz.load_mnist()
-x, y = data.split("test")
+x, y = data.x_test, data.y_test
 if QUICK:
     x, y = x[:300], y[:300]
 patterns = cnnviz.class_patterns(model, x, y, ["conv2d_3", "dense_1", "dense_2"],
@@ -202,7 +202,7 @@ cnnviz.plot.filters(precursed)""",
         "md:## Class-averaged maps\n\nEach map of conv2d_3 averaged, position by position, "
         "over all test images of a class — and each class's difference from the average over "
         "all classes.",
-        """x, y = data.split("test")
+        """x, y = data.x_test, data.y_test
 if QUICK:
     x, y = x[:300], y[:300]
 averaged = cnnviz.class_patterns(trained, x, y, "conv2d_3", map_images=True,

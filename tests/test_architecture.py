@@ -12,7 +12,7 @@ FLOORS = [
      "backend", "lazy", "static"),
     ("results",),
     ("render", "plot"),
-    ("models", "graph", "data", "readers", "sources", "inputs", "receptive"),
+    ("models", "graph", "data", "receptive"),
     ("activations", "attribution", "metrics", "oip", "train"),
     ("report", "atlas", "serve", "callbacks"),
     ("jobs",),
@@ -94,3 +94,33 @@ def test_rendering_never_switches_the_matplotlib_backend():
     for path in PACKAGE.rglob("*.py"):
         source = path.read_text()
         assert "matplotlib.use(" not in source and "import matplotlib.pyplot" not in source, path
+
+
+def test_one_place_decides_the_default_data():
+    """Only ``data.sources.data_for`` falls back to the bundled digits; everything else asks it
+    (or ``bundled_fits``, its rule)."""
+    deciders = []
+    for name, tree in _modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
+                called = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                literal = [a.value for a in node.args if isinstance(a, ast.Constant)]
+                if (called == "load_mnist" and not node.args and not node.keywords) or \
+                        (called in ("open_source", "load_dataset") and "bundled" in literal):
+                    deciders.append(f"{name}: {called}")
+    assert deciders == ["cnnviz.data.sources: open_source"]
+
+
+def test_the_readme_layout_is_the_tree():
+    """The README's Layout names every module and package of cnnviz/, and nothing else."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    block = layout.split("\nscripts/", 1)[0]
+    heads = [re.match(r"  ([a-z_]+(?:\.py|/)(?: [a-z_]+\.py)*)", line) for line in
+             block.splitlines()]
+    named = {name for head in heads if head for name in head.group(1).split()}
+    tree = {p.name + ("/" if p.is_dir() else "") for p in PACKAGE.iterdir()
+            if p.name not in ("__init__.py", "__pycache__")}
+    assert named == tree

@@ -5,9 +5,9 @@ import pytest
 
 from cnnviz.activations import class_patterns, top_examples
 from cnnviz.atlas import MapStatistics, map_statistics, top_k
+from cnnviz.data.readers import ArraySource
 from cnnviz.errors import CnnvizError
 from cnnviz.models import as_facts
-from cnnviz.readers import ArraySource
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from cnnviz.data import (
     to_model_input,
     to_unit_range,
 )
+from cnnviz.data.inputs import pick_digit, select_input
 from cnnviz.errors import CnnvizError
-from cnnviz.inputs import pick_digit, select_input
 
 
 def test_bundled_mnist_sample(mnist):

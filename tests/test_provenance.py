@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cnnviz.data.readers import ArraySource
 from cnnviz.errors import CnnvizError
 from cnnviz.models import as_facts, model_digest
 from cnnviz.oip.filters import resume_filters, visualize_filters
 from cnnviz.oip.settings import Settings
-from cnnviz.readers import ArraySource
 from cnnviz.results import FilterResult, merge
 
 
@@ -97,7 +97,7 @@ def test_report_recomputes_what_another_model_made(tmp_path, tiny_model, twin):
 def test_a_folder_digest_follows_its_files(tmp_path):
     from PIL import Image
 
-    from cnnviz.readers import FolderSource
+    from cnnviz.data.readers import FolderSource
 
     for cls in ("cat", "dog"):
         (tmp_path / cls).mkdir()

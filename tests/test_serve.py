@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnnviz.data.readers import ArraySource
 from cnnviz.errors import CnnvizError
 from cnnviz.models import as_facts
-from cnnviz.readers import ArraySource
 from cnnviz.serve import raster
 from cnnviz.serve.uploads import MAX_BYTES, decode_image, decode_upload
 

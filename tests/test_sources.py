@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from cnnviz.activations import class_patterns, top_examples
+from cnnviz.data.readers import ArraySource, FolderSource, IterableSource, decode, prefetched
+from cnnviz.data.sources import data_for, open_source
 from cnnviz.errors import CnnvizError
-from cnnviz.readers import ArraySource, FolderSource, IterableSource, decode, prefetched
-from cnnviz.sources import data_for, open_source
 
 
 def _folder(root, classes=("cat", "dog"), per_class=3, flat=False):
@@ -148,3 +148,40 @@ def test_a_tf_data_dataset_is_a_source(tiny_model):
     assert streamed.class_names == ("a", "b")
     index, _ = top_examples(tiny_model, "conv", dataset, k=3)  # a second pass works
     assert index.shape == (2, 3)
+
+
+def test_one_idea_of_data_a_data_set_is_a_source_with_splits(tmp_path):
+    """A data set is a source (its test split) that gives either split; every reader takes
+    it as it takes any source, and a source without splits says so for train."""
+    from cnnviz.data import Dataset, as_source, load_mnist, select_input
+
+    rng = np.random.default_rng(0)
+    toy = Dataset("toy", rng.integers(0, 256, (5, 6, 6), dtype=np.uint8), np.arange(5) % 2,
+                  rng.integers(0, 256, (3, 6, 6), dtype=np.uint8), np.array([1, 0, 1]),
+                  ("even", "odd"))
+    assert toy.splits == ("train", "test") and toy.title == "toy" and len(toy) == 3
+    assert as_source(toy) is toy is open_source(toy) is toy.split("test")
+    train = open_source(toy, "train")
+    assert len(train) == 5 and train.name == "toy train" and train.labels().tolist() == [
+        0, 1, 0, 1, 0] and train.class_names == ("even", "odd")
+    np.testing.assert_array_equal(train.gather([2], None)[0][0, ..., 0], toy.x_train[2])
+    assert open_source("bundled", "train").name == "mnist-sample train"
+    assert load_mnist().digest() == open_source("bundled").digest()
+    folder = FolderSource(_folder(tmp_path / "data"))
+    assert folder.split("test") is folder
+    with pytest.raises(CnnvizError, match="data has no train split"):
+        open_source(tmp_path / "data", "train")
+    with pytest.raises(CnnvizError, match="unknown split 'dev': use train or test"):
+        toy.split("dev")
+    chosen = select_input((6, 6, 1), index=1, dataset=toy)
+    assert chosen.label == 0 and chosen.class_name == "even" and chosen.source == "toy test " \
+        "image 1"
+
+
+def test_no_digit_is_upscaled_for_a_model_that_does_not_take_them():
+    from cnnviz.data import select_input
+
+    assert select_input((28, 28, 1), digit=4).label == 4
+    with pytest.raises(CnnvizError, match="the input is missing: the model takes 32×32×3 "
+                                          "images, not the bundled 28×28×1 digits"):
+        select_input((32, 32, 3), digit=4)

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from cnnviz.atlas.stats import MapStatistics, map_statistics
+from cnnviz.data.readers import Source
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import write_text
 from cnnviz.models import ModelFacts, conv_layers, get_layer, resolve_map_layers
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
-from cnnviz.readers import Source
 from cnnviz.results import FilterResult, merge
 from cnnviz.text import file_stem
 from cnnviz.version import __version__

@@ -12,9 +12,9 @@ from typing import Any
 
 from cnnviz.atlas.build import AtlasSpec, Part, compute_part
 from cnnviz.backend import START_ENV
+from cnnviz.data.readers import Source
 from cnnviz.errors import CnnvizError
 from cnnviz.models import ModelFacts
-from cnnviz.readers import Source
 
 
 class _Worker:

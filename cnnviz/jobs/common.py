@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnviz.data.inputs import InputChoice, select_input
+from cnnviz.data.readers import Source
+from cnnviz.data.sources import data_for, no_data_note
 from cnnviz.errors import CnnvizError
-from cnnviz.inputs import InputChoice, select_input
 from cnnviz.models import (
     ModelFacts,
 )
-from cnnviz.readers import Source
-from cnnviz.sources import data_for, no_data_note
 from cnnviz.timing import timed
 
 

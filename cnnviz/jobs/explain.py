@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnviz.attribution import ATTRIBUTIONS, BASELINES, METHODS, Target, explain
+from cnnviz.data.sources import model_inputs
 from cnnviz.errors import CnnvizError
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
 from cnnviz.metrics import evaluate
@@ -14,7 +15,6 @@ from cnnviz.models import (
     ModelFacts,
 )
 from cnnviz.render import views
-from cnnviz.sources import model_inputs
 from cnnviz.units import OutputUnit
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.data.sources import bundled_fits, data_for, no_data_note
 from cnnviz.errors import CnnvizError
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
 from cnnviz.models import (
@@ -21,7 +22,6 @@ from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, bytes_per_image
 from cnnviz.render import views
 from cnnviz.results import FilterResult
 from cnnviz.results.filters import ChunkState
-from cnnviz.sources import bundled_fits, data_for, no_data_note
 from cnnviz.units import OutputUnit, check_unit
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.activations import activations, class_patterns
+from cnnviz.data.sources import data_for, no_data_note
 from cnnviz.errors import CnnvizError
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
 from cnnviz.models import (
@@ -20,7 +21,6 @@ from cnnviz.models import (
 from cnnviz.oip.optimize import ProgressFn
 from cnnviz.render import views
 from cnnviz.render.outputs import output_bars
-from cnnviz.sources import data_for, no_data_note
 from cnnviz.tables import SCALES
 from cnnviz.units import OutputUnit
 

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cnnviz.data.sources import no_data_note
 from cnnviz.models import ModelFacts
 from cnnviz.serve.app import create_app, is_loopback, make_server, run_server
 from cnnviz.serve.engine import Explorer
 from cnnviz.serve.live import LiveView
-from cnnviz.sources import no_data_note
 from cnnviz.timing import span
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cnnviz.data.sources import bundled_fits, no_data_note
 from cnnviz.errors import CnnvizError
 from cnnviz.jobs.common import InputSpec, Outcome
 from cnnviz.jobs.explain import explain_job
@@ -16,7 +17,6 @@ from cnnviz.models import (
     load,
 )
 from cnnviz.report import StatusFn, build_report
-from cnnviz.sources import bundled_fits, no_data_note
 from cnnviz.units import OutputUnit
 
 

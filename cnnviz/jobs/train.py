@@ -89,13 +89,13 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
                    on_progress=None if progress is None else
                    (lambda epoch, step, logs: progress(epoch, step, steps, logs)), **fit)
     save_model(result.model, out)
-    written = [out, *_write_history(paths, result, dataset.name)]
+    written = [out, *_write_history(paths, result, dataset.title)]
     if watchers:
         for watcher in watchers:
             written += watcher.written
         written += evolution_job(folder, force=True).written
     lines = [f"test accuracy {result.test_accuracy:.4f} (loss {result.test_loss:.4f}) on "
-             f"{len(dataset.x_test)} {dataset.name} test images"]
+             f"{len(dataset.x_test)} {dataset.title} test images"]
     if "val_accuracy" in result.history:
         best = max(range(epochs), key=lambda e: result.history["val_accuracy"][e])
         lines.append(f"validation on {result.validation}: accuracy "

@@ -12,6 +12,8 @@ import numpy as np
 
 from cnnviz.activations import activations, top_examples
 from cnnviz.backend import backend_name, keras
+from cnnviz.data.readers import Source
+from cnnviz.data.sources import as_source, model_inputs
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import has_fused_activation
 from cnnviz.models import (
@@ -25,11 +27,9 @@ from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
 from cnnviz.oip.presets import make_objective, objective_kind, preset
 from cnnviz.oip.settings import DEFAULT_BUDGET, RECORD_BYTES, Settings, bytes_per_image
-from cnnviz.readers import Source
 from cnnviz.receptive import receptive_field
 from cnnviz.results import FilterResult, Meta
 from cnnviz.results.filters import ChunkState
-from cnnviz.sources import as_source, model_inputs
 from cnnviz.timing import span, timed
 
 

@@ -18,6 +18,7 @@ from cnnviz.atlas.stats import MapStatistics, map_statistics
 from cnnviz.attribution import CAMS, METHODS, make_method
 from cnnviz.backend import compile_step, keras
 from cnnviz.data import to_model_input, to_unit_range
+from cnnviz.data.sources import data_for, model_inputs
 from cnnviz.errors import CnnvizError
 from cnnviz.graph import feature_model
 from cnnviz.models import (
@@ -31,7 +32,6 @@ from cnnviz.models import (
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.receptive import receptive_field
-from cnnviz.sources import data_for, model_inputs
 
 DRAWN = (28, 28, 1)  # models that take this get a drawing canvas
 

@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.data import load_dataset, to_unit_range
-from cnnviz.errors import CnnvizError
-from cnnviz.preprocess import Preprocess
-from cnnviz.readers import (
+from cnnviz.data.formats import load_dataset
+from cnnviz.data.images import to_unit_range
+from cnnviz.data.readers import (
     ArraySource,
     Batch,
     FolderSource,
@@ -34,6 +33,8 @@ from cnnviz.readers import (
     tf_batches,
     tf_decodes,
 )
+from cnnviz.errors import CnnvizError
+from cnnviz.preprocess import Preprocess
 
 
 def model_inputs(pixels: np.ndarray, preprocess: Preprocess) -> np.ndarray:
@@ -86,8 +87,8 @@ def tfds_source(spec: str) -> Source:
 
 def as_source(images: Any, labels: np.ndarray | None = None,
               class_names: tuple[str, ...] | None = None) -> Source:
-    """Images as a source: a Source as it is; numpy images with their labels and class names;
-    anything :func:`open_source` reads."""
+    """Images as a source: a Source as it is (a data set: its test split); numpy images with
+    their labels and class names; anything :func:`open_source` reads."""
     if isinstance(images, Source):
         return images
     if isinstance(images, np.ndarray):
@@ -99,25 +100,23 @@ def as_source(images: Any, labels: np.ndarray | None = None,
 
 
 def open_source(spec: Any, split: str = "test") -> Source:
-    """A source from a spec: ``bundled``, ``keras``, ``fashion`` or an ``.npz`` (its ``split``),
-    an image folder, ``tfds:NAME[:SPLIT]``, a Source, numpy images, or an iterable of
-    ``(images, labels)`` batches."""
+    """The one reader of data specs (``--data`` and the Python API alike), ``split`` of it:
+    ``bundled``, ``keras``, ``fashion`` or an ``.npz`` (data sets with splits), an image folder,
+    ``tfds:NAME[:SPLIT]``, a Source, numpy images, or an iterable of ``(images, labels)``
+    batches."""
     if isinstance(spec, Source):
-        return spec
+        return spec.split(split)
     if isinstance(spec, np.ndarray):
-        return ArraySource(spec)
+        return ArraySource(spec).split(split)
     if isinstance(spec, (str, Path)):
         text = str(spec)
         if text.startswith("tfds:"):
             return tfds_source(text)
         if Path(text).is_dir():
-            return FolderSource(text)
+            return FolderSource(text).split(split)
         if ("/" in text or os.sep in text) and not Path(text).exists():
             raise CnnvizError(f"data not found: {text}")
-        dataset = load_dataset(text)
-        images, labels = dataset.split(split)
-        return ArraySource(images, labels, dataset.class_names if labels is not None else (),
-                           name=f"{dataset.name} {split}", where=f"the {split} split")
+        return load_dataset(text).split(split)
     if hasattr(spec, "__iter__"):
         return IterableSource(_reader(spec), name=type(spec).__name__)
     raise CnnvizError(f"cannot read images from a {type(spec).__name__}")
@@ -147,9 +146,9 @@ def bundled_fits(shape: tuple[int | None, ...]) -> bool:
 
 def data_for(input_shape: tuple[int | None, ...], spec: Any = None,
              split: str = "test") -> Source | None:
-    """The data a command reads: ``spec`` (see :func:`open_source`); with none, the bundled
-    MNIST test digits for a model that takes 28×28×1 images, and nothing for any other model —
-    never upscaled digits."""
+    """The data a command reads: ``spec`` (see :func:`open_source`); with none, the one default
+    rule — the bundled MNIST digits for a model that takes 28×28×1 images, and nothing for any
+    other model (never upscaled digits)."""
     if spec is not None:
         return open_source(spec, split)
     return open_source("bundled", split) if bundled_fits(input_shape) else None

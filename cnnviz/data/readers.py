@@ -1,5 +1,6 @@
-"""Readers of images in batches: numpy arrays, image folders (tf.data under TensorFlow, PIL
-threads otherwise) and any re-iterable of batches. Each yields ``(pixels, labels or None)``
+"""Sources: images with optional labels, class names and splits, read in batches — numpy
+arrays, image folders (tf.data under TensorFlow, PIL threads otherwise) and any re-iterable of
+batches. Each yields ``(pixels, labels or None)``
 (N×H×W×C: uint8 as stored, or 0..1 floats once resized) at a requested shape, with memory that
 holds a few batches whatever the data size."""
 
@@ -14,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.data import MAX_CLASSES, checked_labels, images_to_model_input
+from cnnviz.data.images import images_to_model_input
+from cnnviz.data.labels import MAX_CLASSES, checked_labels
 from cnnviz.errors import CnnvizError
 from cnnviz.preprocess import Preprocess, named
+from cnnviz.tables import SPLITS
 
 Batch = tuple[np.ndarray, np.ndarray | None]
 Shape = tuple[int, int, int]
@@ -24,13 +27,25 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 UNIT = named("unit")
 
 
+
 class Source:
-    """Images with optional integer labels, read in batches."""
+    """Images with optional integer labels and class names, read in batches — the one idea of
+    data every command and the Python API take. A source with ``splits`` (a data set with a
+    train and a test split) reads its test split, and gives either with :meth:`split`."""
 
     name: str = "data"
     class_names: tuple[str, ...] = ()
     where: str = ""  # how messages name it ("the test split"), when not by its name
     exact_digest = False  # whether digest() fingerprints the content (then passes are cached)
+    splits: tuple[str, ...] = ()  # the splits split() gives; none: the source is all there is
+
+    def split(self, which: str) -> Source:
+        """Split ``which`` (train or test) as a source; a source without splits is its own test
+        split and has no train split."""
+        SPLITS.check(which)
+        if which == "test" and not self.splits:
+            return self
+        raise CnnvizError(f"{self.name} has no {which} split")
 
     def __len__(self) -> int:
         raise CnnvizError(f"the size of {self.name} is not known before it is read")

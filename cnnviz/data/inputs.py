@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.data import read_image, to_model_input, to_unit_range
+from cnnviz.data.images import read_image, to_model_input, to_unit_range
+from cnnviz.data.readers import Shape
+from cnnviz.data.sources import as_source, data_for
 from cnnviz.errors import CnnvizError, check_seed
-from cnnviz.readers import ArraySource, Shape, Source
-from cnnviz.sources import as_source
 
 
 def pick_digit(labels: np.ndarray, digit: int, seed: int = 0, classes: int = 10) -> int:
@@ -42,8 +42,9 @@ def select_input(shape: tuple[int | None, ...], value_range: Any = (0.0, 1.0), *
                  image: str | Path | None = None, dataset: Any = None, seed: int = 0,
                  invert: bool = False) -> InputChoice:
     """Choose one input: an image of class ``digit`` of the data (drawn with ``seed``), the
-    image at ``index``, or an image file; with none given, a 6. The data (a Dataset's test split,
-    any source; default: the bundled digits) gives images and labels. Converted to ``shape``
+    image at ``index``, or an image file; with none given, a 6. The data (any source; a data
+    set's test split; by default the bundled digits, for a 28×28×1 ``shape`` only) gives
+    images and labels. Converted to ``shape``
     — where it says ``None`` (a model of any size), the image keeps its own size — and
     ``value_range`` (a (lo, hi) pair or a Preprocess)."""
     check_seed(seed)
@@ -54,7 +55,11 @@ def select_input(shape: tuple[int | None, ...], value_range: Any = (0.0, 1.0), *
         pixels, label, name = read_image(image, notes), None, Path(image).name
         where, classes = f"image {name}", ""
     else:
-        source = _input_source(dataset)
+        source = data_for(shape, None) if dataset is None else as_source(dataset)
+        if source is None:
+            size = "×".join("any" if s is None else str(s) for s in shape)
+            raise CnnvizError(f"the input is missing: the model takes {size} images, not the "
+                              "bundled 28×28×1 digits; give an image or data")
         if index is None:
             labels = source.labels()
             if labels is None:
@@ -69,18 +74,6 @@ def select_input(shape: tuple[int | None, ...], value_range: Any = (0.0, 1.0), *
     notes += _conversion_notes(name, pixels, target)
     return InputChoice(to_model_input(pixels, target, value_range, invert=invert), label, where,
                        notes, classes or None)
-
-
-def _input_source(dataset: Any) -> Source:
-    from cnnviz.data import Dataset, load_mnist
-
-    if dataset is None:
-        dataset = load_mnist()
-    if isinstance(dataset, Dataset):
-        x, y = dataset.split("test")
-        return ArraySource(x, y, dataset.class_names, name=f"{dataset.name} test",
-                           where="the test split")
-    return as_source(dataset)
 
 
 def _fill(shape: tuple[int | None, ...], own: tuple[int, ...]) -> Shape:
