@@ -121,7 +121,7 @@ def bundled_atlas(args, gflops: float) -> None:
                  f"{stats / stats_floor:.1f}× floor)", f"{wall - done:.1f}")]
         same = ""
         if not args.no_ray:
-            from cnnviz.atlas.cluster import RayRunner
+            from cnnviz.parts.cluster import RayRunner
 
             ray_wall, ray_marks = run_atlas(facts, data, spec, Path(tmp) / "ray",
                                             RayRunner("local", cpus=args.workers))

@@ -13,7 +13,7 @@ FLOORS = [
     ("results",),
     ("render", "plot"),
     ("models", "graph", "data", "receptive"),
-    ("activations", "attribution", "metrics", "oip", "train"),
+    ("activations", "attribution", "metrics", "oip", "train", "parts"),
     ("report", "atlas", "serve", "callbacks"),
     ("jobs",),
     ("cli",),

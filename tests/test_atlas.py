@@ -169,7 +169,7 @@ def test_a_layer_of_512_filters_opens_fast_and_shows_a_filter(k, digits, tmp_pat
 def test_a_ray_cluster_computes_the_same_parts(two_convs, digits, tmp_path):
     pytest.importorskip("ray")
     from cnnviz.atlas.build import AtlasSpec, compute_parts
-    from cnnviz.atlas.cluster import RayRunner
+    from cnnviz.parts.cluster import RayRunner
 
     facts = as_facts(two_convs)
     spec = AtlasSpec(k=3, steps=6, chunk=4, shard=16)

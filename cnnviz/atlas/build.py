@@ -7,7 +7,7 @@ data set or settings are refused."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,10 @@ from cnnviz.fileio import write_text
 from cnnviz.models import ModelFacts, conv_layers, get_layer, resolve_map_layers
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
+from cnnviz.parts.engine import Part, ProgressFn, Work, run_parts
 from cnnviz.results import FilterResult, merge
 from cnnviz.text import file_stem
 from cnnviz.version import __version__
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,6 @@ class AtlasParts:
     computed: int = 0
     classes: tuple[str, ...] = field(default_factory=tuple)
 
-    def count(self, computed: bool) -> None:
-        """One more part, computed now or read from an earlier run."""
-        if computed:
-            self.computed += 1
-        else:
-            self.reused += 1
-
 
 def plan_layers(facts: ModelFacts, layers: tuple[str, ...] = ()) -> list[str]:
     """The layers an atlas covers: those named (checked), else every convolution."""
@@ -72,46 +64,6 @@ def plan_layers(facts: ModelFacts, layers: tuple[str, ...] = ()) -> list[str]:
     if not found:
         raise CnnvizError(f"model '{facts.name}' has no convolution layer for an atlas")
     return found
-
-
-class _Progress:
-    """One count over the whole atlas: ascent steps and real images."""
-
-    def __init__(self, total: int, report: ProgressFn | None) -> None:
-        self.done, self.total, self.report = 0, total, report
-
-    def within(self, count: int, _: Any = None) -> None:
-        """``count`` units into the running part."""
-        if self.report:
-            self.report(self.done + count, self.total)
-
-    def advance(self, count: int) -> None:
-        """A part of ``count`` units finished."""
-        self.done += count
-        self.within(0)
-
-
-@dataclass(frozen=True)
-class Part:
-    """One piece of an atlas: the patterns of filters ``first``..``last`` of ``layer``, or
-    (``layer`` empty) the statistics of data shard ``first``..``last``; ``units`` counts its
-    ascent steps or images for the progress bar."""
-
-    layer: str
-    first: int
-    last: int
-    units: int
-
-    def path(self, parts: Path) -> Path:
-        """Where the part's file lives under ``parts``."""
-        if not self.layer:
-            return parts / "statistics" / f"shard-{self.first:08d}-{self.last:08d}.npz"
-        return parts / file_stem(self.layer) / f"filters-{self.first:05d}-{self.last:05d}.npz"
-
-    def read(self, parts: Path) -> Any:
-        """The part an earlier run left, or ``None`` (none, or a damaged one)."""
-        return _read(self.path(parts), MapStatistics.load if not self.layer
-                     else FilterResult.load)
 
 
 def compute_part(facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers: list[str],
@@ -131,16 +83,6 @@ def compute_part(facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers
     return found
 
 
-class InProcess:
-    """Runs the parts one after the other in this process."""
-
-    def run(self, facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers: list[str],
-            todo: list[Part], progress: _Progress) -> Iterator[tuple[Part, Any]]:
-        """Each part with its result, as it finishes."""
-        for part in todo:
-            yield part, compute_part(facts, data, spec, layers, part, progress.within)
-
-
 def plan_parts(facts: ModelFacts, data: Source | None, spec: AtlasSpec,
                layers: list[str]) -> list[Part]:
     """The atlas's parts: every (layer, chunk of filters), then every data shard."""
@@ -152,36 +94,53 @@ def plan_parts(facts: ModelFacts, data: Source | None, spec: AtlasSpec,
                    for a in range(0, size, spec.shard)]
 
 
+class AtlasWork(Work):
+    """The atlas's parts: every (layer, chunk of filters) ascent, then every data shard's
+    statistics; kept under the site's ``parts/`` folder."""
+
+    def __init__(self, facts: ModelFacts, data: Source | None, spec: AtlasSpec,
+                 layers: list[str]) -> None:
+        self.facts, self.data, self.spec, self.layers = facts, data, spec, layers
+
+    def plan(self) -> list[Part]:
+        return plan_parts(self.facts, self.data, self.spec, self.layers)
+
+    def compute(self, part: Part, on_progress: Callable[[int, Any], None] | None = None) -> Any:
+        return compute_part(self.facts, self.data, self.spec, self.layers, part, on_progress)
+
+    def stamp(self) -> dict[str, Any]:
+        return fingerprint(self.facts, self.data, self.spec, self.layers)
+
+    def path(self, part: Part, folder: Path) -> Path:
+        if not part.layer:
+            return folder / "statistics" / f"shard-{part.first:08d}-{part.last:08d}.npz"
+        return folder / file_stem(part.layer) / f"filters-{part.first:05d}-{part.last:05d}.npz"
+
+    def load(self, part: Part, path: Path) -> Any:
+        return (FilterResult if part.layer else MapStatistics).load(path)
+
+    def save(self, part: Part, value: Any, path: Path) -> None:
+        if part.layer:
+            value.save(path, twin=False)
+        else:
+            value.save(path)
+
+
 def compute_parts(facts: ModelFacts, parts: Path, data: Source | None, spec: AtlasSpec,
                   on_progress: ProgressFn | None = None, runner: Any = None) -> AtlasParts:
     """Every part of the atlas in ``parts`` (a folder), computed where its file is missing —
-    in this process, or by ``runner`` (:class:`~cnnviz.atlas.ray.RayRunner`); each is saved as
-    it finishes."""
+    in this process, or by ``runner`` (:class:`~cnnviz.parts.cluster.RayRunner`); each is
+    saved as it finishes, stamped with the digests it came from."""
     layers = plan_layers(facts, spec.layers)
     _check_fingerprint(parts, facts, data, spec, layers)
-    plan = plan_parts(facts, data, spec, layers)
-    progress = _Progress(sum(p.units for p in plan), on_progress)
-    found = {part: part.read(parts) for part in plan}
-    result = AtlasParts(layers, {}, None,
+    done = run_parts(AtlasWork(facts, data, spec, layers), runner, parts, on_progress)
+    result = AtlasParts(layers, {}, None, done.reused, done.computed,
                         classes=tuple(data.class_names) if data is not None else ())
-    for part in plan:
-        if found[part] is not None:
-            result.count(computed=False)
-            progress.advance(part.units)
-    todo = [part for part in plan if found[part] is None]
-    for part, value in (runner or InProcess()).run(facts, data, spec, layers, todo, progress):
-        if part.layer:
-            value.save(part.path(parts), twin=False)
-        else:
-            value.save(part.path(parts))
-        found[part] = value
-        result.count(computed=True)
-        progress.advance(part.units)
     for layer in layers:
-        joined = merge(*(found[p] for p in plan if p.layer == layer))
+        joined = merge(*done.of(layer))
         joined.params = {**joined.params, "requested": joined.filters.tolist()}
         result.filters[layer] = joined
-    result.statistics = merged_statistics(found[p] for p in plan if not p.layer)
+    result.statistics = merged_statistics(done.of(""))
     return result
 
 
@@ -211,14 +170,20 @@ def _read(path: Path, load: Callable[[Path], Any]) -> Any:
         return None
 
 
+def fingerprint(facts: ModelFacts, data: Source | None, spec: AtlasSpec,
+                layers: list[str]) -> dict[str, Any]:
+    """What made an atlas's parts: the model's and the data's digests, the settings (with
+    the layers), the preprocessing and the cnnviz version."""
+    return {"model": facts.digest, "data": None if data is None else data.digest(),
+            "spec": {**asdict(spec), "layers": layers}, "preprocess": facts.preprocess.name,
+            "version": __version__}
+
+
 def _check_fingerprint(parts: Path, facts: ModelFacts, data: Source | None, spec: AtlasSpec,
                        layers: list[str]) -> None:
     """Refuse parts made by another model, data set or settings; record ours for the next
     run."""
-    mine = {"model": facts.digest, "data": None if data is None else data.digest(),
-            "spec": {**asdict(spec), "layers": layers}, "preprocess": facts.preprocess.name,
-            "version": __version__}
-    mine = json.loads(json.dumps(mine))  # tuples as lists, as they read back
+    mine = json.loads(json.dumps(fingerprint(facts, data, spec, layers)))  # tuples as lists
     path = parts / "fingerprint.json"
     if path.exists():
         try:

@@ -76,6 +76,22 @@ StandaloneOpt = Annotated[bool, typer.Option(
          "of one plotly.min.js shared by the pages of the folder.")]
 
 
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", metavar="auto|local|ADDRESS", show_default="in this process",
+    help="Compute the parts on a Ray cluster: the one RAY_ADDRESS names (else a new local "
+         "one), a new local one, or a cluster's address (ray://head:10001); a GPU per worker "
+         "where the cluster has GPUs. Needs pip install 'cnnviz[ray]'.")]
+
+
+def ray_runner(address: str | None) -> Any:
+    """``--ray``: the runner of a job's parts on that cluster (``None``: in this process)."""
+    if address is None:
+        return None
+    from cnnviz.parts.cluster import RayRunner
+
+    return RayRunner(address)
+
+
 def out_option(default: str, what: str = "Output folder.") -> Any:
     """An ``--out`` option in the output panel."""
     return typer.Option(help=what, rich_help_panel=OUTPUT_PANEL, show_default=default)

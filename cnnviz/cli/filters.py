@@ -16,6 +16,7 @@ from cnnviz.cli.common import (
     ModelArg,
     OutputOpt,
     PreprocessOpt,
+    RayOpt,
     SizeOpt,
     StandaloneOpt,
     UnsafeOpt,
@@ -23,6 +24,7 @@ from cnnviz.cli.common import (
     load,
     out_option,
     progress_bar,
+    ray_runner,
     show,
     size,
     split,
@@ -126,6 +128,7 @@ def filters(
                                                     "so that --resume continues it even after "
                                                     "a crash (0: only at Ctrl-C).",
                                       metavar="SECONDS")] = 60.0,
+    ray: RayOpt = None,
     out: Annotated[Path, out_option("cnnviz-out/filters")] = Path("cnnviz-out/filters"),
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
@@ -163,5 +166,6 @@ def filters(
                                    examples=examples, data=data, size=size(size_),
                                    order=order, batch=batch,
                                    budget=budget * 2**20, force=force, standalone=standalone,
-                                   progress=progress, checkpoint=checkpoint)
+                                   progress=progress, checkpoint=checkpoint,
+                                   runner=ray_runner(ray))
     show(outcome)

@@ -20,6 +20,7 @@ from cnnviz.cli.common import (
     ModelArg,
     OutputOpt,
     PreprocessOpt,
+    RayOpt,
     SeedOpt,
     SizeOpt,
     StandaloneOpt,
@@ -27,6 +28,7 @@ from cnnviz.cli.common import (
     load,
     out_option,
     progress_bar,
+    ray_runner,
     show,
     size,
     split,
@@ -89,6 +91,9 @@ def patterns(
     class_: Annotated[int | None, typer.Option(
         "--class", help="List the top maps of this class only.", rich_help_panel=OUTPUT_PANEL,
         show_default="every class")] = None,
+    ray: RayOpt = None,
+    shard: Annotated[int, typer.Option(
+        rich_help_panel=OUTPUT_PANEL, help="Images per part with --ray.")] = 2000,
     out: Annotated[Path, out_option("cnnviz-out/patterns")] = Path("cnnviz-out/patterns"),
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
@@ -104,5 +109,6 @@ def patterns(
         outcome = patterns_job(facts, out, layer=layer, dense=dense, data=data, split=split_,
                                size=size(size_), top=top, only_class=class_,
                                preactivation=preactivation, batch=batch, force=force,
-                               standalone=standalone, map_images=maps, progress=progress)
+                               standalone=standalone, map_images=maps, progress=progress,
+                               runner=ray_runner(ray), shard=shard)
     show(outcome)

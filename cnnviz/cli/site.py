@@ -14,12 +14,14 @@ from cnnviz.cli.common import (
     ModelArg,
     OutputOpt,
     PreprocessOpt,
+    RayOpt,
     SeedOpt,
     SizeOpt,
     UnsafeOpt,
     err_console,
     load,
     out_option,
+    ray_runner,
     safe,
     show,
     size,
@@ -86,11 +88,7 @@ def atlas(
     size_: SizeOpt = None,
     budget: Annotated[int, typer.Option(help="Memory budget of a step, MiB.")] = 512,
     seed: SeedOpt = 0,
-    ray: Annotated[str | None, typer.Option(
-        "--ray", metavar="auto|local|ADDRESS", show_default="in this process",
-        help="Compute the parts on a Ray cluster: the one RAY_ADDRESS names (else a new local "
-             "one), a new local one, or a cluster's address (ray://head:10001); a GPU per "
-             "worker where the cluster has GPUs. Needs pip install 'cnnviz[ray]'.")] = None,
+    ray: RayOpt = None,
     out: Annotated[Path, out_option("cnnviz-out/atlas", "Site folder (index.html).")]
         = Path("cnnviz-out/atlas"),
     force: ForceOpt = False,
@@ -108,12 +106,7 @@ def atlas(
     spec = AtlasSpec(tuple(split(layers) or ()), top, steps, seed, chunk, shard, size(size_),
                      budget * 2**20)
     facts = load(model, unsafe, preprocess, output)
-    runner = None
-    if ray is not None:
-        from cnnviz.atlas.cluster import RayRunner
-
-        runner = RayRunner(ray)
     with progress_bar("atlas", "steps and images") as progress:
         outcome = atlas_job(facts, out, spec, data=data, force=force, progress=progress,
-                            runner=runner)
+                            runner=ray_runner(ray))
     show(outcome)

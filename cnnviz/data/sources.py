@@ -172,6 +172,13 @@ class _Shard(Source):
     def __len__(self) -> int:
         return self.stop - self.start
 
+    def digest(self) -> str:
+        """The whole source's digest and the shard's bounds."""
+        import hashlib
+
+        return hashlib.sha256(f"{self.source.digest()}:{self.start}:{self.stop}".encode()
+                              ).hexdigest()[:16]
+
     @property
     def labelled(self) -> bool:
         return self.source.labelled

@@ -23,7 +23,7 @@ def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
               data: Any = None, force: bool = False, progress: ProgressFn | None = None,
               runner: Any = None) -> Outcome:
     """``cnnviz atlas``: compute the atlas's parts (reusing those an interrupted run left in
-    ``out/parts``; in this process, or by ``runner``: :class:`~cnnviz.atlas.cluster.RayRunner`)
+    ``out/parts``; in this process, or by ``runner``: :class:`~cnnviz.parts.cluster.RayRunner`)
     and write its site into ``out``."""
     spec = spec or AtlasSpec()
     unit = OutputUnit(out, "atlas", force, main="index.html")

@@ -19,6 +19,7 @@ from cnnviz.oip.filters import chosen_filters, resume_filters, visualize_filters
 from cnnviz.oip.optimize import ProgressFn
 from cnnviz.oip.presets import preset
 from cnnviz.oip.settings import DEFAULT_BUDGET, MemoryPlan, bytes_per_image
+from cnnviz.parts.kinds import FilterWork, filters_in_parts
 from cnnviz.render import views
 from cnnviz.results import FilterResult
 from cnnviz.results.filters import ChunkState
@@ -59,10 +60,12 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
                 size: tuple[int, int] | None = None, order: str = "index",
                 batch: int | None = None, budget: int = DEFAULT_BUDGET, force: bool = False,
                 standalone: bool = False, progress: ProgressFn | None = None,
-                checkpoint: float = 60.0) -> Outcome:
+                checkpoint: float = 60.0, runner: Any = None) -> Outcome:
     """``cnnviz filters``: the optimal input pattern of each filter of a layer, compared with
     the real images of the data (skipped, with a note, when there are none). The running
-    ascent is saved every ``checkpoint`` seconds (0: only at Ctrl-C) for ``--resume``."""
+    ascent is saved every ``checkpoint`` seconds (0: only at Ctrl-C) for ``--resume``; with
+    ``runner`` (:class:`~cnnviz.parts.cluster.RayRunner`) the filters are computed in parts
+    on a cluster instead, equal to the run in this process."""
     ascent = ascent or AscentSpec()
     views.check_order(order)
     check_checkpoint(checkpoint)
@@ -86,14 +89,19 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
         pixels = real.gather(np.arange(min(256, real.size() or 256)), shape)[0] / 255.0
     settings = preset(ascent.preset, facts, name, shape, colour=ascent.colour,
                       data_pixels=pixels, **{**ascent.overrides, "start": kind})
+    options = {"objective": ascent.objective, "size": size, "start_image": start,
+               "reference_images": real if reference or examples else None,
+               "examples": examples if real is not None else 0, "budget": budget}
     with unit:
-        result = visualize_filters(facts, name, chosen, settings, objective=ascent.objective,
-                                   reference_images=real if reference or examples else None,
-                                   examples=examples if real is not None else 0, size=size,
-                                   start_image=start, batch=batch, budget=budget,
-                                   on_progress=progress, checkpoint_every=checkpoint,
-                                   on_checkpoint=lambda part: part.save(unit.checkpoint,
-                                                                        twin=False))
+        if runner is not None:
+            work = FilterWork(facts, name, chosen, settings, batch or 64, batch=batch, **options)
+            result = filters_in_parts(work, runner, progress)
+        else:
+            result = visualize_filters(facts, name, chosen, settings, batch=batch,
+                                       on_progress=progress, checkpoint_every=checkpoint,
+                                       on_checkpoint=lambda part: part.save(unit.checkpoint,
+                                                                            twin=False),
+                                       **options)
         outcome = filters_outcome(facts, result, unit, order, budget, standalone)
     outcome.notes = notes
     return outcome

@@ -19,6 +19,7 @@ from cnnviz.models import (
     resolve_map_layers,
 )
 from cnnviz.oip.optimize import ProgressFn
+from cnnviz.parts.kinds import PatternWork, patterns_in_parts
 from cnnviz.render import views
 from cnnviz.render.outputs import output_bars
 from cnnviz.tables import SCALES
@@ -71,11 +72,16 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
                  data: Any = None, split: str = "test", size: tuple[int, int] | None = None,
                  top: int = 5, only_class: int | None = None, preactivation: bool = False,
                  batch: int = 256, force: bool = False, standalone: bool = False,
-                 map_images: bool = False, progress: ProgressFn | None = None) -> Outcome:
+                 map_images: bool = False, progress: ProgressFn | None = None,
+                 runner: Any = None, shard: int = 2000) -> Outcome:
     """``cnnviz patterns``: the mean activation of each map per class over labelled data;
-    with ``map_images``, each class's mean image of every map of ``layer`` too."""
+    with ``map_images``, each class's mean image of every map of ``layer`` too. With
+    ``runner`` (:class:`~cnnviz.parts.cluster.RayRunner`) the data's shards of ``shard``
+    images are computed on a cluster and merged exactly."""
     if top <= 0 or batch <= 0:
         raise CnnvizError("--top and --batch must be positive")
+    if shard <= 0:
+        raise CnnvizError(f"--shard must be a positive number of images, got {shard}")
     with OutputUnit(out, "patterns", force, main="patterns.npz") as unit:
         name = layer or default_layer(facts.model)
         resolve_map_layers(facts.model, [name])
@@ -90,9 +96,11 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
             raise CnnvizError(f"class {only_class} is not in data set '{source.name}'")
         names = [name] + ([i.name for i in list_layers(facts.model) if i.type == "Dense"]
                           if dense else [])
-        result = class_patterns(facts, source, None, names, preactivation=preactivation,
-                                size=size, batch_size=batch, map_images=map_images,
-                                on_progress=progress)
+        options = {"preactivation": preactivation, "size": size, "batch_size": batch,
+                   "map_images": map_images}
+        result = class_patterns(facts, source, None, names, on_progress=progress, **options) \
+            if runner is None else patterns_in_parts(PatternWork(facts, source, names, shard,
+                                                                 **options), runner, progress)
         with unit.writing() as written:
             written += result.save(out / "patterns.npz")
             written += views.write_pattern_views(result, out, standalone=standalone)

@@ -1,8 +1,9 @@
-"""An atlas's parts on a Ray cluster (an optional extra: ``pip install -e '.[ray]'``): one
-worker per GPU where the cluster has GPUs, else one per CPU, each holding the model (its
-compiled steps are traced once per worker, not once per part). Every part is computed by the
-function the in-process run uses, so the parts are the same; the driver saves each as it
-finishes, so an interrupted cluster run continues like any other."""
+"""The parts of a job (an atlas, filters, class patterns) on a Ray cluster (an optional extra:
+``pip install -e '.[ray]'``): one worker per GPU where the cluster has GPUs, else one per CPU,
+each holding the work — model, data and settings — so its compiled steps are traced once per
+worker, not once per part. Every part is computed by the function the in-process run uses, so
+the parts are the same; the driver saves each as it finishes, so an interrupted cluster run
+continues like any other."""
 
 from __future__ import annotations
 
@@ -10,22 +11,20 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from cnnviz.atlas.build import AtlasSpec, Part, compute_part
 from cnnviz.backend import START_ENV
-from cnnviz.data.readers import Source
 from cnnviz.errors import CnnvizError
-from cnnviz.models import ModelFacts
+from cnnviz.parts.engine import Part, Work
 
 
 class _Worker:
-    """Holds the model, the data and the settings; computes the parts it is given."""
+    """Holds a job's work (the model, the data and the settings); computes the parts it is
+    given."""
 
-    def __init__(self, facts: ModelFacts, data: Source | None, spec: AtlasSpec,
-                 layers: list[str]) -> None:
-        self.args = (facts, data, spec, layers)
+    def __init__(self, work: Work) -> None:
+        self.work = work
 
     def compute(self, part: Part) -> Any:
-        return compute_part(*self.args, part)
+        return self.work.compute(part)
 
 
 class RayRunner:
@@ -37,8 +36,7 @@ class RayRunner:
                  workers: int | None = None) -> None:
         self.address, self.cpus, self.workers = address, cpus, workers
 
-    def run(self, facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers: list[str],
-            todo: list[Part], progress: Any) -> Iterator[tuple[Part, Any]]:
+    def run(self, work: Work, todo: list[Part], progress: Any) -> Iterator[tuple[Part, Any]]:
         """Each part with its result, as the cluster finishes it."""
         if not todo:
             return
@@ -58,8 +56,8 @@ class RayRunner:
             count = self.workers or gpus or max(1, int(resources.get("CPU", 1)))
             share = 1.0 if gpus else max(1.0, resources.get("CPU", 1) / count)
             worker = ray.remote(num_gpus=1 if gpus else 0, num_cpus=share)(_Worker)
-            shared = [ray.put(x) for x in (facts, data, spec, layers)]
-            pool = [worker.remote(*shared) for _ in range(min(count, len(todo)))]
+            shared = ray.put(work)
+            pool = [worker.remote(shared) for _ in range(min(count, len(todo)))]
             queue = list(todo)
 
             def submit(actor: Any) -> None:
