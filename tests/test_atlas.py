@@ -185,3 +185,32 @@ def test_a_ray_cluster_computes_the_same_parts(two_convs, digits, tmp_path):
         np.testing.assert_allclose(there.statistics.sums[layer], here.statistics.sums[layer],
                                    rtol=1e-12)
     np.testing.assert_array_equal(there.statistics.counts, here.statistics.counts)
+
+
+def test_links_and_images_resolve_for_names_that_need_escaping(k, digits, tmp_path):
+    """Layer files are named with a literal %XX (upper case, a nested model's "/", symbols);
+    every href and src, decoded as a browser decodes it, names a file that exists."""
+    import re
+    from urllib.parse import unquote
+
+    from cnnviz.atlas.build import AtlasSpec
+    from cnnviz.jobs.atlas import atlas_job
+
+    inner = k.Sequential([k.Input((6, 6, 2)), k.layers.Conv2D(3, 3, name="Conv-1")], name="base")
+    inputs = k.Input((8, 8, 1))
+    maps = k.layers.Conv2D(2, 3, activation="relu", name="Big.Conv")(inputs)
+    x = k.layers.Flatten()(inner(maps))
+    facts = as_facts(k.Model(inputs, k.layers.Dense(3, activation="softmax")(x)))
+    site = tmp_path / "site"
+    atlas_job(facts, site, AtlasSpec(layers=("Big.Conv", "base/Conv-1"), k=2, steps=2),
+              data=digits)
+    pages = sorted(site.glob("*.html"))
+    assert len(pages) == 3 and any("%" in p.name for p in pages)
+    for page in pages:
+        text = page.read_text()
+        links = re.findall(r'(?:href|src)="([^"#\'+]+)"', text) + re.findall(
+            r'"(?:img|top|kernel)": "([^"]+)"', text)
+        assert len(links) > 3, page.name
+        for link in links:
+            if not link.startswith("http"):
+                assert (site / unquote(link)).is_file(), (page.name, link)

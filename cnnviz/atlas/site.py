@@ -10,6 +10,7 @@ import html
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
@@ -75,22 +76,23 @@ def write_site(out: Path, atlas: AtlasParts, extras: dict[str, dict[str, Any]],
     for layer in atlas.layers:
         result, extra = atlas.filters[layer], extras.get(layer, {})
         stem = file_stem(layer)
+        link = quote(stem, safe="")  # a stem's "%2F" is text on disk, not an escaped "/"
         shown = result.meta.display(result.patterns())
         filters = []
         for i, f in enumerate(result.filters.tolist()):
             thumb = out / "img" / stem / f"{f}.png"
             written.append(write_bytes(thumb, png(shown[i])))
             entry: dict[str, Any] = {
-                "f": f, "img": f"img/{stem}/{f}.png", "out": round(float(result.output[i]), 4),
+                "f": f, "img": f"img/{link}/{f}.png", "out": round(float(result.output[i]), 4),
                 "dead": bool(result.dead[i])}
             if "strips" in extra:
                 strip = out / "img" / stem / f"{f}-top.png"
                 written.append(write_bytes(strip, png(extra["strips"][i], side=84)))
-                entry["top"] = f"img/{stem}/{f}-top.png"
+                entry["top"] = f"img/{link}/{f}-top.png"
             if "kernels" in extra:
                 kernel = out / "img" / stem / f"{f}-kernel.png"
                 written.append(write_bytes(kernel, png(extra["kernels"][i], side=72)))
-                entry["kernel"] = f"img/{stem}/{f}-kernel.png"
+                entry["kernel"] = f"img/{link}/{f}-kernel.png"
             if atlas.statistics is not None:
                 stats = atlas.statistics
                 entry["classes"] = [None if np.isnan(v) else round(float(v), 4)
@@ -101,7 +103,7 @@ def write_site(out: Path, atlas: AtlasParts, extras: dict[str, dict[str, Any]],
         page = _layer_page(layer, filters, atlas.classes, title, extra)
         written.append(save_page(page, out / f"{stem}.html"))
         dead = int(result.dead.sum())
-        rows.append((layer, stem, len(filters), dead, extra, filters[:12]))
+        rows.append((layer, link, len(filters), dead, extra, filters[:12]))
     written.append(save_page(_index(rows, title, atlas), out / "index.html"))
     return written
 
@@ -163,10 +165,10 @@ document.querySelector('.grid').addEventListener('click', (ev) => {
 
 def _index(rows: list[tuple[Any, ...]], title: str, atlas: AtlasParts) -> str:
     body = []
-    for layer, stem, count, dead, extra, first in rows:
+    for layer, link, count, dead, extra, first in rows:
         strip = "".join(f'<img loading="lazy" src="{html.escape(e["img"])}" width="48" '
                         f'height="48" style="image-rendering:pixelated" alt="">' for e in first)
-        body.append(f'<tr><td><a href="{html.escape(stem)}.html">{html.escape(layer)}</a></td>'
+        body.append(f'<tr><td><a href="{html.escape(link)}.html">{html.escape(layer)}</a></td>'
                     f'<td>{count}</td><td class="{"dead" if dead else ""}">{dead}</td>'
                     f'<td>{html.escape(str(extra.get("shape", "")))}</td>'
                     f'<td>{html.escape(str(extra.get("field", "")))}</td><td>{strip}</td></tr>')
