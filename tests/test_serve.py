@@ -186,7 +186,8 @@ def test_events_become_figures(live):
     upload = {"contents": _url(_png((live.test_pixels[3][..., 0] * 255).astype(np.uint8))),
               "name": "../../three.png"}
     uploaded = respond(live, "upload", None, upload, None, "conv2d_1", None, 0, [], picked[1])
-    assert uploaded[1]["kind"] == "upload" and uploaded[6] == "upload ../../three.png"
+    assert uploaded[1]["kind"] == "upload"
+    assert uploaded[6] == "upload ../../three.png (as the model sees it: 28×28)"
     assert _title(uploaded[3]) == _title(picked[3])
 
 
@@ -242,3 +243,26 @@ def test_an_atlas_supplies_patterns_and_statistics(k, tmp_path):
         Explorer(as_facts(other), data, tmp_path / "atlas")
     with pytest.raises(CnnvizError, match="holds no atlas"):
         Explorer(as_facts(model), data, tmp_path)
+
+
+def test_uploads_are_kept_at_the_model_size_whatever_their_pixels(live):
+    """A small file of many pixels is reduced while still 8 bit and kept as the model's input
+    (float32): twenty 16-megapixel uploads cost kilobytes, and one costs far less than its
+    float64 pixels would (366 MiB)."""
+    import tracemalloc
+
+    blank = _png(np.full((3999, 4000), 255, np.uint8), optimize=True)
+    assert len(blank) < 200_000
+    tracemalloc.start()
+    for i in range(20):
+        kept = live.keep_upload({"contents": _url(blank + bytes(i % 2)), "name": f"{i}.png"})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 80 * 2**20, peak / 2**20
+    pixels, note = live.pixels(kept, None)
+    assert pixels.shape == (28, 28, 1) and pixels.dtype == np.float32 and np.allclose(pixels, 1)
+    assert note == "upload 19.png (as the model sees it: 28×28)"
+    assert {v.nbytes for v in live._uploads.values()} == {28 * 28 * 4}
+    small = decode_image(_png((np.arange(300 * 240) % 251).astype(np.uint8).reshape(300, 240)),
+                         "s.png", fit=(28, 28))
+    assert small.shape == (75, 60)  # reduced by 4: still at least twice the model's side

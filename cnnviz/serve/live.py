@@ -13,6 +13,7 @@ import numpy as np
 
 from cnnviz.atlas.site import png
 from cnnviz.attribution import CAMS
+from cnnviz.data.images import to_model_input
 from cnnviz.errors import CnnvizError
 from cnnviz.serve import figures
 from cnnviz.serve.engine import Explorer, FilterView
@@ -57,7 +58,11 @@ class LiveView:
             raise CnnvizError("the upload did not arrive")
         if upload.get("error"):
             raise CnnvizError(str(upload["error"])[:200])
-        pixels = decode_upload(upload.get("contents"), upload.get("name"))
+        shape = tuple(self.explorer.shape)
+        decoded = decode_upload(upload.get("contents"), upload.get("name"), fit=shape[:2])
+        # kept as the model sees it: its size, its channels, float32 in 0..1 (a 16-megapixel
+        # upload costs what a model input costs, whatever its file size)
+        pixels = to_model_input(decoded, shape, (0.0, 1.0)).astype(np.float32)
         key = hashlib.sha256(str(upload.get("contents")).encode()).hexdigest()[:16]
         with self._lock:
             self._uploads[key] = pixels
@@ -79,7 +84,9 @@ class LiveView:
                 found = self._uploads.get(str(current.get("key")))
             if found is None:
                 raise CnnvizError("that upload is no longer kept: upload it again")
-            return found, f"upload {current.get('name', '')}"
+            height, width = found.shape[:2]
+            return found, f"upload {current.get('name', '')} (as the model sees it: " \
+                          f"{width}×{height})"
         if not self.explorer.drawable:
             raise CnnvizError("upload an image or pick one from the menu")
         shapes = [{"path": p} for p in (strokes or []) if isinstance(p, str)]

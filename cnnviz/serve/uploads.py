@@ -19,9 +19,10 @@ MAX_MEGAPIXELS = 16
 FORMATS = "PNG, JPEG, GIF, BMP, TIFF or WebP"
 
 
-def decode_upload(contents: object, name: object) -> np.ndarray:
+def decode_upload(contents: object, name: object, fit: tuple[int, int] | None = None
+                  ) -> np.ndarray:
     """A browser's data URL (``data:image/png;base64,...``) → display pixels in 0..1, H×W or
-    H×W×C."""
+    H×W×C (reduced towards ``fit`` as :func:`decode_image` does)."""
     label = str(name)[:80] if name else "the upload"
     if not isinstance(contents, str) or not contents.startswith("data:") or "," not in contents:
         raise CnnvizError(f"{label} did not arrive as a file upload")
@@ -32,14 +33,16 @@ def decode_upload(contents: object, name: object) -> np.ndarray:
         data = base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
         raise CnnvizError(f"{label} did not arrive whole (its base64 text is damaged)") from None
-    return decode_image(data, label)
+    return decode_image(data, label, fit=fit)
 
 
-def decode_image(data: bytes, name: str = "image", max_megapixels: float = MAX_MEGAPIXELS
-                 ) -> np.ndarray:
+def decode_image(data: bytes, name: str = "image", max_megapixels: float = MAX_MEGAPIXELS,
+                 fit: tuple[int, int] | None = None) -> np.ndarray:
     """Image file bytes → display pixels in 0..1 (the first frame of an animation or the first
     page of a TIFF; palette as its colours, alpha kept for the model input to drop, 16 bit
-    scaled by 65535)."""
+    scaled by 65535). With ``fit`` (height, width), a larger image is reduced by whole-number
+    block means while still 8 bit — to no less than twice ``fit`` — before it becomes floats, so
+    a large picture costs the memory of a small one."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -58,6 +61,10 @@ def decode_image(data: bytes, name: str = "image", max_megapixels: float = MAX_M
                     raise CnnvizError(f"{name} is {width}×{height} pixels: too small to show "
                                       "a shape")
                 picture.load()
+                factor = 1 if fit is None else min(width // (2 * fit[1]), height // (2 * fit[0]))
+                if factor > 1 and picture.mode in ("L", "LA", "RGB", "RGBA", "P"):
+                    picture = (picture.convert("RGBA") if picture.mode == "P" else picture
+                               ).reduce(factor)
                 image = pil_pixels(picture)
     except CnnvizError:
         raise
