@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,12 +198,15 @@ def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_
           decay_steps: int | None = None, decay_rate: float | None = None, l2: float = 5e-4,
           l1: float = 0.0, n_train: int | None = None, seed: int = 0,
           validation: float | str | None = 0.1, standardize: bool = False,
-          callbacks: Sequence[Any] = (), on_progress: ProgressFn | None = None) -> TrainResult:
+          callbacks: Sequence[Any] = (), on_progress: ProgressFn | None = None,
+          checkpoint: Checkpoint | None = None) -> TrainResult:
     """Train ``model`` (default: the reference CNN, with a per-pixel standardizing layer when
     ``standardize``) with RMSprop + momentum and a learning-rate schedule on ``dataset``'s
     train split, holding out a ``validation`` fraction of it (or validating on its test split
     with ``"test"``, or not with ``None``); report loss and accuracy on its test split.
-    ``callbacks`` are Keras callbacks (:mod:`cnnviz.callbacks`)."""
+    ``callbacks`` are Keras callbacks (:mod:`cnnviz.callbacks`). With ``checkpoint``, the
+    model after every epoch (with its optimizer's state) and the best one so far are saved
+    while it trains, and a run that stopped continues from its last finished epoch."""
     k = keras()
     if epochs <= 0 or batch_size <= 0:
         raise CnnvizError(f"epochs and batch size must be positive (got {epochs}, {batch_size})")
@@ -226,15 +230,93 @@ def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_
     lr = learning_rate_schedule(schedule, learning_rate, decay_steps, decay_rate)
     model.compile(optimizer=k.optimizers.RMSprop(learning_rate=lr, momentum=momentum),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    rates: list[float] = []
+    history: dict[str, list[float]] = {}
+    if checkpoint is not None and checkpoint.exists():
+        model, history = checkpoint.restore()
+    rates = history.pop("learning_rate", [])
+    done = len(rates)
     val = None if held is None else (images_to_model_input(held[0], shape, value_range), held[1])
-    fit = model.fit(x, y_train, epochs=epochs, batch_size=batch_size, shuffle=True,
-                    validation_data=val, callbacks=[*_callbacks(on_progress, rates), *callbacks],
-                    verbose=0)
+    watch = [] if checkpoint is None else [checkpoint.callback(history, rates)]
+    if done < epochs:
+        fit = model.fit(x, y_train, epochs=epochs, initial_epoch=done, batch_size=batch_size,
+                        shuffle=True, validation_data=val, verbose=0,
+                        callbacks=[*_callbacks(on_progress, rates), *callbacks, *watch])
+        for key, values in fit.history.items():
+            history[key] = history.get(key, []) + [float(v) for v in values]
     test_loss, test_accuracy = model.evaluate(x_test, dataset.y_test, batch_size=256, verbose=0)
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     history["learning_rate"] = rates
     return TrainResult(model, history, float(test_loss), float(test_accuracy), described)
+
+
+class Checkpoint:
+    """Where a training run keeps its state beside the model file ``out``: after every epoch
+    the model with its optimizer (``NAME.checkpoint.keras``) and the history with the run's
+    ``settings`` (``NAME.checkpoint.json``, written last), and the best model so far by
+    validation accuracy (training accuracy without validation): ``NAME.best.keras``."""
+
+    def __init__(self, out: str | Path, settings: dict[str, Any] | None = None) -> None:
+        out = Path(out)
+        self.model = out.with_name(f"{out.stem}.checkpoint.keras")
+        self.state = out.with_name(f"{out.stem}.checkpoint.json")
+        self.best = out.with_name(f"{out.stem}.best.keras")
+        self.settings = settings or {}
+
+    def exists(self) -> bool:
+        """Whether a run left a finished epoch to continue from."""
+        return self.state.is_file() and self.model.is_file()
+
+    def read(self) -> dict[str, Any]:
+        """The saved state: ``epochs`` finished, ``settings``, ``history``."""
+        try:
+            state = json.loads(self.state.read_text())
+        except (OSError, ValueError) as exc:
+            raise CnnvizError(f"cannot read {self.state}: {exc}") from None
+        if not isinstance(state, dict) or not isinstance(state.get("history"), dict) \
+                or not isinstance(state.get("settings"), dict):
+            raise CnnvizError(f"{self.state} is not a cnnviz training checkpoint")
+        return state
+
+    def restore(self) -> tuple[Any, dict[str, list[float]]]:
+        """The model after the last finished epoch (compiled, its optimizer where it was) and
+        the history up to it."""
+        state = self.read()
+        try:
+            model = keras().models.load_model(self.model, safe_mode=True)
+        except Exception as exc:  # Keras raises many kinds for a damaged file
+            raise CnnvizError(f"cannot read {self.model}: {str(exc).splitlines()[0]}") from None
+        return model, {key: [float(v) for v in values]
+                       for key, values in state["history"].items()}
+
+    def callback(self, history: dict[str, list[float]], rates: list[float]) -> Any:
+        """The Keras callback that saves each finished epoch (and the best one), continuing
+        ``history``; ``rates`` is the learning rate of each epoch, as training records it."""
+        return _epoch_saver(self, {key: list(v) for key, v in history.items()}, rates)
+
+    def remove(self) -> None:
+        """The run finished: its epoch checkpoint goes (the best model stays)."""
+        self.state.unlink(missing_ok=True)
+        self.model.unlink(missing_ok=True)
+
+
+def _epoch_saver(checkpoint: Checkpoint, history: dict[str, list[float]],
+                 rates: list[float]) -> Any:
+    from cnnviz.fileio import atomic_path, write_text
+
+    class _Saver(keras().callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = {key: float(v) for key, v in (logs or {}).items()}
+            for key in {*history, *logs}:
+                history[key] = history.get(key, []) + [logs.get(key, float("nan"))]
+            watched = history.get("val_accuracy", history.get("accuracy", []))
+            if watched and watched[-1] >= max(watched):
+                save_model(self.model, checkpoint.best)
+            with atomic_path(checkpoint.model) as tmp:
+                self.model.save(tmp)  # with the optimizer's state, to continue from
+            write_text(checkpoint.state, json.dumps({
+                "epochs": epoch + 1, "settings": checkpoint.settings,
+                "history": {**history, "learning_rate": list(rates)}}) + "\n")
+
+    return _Saver()
 
 
 def save_model(model: Any, path: str | Path) -> Path:

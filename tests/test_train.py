@@ -1,10 +1,16 @@
+import json
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from cnnviz.cli import app
 from cnnviz.data import Dataset
 from cnnviz.errors import CnnvizError
 from cnnviz.models import load_model
 from cnnviz.train import build_cnn, learning_rate_schedule, save_model, train
+
+runner = CliRunner()
 
 
 def test_reference_architecture():
@@ -150,8 +156,9 @@ def test_train_job_writes_the_history_beside_the_model(tmp_path):
     outcome = train_job(out, conv=[4], pool_after=[1], dense=[8], epochs=2, n_train=400,
                         standardize=True)
     names = sorted(p.name for p in outcome.written)
-    assert names == ["m.history.html", "m.history.json", "m.history.png", "m.keras",
-                     "plotly.min.js"]
+    assert names == ["m.best.keras", "m.history.html", "m.history.json", "m.history.png",
+                     "m.keras", "plotly.min.js"]
+    assert load_model(tmp_path / "m.best.keras").get_layer("standardize") is not None
     record = json.loads((tmp_path / "m.history.json").read_text())
     assert record["epochs"] == 2 and len(record["val_accuracy"]) == 2
     assert record["validation"] == "40 held-out training images"
@@ -159,3 +166,56 @@ def test_train_job_writes_the_history_beside_the_model(tmp_path):
     assert load_model(out).get_layer("standardize") is not None
     with pytest.raises(CnnvizError, match="already exists"):
         train_job(out, conv=[4], epochs=1)
+
+
+def test_training_keeps_its_epochs_and_ctrl_c_loses_nothing(tmp_path):
+    """The last finished epoch (with the optimizer's state) and the best one are kept while a
+    run trains; Ctrl-C keeps them and --resume continues to the planned epochs, the learning
+    rate's schedule where it was."""
+    from cnnviz.jobs import resume_train_job, train_job
+
+    out = tmp_path / "m.keras"
+
+    def ctrl_c_in_the_third_epoch(epoch, step, steps, logs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    small = {"epochs": 4, "n_train": 300, "conv": [4], "dense": [8], "pool_after": [1]}
+    stopped = train_job(out, progress=ctrl_c_in_the_third_epoch, **small)
+    assert stopped.interrupted.startswith("kept epoch 2 of 4 in m.checkpoint.keras")
+    assert "cnnviz train --resume --out" in stopped.interrupted and not out.exists()
+    state = json.loads((tmp_path / "m.checkpoint.json").read_text())
+    assert state["epochs"] == 2 and len(state["history"]["loss"]) == 2
+    assert state["settings"]["epochs"] == 4 and (tmp_path / "m.best.keras").exists()
+    result = runner.invoke(app, ["train", "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 1 and "holds an interrupted training run: --resume" \
+        in result.stderr
+    done = resume_train_job(out)
+    history = json.loads((tmp_path / "m.history.json").read_text())
+    assert history["epochs"] == 4 and len(history["val_accuracy"]) == 4
+    rates = history["learning_rate"]
+    assert len(rates) == 4 and all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert out.exists() and not (tmp_path / "m.checkpoint.json").exists()
+    assert not (tmp_path / "m.checkpoint.keras").exists() and "best epoch" in done.lines[-1]
+    with pytest.raises(CnnvizError, match="nothing to resume: no m.checkpoint.json"):
+        resume_train_job(out)
+
+
+def test_train_refuses_a_folder_or_a_full_disk_before_training(tmp_path, monkeypatch):
+    import shutil
+
+    (tmp_path / "dir.keras").mkdir()
+    result = runner.invoke(app, ["train", "--epochs", "1", "--force", "--out",
+                                 str(tmp_path / "dir.keras")])
+    assert result.exit_code == 1 and "dir.keras is a folder: --out names the model file" \
+        in result.stderr and "Epoch" not in result.output
+
+    def almost_full(path):
+        return shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096)
+
+    monkeypatch.setattr(shutil, "disk_usage", almost_full)
+    result = runner.invoke(app, ["train", "--epochs", "1", "--n-train", "200", "--out",
+                                 str(tmp_path / "m.keras")])
+    assert result.exit_code == 1 and "has 0.0 MiB free: the model, its checkpoints and " \
+        "history need about" in result.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "dir.keras"]

@@ -83,11 +83,26 @@ def train(
         = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights and the shuffling.",
                                       rich_help_panel=FIT)] = 0,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the run that stopped while training --out, from its last "
+                         "finished epoch, with the settings it was started with.")] = False,
     force: ForceOpt = False,
 ) -> None:
-    """Train the reference CNN (RMSprop with momentum, a learning-rate schedule, L2) and save it."""
-    from cnnviz.jobs import train_job
+    """Train the reference CNN (RMSprop with momentum, a learning-rate schedule, L2) and save it.
+    The last finished epoch and the best one are kept beside the model while it trains:
+    Ctrl-C keeps them, and --resume continues."""
+    from cnnviz.jobs import resume_train_job, train_job
 
+    if resume:
+        from cnnviz.train import Checkpoint
+
+        checkpoint = Checkpoint(out)
+        total = checkpoint.read()["settings"].get("epochs", epochs) if checkpoint.exists() \
+            else epochs
+        with _EpochBars(total) as bars:
+            outcome = resume_train_job(out, progress=bars.update)
+        show(outcome)
+        return
     with _EpochBars(epochs) as bars:
         outcome = train_job(out, data=data, conv=ints(conv, "--conv"),
                             pool_after=ints(pool_after, "--pool-after"),

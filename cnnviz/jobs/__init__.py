@@ -16,7 +16,7 @@ _HOMES = {
     "LayerTable": "layers", "layers_job": "layers",
     "activations_job": "maps", "kernels_job": "maps", "patterns_job": "maps",
     "gallery_job": "site", "report_job": "site",
-    "TrainProgressFn": "train", "train_job": "train",
+    "TrainProgressFn": "train", "train_job": "train", "resume_train_job": "train",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, {name: f"cnnviz.jobs.{home}"
