@@ -68,9 +68,7 @@ class ModelFacts:
         """(height, width, channels) of one input: the model's own, or ``size`` for a model
         that takes any size."""
         model = self.model
-        if len(model.inputs) != 1:
-            raise CnnvizError(f"model '{model.name}' has {len(model.inputs)} inputs; cnnviz "
-                              "needs one")
+        check_one_input(model)
         shape = self.input_shape
         if len(shape) != 3 or shape[2] is None:
             raise CnnvizError(f"model '{model.name}' input shape {shape} is not (height, width, "
@@ -149,6 +147,14 @@ def output_view(model: Any, output: str | int | None) -> tuple[Any, tuple[str, .
     return view, notes
 
 
+def check_one_input(model: Any) -> None:
+    """Refuse, in one line, a model that takes several inputs: everything that runs a model
+    here feeds it one image."""
+    if len(model.inputs) != 1:
+        raise CnnvizError(f"model '{model.name}' has {len(model.inputs)} inputs; cnnviz runs "
+                          "models of one image input (layers and kernels read any model)")
+
+
 def as_facts(model: Any, preprocess: str | Preprocess | None = None) -> ModelFacts:
     """``model`` as :class:`ModelFacts`: a Keras model gets the named preprocessing (``auto``,
     read from the model, when none is named); facts are returned as they are unless
@@ -172,6 +178,7 @@ def load(path: str | Path | None = None, *, preprocess: str = "auto", unsafe: bo
     layer names need not suit the backend)."""
     model = load_model(path, safe_mode=not unsafe)
     if run:
+        check_one_input(model)
         check_names_run(model)
     model, notes = output_view(model, output)
     source = "bundled reference CNN" if path is None else str(path)

@@ -233,3 +233,34 @@ def test_reports_are_units_of_one_page(tmp_path):
     (tmp_path / "dir.html").mkdir()
     with pytest.raises(CnnvizError, match="dir.html is a folder"):
         report_unit(tmp_path / "dir.html")
+
+
+def test_a_saved_result_cut_short_is_one_line(tmp_path):
+    import numpy as np
+
+    out = tmp_path / "f"
+    assert runner.invoke(app, ["filters", "--filters", "0-3", "--steps", "2", "--no-reference",
+                               "--out", str(out)]).exit_code == 0
+    with np.load(out / "filters.npz") as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["images"] = arrays["images"][:2]
+    np.savez(tmp_path / "cut.npz", **arrays)
+    (tmp_path / "cut.json").write_bytes((out / "filters.json").read_bytes())
+    result = runner.invoke(app, ["filters", "--from", str(tmp_path / "cut.npz"), "--out",
+                                 str(tmp_path / "views")])
+    assert result.exit_code == 1 and "unexpected" not in result.stderr
+    assert "cut.npz is damaged: its 'images' holds 2 rows, its 'filters' 4" in result.stderr
+
+
+def test_a_two_input_model_is_one_line_for_every_command_that_runs_it(tmp_path, k):
+    a, b = k.Input((8, 8, 1)), k.Input((8, 8, 1))
+    joined = k.layers.Concatenate()([k.layers.Flatten()(k.layers.Conv2D(2, 3, name="c")(a)),
+                                     k.layers.Flatten()(b)])
+    k.Model([a, b], k.layers.Dense(3, activation="softmax")(joined)).save(tmp_path / "m.keras")
+    for command in ("activations", "explain", "filters", "patterns"):
+        result = runner.invoke(app, [command, str(tmp_path / "m.keras"), "--data",
+                                     "bundled", "--out", str(tmp_path / command)])
+        assert result.exit_code == 1 and "has 2 inputs; cnnviz runs models of one image input" \
+            in result.stderr and "unexpected" not in result.stderr, command
+    assert runner.invoke(app, ["kernels", str(tmp_path / "m.keras"), "--out",
+                               str(tmp_path / "kernels")]).exit_code == 0

@@ -167,7 +167,8 @@ def _reference_beside(facts: ModelFacts, layer: str, reference: Source | None, e
         return None
     per_image = bytes_per_image(facts.model, layer, shape)
     ascent = min(filters, batch or filters) * (per_image + settings.steps * RECORD_BYTES)
-    if ascent + _reference_batch(per_image, budget) * per_image // 3 > budget:
+    if ascent + _reference_batch(per_image, shape, budget) * _reference_bytes(per_image, shape) \
+            > budget:
         return None
     found: dict[str, Any] = {}
 
@@ -189,10 +190,17 @@ def _reference_beside(facts: ModelFacts, layer: str, reference: Source | None, e
     return wait
 
 
-def _reference_batch(per_image: int, budget: int) -> int:
-    """Real images per batch of the reference pass: it keeps no gradients, a third of an
-    ascent image's activations each."""
-    return max(1, min(256, 3 * budget // per_image))
+def _reference_bytes(per_image: int, shape: tuple[int, ...]) -> int:
+    """What one real image costs in the reference pass: a third of an ascent image's
+    activations (no gradients kept), and its conversion to the model's input — resampled in
+    float64, then float32 — in the batch being converted, the one the model runs and the one
+    waiting (48 bytes a value: a 28×28 digit for a 2048² model costs 2048² values)."""
+    return per_image // 3 + 48 * int(np.prod(shape))
+
+
+def _reference_batch(per_image: int, shape: tuple[int, ...], budget: int) -> int:
+    """Real images per batch of the reference pass, as many as fit ``budget``."""
+    return max(1, min(256, budget // _reference_bytes(per_image, shape)))
 
 
 def _top(facts: ModelFacts, layer: str, reference: Source, examples: int, kind: str,
@@ -202,7 +210,7 @@ def _top(facts: ModelFacts, layer: str, reference: Source, examples: int, kind: 
     per_image = bytes_per_image(facts.model, layer, shape)
     return top_examples(facts, layer, reference, max(1, examples),
                         reduce="max" if kind == "neuron" else "mean", size=shape[:2],
-                        batch_size=_reference_batch(per_image, budget))
+                        batch_size=_reference_batch(per_image, shape, budget))
 
 
 def _check_examples(examples: int, reference: bool, filters: int, shape: tuple[int, int, int],

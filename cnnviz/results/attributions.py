@@ -71,7 +71,7 @@ class Attributions:
         """Read what :meth:`save` wrote."""
         return read_result(path, "attributions", lambda a, meta, params, saved: cls(
             a["inputs"], named_arrays("map", a, saved["maps"]), a["targets"],
-            a["probabilities"], meta, params))
+            a["probabilities"], meta, params), ("inputs", "map_", "targets", "probabilities"))
 
     def merged(self, other: Attributions) -> Attributions:
         """These inputs followed by ``other``'s (the same model and methods)."""

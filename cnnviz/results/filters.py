@@ -185,12 +185,14 @@ class FilterResult:
     @classmethod
     def load(cls, path: str | Path) -> FilterResult:
         """Read what :meth:`save` wrote."""
+        rows = ("filters", "images", "activation", "post_max", "curves", "best_real",
+                "example_", "post_value")
         return read_result(path, "filters", lambda a, meta, params, saved: cls(
             a["filters"], a["images"], a["activation"], a["post_max"], a["curves"], meta,
             params, a.get("best_real"), {int(k): v for k, v in saved["notes"].items()},
             bool(saved["interrupted"]), a.get("example_images"), a.get("example_values"),
             a.get("example_indices"), a.get("example_labels"), a.get("post_value"),
-            a.get("start_image"), ChunkState.read(a, saved)))
+            a.get("start_image"), ChunkState.read(a, saved)), rows)
 
     def merged(self, other: FilterResult) -> FilterResult:
         """This result and ``other`` (more filters of the same run) as one, in the order the

@@ -87,11 +87,22 @@ def load_arrays(path: str | Path, kind: str) -> tuple[dict[str, np.ndarray], Met
 
 def read_result(path: str | Path, kind: str,
                 build: Callable[[dict[str, np.ndarray], Meta, dict[str, Any], dict[str, Any]],
-                                Any]) -> Any:
+                                Any], rows: tuple[str, ...] = ()) -> Any:
     """A saved result of ``kind`` built by ``build(arrays, meta, params, saved)``; a damaged
-    file, or one that is not cnnviz's, is one clear error, whatever part of it is wrong."""
+    file, or one that is not cnnviz's, is one clear error, whatever part of it is wrong. The
+    arrays whose names start with one of ``rows`` hold one row per item (filter, input,
+    class) and must agree on how many: an array cut short is refused, not drawn."""
     try:
-        return build(*load_arrays(path, kind))
+        loaded = load_arrays(path, kind)
+        counts = {name: len(np.atleast_1d(value)) for name, value in loaded[0].items()
+                  if name.startswith(rows) and rows}
+        if len(set(counts.values())) > 1:
+            short = min(counts, key=counts.get)
+            longest = max(counts, key=counts.get)
+            raise CnnvizError(f"{Path(path).with_suffix('.npz')} is damaged: its '{short}' "
+                              f"holds {counts[short]} rows, its '{longest}' {counts[longest]}; "
+                              "compute it again")
+        return build(*loaded)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise CnnvizError(f"cannot read saved results {Path(path).with_suffix('.npz')}: they are "
                           f"damaged or not cnnviz's ({type(exc).__name__}: {exc}); compute them "
