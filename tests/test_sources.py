@@ -185,3 +185,20 @@ def test_no_digit_is_upscaled_for_a_model_that_does_not_take_them():
     with pytest.raises(CnnvizError, match="the input is missing: the model takes 32×32×3 "
                                           "images, not the bundled 28×28×1 digits"):
         select_input((32, 32, 3), digit=4)
+
+
+def test_links_that_loop_and_empty_images_in_a_folder(tmp_path, tiny_model):
+    """A link back up the folder is not followed into the data again (no class gets another's
+    images); a link to itself is passed over; an empty image is named, whichever reader
+    decodes it."""
+    root = _folder(tmp_path / "data")
+    (root / "cat" / "up").symlink_to(root, target_is_directory=True)
+    (root / "dog" / "self").symlink_to(root / "dog" / "self")
+    source = FolderSource(root)
+    assert len(source) == 6 and source.labels().tolist() == [0, 0, 0, 1, 1, 1]
+    (root / "dog" / "dog_1.png").write_bytes(b"")
+    empty = FolderSource(root)
+    with pytest.raises(CnnvizError, match="dog_1.png: the file is empty"):
+        list(empty.batches((6, 6, 1), batch_size=4))
+    with pytest.raises(CnnvizError, match="dog_1.png: the file is empty"):
+        empty.gather([4], None)

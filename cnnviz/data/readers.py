@@ -198,7 +198,9 @@ class FolderSource(_KnownLabels):
         self.name, self.workers = folder.name or str(folder), workers or (os.cpu_count() or 2)
         with os.scandir(folder) as entries:
             subfolders = sorted(entry.name for entry in entries if entry.is_dir())
-        per_class = {name: _images_in(folder / name) for name in subfolders}
+        # the data's own folders are never entered again through a link inside them
+        seen = {_identity(p) for p in [folder, *(folder / name for name in subfolders)]}
+        per_class = {name: _images_in(folder / name, True, seen) for name in subfolders}
         classes = [name for name in subfolders if per_class[name]]
         if classes:
             self.class_names = tuple(classes)
@@ -250,18 +252,34 @@ class FolderSource(_KnownLabels):
         return run
 
 
-def _images_in(folder: str | Path, recursive: bool = True) -> list[str]:
+def _images_in(folder: str | Path, recursive: bool = True,
+               seen: set[tuple[int, int]] | None = None) -> list[str]:
     """Image files under ``folder``, sorted; directory entries tell files from folders without
     a stat call each, and paths stay strings (a folder of 50,000 images lists in a fraction of a
-    second)."""
+    second). A folder reached again through a link (a loop) and a link that leads nowhere are
+    passed over."""
+    seen = set() if seen is None else seen
+    seen.add(_identity(folder))
     found: list[str] = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.is_dir() and recursive:
-                found.extend(_images_in(entry.path))
-            elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
-                found.append(entry.path)
+            try:
+                if entry.is_dir() and recursive:
+                    target = entry.stat()
+                    if (target.st_dev, target.st_ino) not in seen:
+                        found.extend(_images_in(entry.path, True, seen))
+                elif entry.is_file() and \
+                        os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                    found.append(entry.path)
+            except OSError:  # a link to itself, or to nothing
+                continue
     return sorted(found)
+
+
+def _identity(folder: str | Path) -> tuple[int, int]:
+    """A folder's device and inode: the same folder however it is reached."""
+    info = os.stat(folder)
+    return info.st_dev, info.st_ino
 
 
 TF_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -306,6 +324,8 @@ def tf_batches(files: list[str], labels: np.ndarray | None, shape: Shape, batch_
             yield pixels, None if labels is None else labels[begin:end]
             begin = end
     except tf.errors.OpError as exc:
+        for file in files[begin:begin + batch_size]:  # which one: read each with Pillow
+            decode(file, shape)
         raise CnnvizError(f"cannot decode an image among {files[begin:begin + batch_size][:1]} "
                           f"and the {batch_size - 1} after it: "
                           f"{str(exc.message).splitlines()[0]}") from None
@@ -316,6 +336,8 @@ def decode(path: str | Path, shape: Shape | None) -> np.ndarray:
     over the pixels a downscaled one covers), or at its own size."""
     from PIL import Image, UnidentifiedImageError
 
+    if os.path.getsize(path) == 0:
+        raise CnnvizError(f"cannot read image {path}: the file is empty (0 bytes)")
     try:
         with Image.open(path) as image:
             channels = shape[2] if shape else (1 if image.mode in ("1", "L", "I;16", "I") else 3)

@@ -33,7 +33,13 @@ def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
     with unit:
         if force and (out / "parts").is_dir():
             shutil.rmtree(out / "parts")  # --force starts again
-        atlas = compute_parts(facts, out / "parts", source, spec, progress, runner)
+        try:
+            atlas = compute_parts(facts, out / "parts", source, spec, progress, runner)
+        except KeyboardInterrupt:
+            kept = len(list((out / "parts").rglob("*.stamp.json")))
+            return Outcome(notes=[*facts.notes, *notes], interrupted=(
+                f"kept {kept} finished part{'s' if kept != 1 else ''} in {out / 'parts'}; the "
+                "same command continues from them"))
         extras = {layer: _extras(facts, atlas, layer, source, spec) for layer in atlas.layers}
         with unit.writing() as written:
             written += write_site(out, atlas, extras, f"cnnviz atlas of {facts.name}")
