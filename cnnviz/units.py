@@ -4,14 +4,17 @@ at a time. A manifest is data read from disk: no name in it is trusted as a path
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
+import io
 import json
 import os
 import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cnnviz.errors import CnnvizError
 from cnnviz.fileio import write_text
@@ -22,6 +25,7 @@ except ImportError:  # pragma: no cover - Windows: the writer's process id, chec
     fcntl = None
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.[^./]+)?")  # fileio.atomic_path's names
 _MAX_MANIFEST = 64 << 20  # a larger manifest is not one cnnviz wrote (200,000 files ≈ 20 MiB)
 CONTROL = ".cnnviz-"  # the prefix of a unit's own files: manifest, lock, checkpoint
 
@@ -103,10 +107,13 @@ class FolderLock:
         if self._fh is not None:
             return str(os.getpid())
         try:
-            fh = self.path.open("r+b")
+            fh = _open_plain(self.path, os.O_RDWR)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except OSError:
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CnnvizError(f"{self.path} is a link: cnnviz never follows one there; "
+                                  "remove it") from None
             return "?"
         with fh:
             if fcntl is None:  # pragma: no cover
@@ -123,10 +130,11 @@ class FolderLock:
         writer holds it."""
         for _ in range(5):  # the file may be removed between open and lock: open it again
             try:
-                fh = self.path.open("a+b")
+                fh = _open_plain(self.path, os.O_RDWR | os.O_CREAT)
             except OSError as exc:
-                raise CnnvizError(f"cannot write to {self.path.parent}: "
-                                  f"{exc.strerror or exc}") from None
+                raise CnnvizError(f"{self.path} is a link: cnnviz never follows one there; "
+                                  "remove it" if exc.errno == errno.ELOOP else
+                                  f"cannot lock {self.path}: {exc.strerror or exc}") from None
             if self._lock(fh, what):
                 fh.seek(0)
                 fh.truncate()
@@ -170,6 +178,12 @@ class FolderLock:
         self._fh = None
 
 
+def _open_plain(path: Path, flags: int) -> Any:
+    """``path`` opened for reading and writing without following a link (a link planted in
+    the folder never makes cnnviz write elsewhere)."""
+    return os.fdopen(os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644), "r+b")
+
+
 def _live(raw: bytes) -> str | None:  # pragma: no cover - the Windows fallback
     pid = raw.decode("ascii", "replace").strip()
     if not pid.isdigit():
@@ -198,6 +212,7 @@ class OutputUnit:
         self.folder, self.kind, self.force = Path(folder), kind, force
         self.manifest = self.folder / f"{CONTROL}{kind}.json"
         self.checkpoint = self.folder / f"{CONTROL}{kind}.checkpoint.npz"
+        self.journal = self.folder / f"{CONTROL}{kind}.journal"  # what a run wrote so far
         self._lock = FolderLock(self.folder / f"{CONTROL}{kind}.lock")
         self.lock = self._lock.path
         self._made: list[Path] = []
@@ -274,18 +289,21 @@ class OutputUnit:
             if not self._lock.held:
                 stack.enter_context(self)
             self._check_unchanged()
-            earlier = self._seen[0] or {}
+            # what the earlier run finished, and what a killed run wrote before it died
+            earlier = {**read_journal(self.journal), **(self._seen[0] or {})}
             self.manifest.unlink(missing_ok=True)  # incomplete until this run has finished
             self._clear_temporaries([*earlier, self.manifest.name])
-            written: list[Path] = []
-            yield written
-            here = self.folder.resolve()
-            names = sorted({Path(p).name for p in written if Path(p).resolve().parent == here})
+            self.journal.unlink(missing_ok=True)  # read: a new one, never through a link
+            with _open_plain(self.journal, os.O_RDWR | os.O_CREAT | os.O_EXCL) as raw, \
+                    io.TextIOWrapper(raw, encoding="utf-8") as log:
+                written = _Journal(self.folder.resolve(), log)
+                yield written
+            names = sorted(written.names)
             self._remove_stale({n: d for n, d in earlier.items() if n not in names})
-            listing = {"kind": self.kind,
-                       "files": {name: digest(self.folder / name) for name in names}}
+            listing = {"kind": self.kind, "files": {n: digest(self.folder / n) for n in names}}
             write_text(self.manifest, json.dumps(listing, indent=1) + "\n")
             self.checkpoint.unlink(missing_ok=True)
+            self.journal.unlink(missing_ok=True)
             self._seen = self._state()
 
     def _remove_stale(self, stale: dict[str, str]) -> None:
@@ -298,12 +316,60 @@ class OutputUnit:
                     path.unlink()
 
     def _clear_temporaries(self, names: list[str]) -> None:
-        """Remove a killed run's temporary files of ``names`` and of the checkpoint."""
-        for name in [*names, self.checkpoint.name]:
-            for orphan in self.folder.glob(f".{glob.escape(name)}.*.tmp*"):
-                with contextlib.suppress(OSError):
-                    if stat.S_ISREG(orphan.lstat().st_mode):
-                        orphan.unlink()
+        """Remove a killed run's temporary files: those of ``names`` and of the checkpoint,
+        and, while no other cnnviz run writes into the folder, every file named as cnnviz
+        names its temporary files (a killed run's name for a file not yet listed anywhere)."""
+        orphans = [o for name in [*names, self.checkpoint.name]
+                   for o in self.folder.glob(f".{glob.escape(name)}.*.tmp*")]
+        writers = [p for p in self.folder.glob(f"{CONTROL}*.lock")
+                   if p != self.lock and FolderLock(p).holder() is not None]
+        if not writers:
+            orphans += [p for p in self.folder.iterdir() if _TEMPORARY.fullmatch(p.name)]
+        for orphan in orphans:
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(orphan.lstat().st_mode):
+                    orphan.unlink()
+
+
+class _Journal(list):
+    """The paths a unit's run wrote: each file of the unit's folder is logged with its digest
+    as it is added, so that a run killed half-way leaves the list of what it wrote."""
+
+    def __init__(self, here: Path, log: Any) -> None:
+        super().__init__()
+        self.here, self.log, self.names = here, log, set()
+
+    def append(self, path: Any) -> None:
+        super().append(path)
+        path = Path(path)
+        if path.resolve().parent == self.here and path.name not in self.names:
+            self.names.add(path.name)
+            if path.is_file():  # one named before it is written is listed when the run ends
+                self.log.write(f"{digest(path)} {path.name}\n")
+                self.log.flush()
+
+    def extend(self, paths: Any) -> None:
+        for path in paths:
+            self.append(path)
+
+    def __iadd__(self, paths: Any) -> _Journal:
+        self.extend(paths)
+        return self
+
+
+def read_journal(path: Path) -> dict[str, str]:
+    """What a killed run wrote (plain name → SHA-256); lines that are not a digest and a plain
+    file name are passed over, so a journal names nothing outside its folder."""
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_MANIFEST:
+            return {}
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    pairs = (line.partition(" ") for line in lines)
+    return {name: value for value, _, name in pairs
+            if _DIGEST.fullmatch(value) and plain_name(name)}
 
 
 def check_unit(path: str | os.PathLike[str], kind: str) -> None:

@@ -264,3 +264,86 @@ def test_a_two_input_model_is_one_line_for_every_command_that_runs_it(tmp_path, 
             in result.stderr and "unexpected" not in result.stderr, command
     assert runner.invoke(app, ["kernels", str(tmp_path / "m.keras"), "--out",
                                str(tmp_path / "kernels")]).exit_code == 0
+
+
+def test_a_killed_runs_files_and_temporaries_go_with_the_next_run(tmp_path):
+    """A run that dies half-way leaves no manifest but a journal of what it wrote: the next
+    run removes those files (only while they hold what was written) and every temporary file
+    a killed writer left, unless another run is writing into the folder."""
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError), OutputUnit(out, "demo").writing() as written:
+        written.append(write_text(out / "old_a.png", "a"))
+        written += [write_text(out / "old_b.png", "b"), write_text(out / "kept.png", "k")]
+        (out / ".old_c.png.ab12cd34.tmp.png").write_text("half a picture")
+        raise RuntimeError("killed")
+    assert not (out / ".cnnviz-demo.json").exists() and (out / ".cnnviz-demo.journal").exists()
+    (out / "kept.png").write_text("the user drew over it")
+    (out / "notes.tmp").write_text("the user's, not named as cnnviz names temporaries")
+    with OutputUnit(out, "demo", force=True).writing() as written:
+        written.append(write_text(out / "old_b.png", "b again"))
+    assert sorted(p.name for p in out.iterdir()) == [".cnnviz-demo.json", "kept.png",
+                                                     "notes.tmp", "old_b.png"]
+    with OutputUnit(out, "other"):
+        (out / ".x.png.zz99yy88.tmp.png").write_text("another writer's, mid-write")
+        with OutputUnit(out, "demo", force=True).writing() as written:
+            written.append(write_text(out / "old_b.png", "b"))
+    assert (out / ".x.png.zz99yy88.tmp.png").exists()  # "other" held its lock meanwhile
+
+
+def test_links_planted_in_the_folder_are_never_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's own words")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".cnnviz-demo.lock").symlink_to(victim)
+    with pytest.raises(CnnvizError, match="cnnviz-demo.lock is a link: cnnviz never follows "
+                                          "one there; remove it"):
+        _unit_writes(out)
+    (out / ".cnnviz-demo.lock").unlink()
+    (out / ".cnnviz-demo.journal").symlink_to(victim)
+    _unit_writes(out)
+    assert victim.read_text() == "the user's own words"
+    assert not (out / ".cnnviz-demo.journal").exists()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(["lock:live", "lock:stale", "journal:junk", "journal:escape",
+                                 "manifest:ok", "manifest:escape", "temp", "user"]),
+                max_size=5, unique=True))
+def test_any_left_over_state_ends_in_a_run_or_one_line(tmp_path, leftovers):
+    """Fuzzed leftovers of earlier runs (locks, journals, manifests, temporaries): a forced run
+    either completes or refuses in one line, and nothing outside the folder or of the user's
+    changes."""
+    import uuid
+
+    base = tmp_path / uuid.uuid4().hex
+    out = base / "out"
+    out.mkdir(parents=True)
+    (base / "victim.txt").write_text("v")
+    (out / "mine.txt").write_text("the user's")
+    held = None
+    for item in leftovers:
+        kind, _, how = item.partition(":")
+        if kind == "lock" and how == "live":
+            held = FolderLock(out / ".cnnviz-demo.lock")
+            held.acquire("demo")
+        elif kind == "lock":
+            (out / ".cnnviz-demo.lock").write_text("1")
+        elif kind == "journal":
+            line = f"{digest(base / 'victim.txt')} ../victim.txt" if how == "escape" else "x y"
+            (out / ".cnnviz-demo.journal").write_text(line + "\n")
+        elif kind == "manifest":
+            name = "../victim.txt" if how == "escape" else "mine.txt"
+            _manifest(out, "demo", {name: SHA})
+        elif kind == "temp":
+            (out / ".a.png.q1w2e3r4.tmp.png").write_text("t")
+    try:
+        _unit_writes(out)
+    except CnnvizError as exc:
+        assert "\n" not in str(exc)
+    finally:
+        if held is not None:
+            held.release()
+    assert (base / "victim.txt").read_text() == "v" and (out / "mine.txt").read_text() == \
+        "the user's"

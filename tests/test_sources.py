@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from cnnviz.activations import class_patterns, top_examples
-from cnnviz.data.readers import ArraySource, FolderSource, IterableSource, decode, prefetched
+from cnnviz.data.images import decode
+from cnnviz.data.readers import ArraySource, FolderSource, IterableSource, prefetched
 from cnnviz.data.sources import data_for, open_source
 from cnnviz.errors import CnnvizError
 

@@ -23,7 +23,7 @@ _WHERE = {
     "converted": "cnnviz.data.sources",
     "data_for": "cnnviz.data.sources",
     "Dataset": "cnnviz.data.formats",
-    "decode": "cnnviz.data.readers",
+    "decode": "cnnviz.data.images",
     "DIGITS": "cnnviz.data.formats",
     "FASHION_CLASSES": "cnnviz.data.formats",
     "FASHION_MNIST_DIR": "cnnviz.data.formats",

@@ -3,6 +3,7 @@ model's input shape and value range."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,24 @@ def images_to_model_input(images: np.ndarray, shape: tuple[int, int, int],
     if batch.shape[1:] == tuple(shape):
         return _preprocess(value_range).to_model(batch)
     return np.stack([to_model_input(image, shape, value_range) for image in batch])
+
+
+def decode(path: str | Path, shape: tuple[int, int, int] | None) -> np.ndarray:
+    """One image file as uint8 pixels (H×W×C) at ``shape`` (bilinear with PIL, which averages
+    over the pixels a downscaled one covers), or at its own size."""
+    from PIL import Image, UnidentifiedImageError
+
+    if os.path.getsize(path) == 0:
+        raise CnnvizError(f"cannot read image {path}: the file is empty (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            channels = shape[2] if shape else (1 if image.mode in ("1", "L", "I;16", "I") else 3)
+            if shape is not None:  # a JPEG much larger than needed decodes at 1/2, 1/4 or 1/8
+                image.draft("L" if channels == 1 else "RGB", (shape[1], shape[0]))
+            image = image.convert("L" if channels == 1 else "RGB")
+            if shape is not None and image.size != (shape[1], shape[0]):
+                image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise CnnvizError(f"cannot read image {path}: {exc}") from None
+    return pixels[..., None] if pixels.ndim == 2 else pixels

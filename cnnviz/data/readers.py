@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.data.images import images_to_model_input
+from cnnviz.data.images import decode, images_to_model_input
 from cnnviz.data.labels import MAX_CLASSES, checked_labels
 from cnnviz.errors import CnnvizError
 from cnnviz.preprocess import Preprocess, named
@@ -329,27 +329,6 @@ def tf_batches(files: list[str], labels: np.ndarray | None, shape: Shape, batch_
         raise CnnvizError(f"cannot decode an image among {files[begin:begin + batch_size][:1]} "
                           f"and the {batch_size - 1} after it: "
                           f"{str(exc.message).splitlines()[0]}") from None
-
-
-def decode(path: str | Path, shape: Shape | None) -> np.ndarray:
-    """One image file as uint8 pixels (H×W×C) at ``shape`` (bilinear with PIL, which averages
-    over the pixels a downscaled one covers), or at its own size."""
-    from PIL import Image, UnidentifiedImageError
-
-    if os.path.getsize(path) == 0:
-        raise CnnvizError(f"cannot read image {path}: the file is empty (0 bytes)")
-    try:
-        with Image.open(path) as image:
-            channels = shape[2] if shape else (1 if image.mode in ("1", "L", "I;16", "I") else 3)
-            if shape is not None:  # a JPEG much larger than needed decodes at 1/2, 1/4 or 1/8
-                image.draft("L" if channels == 1 else "RGB", (shape[1], shape[0]))
-            image = image.convert("L" if channels == 1 else "RGB")
-            if shape is not None and image.size != (shape[1], shape[0]):
-                image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise CnnvizError(f"cannot read image {path}: {exc}") from None
-    return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
 def prefetched(tasks: Iterable[Callable[[], Batch]], workers: int,
