@@ -13,6 +13,7 @@ import pytest
 from cnnviz.errors import CnnvizError
 from cnnviz.oip.filters import resume_filters, visualize_filters
 from cnnviz.oip.settings import Settings
+from cnnviz.oip.transforms import Transforms
 from cnnviz.results import FilterResult
 from cnnviz.units import OutputUnit
 
@@ -181,3 +182,28 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     uncut = FilterResult.load(tmp_path / "whole" / "filters.npz")
     assert done.filters.tolist() == list(range(6)) and not done.interrupted
     np.testing.assert_allclose(done.images, uncut.images, rtol=0, atol=1e-5)
+
+
+def test_a_long_ascent_keeps_a_bounded_record(model, monkeypatch):
+    """Past the record's length the transforms are drawn block by block and a curve keeps one
+    point per span of steps: memory does not grow with the steps, Ctrl-C and --resume still
+    continue to the uninterrupted result."""
+    from cnnviz.oip import record
+
+    monkeypatch.setattr(record, "MAX_CURVE", 8)
+    monkeypatch.setattr(record, "PLAN_BLOCK", 8)
+    settings = Settings(steps=20, lr=0.05, transforms=Transforms(jitter=1))
+    whole = visualize_filters(model, "c2", [0, 1], settings)
+    assert whole.curves.shape == (2, 8)
+    per_step = Settings(steps=20, lr=0.05, transforms=Transforms(jitter=1))
+    monkeypatch.setattr(record, "MAX_CURVE", 4096)
+    full = visualize_filters(model, "c2", [0, 1], per_step).curves  # one point a step
+    monkeypatch.setattr(record, "MAX_CURVE", 8)
+    last = [((p + 1) * 20 + 7) // 8 - 1 for p in range(8)]  # each span's last step, 0-based
+    assert last[-1] == 19
+    np.testing.assert_allclose(whole.curves, full[:, last], rtol=1e-5, atol=1e-6)
+    cut = visualize_filters(model, "c2", [0, 1], settings, on_progress=_stop_at(13))
+    assert cut.interrupted and cut.pending.step == 13 and cut.pending.curves.shape == (2, 5)
+    resumed = resume_filters(model, cut)
+    np.testing.assert_allclose(resumed.images, whole.images, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(resumed.curves, whole.curves, rtol=1e-5, atol=1e-6)

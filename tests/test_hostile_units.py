@@ -23,6 +23,16 @@ runner = CliRunner()
 SHA = "ab" * 32
 
 
+@pytest.fixture(scope="module")
+def saved_filters(tmp_path_factory):
+    """A real filters.npz (+ .json) of the bundled model: four filters, each compared with
+    the real digits, one example each."""
+    out = tmp_path_factory.mktemp("saved") / "f"
+    assert runner.invoke(app, ["filters", "--filters", "0-3", "--steps", "2", "--examples", "1",
+                               "--out", str(out)]).exit_code == 0
+    return out / "filters.npz"
+
+
 def _manifest(folder, kind, files, **extra):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f".cnnviz-{kind}.json").write_text(json.dumps({"kind": kind, "files": files,
@@ -347,3 +357,39 @@ def test_any_left_over_state_ends_in_a_run_or_one_line(tmp_path, leftovers):
             held.release()
     assert (base / "victim.txt").read_text() == "v" and (out / "mine.txt").read_text() == \
         "the user's"
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.sampled_from(["images", "activation", "curves", "filters", "best_real", "post_max",
+                        "example_indices", "example_images"]),
+       st.sampled_from(["cut", "drop", "text", "nan", "empty", "transpose"]))
+def test_any_damaged_saved_result_loads_or_is_one_line(tmp_path, saved_filters, key, damage):
+    """Fuzzed damage to a saved result's arrays: it loads as a consistent result, or is
+    refused in one line — never an unexpected error, never a half-drawn gallery."""
+    import uuid
+
+    import numpy as np
+
+    from cnnviz.results import FilterResult
+
+    with np.load(saved_filters) as data:
+        arrays = {name: data[name] for name in data.files}
+    value = arrays[key]
+    arrays[key] = {"cut": value[:1], "drop": None, "text": np.array(["x"] * len(value)),
+                   "nan": np.full(value.shape, np.nan), "empty": value[:0],
+                   "transpose": value.T}[damage]
+    if arrays[key] is None:
+        del arrays[key]
+    path = tmp_path / f"{uuid.uuid4().hex}.npz"
+    np.savez(path, **arrays)
+    path.with_suffix(".json").write_bytes(saved_filters.with_suffix(".json").read_bytes())
+    try:
+        result = FilterResult.load(path)
+    except CnnvizError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert len(result.images) == len(result.filters) == len(result.activation)
+    drawn = runner.invoke(app, ["filters", "--from", str(path), "--out", str(path.parent /
+                                                                         path.stem)])
+    assert drawn.exit_code in (0, 1) and "unexpected" not in drawn.stderr, drawn.stderr

@@ -473,3 +473,4 @@ def test_the_reference_pass_fits_its_batches_to_the_budget():
     assert oip_filters._reference_batch(per_image, (2048, 2048, 1), 512 * 2**20) == 2
     assert oip_filters._reference_batch(per_image, (2048, 2048, 1), 2**20) == 1
     assert oip_filters._reference_batch(400_000, (28, 28, 1), 512 * 2**20) == 256
+

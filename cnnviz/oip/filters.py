@@ -26,7 +26,13 @@ from cnnviz.models import (
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
 from cnnviz.oip.presets import make_objective, objective_kind, preset
-from cnnviz.oip.settings import DEFAULT_BUDGET, RECORD_BYTES, Settings, bytes_per_image
+from cnnviz.oip.settings import (
+    DEFAULT_BUDGET,
+    RECORD_BYTES,
+    RECORD_STEPS,
+    Settings,
+    bytes_per_image,
+)
 from cnnviz.receptive import receptive_field
 from cnnviz.results import FilterResult, Meta
 from cnnviz.results.filters import ChunkState
@@ -166,7 +172,8 @@ def _reference_beside(facts: ModelFacts, layer: str, reference: Source | None, e
     if reference is None:
         return None
     per_image = bytes_per_image(facts.model, layer, shape)
-    ascent = min(filters, batch or filters) * (per_image + settings.steps * RECORD_BYTES)
+    ascent = min(filters, batch or filters) * (
+        per_image + min(settings.steps, RECORD_STEPS) * RECORD_BYTES)
     if ascent + _reference_batch(per_image, shape, budget) * _reference_bytes(per_image, shape) \
             > budget:
         return None

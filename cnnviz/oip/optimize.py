@@ -16,8 +16,9 @@ from cnnviz.models import ModelFacts, as_facts, as_list
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.fastgrad import ascent_forward
 from cnnviz.oip.param import make_param, start_images
+from cnnviz.oip.record import Curves, TransformPlan, curve_points
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, memory_plan
-from cnnviz.oip.transforms import IDENTITY, apply_affine, blur, total_variation
+from cnnviz.oip.transforms import apply_affine, blur, total_variation
 from cnnviz.results.filters import ChunkState
 
 ProgressFn = Callable[[int, int], None]
@@ -82,37 +83,37 @@ class _Stepper:
         self.smooth = compile_step(smooth)
         self.measure = compile_step(measure)
 
-    def run(self, raw: np.ndarray, channels: np.ndarray, affine: np.ndarray, steps: int,
+    def run(self, raw: np.ndarray, channels: np.ndarray, affine: Any, steps: int,
             on_step: StepFn | None = None, *, filters: np.ndarray | None = None,
             phase: str = "main", resume: ChunkState | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ascend from raw variables (K, ...) for ``steps``, or from where ``resume`` stopped;
-        returns raw, alive (K,) and the score curves (K, steps). ``affine`` is (steps, K, 8).
+        returns raw, alive (K,) and the score curves (:class:`Curves`). ``affine[t]`` is step
+        ``t``'s (K, 8) transform parameters.
         ``on_step`` gets a function that returns the current :class:`ChunkState` (of
         ``filters`` in ``phase``); Ctrl-C raises :class:`Stopped` with that state."""
         ops = keras().ops
         s = self.settings
+        curve = Curves(len(raw), steps, None if resume is None else resume.curves)
         if resume is None:
             x = ops.convert_to_tensor(raw)
             m, v = ops.zeros_like(x), ops.zeros_like(x)
             alive = ops.ones((raw.shape[0],), dtype="bool")
-            curve: list[Any] = []
         else:
             x = ops.convert_to_tensor(resume.raw)
             m, v = (ops.zeros_like(x) if a is None else ops.convert_to_tensor(a)
                     for a in (resume.m, resume.v))
             alive = ops.convert_to_tensor(resume.alive.astype(bool))
-            curve = list(resume.curves.T.astype(np.float32))
         ch = ops.convert_to_tensor(channels.astype(np.int32))
-        state = (len(curve), x, m, v, alive)  # replaced whole after each step: never torn
+        # replaced whole after each step: never torn
+        state = (0 if resume is None else resume.step, x, m, v, alive)
 
         def snapshot() -> ChunkState:
             done, x, m, v, alive = state
             adam = s.update == "adam"
             return ChunkState(np.asarray(channels if filters is None else filters), phase,
                               done, ops.convert_to_numpy(x), ops.convert_to_numpy(alive),
-                              _curves(curve[:done], len(raw)),
-                              ops.convert_to_numpy(m) if adam else None,
+                              curve.upto(done), ops.convert_to_numpy(m) if adam else None,
                               ops.convert_to_numpy(v) if adam else None)
 
         try:
@@ -121,13 +122,13 @@ class _Stepper:
                                                   alive, ch, ops.convert_to_tensor(affine[t]))
                 if s.blur_every and s.param == "pixel" and (t + 1) % s.blur_every == 0:
                     x = self.smooth(x)
-                curve.append(score)
+                curve.add(t, score)
                 state = (t + 1, x, m, v, alive)
                 if on_step:
                     on_step(snapshot)
         except KeyboardInterrupt:
             raise Stopped(snapshot()) from None
-        return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), _curves(curve, len(raw))
+        return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), curve.upto(steps)
 
 
 class Stopped(KeyboardInterrupt):
@@ -136,14 +137,6 @@ class Stopped(KeyboardInterrupt):
     def __init__(self, state: ChunkState) -> None:
         super().__init__("interrupted")
         self.state = state
-
-
-def _curves(curve: list[Any], rows: int) -> np.ndarray:
-    """Per-step scores → (rows, steps) score curves."""
-    ops = keras().ops
-    if not curve:
-        return np.zeros((rows, 0), np.float32)
-    return np.stack([np.asarray(ops.convert_to_numpy(c), np.float32) for c in curve], axis=1)
 
 
 def _penalized(score: Any, image: Any, s: Settings, mid: Any, span: float) -> Any:
@@ -191,18 +184,6 @@ def _stepper(model: Any, objective: obj.Objective, settings: Settings,
            shape)
     return _STEPPERS.get(model, key,
                          lambda: _Stepper(model, objective, settings, value_range, shape))
-
-
-def _affine_plan(settings: Settings, streams: list[tuple[int, int]], steps: int,
-                 shape: tuple[int, int], settle: float = 0.0) -> np.ndarray:
-    """(steps, K, 8) transform parameters, one random stream per image; the last ``settle``
-    share of the steps untransformed."""
-    if not settings.transforms.active:
-        return np.broadcast_to(IDENTITY, (steps, len(streams), 8)).copy()
-    plans = np.stack([settings.transforms.sample(np.random.default_rng([settings.seed, f, j, 1]),
-                                                 steps, shape) for f, j in streams], axis=1)
-    plans[steps - round(settle * steps):] = IDENTITY
-    return plans
 
 
 def _float32_range(value_range: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -323,14 +304,14 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
         if s.precursors:
             pre_raw, pre_alive, pre_curves = stepper.run(
                 raw, np.repeat(chunk, starts_per),
-                _affine_plan(s, streams, s.precursor_steps, shape[:2]), s.precursor_steps,
+                TransformPlan(s, streams, s.precursor_steps, shape[:2]), s.precursor_steps,
                 tick, filters=chunk, phase="precursors", resume=resume)
             final = np.where(pre_alive, pre_curves[:, -1], -np.inf)
             best = final.reshape(len(chunk), starts_per).argmax(axis=1)
             raw = pre_raw[np.arange(len(chunk)) * starts_per + best]
         resume = None
     main_streams = [(int(f), starts_per) for f in chunk]
-    return stepper.run(raw, chunk, _affine_plan(s, main_streams, s.steps, shape[:2], s.settle),
+    return stepper.run(raw, chunk, TransformPlan(s, main_streams, s.steps, shape[:2], s.settle),
                        s.steps, tick, filters=chunk, resume=resume)
 
 
@@ -352,6 +333,7 @@ def _joined(parts: list[_Part], shape: tuple[int, ...], size: int, steps: int,
     """The measured chunks as one :class:`Ascent`."""
     if not parts:
         return Ascent(np.zeros((0, *shape), np.float32), np.zeros(0), np.zeros((0,)),
-                      np.zeros((0, steps)), np.zeros(0, bool), size, interrupted, pending)
+                      np.zeros((0, curve_points(steps))), np.zeros(0, bool), size,
+                      interrupted, pending)
     images, scores, maps, curves, alive = (np.concatenate(a) for a in zip(*parts, strict=True))
     return Ascent(images, scores, maps, curves, alive, size, interrupted, pending)

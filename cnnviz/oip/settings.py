@@ -67,6 +67,9 @@ class Settings:
                               f"in pixels, got {', '.join(map(str, self.wavelengths)) or 'none'}")
         if self.steps <= 0:
             raise CnnvizError(f"steps must be positive, got {self.steps}")
+        if self.steps > MAX_STEPS:
+            raise CnnvizError(f"steps must be at most {MAX_STEPS:,} (days of work at 10 ms a "
+                              f"step), got {self.steps:,}")
         UPDATES.check(self.update)
         PARAMETERIZATIONS.check(self.param)
         STARTS.check(self.start)
@@ -113,8 +116,11 @@ def _bytes_at(model: Any, layer: str, shape: tuple[int, int, int]) -> int:
 
 
 # What each image's ascent records per step besides its activations: 8 transform parameters and
-# one score, float32.
+# one score, float32 — for at most RECORD_STEPS steps, however long the ascent (the transforms
+# are drawn 4,096 steps at a time and a score curve keeps 4,096 points).
 RECORD_BYTES = 9 * 4
+RECORD_STEPS = 4096
+MAX_STEPS = 10**8  # ~12 days at 10 ms a step: a larger number is a typo
 
 
 def chunk_size(model: Any, layer: str, n: int, batch: int | None = None,
@@ -126,7 +132,7 @@ def chunk_size(model: Any, layer: str, n: int, batch: int | None = None,
         if batch <= 0:
             raise CnnvizError(f"batch must be positive, got {batch}")
         return min(batch, n)
-    per_image = bytes_per_image(model, layer, shape) + steps * RECORD_BYTES
+    per_image = bytes_per_image(model, layer, shape) + min(steps, RECORD_STEPS) * RECORD_BYTES
     return max(1, min(n, budget // per_image))
 
 
@@ -160,10 +166,10 @@ def memory_plan(model: Any, layer: str, images: int, batch: int | None = None,
     ``steps`` — does not fit the budget."""
     if budget <= 0:
         raise CnnvizError(f"the memory budget must be positive, got {budget / 2**20:g} MiB")
-    per_image = bytes_per_image(model, layer, shape) + steps * RECORD_BYTES
+    per_image = bytes_per_image(model, layer, shape) + min(steps, RECORD_STEPS) * RECORD_BYTES
     if batch is None and per_image > budget:
         raise CnnvizError(f"one image needs ~{per_image / 2**20:,.1f} MiB (its activations up to "
-                          f"'{layer}' in a step and the record of {steps:,} steps): more than the "
-                          f"{budget / 2**20:g} MiB budget; raise --budget or lower --steps")
+                          f"'{layer}' in a step and the record of its steps): more than the "
+                          f"{budget / 2**20:g} MiB budget; raise --budget")
     return MemoryPlan(per_image, budget,
                       chunk_size(model, layer, images, batch, budget, shape, steps), images)

@@ -141,13 +141,16 @@ def image_gallery_figure(images: np.ndarray, labels: list[str], values: np.ndarr
     return fig
 
 
-def curves_figure(curves: np.ndarray, names: list[str]):
-    """The objective at each step, one line per image (the first shown, the rest a click away
-    in the legend)."""
+def curves_figure(curves: np.ndarray, names: list[str], steps: int | None = None):
+    """The objective along the ascent, one line per image (the first shown, the rest a click
+    away in the legend): a point a step, or — a curve kept at a bounded resolution over
+    ``steps`` — the last step of each span."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    steps = np.arange(1, curves.shape[1] + 1)
+    points = curves.shape[1]
+    total = steps if steps and steps > points else points
+    steps = (np.arange(1, points + 1) * total + points - 1) // max(points, 1)
     for i, (curve, name) in enumerate(zip(curves, names, strict=True)):
         fig.add_trace(go.Scatter(x=steps, y=curve, mode="lines", name=name,
                                  visible=True if i < 8 else "legendonly",

@@ -139,7 +139,8 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
     sections = [("Optimal input patterns", filter_gallery_figure(result, order))]
     idx = p["idx"]
     curves = figures.curves_figure(result.curves[idx],
-                                   [f"filter {result.filters[i]}" for i in idx])
+                                   [f"filter {result.filters[i]}" for i in idx],
+                                   result.params.get("steps"))
     sections.append(("Activation during the ascent", curves))
     intro = (f"model {result.meta.model}; objective {result.params.get('objective', '?')}; "
              f"method {result.params.get('update')}, {result.params.get('param')} "

@@ -48,7 +48,9 @@ class ChunkState:
                     arrays["pending_curves"], arrays.get("pending_m"),
                     arrays.get("pending_v"))
         rows = len(state.raw)
-        if len(state.alive) != rows or state.curves.shape != (rows, state.step) or \
+        if len(state.alive) != rows or len(state.curves) != rows or \
+                state.curves.shape[1] > state.step or \
+                (state.curves.shape[1] == 0) != (state.step == 0) or \
                 rows % max(1, len(state.filters)) or \
                 any(x is not None and x.shape != state.raw.shape for x in (state.m, state.v)):
             raise ValueError("the running chunk's arrays do not fit together")
@@ -192,7 +194,8 @@ class FilterResult:
             params, a.get("best_real"), {int(k): v for k, v in saved["notes"].items()},
             bool(saved["interrupted"]), a.get("example_images"), a.get("example_values"),
             a.get("example_indices"), a.get("example_labels"), a.get("post_value"),
-            a.get("start_image"), ChunkState.read(a, saved)), rows)
+            a.get("start_image"), ChunkState.read(a, saved)), rows,
+            ("filters", "example_indices", "example_labels", "pending_filters"))
 
     def merged(self, other: FilterResult) -> FilterResult:
         """This result and ``other`` (more filters of the same run) as one, in the order the

@@ -54,7 +54,7 @@ class Activations:
         """Read what :meth:`save` wrote."""
         return read_result(path, "activations", lambda data, meta, _, saved: cls(
             data["inputs"], named_arrays("map", data, saved["maps"]), data["probabilities"],
-            data.get("labels"), meta), ("inputs", "map_", "probabilities", "labels"))
+            data.get("labels"), meta), ("inputs", "map_", "probabilities", "labels"), ("labels",))
 
     def merged(self, other: Activations) -> Activations:
         """These inputs followed by ``other``'s (the same model and layers)."""
@@ -132,7 +132,7 @@ class ClassPatterns:
             named_arrays("mean", data, saved["maps"]), named_arrays("std", data, saved["maps"]),
             data["counts"], tuple(saved["class_names"]), meta, params,
             named_arrays("image", data, saved.get("image_layers", []))),
-            ("counts", "mean_", "std_", "image_"))
+            ("counts", "mean_", "std_", "image_"), ("counts",))
 
     def merged(self, other: ClassPatterns) -> ClassPatterns:
         """The patterns of both data shards together, as if computed in one pass."""

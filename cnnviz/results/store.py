@@ -87,13 +87,21 @@ def load_arrays(path: str | Path, kind: str) -> tuple[dict[str, np.ndarray], Met
 
 def read_result(path: str | Path, kind: str,
                 build: Callable[[dict[str, np.ndarray], Meta, dict[str, Any], dict[str, Any]],
-                                Any], rows: tuple[str, ...] = ()) -> Any:
+                                Any], rows: tuple[str, ...] = (),
+                whole: tuple[str, ...] = ()) -> Any:
     """A saved result of ``kind`` built by ``build(arrays, meta, params, saved)``; a damaged
     file, or one that is not cnnviz's, is one clear error, whatever part of it is wrong. The
     arrays whose names start with one of ``rows`` hold one row per item (filter, input,
-    class) and must agree on how many: an array cut short is refused, not drawn."""
+    class) and must agree on how many: an array cut short is refused, not drawn; those named
+    in ``whole`` (indices, labels, counts) must hold whole numbers."""
     try:
         loaded = load_arrays(path, kind)
+        text = [name for name, value in loaded[0].items() if value.dtype.kind not in "biuf"
+                or (name in whole and value.dtype.kind not in "biu")]
+        if text:
+            raise CnnvizError(f"{Path(path).with_suffix('.npz')} is damaged: its '{text[0]}' "
+                              f"holds {loaded[0][text[0]].dtype} values, not "
+                              f"{'whole ' if text[0] in whole else ''}numbers; compute it again")
         counts = {name: len(np.atleast_1d(value)) for name, value in loaded[0].items()
                   if name.startswith(rows) and rows}
         if len(set(counts.values())) > 1:
