@@ -202,8 +202,9 @@ class OutputUnit:
     file with its digest. A run holds the unit's lock from start to finish (``with unit:``), so
     that no second run writes into it meanwhile; one that only writes takes it while it writes.
     ``--force`` replaces the whole unit: files of the earlier run that the new one did not
-    write are removed when they still hold what that run wrote. Temporary files of a killed run
-    are removed by the next. Nothing outside the folder, and no file of other commands or of
+    write are removed when they still hold what that run wrote; a run journals what it writes
+    (``.cnnviz-<kind>.journal``), so the next removes what a killed run wrote as well, and the
+    temporary files it left. Nothing outside the folder, and no file of other commands or of
     the user, is ever touched. A long run may keep a checkpoint
     (``.cnnviz-<kind>.checkpoint.npz``, one file) that the finished unit supersedes."""
 
