@@ -115,3 +115,11 @@ def test_the_readme_lists_every_choice_as_the_command_line_does():
                             ("filters", "--start"), ("filters", "--colour")]:
         listed = shown[(command, option)].strip("[]").replace("|", "\\|")
         assert f"[{option} {listed}]" in README, (command, option)
+
+
+def test_the_readme_command_table_lists_every_command():
+    """Each command of the CLI has its row in the README's command table, and no row names a
+    command that does not exist."""
+    command = typer.main.get_command(app)
+    rows = set(re.findall(r"^\| `cnnviz ([a-z][a-z-]*)", README, flags=re.MULTILINE))
+    assert rows == set(command.commands)
