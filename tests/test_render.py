@@ -136,3 +136,18 @@ def test_gallery_sheet_fits_labels_big_images_and_refuses_bad_shapes():
         sheet.image_gallery(np.zeros((1, 4, 4, 2)), ["a"], value_range=(0.0, 1.0))
     with pytest.raises(CnnvizError, match="2 labels for 1 images"):
         sheet.image_gallery(np.zeros((1, 4, 4, 1)), ["a", "b"], value_range=(0.0, 1.0))
+
+
+def test_a_thousand_classes_show_their_strongest_bars():
+    """ImageNet's 1,000 classes would be an unreadable smear of ticks: past 20 classes the bars
+    are the 10 strongest, in order, with their names."""
+    from cnnviz.render.outputs import output_bars
+
+    scores = np.linspace(0.0, 1.0, 1000)
+    scores[685] = 2.0
+    bars = output_bars(scores, tuple(f"class {i}" for i in range(1000)))
+    assert bars.names[:3] == ["class 685", "class 999", "class 998"] and len(bars.names) == 10
+    assert bars.highlight == 0 and bars.title == "largest: class 685 (2)"
+    np.testing.assert_array_equal(bars.values, np.sort(scores)[::-1][:10])
+    few = output_bars(np.array([0.2, 0.5, 0.3]))
+    assert few.names == ["0", "1", "2"] and few.highlight == 1

@@ -21,6 +21,9 @@ class OutputBars:
     probabilities: bool
 
 
+MAX_BARS = 20  # more classes than this show their ``top`` strongest
+
+
 def is_probabilities(vector: np.ndarray) -> bool:
     """Whether a vector is a probability distribution (a softmax output), not raw scores."""
     vector = np.asarray(vector, dtype=np.float64)
@@ -29,8 +32,9 @@ def is_probabilities(vector: np.ndarray) -> bool:
 
 def output_bars(output: np.ndarray, class_names: tuple[str, ...] | None = None,
                 top: int = 10) -> OutputBars:
-    """The bars of one input's model output: a class vector's probabilities, or the mean of
-    each channel of any other output (maps, features), the ``top`` strongest in order. Class
+    """The bars of one input's model output: a class vector's probabilities (past
+    :data:`MAX_BARS` classes, the ``top`` strongest in order), or the mean of each channel of
+    any other output (maps, features), the ``top`` strongest in order. Class
     names name the bars only when there is one for each output (the data's ten digits do not
     name a two-unit head: its bars are numbered)."""
     output = np.asarray(output, dtype=np.float64)
@@ -38,11 +42,16 @@ def output_bars(output: np.ndarray, class_names: tuple[str, ...] | None = None,
         fits = class_names is not None and len(class_names) == len(output)
         names = list(class_names) if fits else [str(i) for i in range(len(output))]
         best = int(np.argmax(output))
+        shown = np.arange(len(output))
+        if len(output) > MAX_BARS:  # ImageNet's 1,000 classes: the strongest, in order
+            shown = np.argsort(-output, kind="stable")[:top]
+        kept, values = [names[i] for i in shown], output[shown]
+        where = int(np.flatnonzero(shown == best)[0])
         if is_probabilities(output):
-            return OutputBars(names, output, best,
+            return OutputBars(kept, values, where,
                               f"predicted {names[best]} ({output[best]:.1%})", "probability",
                               True)
-        return OutputBars(names, output, best, f"largest: {names[best]} ({output[best]:.4g})",
+        return OutputBars(kept, values, where, f"largest: {names[best]} ({output[best]:.4g})",
                           "value", False)
     means = output.reshape(-1, output.shape[-1]).mean(axis=0)
     order = np.argsort(-means, kind="stable")[:top]
