@@ -276,6 +276,10 @@ class Checkpoint:
             raise CnnvizError(f"{self.state} is not a cnnviz training checkpoint")
         return state
 
+    def planned_epochs(self) -> int | None:
+        """The epochs the stopped run was started for (``None`` without a checkpoint)."""
+        return int(self.read()["settings"].get("epochs", 0)) or None if self.exists() else None
+
     def restore(self) -> tuple[Any, dict[str, list[float]]]:
         """The model after the last finished epoch (compiled, its optimizer where it was) and
         the history up to it."""

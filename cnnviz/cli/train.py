@@ -96,10 +96,7 @@ def train(
     if resume:
         from cnnviz.train import Checkpoint
 
-        checkpoint = Checkpoint(out)
-        total = checkpoint.read()["settings"].get("epochs", epochs) if checkpoint.exists() \
-            else epochs
-        with _EpochBars(total) as bars:
+        with _EpochBars(Checkpoint(out).planned_epochs() or epochs) as bars:
             outcome = resume_train_job(out, progress=bars.update)
         show(outcome)
         return
