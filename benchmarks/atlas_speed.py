@@ -44,11 +44,11 @@ from common import (  # noqa: E402
 
 from cnnviz.atlas.build import AtlasSpec, plan_layers, plan_parts, read_atlas  # noqa: E402
 from cnnviz.atlas.stats import map_statistics  # noqa: E402
-from cnnviz.backend import keras  # noqa: E402
+from cnnviz.core.backend import keras  # noqa: E402
 from cnnviz.data import load_mnist  # noqa: E402
 from cnnviz.data.readers import ArraySource  # noqa: E402
 from cnnviz.jobs.atlas import atlas_job  # noqa: E402
-from cnnviz.models import as_facts, conv_layers, get_layer, load  # noqa: E402
+from cnnviz.model.facts import as_facts, conv_layers, get_layer, load  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
 from cnnviz.oip.presets import preset  # noqa: E402
 

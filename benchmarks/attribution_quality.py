@@ -26,11 +26,14 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from cnnviz import metrics  # noqa: E402
-from cnnviz.attribution import METHODS, explain  # noqa: E402
+from cnnviz.attribution import (  # noqa: E402
+    METHODS,
+    explain,
+    metrics,  # noqa: E402
+)
 from cnnviz.data import load_mnist  # noqa: E402
 from cnnviz.data.sources import model_inputs  # noqa: E402
-from cnnviz.models import load  # noqa: E402
+from cnnviz.model.facts import load  # noqa: E402
 from cnnviz.results import to_display  # noqa: E402
 
 BASELINES = ("black", "blur", "noise", "mean", "expected")
@@ -53,7 +56,7 @@ def abs_spearman(facts, result, baseline, references, seed=0) -> dict[str, float
 
 
 def load_randomized(facts, seed):
-    from cnnviz.models import as_facts
+    from cnnviz.model.facts import as_facts
 
     return as_facts(metrics.randomized(facts.model, seed), facts.preprocess)
 

@@ -23,7 +23,7 @@ def forward_flops(model: Any, layer: str) -> int:
     """Multiply-adds × 2 of the Conv2D and Dense layers up to ``layer``, for one image (the
     model's input size must be fixed)."""
     import cnnviz
-    from cnnviz.models import list_layers
+    from cnnviz.model.facts import list_layers
 
     flops = 0
     for info in list_layers(model):
@@ -46,7 +46,7 @@ ASCENT_FLOPS = 2
 def conv_gflops(batch: int = 128, side: int = 32, channels: int = 64, repeats: int = 5) -> float:
     """GFLOP/s of a 3×3 convolution (batch × side² × channels → channels, valid), best of
     ``repeats``, compiled on the backend in use and synchronised by reading one number back."""
-    from cnnviz.backend import backend_name, keras
+    from cnnviz.core.backend import backend_name, keras
 
     ops = keras().ops
     rng = np.random.default_rng(0)
@@ -79,7 +79,7 @@ def device_name() -> str:
     import os
     import platform
 
-    from cnnviz.backend import backend_name
+    from cnnviz.core.backend import backend_name
 
     if backend_name() == "jax":
         import jax

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import ASCENT_FLOPS, device_name, forward_flops, peak_gflops, timed  # noqa: E402
 
-from cnnviz.backend import backend_name, keras  # noqa: E402
-from cnnviz.models import as_facts, load  # noqa: E402
+from cnnviz.core.backend import backend_name, keras  # noqa: E402
+from cnnviz.model.facts import as_facts, load  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
 from cnnviz.oip.presets import preset  # noqa: E402
 

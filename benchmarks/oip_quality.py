@@ -36,13 +36,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import photo_patches  # noqa: E402
 
-from cnnviz.activations import channel_means  # noqa: E402
+from cnnviz.core.tables import PRESETS  # noqa: E402
 from cnnviz.data.sources import model_inputs  # noqa: E402
-from cnnviz.models import as_facts, conv_layers, load  # noqa: E402
+from cnnviz.maps.activations import channel_means  # noqa: E402
+from cnnviz.model.facts import as_facts, conv_layers, load  # noqa: E402
 from cnnviz.oip import quality  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
 from cnnviz.oip.presets import objective_kind, preset  # noqa: E402
-from cnnviz.tables import PRESETS  # noqa: E402
 
 TARGETS = ("targets for default on conv2d_3: hf ≤ 1.5×, r ≥ 0.5, spec ≥ 95%, dead ≤ 1%, "
            "beat ≥ 90%, out ≥ 70% of classic, wall ≤ 2× classic")

@@ -27,17 +27,17 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cnnviz.backend import keras  # noqa: E402
+from cnnviz.core.backend import keras  # noqa: E402
 
 keras()  # TensorFlow starts with cnnviz's settings, so every row runs under the same ones
 import tensorflow as tf  # noqa: E402
 from common import conv_gflops, forward_flops, timed  # noqa: E402
 
 import cnnviz  # noqa: E402
-from cnnviz.activations import channel_means  # noqa: E402
 from cnnviz.data import images_to_model_input  # noqa: E402
-from cnnviz.graph import feature_model  # noqa: E402
-from cnnviz.models import input_range  # noqa: E402
+from cnnviz.maps.activations import channel_means  # noqa: E402
+from cnnviz.model.facts import input_range  # noqa: E402
+from cnnviz.model.graph import feature_model  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
 from cnnviz.oip.param import start_images  # noqa: E402
 from cnnviz.oip.settings import Settings  # noqa: E402

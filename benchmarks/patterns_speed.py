@@ -17,12 +17,12 @@ import time
 
 import numpy as np
 
-from cnnviz.backend import keras
+from cnnviz.core.backend import keras
 
 keras()
 import cnnviz  # noqa: E402
-from cnnviz.activations import class_patterns  # noqa: E402
 from cnnviz.data import images_to_model_input  # noqa: E402
+from cnnviz.maps.patterns import class_patterns  # noqa: E402
 
 
 def best_of(repeats: int, fn) -> float:

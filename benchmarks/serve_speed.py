@@ -129,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cnnviz.jobs.serve import explorer_app
-    from cnnviz.models import load
+    from cnnviz.model.facts import load
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}")

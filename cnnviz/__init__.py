@@ -4,17 +4,15 @@ The Python API mirrors the command line: ``cnnviz.activations(model, images)`` i
 ``cnnviz activations`` computes, and :mod:`cnnviz.jobs` holds what each command does as one
 call. ``cnnviz.load`` gives model facts (the model and how it wants its pixels) that every
 computation takes; a plain Keras model works too. Importing cnnviz does not import TensorFlow;
-the first call that needs Keras does. Figures for notebooks are in :mod:`cnnviz.plot`.
+the first call that needs Keras does. Figures for notebooks are in ``cnnviz.plot``
+(:mod:`cnnviz.render.plot`).
 """
 
-import sys
-import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cnnviz.lazy import lazy_exports
+from cnnviz.core.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names below are imported on first use: importing cnnviz stays fast
-    from cnnviz.activations import activations, channel_means, class_patterns, top_examples
     from cnnviz.attribution import (
         GradCAM,
         GradCAMPlusPlus,
@@ -24,6 +22,7 @@ if TYPE_CHECKING:  # the names below are imported on first use: importing cnnviz
         SmoothGrad,
         explain,
     )
+    from cnnviz.core.errors import CnnvizError
     from cnnviz.data import (
         Dataset,
         images_to_model_input,
@@ -34,9 +33,9 @@ if TYPE_CHECKING:  # the names below are imported on first use: importing cnnviz
         to_model_input,
     )
     from cnnviz.data.inputs import select_input
-    from cnnviz.errors import CnnvizError
-    from cnnviz.graph import feature_model
-    from cnnviz.models import (
+    from cnnviz.maps.activations import activations, channel_means, top_examples
+    from cnnviz.maps.patterns import class_patterns
+    from cnnviz.model.facts import (
         LayerInfo,
         ModelFacts,
         as_facts,
@@ -50,83 +49,80 @@ if TYPE_CHECKING:  # the names below are imported on first use: importing cnnviz
         map_layers,
         reference_model_path,
     )
+    from cnnviz.model.graph import feature_model
+    from cnnviz.model.receptive import receptive_field, receptive_fields
     from cnnviz.oip.filters import resume_filters, visualize_filters
     from cnnviz.oip.presets import preset
     from cnnviz.oip.settings import Settings
-    from cnnviz.receptive import receptive_field, receptive_fields
     from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult, Meta, merge
-    from cnnviz.train import build_cnn, learning_rate_schedule, save_model, train
+    from cnnviz.training.train import build_cnn, learning_rate_schedule, save_model, train
     from cnnviz.version import __version__
 
 _WHERE = {
     "__version__": "cnnviz.version",
-    "activations": "cnnviz.activations",
+    "activations": "cnnviz.maps.activations",
     "Activations": "cnnviz.results",
-    "as_facts": "cnnviz.models",
+    "as_facts": "cnnviz.model.facts",
     "Attributions": "cnnviz.results",
-    "build_cnn": "cnnviz.train",
-    "channel_means": "cnnviz.activations",
-    "class_patterns": "cnnviz.activations",
+    "build_cnn": "cnnviz.training.train",
+    "channel_means": "cnnviz.maps.activations",
+    "class_patterns": "cnnviz.maps.patterns",
     "ClassPatterns": "cnnviz.results",
-    "CnnvizError": "cnnviz.errors",
-    "conv_kernels": "cnnviz.models",
+    "CnnvizError": "cnnviz.core.errors",
+    "conv_kernels": "cnnviz.model.facts",
     "Dataset": "cnnviz.data",
-    "default_layer": "cnnviz.models",
+    "default_layer": "cnnviz.model.facts",
     "explain": "cnnviz.attribution",
-    "feature_model": "cnnviz.graph",
+    "feature_model": "cnnviz.model.graph",
     "FilterResult": "cnnviz.results",
-    "get_layer": "cnnviz.models",
+    "get_layer": "cnnviz.model.facts",
     "GradCAM": "cnnviz.attribution",
     "GradCAMPlusPlus": "cnnviz.attribution",
     "images_to_model_input": "cnnviz.data",
-    "input_range": "cnnviz.models",
+    "input_range": "cnnviz.model.facts",
     "IntegratedGradients": "cnnviz.attribution",
     "LayerCAM": "cnnviz.attribution",
-    "LayerInfo": "cnnviz.models",
-    "learning_rate_schedule": "cnnviz.train",
-    "list_layers": "cnnviz.models",
-    "load": "cnnviz.models",
+    "LayerInfo": "cnnviz.model.facts",
+    "learning_rate_schedule": "cnnviz.training.train",
+    "list_layers": "cnnviz.model.facts",
+    "load": "cnnviz.model.facts",
     "load_dataset": "cnnviz.data",
     "load_fashion_mnist": "cnnviz.data",
     "load_mnist": "cnnviz.data",
-    "load_model": "cnnviz.models",
-    "map_layers": "cnnviz.models",
+    "load_model": "cnnviz.model.facts",
+    "map_layers": "cnnviz.model.facts",
     "merge": "cnnviz.results",
     "Meta": "cnnviz.results",
-    "ModelFacts": "cnnviz.models",
+    "ModelFacts": "cnnviz.model.facts",
     "preset": "cnnviz.oip.presets",
     "read_image": "cnnviz.data",
-    "receptive_field": "cnnviz.receptive",
-    "receptive_fields": "cnnviz.receptive",
-    "reference_model_path": "cnnviz.models",
+    "receptive_field": "cnnviz.model.receptive",
+    "receptive_fields": "cnnviz.model.receptive",
+    "reference_model_path": "cnnviz.model.facts",
     "resume_filters": "cnnviz.oip.filters",
     "Saliency": "cnnviz.attribution",
-    "save_model": "cnnviz.train",
+    "save_model": "cnnviz.training.train",
     "select_input": "cnnviz.data.inputs",
     "Settings": "cnnviz.oip.settings",
     "SmoothGrad": "cnnviz.attribution",
     "to_model_input": "cnnviz.data",
-    "top_examples": "cnnviz.activations",
-    "train": "cnnviz.train",
+    "top_examples": "cnnviz.maps.activations",
+    "train": "cnnviz.training.train",
     "visualize_filters": "cnnviz.oip.filters",
 }
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+# Modules a user reaches from the front door: ``cnnviz.plot.filters(result)``,
+# ``cnnviz.callbacks.FilterSnapshots``, ``cnnviz.metrics.evaluate``, ``cnnviz.tables.ATTRIBUTIONS``.
+_MODULES = {
+    "callbacks": "cnnviz.training.callbacks",
+    "jobs": "cnnviz.jobs",
+    "metrics": "cnnviz.attribution.metrics",
+    "plot": "cnnviz.render.plot",
+    "tables": "cnnviz.core.tables",
+}
 
-
-class _Package(types.ModuleType):
-    """``cnnviz.activations`` and ``cnnviz.train`` are the functions, as the API says, even
-    after their modules of the same name were imported (which binds the modules here)."""
-
-    def __getattribute__(self, name: str) -> Any:
-        value = super().__getattribute__(name)
-        if name in ("activations", "train") and isinstance(value, types.ModuleType):
-            value = getattr(value, name)
-        return value
-
-
-sys.modules[__name__].__class__ = _Package
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, _MODULES)
 
 
 __all__ = [

@@ -49,7 +49,7 @@ choice = cnnviz.select_input(model.image_shape(), model.preprocess, digit=6)
 acts = cnnviz.activations(model, choice.image[None], data=choice.source)
 print(choice.source, "→ predicted", int(acts.predictions[0]))
 {name: maps.shape for name, maps in acts.maps.items()}""",
-        """import cnnviz.plot
+        """import cnnviz
 cnnviz.plot.activations(acts)""",
         """cnnviz.plot.prediction(acts)""",
         "md:The PNG grids of the command line are matplotlib figures: cnnviz builds them without "
@@ -68,7 +68,7 @@ plt.show()""",
         "it most. The `default` preset ascends in decorrelated Fourier coefficients with random "
         "shifts, zooms and turns; `classic` is the seed blog's pixel ascent.",
         SETUP,
-        """import cnnviz.plot
+        """import cnnviz
 from cnnviz.oip import objectives
 model = cnnviz.load()
 test_images = cnnviz.load_mnist().x_test
@@ -102,7 +102,7 @@ cnnviz.plot.filters(dream)""",
         "md:# 04 · Class patterns and attribution\n\nWhich maps fire for which class, and which "
         "pixels drove a prediction.",
         SETUP,
-        """import cnnviz.plot
+        """import cnnviz
 model = cnnviz.load()
 data = cnnviz.load_mnist()
 x, y = data.x_test, data.y_test
@@ -122,7 +122,7 @@ print("sum of attributions:", float(ig.sum()), "completeness error:", float(delt
         "md:Do the maps show what the model learned? Deleting the pixels each map ranks first "
         "should lower the probability faster than deleting the ink at random, and each map "
         "should change when the weights are randomized (Spearman well under 0.5).",
-        """from cnnviz import metrics
+        """from cnnviz.attribution import metrics
 n = 10 if QUICK else 50
 sample = cnnviz.explain(model, cnnviz.images_to_model_input(x[:n], (28, 28, 1),
                                                             model.preprocess), target=y[:n])
@@ -147,7 +147,7 @@ for name, score in metrics.evaluate(model, sample).items():
         "test digits, 98.33 % best validation accuracy — the blog, with the full 60,000 "
         "digits, 99.35 %.)",
         """import tempfile
-from cnnviz.callbacks import FilterSnapshots
+from cnnviz.training.callbacks import FilterSnapshots
 data = cnnviz.load_mnist()
 model = cnnviz.build_cnn(conv_filters=(32, 64, 128), pool_after=(1, 2), dense_units=(120,),
                          l2=5e-4)
@@ -160,7 +160,7 @@ result = cnnviz.train(data, model=model, epochs=epochs, n_train=1024 if QUICK el
                       callbacks=[watch])
 print(f"test accuracy {result.test_accuracy:.4f}; validation accuracy per epoch:",
       [round(v, 4) for v in result.history["val_accuracy"]])""",
-        """import cnnviz.plot
+        """import cnnviz
 cnnviz.plot.history(result)""",
         "md:## The maps of a six\n\nThe 128 maps of conv2d_3 are 3×3: each says where in the "
         "digit its filter found what it looks for.",
@@ -172,7 +172,7 @@ cnnviz.plot.activations(acts)""",
         "md:## OIPs from four length scales\n\nThe blog started its search from random "
         "fluctuations on length scales of 14, 7, 3.5 and 1.75 pixels. One scale at a time, for "
         "the first filters of each conv layer (the classic pixel ascent of the blog):",
-        """from cnnviz.render import grids
+        """from cnnviz.render import sheet
 scales = (14.0, 7.0, 3.5, 1.75)
 shown = list(range(4)) if QUICK else list(range(8))
 by_scale = {}
@@ -186,7 +186,7 @@ for layer in ("conv2d_1", "conv2d_2", "conv2d_3"):
 last = by_scale["conv2d_3", 1.75]""",
         """# conv2d_3's first filters (columns) from each length scale (rows)
 rows = [by_scale["conv2d_3", scale] for scale in scales]
-grids.image_gallery(np.concatenate([r.meta.display(r.patterns()) for r in rows]),
+sheet.image_gallery(np.concatenate([r.meta.display(r.patterns()) for r in rows]),
                     [f"{f} · {scale} px: {v:.2f}" for r, scale in zip(rows, scales)
                      for f, v in zip(r.filters, r.output)],
                     value_range=(0, 1), columns=len(shown),
@@ -227,9 +227,9 @@ cnnviz.plot.evolution(kept)""",
 }
 
 
-def main() -> None:
-    folder = Path(__file__).resolve().parent.parent / "notebooks"
-    folder.mkdir(exist_ok=True)
+def notebooks() -> dict[str, str]:
+    """Each notebook's file name and its text, as written."""
+    texts = {}
     for name, cells in NOTEBOOKS.items():
         notebook = new_notebook(cells=[new_markdown_cell(c[3:]) if c.startswith("md:")
                                        else new_code_cell(c) for c in cells])
@@ -237,7 +237,15 @@ def main() -> None:
             cell.id = f"{name[:2]}-{i}"
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                            "language": "python"}
-        nbformat.write(notebook, folder / name)
+        texts[name] = nbformat.writes(notebook) + "\n"
+    return texts
+
+
+def main() -> None:
+    folder = Path(__file__).resolve().parent.parent / "notebooks"
+    folder.mkdir(exist_ok=True)
+    for name, text in notebooks().items():
+        (folder / name).write_text(text)
         print(f"wrote notebooks/{name}")
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from hed_vgg16 import hed_vgg16_path  # noqa: E402
 
-from cnnviz.models import load  # noqa: E402
+from cnnviz.model.facts import load  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
 from cnnviz.oip.presets import preset  # noqa: E402
 from cnnviz.render import grids  # noqa: E402

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz.backend import keras
+from cnnviz.core.backend import keras
+from cnnviz.model.facts import as_facts
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,7 +66,7 @@ def nested_model(k):
 
 @pytest.fixture(scope="session")
 def reference_model():
-    from cnnviz.models import load_model
+    from cnnviz.model.facts import load_model
 
     return load_model()
 
@@ -75,3 +76,15 @@ def mnist():
     from cnnviz.data import load_mnist
 
     return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def convs(k):
+    """8×8×1 → conv a (5 filters) → conv b (7 filters) → dense 3."""
+    model = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(5, 3, activation="relu", name="a"),
+                          k.layers.Conv2D(7, 3, activation="relu", name="b"),
+                          k.layers.Flatten(), k.layers.Dense(3, name="out")], name="convs")
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32)
+                       for w in model.get_weights()])
+    return as_facts(model)

@@ -3,9 +3,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cnnviz.activations import activations
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data import images_to_model_input
-from cnnviz.errors import CnnvizError
+from cnnviz.maps.activations import activations
 from cnnviz.results import Activations
 
 

@@ -8,13 +8,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cnnviz"
 
 # Lower floors first; a module may import its own floor and those below it.
 FLOORS = [
-    ("errors", "version", "text", "timing", "fileio", "units", "tables", "cache", "preprocess",
-     "backend", "lazy", "static"),
+    ("version", "core"),
     ("results",),
-    ("render", "plot"),
-    ("models", "graph", "data", "receptive"),
-    ("activations", "attribution", "metrics", "oip", "train", "parts"),
-    ("report", "atlas", "serve", "callbacks"),
+    ("render",),
+    ("model", "data"),
+    ("maps", "attribution", "oip", "training", "parts"),
+    ("report", "atlas", "serve"),
     ("jobs",),
     ("cli",),
 ]
@@ -61,7 +60,7 @@ def test_imports_run_one_way():
 
 
 def test_compute_modules_do_not_import_the_oip_package():
-    for name in ("cnnviz.activations", "cnnviz.attribution"):
+    for name in ("cnnviz.maps.activations", "cnnviz.attribution"):
         targets = [t for node in _imports(_modules()[name]) for t in _targets(node)]
         assert not [t for t in targets if t.startswith("cnnviz.oip")], name
 
@@ -111,16 +110,44 @@ def test_one_place_decides_the_default_data():
     assert deciders == ["cnnviz.data.sources: open_source"]
 
 
-def test_the_readme_layout_is_the_tree():
-    """The README's Layout names every module and package of cnnviz/, and nothing else."""
+def _layout_blocks() -> dict[str, str]:
+    """The README's Layout: each entry of cnnviz/ with the text that describes it."""
     import re
 
     readme = (PACKAGE.parent / "README.md").read_text()
     layout = readme.split("## Layout", 1)[1].split("```")[1]
     block = layout.split("\nscripts/", 1)[0]
-    heads = [re.match(r"  ([a-z_]+(?:\.py|/)(?: [a-z_]+\.py)*)", line) for line in
-             block.splitlines()]
-    named = {name for head in heads if head for name in head.group(1).split()}
+    blocks: dict[str, str] = {}
+    current = None
+    for line in block.splitlines():
+        head = re.match(r"  ([a-z_]+(?:\.py|/))(.*)", line)
+        if head:
+            current = head.group(1)
+            blocks[current] = head.group(2)
+        elif current:
+            blocks[current] += " " + line.strip()
+    return blocks
+
+
+def test_the_readme_layout_is_the_tree():
+    """The README's Layout names every module and package of cnnviz/, and nothing else, and
+    each package's entry names each of its modules."""
+    import re
+
+    blocks = _layout_blocks()
     tree = {p.name + ("/" if p.is_dir() else "") for p in PACKAGE.iterdir()
             if p.name not in ("__init__.py", "__pycache__")}
-    assert named == tree
+    assert set(blocks) == tree
+    unnamed = [f"{folder}{module.stem}" for folder in tree if folder.endswith("/")
+               and folder != "assets/" for module in (PACKAGE / folder).glob("*.py")
+               if module.stem not in ("__init__", "__main__")
+               and not re.search(rf"\b{module.stem}\b", blocks[folder])]
+    assert not unnamed
+
+
+def test_no_module_lives_outside_a_package():
+    """Every module is in a package of the floor plan, but the front door and the version."""
+    flat = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert flat == ["__init__.py", "version.py"]
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert packages == {name for floor in FLOORS for name in floor} - {"version"}

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from cnnviz.activations import class_patterns, top_examples
 from cnnviz.atlas import MapStatistics, map_statistics, top_k
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data.readers import ArraySource
-from cnnviz.errors import CnnvizError
-from cnnviz.models import as_facts
+from cnnviz.maps.activations import top_examples
+from cnnviz.maps.patterns import class_patterns
+from cnnviz.model.facts import as_facts
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from cnnviz import metrics
 from cnnviz.attribution import (
     METHODS,
     GradCAM,
@@ -13,10 +12,11 @@ from cnnviz.attribution import (
     baselines,
     explain,
     make_method,
+    metrics,
 )
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data import images_to_model_input
-from cnnviz.errors import CnnvizError
-from cnnviz.models import default_layer
+from cnnviz.model.facts import default_layer
 from cnnviz.results import to_display
 
 

@@ -5,10 +5,10 @@ import importlib
 
 import numpy as np
 
-from cnnviz.activations import top_examples
-from cnnviz.cache import cache_dir
+from cnnviz.core.cache import cache_dir
+from cnnviz.maps.activations import top_examples
 
-acts = importlib.import_module("cnnviz.activations")  # the module (cnnviz.activations is the
+acts = importlib.import_module("cnnviz.maps.activations")  # the module (cnnviz.activations is the
 # function of that name)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from plotly_page import figures
 
-from cnnviz.backend import backend_name
-from cnnviz.errors import CnnvizError
+from cnnviz.core.backend import backend_name
+from cnnviz.core.errors import CnnvizError
 
 
 @pytest.fixture()
@@ -26,11 +26,11 @@ def learner(k):
 
 
 def test_filter_snapshots_keep_the_patterns_as_they_were(learner, tmp_path):
-    from cnnviz.callbacks import FilterSnapshots
-    from cnnviz.models import as_facts
+    from cnnviz.model.facts import as_facts
     from cnnviz.oip.filters import visualize_filters
     from cnnviz.oip.presets import preset
     from cnnviz.results import FilterResult
+    from cnnviz.training.callbacks import FilterSnapshots
 
     model, x, y = learner
     settings = preset("default", as_facts(model), "c", (8, 8, 1), seed=0, steps=6)
@@ -56,9 +56,9 @@ def test_filter_snapshots_keep_the_patterns_as_they_were(learner, tmp_path):
 
 
 def test_activation_snapshots_are_the_maps_after_each_epoch(learner, tmp_path):
-    from cnnviz.activations import activations
-    from cnnviz.callbacks import ActivationSnapshots
+    from cnnviz.maps.activations import activations
     from cnnviz.results import Activations
+    from cnnviz.training.callbacks import ActivationSnapshots
 
     model, x, y = learner
     watcher = ActivationSnapshots(x[:2], tmp_path, layers=["c"])
@@ -72,8 +72,8 @@ def test_activation_snapshots_are_the_maps_after_each_epoch(learner, tmp_path):
 
 
 def test_the_evolution_page_plays_every_snapshot(learner, tmp_path):
-    from cnnviz.callbacks import ActivationSnapshots, FilterSnapshots
     from cnnviz.jobs import evolution_job
+    from cnnviz.training.callbacks import ActivationSnapshots, FilterSnapshots
 
     model, x, y = learner
     model.fit(x, y, epochs=3, batch_size=16, verbose=0,
@@ -96,8 +96,8 @@ def test_the_evolution_page_plays_every_snapshot(learner, tmp_path):
 def test_compiled_functions_follow_changed_weights(learner):
     """Compiled passes are kept per model; new weights (training, set_weights) get new ones
     (a JAX function holds the weights it was traced with)."""
-    from cnnviz.activations import channel_means
-    from cnnviz.models import as_facts
+    from cnnviz.maps.activations import channel_means
+    from cnnviz.model.facts import as_facts
     from cnnviz.oip.filters import visualize_filters
     from cnnviz.oip.presets import preset
 

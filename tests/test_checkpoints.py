@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.units import OutputUnit
 from cnnviz.oip.filters import resume_filters, visualize_filters
 from cnnviz.oip.settings import Settings
 from cnnviz.oip.transforms import Transforms
 from cnnviz.results import FilterResult
-from cnnviz.units import OutputUnit
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from plotly_page import array, figures
 from typer.testing import CliRunner
 
 from cnnviz.cli import app
-from cnnviz.models import load_model
+from cnnviz.model.facts import load_model
 from cnnviz.results import Activations
 
 runner = CliRunner()
@@ -54,7 +54,7 @@ def test_activations_outputs(tmp_path, reference_model, mnist):
     saved = Activations.load(tmp_path / "activations.npz")
     assert saved.layers == CONV_AND_POOL and int(saved.labels[0]) == 3
     # The saved maps are the model's: recompute them from the saved input.
-    from cnnviz.activations import activations
+    from cnnviz.maps.activations import activations
 
     again = activations(reference_model, saved.inputs, CONV_AND_POOL)
     for name in CONV_AND_POOL:
@@ -84,7 +84,7 @@ def test_activations_options(tmp_path):
 
 
 def test_activations_for_an_image_file_and_a_nested_model(tmp_path, nested_model):
-    from cnnviz.train import save_model
+    from cnnviz.training.train import save_model
 
     model_path = save_model(nested_model, tmp_path / "nested.keras")
     image = np.zeros((30, 30, 3), np.uint8)
@@ -176,7 +176,7 @@ def test_train_command(tmp_path):
 @pytest.fixture(scope="module")
 def bad_dir(tmp_path_factory, k):
     """Every bad file the cases below hand to cnnviz, made once."""
-    from cnnviz.models import reference_model_path
+    from cnnviz.model.facts import reference_model_path
 
     d = tmp_path_factory.mktemp("bad")
     (d / "notes.h5").write_text("not a model")

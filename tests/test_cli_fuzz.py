@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cnnviz.cli import app
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 
 runner = CliRunner()
 
@@ -30,7 +30,8 @@ OPTIONS = {
     "explain": ["--target", "--target-layer", "--method", "--baseline", "--index", "--digit",
                 "--layer", "--seed", "--size", "--preprocess", "--output"],
     "activations": ["--layers", "--index", "--digit", "--scale", "--size", "--image"],
-    "patterns": ["--layer", "--class", "--top", "--batch", "--split", "--data"],
+    "patterns": ["--layer", "--class", "--top", "--batch", "--split", "--data", "--checkpoint",
+                 "--shard"],
     "layers": ["--size"],
     "kernels": ["--layer", "--channel"],
     "train": ["--conv", "--pool-after", "--dense", "--epochs", "--batch-size", "--lr",
@@ -52,8 +53,8 @@ def no_work(monkeypatch):
 
     for module, name in (("cnnviz.jobs.filters", "visualize_filters"),
                          ("cnnviz.jobs.maps", "activations"),
-                         ("cnnviz.jobs.maps", "class_patterns"),
-                         ("cnnviz.jobs.explain", "explain"), ("cnnviz.train", "train")):
+                         ("cnnviz.parts.kinds", "class_patterns"),
+                         ("cnnviz.jobs.explain", "explain"), ("cnnviz.training.train", "train")):
         monkeypatch.setattr(importlib.import_module(module), name, _stand_in)
 
 

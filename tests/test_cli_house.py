@@ -109,7 +109,7 @@ def test_explain_saves_its_numbers(tmp_path, reference_model):
 
 
 def test_kernels_default_to_the_first_conv_layer_of_any_model(tmp_path, nested_model):
-    from cnnviz.train import save_model
+    from cnnviz.training.train import save_model
 
     path = save_model(nested_model, tmp_path / "nested.keras")
     result = runner.invoke(app, ["kernels", str(path), "--out", str(tmp_path / "k")])
@@ -244,7 +244,7 @@ def test_keras_starts_without_what_cnnviz_never_calls(backend):
 
     pytest.importorskip("jax")
     pytest.importorskip(backend)
-    code = ("import sys; from cnnviz.backend import keras; k = keras(); "
+    code = ("import sys; from cnnviz.core.backend import keras; k = keras(); "
             "pyplot = type(sys.modules['matplotlib.pyplot']).__name__; "
             "print(k.backend.backend(), 'jax' in sys.modules, pyplot, 'IPython' in sys.modules); "
             "import jax; print(jax.numpy.ones(2).sum()); "

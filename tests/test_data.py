@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data import (
     load_fashion_mnist,
     load_mnist,
@@ -14,7 +15,6 @@ from cnnviz.data import (
     to_unit_range,
 )
 from cnnviz.data.inputs import pick_digit, select_input
-from cnnviz.errors import CnnvizError
 
 
 def test_bundled_mnist_sample(mnist):
@@ -157,7 +157,7 @@ def test_keras_source_offline_gives_a_clear_error(monkeypatch, k):
 def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
     import errno
 
-    from cnnviz.fileio import write_bytes
+    from cnnviz.core.fileio import write_bytes
 
     target = write_bytes(tmp_path / "result.bin", b"old")
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cnnviz.cli import app
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.text import MAX_STEM, file_stem, plain_label, printable
 from cnnviz.data import checked_labels, load_npz_dataset, read_image
-from cnnviz.errors import CnnvizError
-from cnnviz.text import MAX_STEM, file_stem, plain_label, printable
 
 runner = CliRunner()
 
@@ -164,8 +164,8 @@ def test_cmyk_images_are_converted_not_cut(tmp_path):
 
 
 def test_a_model_that_overflows_is_not_reported_as_a_prediction(k):
-    from cnnviz.activations import activations
     from cnnviz.attribution import explain
+    from cnnviz.maps.activations import activations
 
     model = k.Sequential([k.Input((4, 4, 1)), k.layers.Conv2D(1, 1, name="c"),
                           k.layers.Flatten(), k.layers.Dense(2, activation="softmax")])

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cnnviz.cli import app
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import write_text
-from cnnviz.units import FolderLock, OutputUnit, check_unit, digest, plain_name, read_manifest
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import write_text
+from cnnviz.core.units import FolderLock, OutputUnit, check_unit, digest, plain_name, read_manifest
 
 runner = CliRunner()
 SHA = "ab" * 32
@@ -144,7 +144,7 @@ def test_a_held_unit_blocks_another_process_until_it_ends(tmp_path):
     """The lock is the kernel's: a second process is refused while the first lives, and is let
     in as soon as the first is killed (no lock file to clear by hand)."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from cnnviz.units import OutputUnit\n"
+        [sys.executable, "-c", "import sys; from cnnviz.core.units import OutputUnit\n"
          f"u = OutputUnit({str(tmp_path)!r}, 'demo').__enter__()\n"
          "print('held', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data import read_image, to_model_input, to_unit_range
-from cnnviz.errors import CnnvizError
 
 DTYPES = st.sampled_from([np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64,
                           np.bool_])

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from cnnviz import metrics
-from cnnviz.attribution import ChannelTarget
+from cnnviz.attribution import ChannelTarget, metrics
 
 
 def test_perturbation_frames_delete_and_insert_in_order():

@@ -5,9 +5,9 @@ through activations, filters and explain (small sizes, weights=None: no download
 import numpy as np
 import pytest
 
-from cnnviz.activations import activations
 from cnnviz.attribution import GradCAM, Saliency
-from cnnviz.models import get_layer, input_shape, list_layers, resolve_map_layers
+from cnnviz.maps.activations import activations
+from cnnviz.model.facts import get_layer, input_shape, list_layers, resolve_map_layers
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.settings import Settings
 

@@ -3,9 +3,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnviz.errors import CnnvizError
-from cnnviz.graph import feature_model
-from cnnviz.models import (
+from cnnviz.core.errors import CnnvizError
+from cnnviz.model.facts import (
     get_layer,
     input_range,
     input_shape,
@@ -14,7 +13,8 @@ from cnnviz.models import (
     reference_model_path,
     resolve_map_layers,
 )
-from cnnviz.train import save_model
+from cnnviz.model.graph import feature_model
+from cnnviz.training.train import save_model
 
 
 def test_reference_model_layers(reference_model):

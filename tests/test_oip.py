@@ -9,7 +9,7 @@ import pytest
 import scipy.ndimage as ndi
 from skimage.transform import resize
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.optimize import ascend
@@ -211,7 +211,7 @@ def test_runs_that_differ_only_in_steps_seed_or_start_share_one_compiled_step(oi
                                                                               monkeypatch):
     import importlib
 
-    from cnnviz.backend import ModelCache
+    from cnnviz.core.backend import ModelCache
 
     optimize = importlib.import_module("cnnviz.oip.optimize")
     built = []
@@ -238,7 +238,7 @@ def test_filter_result_values_dead_filters_and_round_trip(tmp_path, oip_model):
     assert "dead" in result.notes[2]
     assert result.params["chunk"] == 3 and result.params["preactivation"] is True
     # The optimized score is the pre-activation mean of the filter's map for its image ...
-    from cnnviz.activations import channel_means
+    from cnnviz.maps.activations import channel_means
 
     means = channel_means(oip_model, "c1", result.images, preactivation=True)
     np.testing.assert_allclose(result.activation, means[np.arange(3), [0, 1, 2]], rtol=1e-5)
@@ -264,7 +264,7 @@ def test_neuron_objective_compares_the_centre_unit_with_the_strongest_real_unit(
     result = visualize_filters(oip_model, "c1", [0, 1], Settings(steps=15),
                                reference_images=reference)
     assert result.params["objective_kind"] == "neuron"  # a 3×3 field on an 8×8 input: auto
-    from cnnviz.activations import activations
+    from cnnviz.maps.activations import activations
 
     maps = activations(oip_model, result.images, ["c1"]).maps["c1"]  # after the ReLU, (2,6,6,3)
     np.testing.assert_allclose(result.output, maps[[0, 1], 3, 3, [0, 1]], rtol=1e-5)
@@ -398,7 +398,7 @@ def test_same_seed_same_images_other_seed_other_images(tmp_path, oip_model):
 def test_one_channel_convolutions_get_the_same_gradient_cheaper():
     """The ascent's cheaper input gradient for one-channel convolutions (valid and same
     padding, with bias and activation) equals Keras's own, and leaves other layers alone."""
-    from cnnviz.backend import backend_name, keras
+    from cnnviz.core.backend import backend_name, keras
     from cnnviz.oip.fastgrad import ascent_forward, grey_conv_layer
 
     k = keras()

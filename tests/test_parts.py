@@ -11,27 +11,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cnnviz.activations import class_patterns
 from cnnviz.cli import app
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data.readers import ArraySource
-from cnnviz.errors import CnnvizError
-from cnnviz.models import as_facts
+from cnnviz.maps.patterns import class_patterns
+from cnnviz.model.facts import as_facts
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.settings import Settings
 from cnnviz.parts.engine import Part, Work, run_parts
 from cnnviz.parts.kinds import FilterWork, PatternWork, filters_in_parts, patterns_in_parts
-
-
-@pytest.fixture(scope="module")
-def convs(k):
-    """8×8×1 → conv a (5 filters) → conv b (7 filters) → dense 3."""
-    model = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(5, 3, activation="relu", name="a"),
-                          k.layers.Conv2D(7, 3, activation="relu", name="b"),
-                          k.layers.Flatten(), k.layers.Dense(3, name="out")], name="convs")
-    rng = np.random.default_rng(3)
-    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32)
-                       for w in model.get_weights()])
-    return as_facts(model)
 
 
 @pytest.fixture(scope="module")

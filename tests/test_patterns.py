@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from cnnviz.activations import activations, class_patterns, top_examples
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data import load_npz_dataset
-from cnnviz.errors import CnnvizError
+from cnnviz.maps.activations import activations, top_examples
+from cnnviz.maps.patterns import class_patterns
 from cnnviz.results import ClassPatterns, Meta
 
 

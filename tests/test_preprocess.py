@@ -4,17 +4,17 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cnnviz.cli import app
-from cnnviz.errors import CnnvizError
-from cnnviz.models import as_facts, input_range
-from cnnviz.oip.filters import visualize_filters
-from cnnviz.oip.settings import Settings
-from cnnviz.preprocess import (
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.preprocess import (
     CAFFE_MEAN_RGB,
     IMAGENET_MEAN,
     IMAGENET_STD,
     for_model,
     named,
 )
+from cnnviz.model.facts import as_facts, input_range
+from cnnviz.oip.filters import visualize_filters
+from cnnviz.oip.settings import Settings
 from cnnviz.results import Activations
 
 
@@ -77,7 +77,7 @@ def test_filters_stay_inside_per_channel_bounds_and_display_in_unit_range(rgb_mo
 
 
 def test_cli_preprocess_option(tmp_path, rgb_model):
-    from cnnviz.train import save_model
+    from cnnviz.training.train import save_model
 
     path = save_model(rgb_model, tmp_path / "rgb.keras")
     picture = np.zeros((8, 8, 3), np.uint8)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.jobs import start_input
 from cnnviz.oip import quality
 from cnnviz.oip.filters import visualize_filters
@@ -113,7 +113,7 @@ def test_auto_objective_is_the_centre_neuron_for_small_fields(reference_model):
 
 
 def test_an_image_start_begins_at_that_image(rgb_model):
-    from cnnviz.activations import channel_means
+    from cnnviz.maps.activations import channel_means
 
     start = np.random.default_rng(4).random((16, 16, 3)).astype(np.float32)
     settings = Settings(steps=2, start="image", lr=1e-6)

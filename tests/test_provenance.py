@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data.readers import ArraySource
-from cnnviz.errors import CnnvizError
-from cnnviz.models import as_facts, model_digest
+from cnnviz.model.facts import as_facts, model_digest
 from cnnviz.oip.filters import resume_filters, visualize_filters
 from cnnviz.oip.settings import Settings
 from cnnviz.results import FilterResult, merge
@@ -80,7 +80,7 @@ def test_merging_parts_of_two_models_is_refused(tiny_model, twin):
 
 
 def test_report_recomputes_what_another_model_made(tmp_path, tiny_model, twin):
-    from cnnviz.report import build_report
+    from cnnviz.report.build import build_report
 
     saved = tmp_path / "saved"
     visualize_filters(twin, "conv", None, Settings(steps=2)).save(saved / "filters.npz")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz.receptive import receptive_field, receptive_fields, upsample
+from cnnviz.model.receptive import receptive_field, receptive_fields, upsample
 
 
 def test_reference_cnn_fields(reference_model):

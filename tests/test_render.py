@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from plotly_page import figures
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.render import figures as builders
 from cnnviz.render import grids
 from cnnviz.render import page as html_page

@@ -6,13 +6,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cnnviz.activations import activations, class_patterns
 from cnnviz.attribution import explain
-from cnnviz.errors import CnnvizError
-from cnnviz.models import as_facts
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.preprocess import named
+from cnnviz.maps.activations import activations
+from cnnviz.maps.patterns import class_patterns
+from cnnviz.model.facts import as_facts
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.settings import Settings
-from cnnviz.preprocess import named
 from cnnviz.results import (
     Activations,
     Attributions,

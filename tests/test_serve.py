@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data.readers import ArraySource
-from cnnviz.errors import CnnvizError
-from cnnviz.models import as_facts
+from cnnviz.model.facts import as_facts
 from cnnviz.serve import raster
 from cnnviz.serve.uploads import MAX_BYTES, decode_image, decode_upload
 
@@ -48,7 +48,7 @@ def test_strokes_are_parsed_and_bounded():
 
 
 def test_drawn_digits_are_read_by_the_reference_model():
-    from cnnviz.models import load
+    from cnnviz.model.facts import load
 
     facts = load()
     t = np.linspace(0, 2 * np.pi, 60)
@@ -154,7 +154,7 @@ def test_a_filter_view_has_its_pattern_examples_and_profile(explorer, tiny_model
 
 @pytest.fixture(scope="module")
 def live():
-    from cnnviz.models import load
+    from cnnviz.model.facts import load
     from cnnviz.serve.engine import Explorer
     from cnnviz.serve.live import LiveView
 

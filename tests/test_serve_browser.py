@@ -25,7 +25,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def served():
     from cnnviz.jobs.serve import explorer_app
-    from cnnviz.models import load
+    from cnnviz.model.facts import load
     from cnnviz.serve.app import make_server
 
     app, live = explorer_app(load(), steps=10)

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz.activations import class_patterns, top_examples
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data.images import decode
 from cnnviz.data.readers import ArraySource, FolderSource, IterableSource, prefetched
 from cnnviz.data.sources import data_for, open_source
-from cnnviz.errors import CnnvizError
+from cnnviz.maps.activations import top_examples
+from cnnviz.maps.patterns import class_patterns
 
 
 def _folder(root, classes=("cat", "dog"), per_class=3, flat=False):

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from cnnviz.models import load, reference_model_path
-from cnnviz.receptive import config_rows, layer_rows
-from cnnviz.static import read_config_model
+from cnnviz.model.facts import load, reference_model_path
+from cnnviz.model.receptive import config_rows, layer_rows
+from cnnviz.model.static import read_config_model
 
 
 def _same_rows(path, size=None):

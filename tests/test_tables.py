@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import typer
 
-from cnnviz import tables
 from cnnviz.attribution import (
     ATTRIBUTIONS,
     METHODS,
@@ -22,7 +21,8 @@ from cnnviz.attribution import (
     make_method,
 )
 from cnnviz.cli import app
-from cnnviz.errors import CnnvizError
+from cnnviz.core import tables
+from cnnviz.core.errors import CnnvizError
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 DATA_FORMS = {"--data"}  # data sources: forms (FOLDER, FILE.npz, tfds:NAME), not names yet

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cnnviz.backend import compile_step, keras
 from cnnviz.cli import app
-from cnnviz.timing import listening, phase, recording, span
+from cnnviz.core.backend import compile_step, keras
+from cnnviz.core.timing import listening, phase, recording, span
 
 
 def test_nested_phases_count_once_and_spans_keep_the_whole():

@@ -5,10 +5,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cnnviz.cli import app
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data import Dataset
-from cnnviz.errors import CnnvizError
-from cnnviz.models import load_model
-from cnnviz.train import build_cnn, learning_rate_schedule, save_model, train
+from cnnviz.model.facts import load_model
+from cnnviz.training.train import build_cnn, learning_rate_schedule, save_model, train
 
 runner = CliRunner()
 
@@ -112,7 +112,7 @@ def test_validation_history_and_learning_rates():
 
 
 def test_standardizing_layer_centres_the_training_pixels(tmp_path):
-    from cnnviz.train import pixel_statistics
+    from cnnviz.training.train import pixel_statistics
 
     data = _toy_dataset()
     pixels = data.x_train[..., None] / 255.0
@@ -133,7 +133,7 @@ def test_standardizing_layer_centres_the_training_pixels(tmp_path):
 
 
 def test_standardizing_statistics_cover_only_the_pixels_trained_on():
-    from cnnviz.train import pixel_statistics, split_validation, standardizing_statistics
+    from cnnviz.training.train import pixel_statistics, split_validation, standardizing_statistics
 
     data = _toy_dataset()
     x, y = data.x_train, data.y_train

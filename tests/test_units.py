@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cnnviz.cli import app
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import write_text
-from cnnviz.units import OutputUnit, check_unit
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import write_text
+from cnnviz.core.units import OutputUnit, check_unit
 
 runner = CliRunner()
 

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 
 from cnnviz.atlas.stats import MapStatistics, map_statistics
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import write_text
+from cnnviz.core.text import file_stem
 from cnnviz.data.readers import Source
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import write_text
-from cnnviz.models import ModelFacts, conv_layers, get_layer, resolve_map_layers
+from cnnviz.model.facts import ModelFacts, conv_layers, get_layer, resolve_map_layers
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.parts.engine import Part, ProgressFn, Work, run_parts
 from cnnviz.results import FilterResult, merge
-from cnnviz.text import file_stem
 from cnnviz.version import __version__
 
 
@@ -201,7 +201,7 @@ def _check_fingerprint(parts: Path, facts: ModelFacts, data: Source | None, spec
 
 def overlay_maps(facts: ModelFacts, layer: str, images: np.ndarray) -> np.ndarray:
     """Each model-ready image's maps of ``layer``: (N, h, w, maps), for the overlays."""
-    from cnnviz.activations import activations
+    from cnnviz.maps.activations import activations
 
     return activations(facts, images, [layer]).maps[layer]
 

@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image
 
 from cnnviz.atlas.build import AtlasParts
-from cnnviz.fileio import write_bytes
-from cnnviz.receptive import Field, upsample
+from cnnviz.core.fileio import write_bytes
+from cnnviz.core.text import file_stem
+from cnnviz.core.timing import timed
+from cnnviz.model.receptive import Field, upsample
 from cnnviz.render.page import PLOTLY_JS, save_page, write_plotlyjs
-from cnnviz.text import file_stem
-from cnnviz.timing import timed
 
 THUMB = 96  # pixels a side of a pattern's thumbnail
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.activations import ProgressFn, reduced_batches
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import load_results, save_results
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import shard
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import load_results, save_results
-from cnnviz.models import ModelFacts
+from cnnviz.maps.activations import ProgressFn, reduced_batches
+from cnnviz.model.facts import ModelFacts
 
 
 @dataclass

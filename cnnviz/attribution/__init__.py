@@ -24,11 +24,11 @@ from cnnviz.attribution.gradients import (
     baselines,
     score_model,
 )
-from cnnviz.errors import CnnvizError, check_seed
-from cnnviz.models import ModelFacts, as_facts, get_layer
+from cnnviz.core.errors import CnnvizError, check_seed
+from cnnviz.core.tables import ATTRIBUTIONS, BASELINES
+from cnnviz.core.timing import timed
+from cnnviz.model.facts import ModelFacts, as_facts, get_layer
 from cnnviz.results import Attributions, Meta
-from cnnviz.tables import ATTRIBUTIONS, BASELINES
-from cnnviz.timing import timed
 
 METHODS = ATTRIBUTIONS.names()
 CAMS = ATTRIBUTIONS.names(layer=True)

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 
 from cnnviz.attribution.gradients import ChannelTarget, Target, resolve_target, score_model
-from cnnviz.backend import backend_name, compile_step, keras, value_and_grad
-from cnnviz.errors import CnnvizError
-from cnnviz.graph import output_feeding
-from cnnviz.models import (
+from cnnviz.core.backend import backend_name, compile_step, keras, value_and_grad
+from cnnviz.core.errors import CnnvizError
+from cnnviz.model.facts import (
     ModelFacts,
     as_facts,
     default_layer,
@@ -25,7 +24,8 @@ from cnnviz.models import (
     input_struct,
     resolve_map_layers,
 )
-from cnnviz.receptive import receptive_field, upsample
+from cnnviz.model.graph import output_feeding
+from cnnviz.model.receptive import receptive_field, upsample
 
 
 class ClassActivationMap:

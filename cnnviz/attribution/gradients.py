@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import compile_step, keras, value_and_grad
-from cnnviz.errors import CnnvizError
-from cnnviz.graph import feature_model, preactivation_output
-from cnnviz.models import ModelFacts, as_facts, input_struct
-from cnnviz.tables import BASELINES
+from cnnviz.core.backend import compile_step, keras, value_and_grad
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.tables import BASELINES
+from cnnviz.model.facts import ModelFacts, as_facts, input_struct
+from cnnviz.model.graph import feature_model, preactivation_output
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cnnviz import tables
-from cnnviz.errors import CnnvizError
-from cnnviz.text import printable
-from cnnviz.timing import listening, recording
+from cnnviz.core import tables
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.text import printable
+from cnnviz.core.timing import listening, recording
 
 if TYPE_CHECKING:
     from cnnviz.jobs import Outcome
-    from cnnviz.models import ModelFacts
+    from cnnviz.model.facts import ModelFacts
 
 console = Console()
 err_console = Console(stderr=True)
@@ -137,7 +137,7 @@ def load(model: Path | None, unsafe: bool, preprocess: str = "auto",
          output: str | None = None, run: bool = True) -> ModelFacts:
     """The model file (default: the bundled reference CNN) as model facts (``run=False``: only
     read, never called)."""
-    from cnnviz.models import load as load_facts
+    from cnnviz.model.facts import load as load_facts
 
     return load_facts(model, preprocess=preprocess, unsafe=unsafe, output=output, run=run)
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from cnnviz import tables
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
@@ -30,6 +29,7 @@ from cnnviz.cli.common import (
     size,
     target,
 )
+from cnnviz.core import tables
 
 
 def explain(

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from cnnviz import tables
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
@@ -29,6 +28,7 @@ from cnnviz.cli.common import (
     size,
     split,
 )
+from cnnviz.core import tables
 
 ASCENT = "Ascent"
 START = "Start"

@@ -21,7 +21,7 @@ from cnnviz.cli.common import (
     size,
     stop_live,
 )
-from cnnviz.text import printable
+from cnnviz.core.text import printable
 
 
 def layers(model: ModelArg = None, size_: SizeOpt = None, unsafe: UnsafeOpt = False) -> None:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from cnnviz import tables
 from cnnviz.cli.common import (
     MODEL_PANEL,
     OUTPUT_PANEL,
@@ -33,6 +32,7 @@ from cnnviz.cli.common import (
     size,
     split,
 )
+from cnnviz.core import tables
 
 
 def activations(
@@ -94,6 +94,13 @@ def patterns(
     ray: RayOpt = None,
     shard: Annotated[int, typer.Option(
         rich_help_panel=OUTPUT_PANEL, help="Images per part with --ray.")] = 2000,
+    resume: Annotated[bool, typer.Option(
+        rich_help_panel=OUTPUT_PANEL, help="Continue an interrupted run saved in --out (give "
+                                           "the same model, data and options).")] = False,
+    checkpoint: Annotated[float, typer.Option(
+        rich_help_panel=OUTPUT_PANEL, metavar="SECONDS",
+        help="Save the sums of the images seen every N seconds, so that --resume continues "
+             "even after a crash (0: only at Ctrl-C).")] = 60.0,
     out: Annotated[Path, out_option("cnnviz-out/patterns")] = Path("cnnviz-out/patterns"),
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
@@ -110,5 +117,6 @@ def patterns(
                                size=size(size_), top=top, only_class=class_,
                                preactivation=preactivation, batch=batch, force=force,
                                standalone=standalone, map_images=maps, progress=progress,
-                               runner=ray_runner(ray), shard=shard)
+                               runner=ray_runner(ray), shard=shard, resume=resume,
+                               checkpoint=checkpoint)
     show(outcome)

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from cnnviz import tables
 from cnnviz.cli.common import (
     ForceOpt,
     StandaloneOpt,
@@ -18,6 +17,7 @@ from cnnviz.cli.common import (
     split,
     stop_live,
 )
+from cnnviz.core import tables
 
 ARCH = "Architecture"
 FIT = "Training"
@@ -94,7 +94,7 @@ def train(
     from cnnviz.jobs import resume_train_job, train_job
 
     if resume:
-        from cnnviz.train import Checkpoint
+        from cnnviz.training.train import Checkpoint
 
         with _EpochBars(Checkpoint(out).planned_epochs() or epochs) as bars:
             outcome = resume_train_job(out, progress=bars.update)

@@ -12,7 +12,7 @@ splits, read in batches — and everything that makes one.
 Names are imported from their module on first use.
 """
 
-from cnnviz.lazy import lazy_exports
+from cnnviz.core.lazy import lazy_exports
 
 _WHERE = {
     "ArraySource": "cnnviz.data.readers",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.tables import SPLITS
 from cnnviz.data.labels import MAX_CLASSES, checked_labels
 from cnnviz.data.readers import ArraySource
-from cnnviz.errors import CnnvizError
-from cnnviz.tables import SPLITS
 
 MNIST_SAMPLE = "mnist_sample.npz"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -56,7 +56,7 @@ def load_mnist(source: str = "bundled") -> Dataset:
         return Dataset("mnist-sample", arrays["x_train"], arrays["y_train"], arrays["x_test"],
                        arrays["y_test"])
     if source == "keras":
-        from cnnviz.backend import keras
+        from cnnviz.core.backend import keras
 
         try:
             (x_train, y_train), (x_test, y_test) = keras().datasets.mnist.load_data()

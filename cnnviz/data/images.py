@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 
 MAX_MEGAPIXELS = 50
 MIN_SIDE = 2
@@ -133,8 +133,8 @@ def to_unit_range(image: np.ndarray, source: str = "image") -> np.ndarray:
 
 
 def _preprocess(value_range: Any):
-    """A :class:`~cnnviz.preprocess.Preprocess` for a (lo, hi) range, or the one given."""
-    from cnnviz.preprocess import Preprocess
+    """A :class:`~cnnviz.core.preprocess.Preprocess` for a (lo, hi) range, or the one given."""
+    from cnnviz.core.preprocess import Preprocess
 
     if isinstance(value_range, Preprocess):
         return value_range
@@ -146,8 +146,8 @@ def to_model_input(image: np.ndarray, shape: tuple[int, int, int],
                    value_range: Any = (0.0, 1.0), *, invert: bool = False) -> np.ndarray:
     """Convert one image (0..1 floats, H×W or H×W×C with C in 1..4) to a model input of ``shape``
     (height, width, channels) in ``value_range`` — a (lo, hi) pair or a model's
-    :class:`~cnnviz.preprocess.Preprocess`: alpha is dropped, colour becomes grey (``rgb2gray``)
-    or grey colour (``gray2rgb``), and the size is resampled with anti-aliasing."""
+    :class:`~cnnviz.core.preprocess.Preprocess`: alpha is dropped, colour becomes grey
+    (``rgb2gray``) or grey colour (``gray2rgb``), and the size is resampled with anti-aliasing."""
     from skimage.color import gray2rgb, rgb2gray
     from skimage.transform import resize
 

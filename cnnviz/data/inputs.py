@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.core.errors import CnnvizError, check_seed
 from cnnviz.data.images import read_image, to_model_input, to_unit_range
 from cnnviz.data.readers import Shape
 from cnnviz.data.sources import as_source, data_for
-from cnnviz.errors import CnnvizError, check_seed
 
 
 def pick_digit(labels: np.ndarray, digit: int, seed: int = 0, classes: int = 10) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 
 MAX_CLASSES = 2**16
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.preprocess import Preprocess, named
+from cnnviz.core.tables import SPLITS
 from cnnviz.data.images import decode, images_to_model_input
 from cnnviz.data.labels import MAX_CLASSES, checked_labels
-from cnnviz.errors import CnnvizError
-from cnnviz.preprocess import Preprocess, named
-from cnnviz.tables import SPLITS
 
 Batch = tuple[np.ndarray, np.ndarray | None]
 Shape = tuple[int, int, int]
@@ -288,7 +288,7 @@ TF_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 def tf_decodes(files: list[str]) -> bool:
     """Whether tf.data decodes these files: under the TensorFlow backend (never under JAX,
     where TensorFlow may be absent) and in formats ``tf.io.decode_image`` reads."""
-    from cnnviz.backend import backend_name
+    from cnnviz.core.backend import backend_name
 
     return backend_name() == "tensorflow" and all(
         os.path.splitext(f)[1].lower() in TF_SUFFIXES for f in files)

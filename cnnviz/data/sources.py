@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.preprocess import Preprocess
 from cnnviz.data.formats import load_dataset
 from cnnviz.data.images import to_unit_range
 from cnnviz.data.readers import (
@@ -33,8 +35,6 @@ from cnnviz.data.readers import (
     tf_batches,
     tf_decodes,
 )
-from cnnviz.errors import CnnvizError
-from cnnviz.preprocess import Preprocess
 
 
 def model_inputs(pixels: np.ndarray, preprocess: Preprocess) -> np.ndarray:

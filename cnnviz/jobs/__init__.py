@@ -2,7 +2,7 @@
 (never over an earlier run's without ``force``) and say what happened. The command line parses
 its options, calls one of these and prints the :class:`Outcome`."""
 
-from cnnviz.lazy import lazy_exports
+from cnnviz.core.lazy import lazy_exports
 
 # Each name from its own module, loaded on first use: a command loads only its own job's code
 # (the atlas's, with its cluster runner, took 0.16 s of every command).

@@ -8,15 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.activations import activations
 from cnnviz.atlas.build import AtlasParts, AtlasSpec, ProgressFn, compute_parts
 from cnnviz.atlas.site import example_strips, write_site
+from cnnviz.core.units import OutputUnit
 from cnnviz.data import to_unit_range
 from cnnviz.data.sources import data_for, model_inputs, no_data_note
 from cnnviz.jobs.common import Outcome
-from cnnviz.models import ModelFacts, conv_layers, get_layer
-from cnnviz.receptive import receptive_field
-from cnnviz.units import OutputUnit
+from cnnviz.maps.activations import activations
+from cnnviz.model.facts import ModelFacts, conv_layers, get_layer
+from cnnviz.model.receptive import receptive_field
 
 
 def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,

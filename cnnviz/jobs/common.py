@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.timing import timed
 from cnnviz.data.inputs import InputChoice, select_input
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import data_for, no_data_note
-from cnnviz.errors import CnnvizError
-from cnnviz.models import (
+from cnnviz.model.facts import (
     ModelFacts,
 )
-from cnnviz.timing import timed
 
 
 @dataclass
@@ -60,3 +62,10 @@ def choose_input(facts: ModelFacts, spec: InputSpec) -> tuple[InputChoice, Sourc
     choice = select_input(shape, facts.preprocess, digit=spec.digit, index=spec.index,
                           image=spec.image, dataset=source, seed=spec.seed, invert=spec.invert)
     return choice, source
+
+
+def check_checkpoint(seconds: float) -> None:
+    """Refuse a checkpoint interval that is not a number of seconds ≥ 0."""
+    if not np.isfinite(seconds) or seconds < 0:
+        raise CnnvizError(f"--checkpoint must be a number of seconds ≥ 0 (0: only at Ctrl-C), "
+                          f"got {seconds}")

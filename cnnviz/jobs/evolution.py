@@ -1,5 +1,5 @@
 """``evolution``: how a layer's filters developed while the network trained, from the
-snapshots :class:`~cnnviz.callbacks.FilterSnapshots` left."""
+snapshots :class:`~cnnviz.training.callbacks.FilterSnapshots` left."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import refuse_overwrite
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import refuse_overwrite
 from cnnviz.jobs.common import Outcome
 from cnnviz.render.evolution import evolution_figure, evolution_png
 from cnnviz.render.grids import save_png

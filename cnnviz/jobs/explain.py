@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from cnnviz.attribution import ATTRIBUTIONS, BASELINES, METHODS, Target, explain
+from cnnviz.attribution.metrics import evaluate
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.units import OutputUnit
 from cnnviz.data.sources import model_inputs
-from cnnviz.errors import CnnvizError
 from cnnviz.jobs.common import InputSpec, Outcome, choose_input
-from cnnviz.metrics import evaluate
-from cnnviz.models import (
+from cnnviz.model.facts import (
     ModelFacts,
 )
 from cnnviz.render import views
-from cnnviz.units import OutputUnit
 
 
 def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str = "gradcam",

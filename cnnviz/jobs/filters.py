@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.units import OutputUnit, check_unit
 from cnnviz.data.sources import bundled_fits, data_for, no_data_note
-from cnnviz.errors import CnnvizError
-from cnnviz.jobs.common import InputSpec, Outcome, choose_input
-from cnnviz.models import (
+from cnnviz.jobs.common import InputSpec, Outcome, check_checkpoint, choose_input
+from cnnviz.model.facts import (
     ModelFacts,
     default_layer,
 )
@@ -23,7 +24,6 @@ from cnnviz.parts.kinds import FilterWork, filters_in_parts
 from cnnviz.render import views
 from cnnviz.results import FilterResult
 from cnnviz.results.filters import ChunkState
-from cnnviz.units import OutputUnit, check_unit
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,6 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
         outcome = filters_outcome(facts, result, unit, order, budget, standalone)
     outcome.notes = notes
     return outcome
-
-
-def check_checkpoint(seconds: float) -> None:
-    """Refuse a checkpoint interval that is not a number of seconds ≥ 0."""
-    if not np.isfinite(seconds) or seconds < 0:
-        raise CnnvizError(f"--checkpoint must be a number of seconds ≥ 0 (0: only at Ctrl-C), "
-                          f"got {seconds}")
 
 
 def resume_filters_job(facts: ModelFacts, out: Path, *, data: Any = None, order: str = "index",

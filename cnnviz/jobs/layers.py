@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnviz.models import load, model_file
+from cnnviz.model.facts import load, model_file
 
 
 @dataclass
@@ -22,8 +22,8 @@ def layers_job(path: Path | None = None, *, size: tuple[int, int] | None = None,
                unsafe: bool = False) -> LayerTable:
     """``cnnviz layers``: a model's layers, read from the ``.keras`` configuration where it
     says everything (no TensorFlow, nothing compiled), else from the model Keras loads."""
-    from cnnviz.receptive import config_rows, layer_rows
-    from cnnviz.static import read_config_model
+    from cnnviz.model.receptive import config_rows, layer_rows
+    from cnnviz.model.static import read_config_model
 
     file = model_file(path)
     static = read_config_model(file, size) if file.suffix.lower() == ".keras" else None

@@ -7,11 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.activations import activations, class_patterns
+from cnnviz.core.errors import CnnvizError, Stopped
+from cnnviz.core.tables import SCALES
+from cnnviz.core.units import OutputUnit
+from cnnviz.data.readers import Source
 from cnnviz.data.sources import data_for, no_data_note
-from cnnviz.errors import CnnvizError
-from cnnviz.jobs.common import InputSpec, Outcome, choose_input
-from cnnviz.models import (
+from cnnviz.jobs.common import InputSpec, Outcome, check_checkpoint, choose_input
+from cnnviz.maps.activations import activations
+from cnnviz.model.facts import (
     ModelFacts,
     conv_kernels,
     default_layer,
@@ -19,11 +22,11 @@ from cnnviz.models import (
     resolve_map_layers,
 )
 from cnnviz.oip.optimize import ProgressFn
+from cnnviz.parts.engine import Tally, read_tally, save_tally
 from cnnviz.parts.kinds import PatternWork, patterns_in_parts
 from cnnviz.render import views
 from cnnviz.render.outputs import output_bars
-from cnnviz.tables import SCALES
-from cnnviz.units import OutputUnit
+from cnnviz.results import ClassPatterns
 
 
 def output_line(source: str, outputs: np.ndarray, classes: tuple[str, ...]) -> str:
@@ -73,34 +76,35 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
                  top: int = 5, only_class: int | None = None, preactivation: bool = False,
                  batch: int = 256, force: bool = False, standalone: bool = False,
                  map_images: bool = False, progress: ProgressFn | None = None,
-                 runner: Any = None, shard: int = 2000) -> Outcome:
+                 runner: Any = None, shard: int = 2000, resume: bool = False,
+                 checkpoint: float = 60.0) -> Outcome:
     """``cnnviz patterns``: the mean activation of each map per class over labelled data;
     with ``map_images``, each class's mean image of every map of ``layer`` too. With
     ``runner`` (:class:`~cnnviz.parts.cluster.RayRunner`) the data's shards of ``shard``
-    images are computed on a cluster and merged exactly."""
+    images are computed on a cluster and merged exactly. The sums of the images seen are
+    saved every ``checkpoint`` seconds (0: only at Ctrl-C); ``resume`` continues from them."""
     if top <= 0 or batch <= 0:
         raise CnnvizError("--top and --batch must be positive")
     if shard <= 0:
         raise CnnvizError(f"--shard must be a positive number of images, got {shard}")
-    with OutputUnit(out, "patterns", force, main="patterns.npz") as unit:
+    check_checkpoint(checkpoint)
+    with OutputUnit(out, "patterns", force or resume, main="patterns.npz") as unit:
+        if resume and not unit.checkpoint.exists():
+            raise CnnvizError(f"nothing to resume: {out} holds no interrupted patterns run")
         name = layer or default_layer(facts.model)
         resolve_map_layers(facts.model, [name])
-        source = data_for(facts.input_shape, data, split)
-        if source is None:
-            raise CnnvizError(no_data_note(facts.name, facts.input_shape, "class patterns",
-                                           "need labelled images"))
-        if not source.labelled:
-            raise CnnvizError(f"data set '{source.name}' has no labels: class patterns need "
-                              "them")
-        if only_class is not None and only_class not in set(source.labels().tolist()):
-            raise CnnvizError(f"class {only_class} is not in data set '{source.name}'")
+        source = _labelled(facts, data, split, only_class)
         names = [name] + ([i.name for i in list_layers(facts.model) if i.type == "Dense"]
                           if dense else [])
         options = {"preactivation": preactivation, "size": size, "batch_size": batch,
                    "map_images": map_images}
-        result = class_patterns(facts, source, None, names, on_progress=progress, **options) \
-            if runner is None else patterns_in_parts(PatternWork(facts, source, names, shard,
-                                                                 **options), runner, progress)
+        work = PatternWork(facts, source, names, shard if runner else source.size() or 1,
+                           **options)
+        try:
+            result = _patterns_pass(work, unit, runner, progress, resume, checkpoint)
+        except Stopped as stop:
+            return Outcome(notes=list(facts.notes), interrupted=_kept(stop.state, source,
+                                                                      unit))
         with unit.writing() as written:
             written += result.save(out / "patterns.npz")
             written += views.write_pattern_views(result, out, standalone=standalone)
@@ -111,3 +115,49 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
                      if (only_class is None or c == only_class) and result.counts[c]]
     outcome.lines.append(outcome.wrote())
     return outcome
+
+
+def _labelled(facts: ModelFacts, data: Any, split: str, only_class: int | None) -> Source:
+    """The labelled data class patterns read."""
+    source = data_for(facts.input_shape, data, split)
+    if source is None:
+        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "class patterns",
+                                       "need labelled images"))
+    if not source.labelled:
+        raise CnnvizError(f"data set '{source.name}' has no labels: class patterns need them")
+    if only_class is not None and only_class not in set(source.labels().tolist()):
+        raise CnnvizError(f"class {only_class} is not in data set '{source.name}'")
+    return source
+
+
+def _patterns_pass(work: PatternWork, unit: OutputUnit, runner: Any,
+                   progress: ProgressFn | None, resume: bool, every: float) -> ClassPatterns:
+    """The class patterns of ``work``, continued from the unit's checkpoint with ``resume``;
+    the sums so far are saved there every ``every`` seconds and at Ctrl-C (for data whose
+    size is known: other data cannot be resumed part way)."""
+    stamp = work.stamp()
+    tally = read_tally(unit.checkpoint, stamp, ClassPatterns.load) if resume else None
+    size = work.data.size()
+    if tally is not None and size is not None and tally.covered[-1][1] > size:
+        raise CnnvizError(f"{unit.checkpoint} covers images past the data's end ({size})")
+
+    def save(done: Tally) -> None:
+        if size is not None and done.value is not None:
+            save_tally(done, unit.checkpoint, stamp)
+
+    try:
+        return patterns_in_parts(work, runner, progress, tally=tally, on_checkpoint=save,
+                                 checkpoint_every=every)
+    except Stopped as stop:
+        save(stop.state)
+        raise
+
+
+def _kept(tally: Tally, source: Source, unit: OutputUnit) -> str:
+    """What Ctrl-C kept of a class-pattern pass, in words."""
+    size = source.size()
+    if size is None or tally.value is None:
+        why = "its size is not known" if size is None else "no batch had finished"
+        return f"nothing was kept ({why}): the same command starts again"
+    return (f"kept the sums of {tally.count:,} of {size:,} images in {unit.checkpoint}; "
+            "the same command with --resume continues")

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cnnviz.core.timing import span
 from cnnviz.data.sources import no_data_note
-from cnnviz.models import ModelFacts
+from cnnviz.model.facts import ModelFacts
 from cnnviz.serve.app import create_app, is_loopback, make_server, run_server
 from cnnviz.serve.engine import Explorer
 from cnnviz.serve.live import LiveView
-from cnnviz.timing import span
 
 
 def explorer_app(facts: ModelFacts, *, data: Any = None, atlas: str | Path | None = None,

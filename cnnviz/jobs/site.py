@@ -6,18 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.units import OutputUnit
 from cnnviz.data.sources import bundled_fits, no_data_note
-from cnnviz.errors import CnnvizError
 from cnnviz.jobs.common import InputSpec, Outcome
 from cnnviz.jobs.explain import explain_job
 from cnnviz.jobs.filters import AscentSpec, filters_job
 from cnnviz.jobs.maps import activations_job, kernels_job, patterns_job
-from cnnviz.models import (
+from cnnviz.model.facts import (
     ModelFacts,
     load,
 )
-from cnnviz.report import StatusFn, build_report
-from cnnviz.units import OutputUnit
+from cnnviz.report.build import StatusFn, build_report
 
 
 def report_job(facts: ModelFacts, out: Path, *, results: Path | None = None,
@@ -25,7 +25,7 @@ def report_job(facts: ModelFacts, out: Path, *, results: Path | None = None,
                data: Any = None, size: tuple[int, int] | None = None, force: bool = False,
                status: StatusFn | None = None) -> Outcome:
     """``cnnviz report``: one self-contained HTML file."""
-    from cnnviz.fileio import write_text
+    from cnnviz.core.fileio import write_text
 
     notes = list(facts.notes)
     with report_unit(out, force) as unit:

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import check_writable, refuse_overwrite, write_text
 from cnnviz.data import images_to_model_input, load_dataset
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import check_writable, refuse_overwrite, write_text
 from cnnviz.jobs.common import Outcome
 from cnnviz.jobs.evolution import evolution_job
-from cnnviz.models import get_layer
+from cnnviz.model.facts import get_layer
 from cnnviz.render.grids import save_png
 from cnnviz.render.history import history_figure, history_png
 from cnnviz.render.page import write_page
@@ -54,11 +54,11 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
     ``standardize``), train it (``fit``: learning rate, momentum, schedule, decay, l1, l2,
     seed) holding out ``validation``, save it and its history (JSON, PNG and HTML curves).
     While it trains, the last finished epoch and the best one are kept beside the model
-    (:class:`~cnnviz.train.Checkpoint`): Ctrl-C keeps them, and :func:`resume_train_job`
+    (:class:`~cnnviz.training.train.Checkpoint`): Ctrl-C keeps them, and :func:`resume_train_job`
     continues. With ``snapshots`` (layer names), the patterns of those layers' filters and the
     maps of one test image per class are kept every ``snapshot_every`` epochs in
     ``NAME.snapshots/`` beside the model, with a page that plays them (:func:`evolution_job`)."""
-    from cnnviz.train import Checkpoint, learning_rate_schedule
+    from cnnviz.training.train import Checkpoint, learning_rate_schedule
 
     settings = {"data": data, "conv": conv, "pool_after": pool_after, "dense": dense,
                 "epochs": epochs, "batch_size": batch_size, "n_train": n_train,
@@ -74,7 +74,7 @@ def train_job(out: Path, *, data: str = "bundled", conv: list[int] | None = None
 def resume_train_job(out: Path, progress: TrainProgressFn | None = None) -> Outcome:
     """``cnnviz train --resume``: continue the run that stopped while training ``out`` from its
     last finished epoch, with the settings it was started with."""
-    from cnnviz.train import Checkpoint
+    from cnnviz.training.train import Checkpoint
 
     checkpoint = Checkpoint(out)
     if not checkpoint.exists():
@@ -118,7 +118,7 @@ def _check_space(out: Path, model: Any) -> None:
 def _train_run(out: Path, checkpoint: Any, progress: TrainProgressFn | None) -> Outcome:
     """Train as ``checkpoint.settings`` say (from the last finished epoch where it has one)
     and write the model, its history and snapshots."""
-    from cnnviz.train import save_model, train
+    from cnnviz.training.train import save_model, train
 
     settings = checkpoint.settings
     fit, epochs, snapshots = settings["fit"], settings["epochs"], settings["snapshots"]
@@ -208,8 +208,8 @@ def _watchers(layers: list[str], folder: Path, dataset: Any, shape: tuple[int, .
         return []
     import numpy as np
 
-    from cnnviz.callbacks import ActivationSnapshots, FilterSnapshots
-    from cnnviz.preprocess import for_model
+    from cnnviz.core.preprocess import for_model
+    from cnnviz.training.callbacks import ActivationSnapshots, FilterSnapshots
 
     firsts = [int(np.flatnonzero(dataset.y_test == c)[0]) for c in np.unique(dataset.y_test)]
     images = images_to_model_input(dataset.x_test[firsts], shape, for_model(model))
@@ -223,7 +223,7 @@ def _model(dataset: Any, shape: tuple[int, ...], conv: list[int] | None,
            validation: float | str | None, standardize: bool, fit: dict[str, Any]) -> Any:
     """The reference CNN to train; with ``standardize``, its per-pixel statistics over the
     pixels it trains on, as the model scales them (0..1)."""
-    from cnnviz.train import build_cnn, standardizing_statistics
+    from cnnviz.training.train import build_cnn, standardizing_statistics
 
     stats = standardizing_statistics(dataset.x_train[:n_train], dataset.y_train[:n_train],
                                      shape, validation, fit.get("seed", 0)) \

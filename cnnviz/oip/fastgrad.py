@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cnnviz.backend import backend_name, keras
+from cnnviz.core.backend import backend_name, keras
 
 
 def ascent_forward(feature: Any) -> Callable[[Any], Any]:

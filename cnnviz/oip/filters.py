@@ -10,19 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.activations import activations, top_examples
-from cnnviz.backend import backend_name, keras
+from cnnviz.core.backend import backend_name, keras
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.timing import span, timed
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import as_source, model_inputs
-from cnnviz.errors import CnnvizError
-from cnnviz.graph import has_fused_activation
-from cnnviz.models import (
+from cnnviz.maps.activations import activations, top_examples
+from cnnviz.model.facts import (
     ModelFacts,
     as_facts,
     check_finite_weights,
     get_layer,
     resolve_map_layers,
 )
+from cnnviz.model.graph import has_fused_activation
+from cnnviz.model.receptive import receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
 from cnnviz.oip.presets import make_objective, objective_kind, preset
@@ -33,10 +35,8 @@ from cnnviz.oip.settings import (
     Settings,
     bytes_per_image,
 )
-from cnnviz.receptive import receptive_field
 from cnnviz.results import FilterResult, Meta
 from cnnviz.results.filters import ChunkState
-from cnnviz.timing import span, timed
 
 
 def chosen_filters(model: ModelFacts | Any, layer: str,

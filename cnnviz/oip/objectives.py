@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cnnviz.backend import keras
+from cnnviz.core.backend import keras
 
 ScoreFn = Callable[[Mapping[str, Any], Any], Any]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import ModelCache, compile_step, keras, value_and_grad
-from cnnviz.errors import CnnvizError
-from cnnviz.graph import feature_model
-from cnnviz.models import ModelFacts, as_facts, as_list
+from cnnviz.core.backend import ModelCache, compile_step, keras, value_and_grad
+from cnnviz.core.errors import CnnvizError, Stopped
+from cnnviz.model.facts import ModelFacts, as_facts, as_list
+from cnnviz.model.graph import feature_model
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.fastgrad import ascent_forward
 from cnnviz.oip.param import make_param, start_images
@@ -129,14 +129,6 @@ class _Stepper:
         except KeyboardInterrupt:
             raise Stopped(snapshot()) from None
         return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), curve.upto(steps)
-
-
-class Stopped(KeyboardInterrupt):
-    """Ctrl-C during a chunk's ascent, with the chunk's state when it came."""
-
-    def __init__(self, state: ChunkState) -> None:
-        super().__init__("interrupted")
-        self.state = state
 
 
 def _penalized(score: Any, image: Any, s: Settings, mid: Any, span: float) -> Any:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import keras
-from cnnviz.errors import CnnvizError
-from cnnviz.tables import PARAMETERIZATIONS, STARTS
+from cnnviz.core.backend import keras
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.tables import PARAMETERIZATIONS, STARTS
 
 # A square root of ImageNet's RGB colour covariance (pixels in 0..1), as published with lucid
 # (github.com/tensorflow/lucid, optvis/param/color.py); its columns are the decorrelated

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
-from cnnviz.models import ModelFacts, as_facts
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.tables import COLOURS, OBJECTIVES, PRESETS
+from cnnviz.model.facts import ModelFacts, as_facts
+from cnnviz.model.receptive import receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.param import colour_basis
 from cnnviz.oip.settings import Settings
 from cnnviz.oip.transforms import Transforms
-from cnnviz.receptive import receptive_field
-from cnnviz.tables import COLOURS, OBJECTIVES, PRESETS
 
 
 def field_side(model: ModelFacts | Any, layer: str, shape: tuple[int, int, int]) -> int:

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.activations import channel_means
-from cnnviz.backend import keras
-from cnnviz.models import ModelFacts, as_facts
+from cnnviz.core.backend import keras
+from cnnviz.maps.activations import channel_means
+from cnnviz.model.facts import ModelFacts, as_facts
 from cnnviz.oip.transforms import affine_params, apply_affine
 
 

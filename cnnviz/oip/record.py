@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import keras
+from cnnviz.core.backend import keras
 from cnnviz.oip.settings import RECORD_STEPS, Settings
 from cnnviz.oip.transforms import IDENTITY
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError, check_finite, check_seed
-from cnnviz.models import list_layers
+from cnnviz.core.errors import CnnvizError, check_finite, check_seed
+from cnnviz.core.tables import PARAMETERIZATIONS, STARTS, UPDATES
+from cnnviz.model.facts import list_layers
 from cnnviz.oip.transforms import Transforms
-from cnnviz.tables import PARAMETERIZATIONS, STARTS, UPDATES
 
 DEFAULT_BUDGET = 512 * 2**20
 
@@ -105,7 +105,7 @@ def bytes_per_image(model: Any, layer: str, shape: tuple[int, int, int] | None =
 def _bytes_at(model: Any, layer: str, shape: tuple[int, int, int]) -> int:
     """:func:`bytes_per_image` where the sizes come from ``shape``: the top-level layers' output
     shapes inferred for it (a nested model counts as its output)."""
-    from cnnviz.backend import keras
+    from cnnviz.core.backend import keras
 
     names = [item.name for item in model.layers if type(item).__name__ != "InputLayer"]
     upto = names[:names.index(layer.split("/")[0]) + 1]

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import keras
-from cnnviz.errors import CnnvizError, check_finite
-from cnnviz.tables import FILL_MODES
+from cnnviz.core.backend import keras
+from cnnviz.core.errors import CnnvizError, check_finite
+from cnnviz.core.tables import FILL_MODES
 
 IDENTITY = np.array([1, 0, 0, 0, 1, 0, 0, 0], dtype=np.float32)
 

@@ -11,8 +11,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from cnnviz.backend import START_ENV
-from cnnviz.errors import CnnvizError
+from cnnviz.core.backend import START_ENV
+from cnnviz.core.errors import CnnvizError
 from cnnviz.parts.engine import Part, Work
 
 
@@ -36,8 +36,10 @@ class RayRunner:
                  workers: int | None = None) -> None:
         self.address, self.cpus, self.workers = address, cpus, workers
 
-    def run(self, work: Work, todo: list[Part], progress: Any) -> Iterator[tuple[Part, Any]]:
-        """Each part with its result, as the cluster finishes it."""
+    def run(self, work: Work, todo: list[Part], progress: Any, partial: Any = None
+            ) -> Iterator[tuple[Part, Any]]:
+        """Each part with its result, as the cluster finishes it (a part's own partial
+        values stay in its worker: a cluster's checkpoints are the parts finished)."""
         if not todo:
             return
         try:

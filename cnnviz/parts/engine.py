@@ -6,15 +6,17 @@ another run is refused."""
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import write_text
-from cnnviz.units import digest
+from cnnviz.core.errors import CnnvizError, Stopped
+from cnnviz.core.fileio import write_text
+from cnnviz.core.units import digest
 
 ProgressFn = Callable[[int, int], None]
 
@@ -78,14 +80,29 @@ class Progress:
         self.within(0)
 
 
-class InProcess:
-    """Runs the parts one after the other in this process."""
+class PartStopped(Stopped):
+    """Ctrl-C inside ``part``, with its value over its first ``done`` items (``state``)."""
 
-    def run(self, work: Work, todo: list[Part], progress: Progress
+    def __init__(self, part: Part, state: object, done: int) -> None:
+        super().__init__(state, done)
+        self.part = part
+
+
+class InProcess:
+    """Runs the parts one after the other in this process; a part that Ctrl-C stops hands
+    over what it computed (:class:`PartStopped`), and one of a data pass hands its partial
+    value to ``partial`` every ``partial.every`` seconds."""
+
+    def run(self, work: Work, todo: list[Part], progress: Progress, partial: Any = None
             ) -> Iterator[tuple[Part, Any]]:
         """Each part with its result, as it finishes."""
         for part in todo:
-            yield part, work.compute(part, progress.within)
+            extra = {} if partial is None else {"partial": partial}
+            try:
+                value = work.compute(part, progress.within, **extra)
+            except Stopped as stop:
+                raise PartStopped(part, stop.state, stop.done) from None
+            yield part, value
 
 
 @dataclass
@@ -154,3 +171,133 @@ def _read(work: Work, part: Part, folder: Path, stamp: dict[str, Any]) -> Any:
         return work.load(part, path)
     except (OSError, CnnvizError):
         return None
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a data pass covered so far: the exactly merged value of the item ranges done (a
+    result with ``merged``), and those ranges, joined and in order."""
+
+    value: Any = None
+    covered: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def count(self) -> int:
+        """How many items the ranges cover."""
+        return sum(b - a for a, b in self.covered)
+
+    def plus(self, first: int, last: int, value: Any) -> Tally:
+        """This tally and ``value``, the result of items ``first``..``last``."""
+        if value is None or last <= first:
+            return self
+        merged = value if self.value is None else self.value.merged(value)
+        spans: list[tuple[int, int]] = []
+        for a, b in sorted([*self.covered, (first, last)]):
+            if spans and a <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(b, spans[-1][1]))
+            else:
+                spans.append((a, b))
+        return Tally(merged, tuple(spans))
+
+    def missing(self, first: int, last: int) -> list[tuple[int, int]]:
+        """The ranges of ``first``..``last`` not covered yet."""
+        gaps, at = [], first
+        for a, b in self.covered:
+            if a > at and at < last:
+                gaps.append((at, min(a, last)))
+            at = max(at, b)
+        return gaps + ([(at, last)] if at < last else [])
+
+
+class _Partial:
+    """A running part's partial values, joined with the parts finished, handed to
+    ``report`` at most every ``every`` seconds."""
+
+    def __init__(self, report: Callable[[Tally], None] | None, every: float) -> None:
+        self.report, self.every = report, every if report else 0.0
+        self.tally, self.last, self.reported = Tally(), time.monotonic(), -1
+
+    def due(self) -> bool:
+        """Whether a checkpoint is due."""
+        return self.every > 0 and time.monotonic() - self.last >= self.every
+
+    def __call__(self, part: Part, value: Any, done: int) -> None:
+        """``value``: ``part``'s result over its first ``done`` items."""
+        if self.report and self.due() and part.last >= 0:
+            self._report(self.tally.plus(part.first, part.first + done, value))
+
+    def finished(self) -> None:
+        """A part finished (and joined the tally)."""
+        if self.report and self.due():
+            self._report(self.tally)
+
+    def _report(self, tally: Tally) -> None:
+        if tally.count != self.reported:  # a part's last batch, then the part: once
+            self.report(tally)  # type: ignore[misc]
+            self.reported = tally.count
+        self.last = time.monotonic()
+
+
+def run_pass(work: Work, tally: Tally | None = None, runner: Any = None,
+             on_progress: ProgressFn | None = None,
+             on_checkpoint: Callable[[Tally], None] | None = None,
+             checkpoint_every: float = 60.0) -> Tally:
+    """A data pass (parts are item ranges whose results merge exactly): the parts of ``work``
+    that ``tally`` (what an earlier, interrupted run covered) lacks, computed by ``runner``
+    and merged into it. Every ``checkpoint_every`` seconds ``on_checkpoint`` gets what is
+    covered so far — in this process inside a running part too, on a cluster as parts finish;
+    Ctrl-C raises :class:`~cnnviz.core.errors.Stopped` with the same."""
+    plan = work.plan()
+    partial = _Partial(on_checkpoint, checkpoint_every)
+    partial.tally = tally or Tally()
+    todo = [Part(p.layer, a, b, b - a) for p in plan if p.last >= 0
+            for a, b in partial.tally.missing(p.first, p.last)] + \
+        [p for p in plan if p.last < 0 and not partial.tally.covered]
+    progress = Progress(sum(p.units for p in plan), on_progress)
+    progress.advance(partial.tally.count)
+    try:
+        for part, value in (runner or InProcess()).run(work, todo, progress, partial):
+            partial.tally = partial.tally.plus(part.first, part.last, value) \
+                if part.last >= 0 else Tally(value)  # a source of unknown size: all of it
+            progress.advance(part.units)
+            partial.finished()
+    except PartStopped as stop:
+        known = stop.part.last >= 0
+        raise Stopped(partial.tally.plus(stop.part.first, stop.part.first + stop.done,
+                                         stop.state) if known else partial.tally) from None
+    except KeyboardInterrupt:
+        raise Stopped(partial.tally) from None
+    return partial.tally
+
+
+def save_tally(tally: Tally, path: Path, stamp: dict[str, Any]) -> None:
+    """Write ``tally`` (a checkpoint of a data pass) to ``path`` in one step, with the digests
+    of the model, data and settings it came from."""
+    value = copy.copy(tally.value)
+    value.params = {**value.params, "covered": [list(s) for s in tally.covered],
+                    "stamp": json.loads(json.dumps(stamp))}
+    value.save(path, twin=False)
+
+
+def read_tally(path: Path, stamp: dict[str, Any], load: Callable[[Path], Any]) -> Tally:
+    """The tally :func:`save_tally` wrote to ``path``; one of another model, data or settings
+    is refused in one line."""
+    value = load(path)
+    params = dict(value.params)
+    theirs, covered = params.pop("stamp", None), params.pop("covered", None)
+    if not isinstance(theirs, dict) or not isinstance(covered, list):
+        raise CnnvizError(f"{path} is not a checkpoint of a data pass: pass --force to start "
+                          "again")
+    differs = [key for key in stamp if theirs.get(key) != json.loads(json.dumps(stamp[key]))]
+    if differs:
+        raise CnnvizError(f"{path} was made from another {' and '.join(differs)}: run the "
+                          "interrupted command as it was, or pass --force to start again")
+    try:
+        spans = tuple((int(a), int(b)) for a, b in covered)
+        if any(not 0 <= a < b for a, b in spans):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise CnnvizError(f"{path} is damaged (its covered ranges): pass --force to start "
+                          "again") from None
+    value.params = params
+    return Tally(value, spans)

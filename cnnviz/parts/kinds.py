@@ -8,13 +8,14 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
-from cnnviz.activations import class_patterns
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import shard
-from cnnviz.models import ModelFacts
+from cnnviz.maps.patterns import class_patterns
+from cnnviz.model.facts import ModelFacts
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.settings import Settings
-from cnnviz.parts.engine import Part, Work, run_parts
+from cnnviz.parts.engine import Part, Tally, Work, run_parts, run_pass
 from cnnviz.results import ClassPatterns, FilterResult, merge
 from cnnviz.version import __version__
 
@@ -59,7 +60,7 @@ def filters_in_parts(work: FilterWork, runner: Any = None,
 
 class PatternWork(Work):
     """Class patterns of ``layers`` over ``data`` (a labelled source), ``shard`` images a part;
-    the keyword ``options`` are :func:`~cnnviz.activations.class_patterns`'s."""
+    the keyword ``options`` are :func:`~cnnviz.maps.patterns.class_patterns`'s."""
 
     def __init__(self, facts: ModelFacts, data: Source, layers: list[str], shard: int = 2000,
                  **options: Any) -> None:
@@ -73,9 +74,13 @@ class PatternWork(Work):
         return [Part("", a, min(a + self.shard, size), min(self.shard, size - a))
                 for a in range(0, size, self.shard)]
 
-    def compute(self, part: Part, on_progress: Callable[[int, Any], None] | None = None) -> Any:
+    def compute(self, part: Part, on_progress: Callable[[int, Any], None] | None = None,
+                partial: Any = None) -> Any:
         data = self.data if part.last < 0 else shard(self.data, part.first, part.last)
         return class_patterns(self.facts, data, None, self.layers, on_progress=on_progress,
+                              on_checkpoint=None if partial is None else
+                              lambda value, done: partial(part, value, done),
+                              checkpoint_every=0.0 if partial is None else partial.every,
                               **self.options)
 
     def stamp(self) -> dict[str, Any]:
@@ -85,9 +90,16 @@ class PatternWork(Work):
 
 
 def patterns_in_parts(work: PatternWork, runner: Any = None,
-                      on_progress: Callable[[int, int], None] | None = None) -> ClassPatterns:
-    """The class patterns of ``work`` computed in data shards and merged exactly."""
-    joined = merge(*run_parts(work, runner, on_progress=on_progress).of(""))
+                      on_progress: Callable[[int, int], None] | None = None, *,
+                      tally: Tally | None = None,
+                      on_checkpoint: Callable[[Tally], None] | None = None,
+                      checkpoint_every: float = 60.0) -> ClassPatterns:
+    """The class patterns of ``work`` computed in data shards and merged exactly; ``tally``
+    is what an interrupted run covered, ``on_checkpoint`` gets what is covered every
+    ``checkpoint_every`` seconds, and Ctrl-C raises :class:`~cnnviz.core.errors.Stopped`
+    with it (:func:`~cnnviz.parts.engine.run_pass`)."""
+    joined = run_pass(work, tally, runner, on_progress, on_checkpoint, checkpoint_every).value
+    if joined is None:
+        raise CnnvizError(f"the data set {work.data.name} is empty")
     joined.meta = replace(joined.meta, data_digest=work.data.digest())  # the whole data's
     return joined
-

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import write_bytes
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import write_bytes
+from cnnviz.core.tables import SCALES
+from cnnviz.core.text import plain_label
+from cnnviz.core.timing import phase
 from cnnviz.render.outputs import output_bars
 from cnnviz.render.tiles import grid_shape, mosaic, normalize_each
-from cnnviz.tables import SCALES
-from cnnviz.text import plain_label
-from cnnviz.timing import phase
 
 PNG_DPI = 110
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.fileio import write_bytes, write_text
+from cnnviz.core.fileio import write_bytes, write_text
 from cnnviz.render.tiles import mosaic
 
 PLOTLY_JS = "plotly.min.js"

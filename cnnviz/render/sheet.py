@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.text import printable
 from cnnviz.render.tiles import grid_shape, to_unit
-from cnnviz.text import printable
 
 TILE = 112  # a tile's height in pixels, reached by a whole-number zoom where the image is smaller
 MAX_WIDTH = 2400  # wider sheets shrink their tiles

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 
 
 def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:

@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.tables import ORDERS
+from cnnviz.core.text import file_stem
+from cnnviz.core.timing import timed
 from cnnviz.render import figures, grids, sheet
 from cnnviz.render.outputs import is_probabilities
 from cnnviz.render.page import write_page
 from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
-from cnnviz.tables import ORDERS
-from cnnviz.text import file_stem
-from cnnviz.timing import timed
 
 
 @timed("render")

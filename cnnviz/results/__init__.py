@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.results.attributions import Attributions, to_display
 from cnnviz.results.filters import FilterResult
 from cnnviz.results.maps import Activations, ClassPatterns

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.results.store import (
     Meta,
     named_arrays,

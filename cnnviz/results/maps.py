@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.results.store import (
     Meta,
     joined,
@@ -117,11 +117,12 @@ class ClassPatterns:
         """"map" for a layer with 2-D maps, "unit" for a dense layer."""
         return "map" if self.params.get("kinds", {}).get(layer) == "maps" else "unit"
 
-    def save(self, path: str | Path) -> tuple[Path, Path]:
-        """Write ``path`` (.npz) and its ``.json`` twin."""
+    def save(self, path: str | Path, twin: bool = True) -> tuple[Path, ...]:
+        """Write ``path`` (.npz) and its ``.json`` twin (with ``twin=False`` the metadata goes
+        inside the one ``.npz``: a checkpoint)."""
         arrays = {"counts": self.counts, **numbered("mean", self.means),
                   **numbered("std", self.stds), **numbered("image", self.images)}
-        return save_arrays(path, "class patterns", arrays, self.meta, self.params,
+        return save_arrays(path, "class patterns", arrays, self.meta, self.params, twin=twin,
                            maps=self.layers, class_names=list(self.class_names),
                            image_layers=list(self.images))
 

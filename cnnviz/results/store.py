@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import load_results, save_results
-from cnnviz.preprocess import Preprocess, named
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import load_results, save_results
+from cnnviz.core.preprocess import Preprocess, named
 from cnnviz.version import __version__
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cnnviz.attribution import METHODS
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.serve.figures import canvas_figure
 from cnnviz.serve.live import LiveView, page_options
 from cnnviz.serve.uploads import MAX_BYTES
@@ -192,7 +192,7 @@ def _layout(live: LiveView, dcc: Any, html: Any) -> Any:
 
 
 def _deepest_conv(explorer: Any) -> str:
-    from cnnviz.models import conv_layers
+    from cnnviz.model.facts import conv_layers
 
     found = conv_layers(explorer.facts.model)
     return found[-1] if found else explorer.layers[-1]

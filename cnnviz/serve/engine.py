@@ -16,12 +16,11 @@ from cnnviz.atlas.build import AtlasParts, read_atlas
 from cnnviz.atlas.site import example_strips
 from cnnviz.atlas.stats import MapStatistics, map_statistics
 from cnnviz.attribution import CAMS, METHODS, make_method
-from cnnviz.backend import compile_step, keras
+from cnnviz.core.backend import compile_step, keras
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data import to_model_input, to_unit_range
 from cnnviz.data.sources import data_for, model_inputs
-from cnnviz.errors import CnnvizError
-from cnnviz.graph import feature_model
-from cnnviz.models import (
+from cnnviz.model.facts import (
     ModelFacts,
     as_list,
     conv_layers,
@@ -29,9 +28,10 @@ from cnnviz.models import (
     get_layer,
     map_layers,
 )
+from cnnviz.model.graph import feature_model
+from cnnviz.model.receptive import receptive_field
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
-from cnnviz.receptive import receptive_field
 
 DRAWN = (28, 28, 1)  # models that take this get a drawing canvas
 

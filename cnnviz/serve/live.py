@@ -13,8 +13,8 @@ import numpy as np
 
 from cnnviz.atlas.site import png
 from cnnviz.attribution import CAMS
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data.images import to_model_input
-from cnnviz.errors import CnnvizError
 from cnnviz.serve import figures
 from cnnviz.serve.engine import Explorer, FilterView
 from cnnviz.serve.raster import MAX_STROKES, rasterize, strokes_from_shapes

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 
 CANVAS = 28.0  # the drawing's coordinates run 0..28 on both axes, y downwards
 SIDE, BOX = 28, 20  # MNIST: 28×28 images, the digit normalized into a 20×20 box

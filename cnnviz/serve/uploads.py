@@ -11,8 +11,8 @@ import warnings
 
 import numpy as np
 
+from cnnviz.core.errors import CnnvizError
 from cnnviz.data import MIN_SIDE, pil_pixels, to_unit_range
-from cnnviz.errors import CnnvizError
 
 MAX_BYTES = 8 * 2**20
 MAX_MEGAPIXELS = 16

@@ -9,22 +9,20 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import ModelCache, backend_name, compile_step, keras
-from cnnviz.cache import cached
-from cnnviz.data import checked_labels
+from cnnviz.core.backend import ModelCache, backend_name, compile_step, keras
+from cnnviz.core.cache import cached
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.timing import timed
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import as_source, converted
-from cnnviz.errors import CnnvizError
-from cnnviz.graph import feature_model
-from cnnviz.models import (
+from cnnviz.model.facts import (
     ModelFacts,
     as_facts,
     as_list,
-    get_layer,
     resolve_map_layers,
 )
-from cnnviz.results import Activations, ClassPatterns, Meta
-from cnnviz.timing import timed
+from cnnviz.model.graph import feature_model
+from cnnviz.results import Activations, Meta
 
 
 @timed("compute")
@@ -166,73 +164,6 @@ def reduced_batches(facts: ModelFacts, source: Source, layers: list[str], *,
     map reduced to its mean, max or centre unit) from one compiled pass, and its labels."""
     return _streamed(facts, source, layers, preactivation, size, batch_size, on_progress,
                      reduce)
-
-
-@timed("compute")
-def class_patterns(model: ModelFacts | Any, images: Any, labels: np.ndarray | None,
-                   layers: str | list[str], *, class_names: tuple[str, ...] | None = None,
-                   preactivation: bool = False, data: str | None = None,
-                   size: tuple[int, int] | None = None, batch_size: int = 256,
-                   map_images: bool = False,
-                   on_progress: ProgressFn | None = None) -> ClassPatterns:
-    """Mean and spread of every map (unit) of ``layers`` for each class of a labelled data set
-    — raw images (uint8 or 0..1) with ``labels``, or a labelled source (a folder, ``tfds:``,
-    batches) — streamed through one compiled pass: memory does not grow with the data set.
-    With ``map_images``, also each class's mean image of every map (``images``). ``data``
-    names the data set in the result; ``size`` the input size for a model that takes any."""
-    facts = as_facts(model)
-    source = as_source(images, labels, class_names)
-    if not source.labelled:
-        raise CnnvizError("the data set has no labels: class patterns need one label per image")
-    names = [layers] if isinstance(layers, str) else list(layers)
-    n_classes = len(source.class_names)
-    counts = np.zeros(n_classes, np.int64)
-    sums: list[np.ndarray] = []
-    squares: list[np.ndarray] = []
-    images: dict[str, np.ndarray] = {}
-    for _, values, y in _streamed(facts, source, names, preactivation, size, batch_size,
-                                  on_progress, "none" if map_images else "mean"):
-        y = checked_labels(y, source.name)
-        n_classes = max(n_classes, int(y.max(initial=-1)) + 1)
-        counts = np.pad(counts, (0, n_classes - len(counts)))
-        counts += np.bincount(y, minlength=n_classes)
-        onehot = np.eye(n_classes)[y]
-        values = [_add_images(images, name, v, onehot) for name, v in zip(names, values,
-                                                                           strict=True)]
-        for i, v in enumerate(values):
-            if len(sums) <= i:
-                sums.append(np.zeros((0, v.shape[1])))
-                squares.append(np.zeros((0, v.shape[1])))
-            sums[i] = np.pad(sums[i], ((0, n_classes - len(sums[i])), (0, 0))) + onehot.T @ v
-            squares[i] = np.pad(squares[i], ((0, n_classes - len(squares[i])), (0, 0))) \
-                + onehot.T @ (v * v)
-    safe = np.maximum(counts, 1)[:, None]
-    means = {n: s / safe for n, s in zip(names, sums, strict=True)}
-    stds = {n: np.sqrt(np.maximum(q / safe - (s / safe) ** 2, 0.0))
-            for n, s, q in zip(names, sums, squares, strict=True)}
-    kinds = {n: "maps" if len(get_layer(facts.model, n).output.shape) == 4 else "units"
-             for n in names}
-    classes = tuple(source.class_names) + tuple(
-        str(c) for c in range(len(source.class_names), n_classes))
-    params = {"images": int(counts.sum()), "preactivation": preactivation, "kinds": kinds}
-    meta = Meta(facts.name, facts.preprocess, tuple(names), data or source.name,
-                classes=classes, model_digest=facts.digest, data_digest=source.digest())
-    shaped = {name: np.pad(total, ((0, n_classes - len(total)),) + ((0, 0),) * 3)
-              / np.maximum(counts, 1).reshape(-1, 1, 1, 1) for name, total in images.items()}
-    return ClassPatterns(means, stds, counts, classes, meta, params, shaped)
-
-
-def _add_images(images: dict[str, np.ndarray], name: str, values: np.ndarray,
-                onehot: np.ndarray) -> np.ndarray:
-    """Add a batch of (N, h, w, maps) maps to ``images[name]``'s per-class sums and return their
-    means per map (N, maps); other values pass."""
-    if values.ndim != 4:
-        return values
-    total = onehot.T @ values.reshape(len(values), -1)
-    before = images.get(name, np.zeros((0, *values.shape[1:])))
-    before = np.pad(before, ((0, len(total) - len(before)),) + ((0, 0),) * 3)
-    images[name] = before + total.reshape(len(total), *values.shape[1:])
-    return values.mean(axis=(1, 2))
 
 
 @timed("compute")

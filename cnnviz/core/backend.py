@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from cnnviz.errors import CnnvizError
-from cnnviz.timing import phase
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.timing import phase
 
 BACKENDS = ("tensorflow", "jax")
 # Set before TensorFlow loads (and handed to worker processes, so they compute the same):

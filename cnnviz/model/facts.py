@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import keras, native_logs_muted
-from cnnviz.errors import CnnvizError
-from cnnviz.preprocess import Preprocess, for_model
-from cnnviz.text import printable
-from cnnviz.timing import phase
+from cnnviz.core.backend import keras, native_logs_muted
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.preprocess import Preprocess, for_model
+from cnnviz.core.text import printable
+from cnnviz.core.timing import phase
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 REFERENCE_MODEL = "reference_cnn.keras"
@@ -231,7 +231,7 @@ _TF_SCOPE = re.compile(r"^[A-Za-z0-9_.\\/>-]*$")
 def check_names_run(model: Any) -> None:
     """Under TensorFlow, refuse a model with a layer name TensorFlow cannot run (it fails on
     the first call): say which, and what to do."""
-    from cnnviz.backend import backend_name
+    from cnnviz.core.backend import backend_name
 
     if backend_name() != "tensorflow":
         return
@@ -383,7 +383,7 @@ def conv_kernels(model: Any, layer: str, channel: int = 0) -> np.ndarray:
 
 def input_range(model: Any) -> tuple[Any, Any]:
     """The (lo, hi) input values a model accepts, from its preprocessing (see
-    :mod:`cnnviz.preprocess`): floats, or per-channel arrays for caffe and torch modes."""
+    :mod:`cnnviz.core.preprocess`): floats, or per-channel arrays for caffe and torch modes."""
     return as_facts(model).value_range
 
 

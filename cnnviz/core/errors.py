@@ -1,10 +1,20 @@
-"""The one exception cnnviz raises for bad input: its message is the single line a user sees."""
+"""The one exception cnnviz raises for bad input (its message is the single line a user sees),
+and the one Ctrl-C that carries what was computed."""
 
 from __future__ import annotations
 
 
 class CnnvizError(Exception):
     """A user-facing error: bad input, a missing file, an unknown layer."""
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C during a computation, with what it had computed when it came (``state``: an
+    ascent's running state, a data pass's partial result)."""
+
+    def __init__(self, state: object, done: int = 0) -> None:
+        super().__init__("interrupted")
+        self.state, self.done = state, done
 
 
 def check_seed(seed: int, what: str = "seed") -> int:

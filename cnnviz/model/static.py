@@ -61,7 +61,7 @@ def read_config_model(path: str | Path, size: tuple[int, int] | None = None
                       ) -> ConfigModel | None:
     """The model in a ``.keras`` file from its ``config.json``, with every output shape: at
     ``size`` for a model that takes any (default 224×224 for colour, 64×64 otherwise, as
-    :meth:`~cnnviz.models.ModelFacts.default_size`); ``None`` where only Keras can tell (and
+    :meth:`~cnnviz.model.facts.ModelFacts.default_size`); ``None`` where only Keras can tell (and
     for a ``size`` a fixed-size model refuses)."""
     try:
         with zipfile.ZipFile(path) as archive:

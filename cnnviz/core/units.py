@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import write_text
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import write_text
 
 try:  # POSIX: a lock the kernel drops when its process ends, however it ends
     import fcntl

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.activations import activations
-from cnnviz.backend import backend_name, keras
-from cnnviz.errors import CnnvizError
-from cnnviz.models import as_facts, get_layer
+from cnnviz.core.backend import backend_name, keras
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.text import file_stem
+from cnnviz.maps.activations import activations
+from cnnviz.model.facts import as_facts, get_layer
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.render import grids, sheet
-from cnnviz.text import file_stem
 
 
 def snapshot_name(epoch: int) -> str:

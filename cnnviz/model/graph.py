@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnviz.backend import keras
-from cnnviz.errors import CnnvizError
-from cnnviz.models import as_list, get_layer, input_struct
+from cnnviz.core.backend import keras
+from cnnviz.core.errors import CnnvizError
+from cnnviz.model.facts import as_list, get_layer, input_struct
 
 
 def feature_model(model: Any, names: list[str], *, with_output: bool = False,

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
-from cnnviz.timing import phase
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.timing import phase
 
 
 @contextlib.contextmanager

@@ -10,13 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.activations import activations, class_patterns
 from cnnviz.attribution import explain
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.units import check_unit
 from cnnviz.data.inputs import pick_digit
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import data_for, model_inputs, no_data_note
-from cnnviz.errors import CnnvizError
-from cnnviz.models import (
+from cnnviz.maps.activations import activations
+from cnnviz.maps.patterns import class_patterns
+from cnnviz.model.facts import (
     ModelFacts,
     as_facts,
     default_layer,
@@ -29,7 +31,6 @@ from cnnviz.oip.presets import preset
 from cnnviz.render import page as widgets
 from cnnviz.render import views
 from cnnviz.results import ClassPatterns, FilterResult, Meta
-from cnnviz.units import check_unit
 
 StatusFn = Callable[[str], None]
 Section = tuple[str, Any]

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from cnnviz.attribution import ChannelTarget, Saliency
-from cnnviz.backend import keras
-from cnnviz.errors import CnnvizError
-from cnnviz.models import ModelFacts, as_facts
+from cnnviz.core.backend import keras
+from cnnviz.core.errors import CnnvizError
+from cnnviz.model.facts import ModelFacts, as_facts
 from cnnviz.results import Attributions, to_display
 
 

@@ -57,7 +57,7 @@ def kernels(weights: np.ndarray, layer: str = "kernels") -> Any:
 
 def history(result: Any) -> Any:
     """Training curves — loss, accuracy (training and validation) and the learning rate per
-    epoch — of a :class:`~cnnviz.train.TrainResult` or a history dict."""
+    epoch — of a :class:`~cnnviz.training.train.TrainResult` or a history dict."""
     from cnnviz.render.history import history_figure
 
     return history_figure(getattr(result, "history", result))

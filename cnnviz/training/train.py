@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.backend import keras
+from cnnviz.core.backend import keras
+from cnnviz.core.errors import CnnvizError, check_finite, check_seed
+from cnnviz.core.preprocess import for_model
+from cnnviz.core.tables import SCHEDULES
+from cnnviz.core.timing import timed
 from cnnviz.data import Dataset, images_to_model_input
-from cnnviz.errors import CnnvizError, check_finite, check_seed
-from cnnviz.preprocess import for_model
-from cnnviz.tables import SCHEDULES
-from cnnviz.timing import timed
 
 # Keras's class names are accepted too.
 SCHEDULE_NAMES = {"inversetimedecay": "inverse_time", "exponentialdecay": "exponential"}
@@ -204,7 +204,7 @@ def train(dataset: Dataset, *, model: Any | None = None, epochs: int = 5, batch_
     ``standardize``) with RMSprop + momentum and a learning-rate schedule on ``dataset``'s
     train split, holding out a ``validation`` fraction of it (or validating on its test split
     with ``"test"``, or not with ``None``); report loss and accuracy on its test split.
-    ``callbacks`` are Keras callbacks (:mod:`cnnviz.callbacks`). With ``checkpoint``, the
+    ``callbacks`` are Keras callbacks (:mod:`cnnviz.training.callbacks`). With ``checkpoint``, the
     model after every epoch (with its optimizer's state) and the best one so far are saved
     while it trains, and a run that stopped continues from its last finished epoch."""
     k = keras()
@@ -304,7 +304,7 @@ class Checkpoint:
 
 def _epoch_saver(checkpoint: Checkpoint, history: dict[str, list[float]],
                  rates: list[float]) -> Any:
-    from cnnviz.fileio import atomic_path, write_text
+    from cnnviz.core.fileio import atomic_path, write_text
 
     class _Saver(keras().callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -326,7 +326,7 @@ def _epoch_saver(checkpoint: Checkpoint, history: dict[str, list[float]],
 def save_model(model: Any, path: str | Path) -> Path:
     """Save the architecture and weights (not the optimizer state) as ``.keras`` or legacy
     ``.h5``, atomically."""
-    from cnnviz.fileio import atomic_path
+    from cnnviz.core.fileio import atomic_path
 
     path = Path(path)
     if path.suffix.lower() not in (".keras", ".h5"):

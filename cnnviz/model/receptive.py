@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
-from cnnviz.models import ModelFacts, as_facts, get_layer, layer_output_shape
-from cnnviz.static import ConfigLayer, ConfigModel
+from cnnviz.core.errors import CnnvizError
+from cnnviz.model.facts import ModelFacts, as_facts, get_layer, layer_output_shape
+from cnnviz.model.static import ConfigLayer, ConfigModel
 
 _KERNELS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D",
             "AveragePooling2D")
@@ -240,7 +240,7 @@ def layer_rows(model: ModelFacts | Any, size: tuple[int, int] | None = None
                ) -> list[tuple[str, str, str, str, str, str]]:
     """One row per layer for ``cnnviz layers``: name, type, output shape, maps, receptive field
     and stride (at the model's input size, or ``size`` for a model that takes any)."""
-    from cnnviz.models import list_layers
+    from cnnviz.model.facts import list_layers
 
     facts = as_facts(model)
     fields = receptive_fields(facts, size)
@@ -262,7 +262,7 @@ def _sized(shape: tuple[int | None, ...], field: Field | None) -> tuple[int | No
 
 
 def config_rows(model: ConfigModel) -> list[tuple[str, str, str, str, str, str]]:
-    """:func:`layer_rows` of a model read from its configuration (:mod:`cnnviz.static`)."""
+    """:func:`layer_rows` of a model read from its configuration (:mod:`cnnviz.model.static`)."""
     shape = model.input_shape
     fields = fields_of(model.layers, (shape[1], shape[2])) if len(shape) == 4 else {}
     rows = []

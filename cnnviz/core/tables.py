@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnviz.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError
 
 
 @dataclass(frozen=True)

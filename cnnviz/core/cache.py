@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
-from cnnviz.fileio import atomic_path
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import atomic_path
 from cnnviz.version import __version__
 
 ENV = "CNNVIZ_CACHE"

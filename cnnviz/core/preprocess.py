@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
-from cnnviz.tables import PREPROCESSING
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.tables import PREPROCESSING
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -127,7 +127,7 @@ def for_model(model: Any, mode: str = "auto") -> Preprocess:
     its first layer is a ``Rescaling``, else 0..1 (``unit``)."""
     if mode != "auto":
         return named(mode)
-    from cnnviz.backend import keras
+    from cnnviz.core.backend import keras
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras().layers.InputLayer)]
     if layers and isinstance(layers[0], keras().layers.Rescaling):

@@ -1,0 +1,2 @@
+"""The reference CNN and its training, with checkpoints, and the Keras callbacks that watch a
+CNN learn."""
