@@ -14,6 +14,7 @@ from cnnviz.oip import objectives as obj
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.optimize import ascend
 from cnnviz.oip.param import FourierParam, PixelParam, dct_matrix, make_param, start_images
+from cnnviz.oip.pieces import TotalVariation
 from cnnviz.oip.settings import Settings, chunk_size
 from cnnviz.oip.transforms import (
     Transforms,
@@ -21,7 +22,6 @@ from cnnviz.oip.transforms import (
     apply_affine,
     blur,
     gaussian_kernel,
-    total_variation,
 )
 from cnnviz.results import FilterResult
 
@@ -189,7 +189,9 @@ def test_blur_and_total_variation_match_numpy():
                                rtol=1e-6)
     tv = np.abs(np.diff(image, axis=1)).mean(axis=(1, 2, 3)) + \
         np.abs(np.diff(image, axis=2)).mean(axis=(1, 2, 3))
-    np.testing.assert_allclose(np.asarray(total_variation(image)), tv, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(TotalVariation(1.0)(image, 0.0, 1.0)), tv, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(TotalVariation(1.0)(image * 4 + 2, 2.0, 4.0)), tv,
+                               rtol=1e-5)  # centred and scaled by the input's range
 
 
 # --- the engine -------------------------------------------------------------------------------

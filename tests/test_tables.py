@@ -25,7 +25,6 @@ from cnnviz.core import tables
 from cnnviz.core.errors import CnnvizError
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-DATA_FORMS = {"--data"}  # data sources: forms (FOLDER, FILE.npz, tfds:NAME), not names yet
 
 
 def _options():
@@ -40,10 +39,11 @@ def test_every_listed_choice_on_the_command_line_is_a_table():
     start takes)."""
     choices = {frozenset(t.names()) for t in tables.ALL}
     choices.add(frozenset(tables.STARTS.names(image=False)))
+    choices.add(frozenset(n for n in tables.DATA.names() if not re.search(r"[:A-Z]", n)))
     listed = 0
     for command, param in _options():
         metavar = getattr(param, "metavar", None) or ""
-        if not metavar.startswith("[") or param.opts[0] in DATA_FORMS:
+        if not metavar.startswith("["):
             continue
         names = {n for n in metavar.strip("[]").split("|") if not re.search(r"[:A-Z]", n)}
         assert frozenset(names) in choices, f"{command} {param.opts[0]}: {metavar}"
@@ -123,3 +123,39 @@ def test_the_readme_command_table_lists_every_command():
     command = typer.main.get_command(app)
     rows = set(re.findall(r"^\| `cnnviz ([a-z][a-z-]*)", README, flags=re.MULTILINE))
     assert rows == set(command.commands)
+
+
+def test_data_specs_are_read_by_their_row(tmp_path):
+    """Each form of tables.DATA reaches its factory; the help and the error list the rows."""
+    from cnnviz.data.sources import open_source
+
+    assert open_source("bundled").name == "mnist-sample test"
+    folder = tmp_path / "pics" / "cat"
+    folder.mkdir(parents=True)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(folder / "a.png")
+    assert open_source(str(tmp_path / "pics")).class_names == ("cat",)
+    np.savez(tmp_path / "d.npz", x=np.zeros((3, 4, 4), np.uint8), y=np.array([0, 1, 1]))
+    assert open_source(str(tmp_path / "d.npz")).size() == 3
+    with pytest.raises(CnnvizError, match="unknown data set 'mnist': use bundled, FOLDER, "
+                                          "FILE.npz, tfds:NAME\\[:SPLIT\\], keras or fashion"):
+        open_source("mnist")
+    with pytest.raises(CnnvizError, match="data not found: nowhere/x.npz"):
+        open_source("nowhere/x.npz")
+    assert all(e.help in tables.DATA.helps() for e in tables.DATA)
+
+
+def test_the_command_line_is_the_command_table():
+    """Every command is a row of tables.COMMANDS, in its order; each names its one library
+    call, and the commands that continue with --resume are the ones with that flag."""
+    import importlib
+
+    command = typer.main.get_command(app)
+    assert list(command.commands) == list(tables.COMMANDS.names())
+    for entry in tables.COMMANDS:
+        module, _, name = entry.job.partition(":")
+        assert callable(getattr(importlib.import_module(f"cnnviz.jobs.{module}"), name))
+        flags = {o for p in command.commands[entry.name].params for o in p.opts}
+        assert ("--resume" in flags) == (entry.resume == "flag"), entry.name
+    assert set(tables.COMMANDS.names(resume="rerun")) == {"atlas", "gallery"}

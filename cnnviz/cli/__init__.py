@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 import typer.core
 
-from cnnviz.cli import explain, filters, inspect, maps, serve, site, train
 from cnnviz.cli.common import VERBOSE, console, handle_errors
 from cnnviz.cli.help import asks_for_help, print_help
+from cnnviz.core import tables
 
 
 class _Command(typer.core.TyperCommand):
@@ -37,10 +37,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for command in (inspect.layers, maps.activations, filters.filters, inspect.kernels,
-                maps.patterns, explain.explain, site.report, site.atlas, serve.serve,
-                site.gallery, train.train, train.evolution):
-    app.command(cls=_Command)(handle_errors(command))
+for entry in tables.COMMANDS:  # the table's order is the help's
+    app.command(entry.name, cls=_Command)(handle_errors(entry.load()))
 
 
 def _version(value: bool) -> None:

@@ -53,11 +53,9 @@ ImageOpt = Annotated[Path | None, typer.Option(
 InvertOpt = Annotated[bool, typer.Option(
     rich_help_panel=MODEL_PANEL, help="Invert an image file (dark ink on white).")]
 DataOpt = Annotated[str | None, typer.Option(
-    "--data", metavar="[bundled|FOLDER|FILE.npz|tfds:NAME[:SPLIT]|keras|fashion]",
+    "--data", metavar=tables.DATA.metavar(),
     rich_help_panel=MODEL_PANEL, show_default="the bundled MNIST digits, for 28×28×1 models only",
-    help="Images: the bundled MNIST sample, a folder (class subfolders give the labels; a flat "
-         "folder is unlabelled), an .npz (x, optional y and class_names), a tensorflow-datasets "
-         "set, full MNIST (keras.datasets, online) or Fashion-MNIST (Debian's IDX files).")]
+    help="Images: " + tables.DATA.helps())]
 SizeOpt = Annotated[str | None, typer.Option(
     "--size", metavar="H,W", rich_help_panel=MODEL_PANEL,
     show_default="the model's own; for a model of any size, the image's own",

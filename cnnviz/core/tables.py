@@ -71,6 +71,15 @@ class Table:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def listing(self) -> str:
+        """The names in words: "a, b or c"."""
+        names = self.names()
+        return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+    def helps(self) -> str:
+        """Each choice's line of help, in order, for a command line's help."""
+        return "; ".join(f"{e.name}: {e.help}" for e in self.entries) + "."
+
     def metavar(self, *extra: str, **traits: Any) -> str:
         """``[a|b|c]`` for a command line's help (the names with ``traits``), with ``extra``
         forms after the names."""
@@ -121,12 +130,72 @@ OBJECTIVES = Table(
 
 PRESETS = Table(
     "preset",
-    Entry("default", help="decorrelated Fourier image, colour decorrelation, random transforms"),
-    Entry("classic", help="the seed blog's pixel ascent from long-range fluctuations"),
+    Entry("default", "cnnviz.oip.presets:default_recipe",
+          "decorrelated Fourier image, colour decorrelation, random transforms"),
+    Entry("classic", "cnnviz.oip.presets:classic_recipe",
+          "the seed blog's pixel ascent from long-range fluctuations"),
+)
+
+# How a --data spec is read. Traits: form — "name" (the spec is the entry's name; the factory
+# is called with ``args``), "prefix" or "suffix" (the spec starts or ends with ``match``; the
+# factory gets the spec) or "folder" (an existing folder; the factory gets its path). The
+# factory returns a Dataset (with splits) or a Source. Checked in the order prefix, folder,
+# name, suffix.
+DATA = Table(
+    "data set",
+    Entry("bundled", "cnnviz.data.formats:load_mnist",
+          "the bundled MNIST sample (10,000 real digits, offline)",
+          {"form": "name", "args": ("bundled",)}),
+    Entry("FOLDER", "cnnviz.data.readers:FolderSource",
+          "a folder of images (class subfolders give the labels; a flat folder is unlabelled)",
+          {"form": "folder"}),
+    Entry("FILE.npz", "cnnviz.data.formats:load_npz_dataset",
+          "an .npz (x, optional y and class_names; or x_train, y_train, x_test, y_test)",
+          {"form": "suffix", "match": ".npz"}),
+    Entry("tfds:NAME[:SPLIT]", "cnnviz.data.sources:tfds_source", "a tensorflow-datasets set",
+          {"form": "prefix", "match": "tfds:"}),
+    Entry("keras", "cnnviz.data.formats:load_mnist", "full MNIST (keras.datasets, online)",
+          {"form": "name", "args": ("keras",)}),
+    Entry("fashion", "cnnviz.data.formats:load_fashion_mnist",
+          "Fashion-MNIST (Debian's IDX files)", {"form": "name", "args": ()}),
+)
+
+_CLI = "cnnviz.cli."
+# The commands, in the order ``cnnviz --help`` lists them: the factory is the typer function
+# (its docstring is the command's help). Traits: job — the one library call it makes
+# (module:name in cnnviz.jobs); resume — how an interrupted run continues: "flag" (the same
+# command with --resume), "rerun" (the same command again) or "no" (nothing to continue).
+COMMANDS = Table(
+    "command",
+    Entry("layers", _CLI + "inspect:layers", traits={"job": "layers:layers_job", "resume": "no"}),
+    Entry("activations", _CLI + "maps:activations",
+          traits={"job": "maps:activations_job", "resume": "no"}),
+    Entry("filters", _CLI + "filters:filters",
+          traits={"job": "filters:filters_job", "resume": "flag"}),
+    Entry("kernels", _CLI + "inspect:kernels", traits={"job": "maps:kernels_job", "resume": "no"}),
+    Entry("patterns", _CLI + "maps:patterns",
+          traits={"job": "maps:patterns_job", "resume": "flag"}),
+    Entry("explain", _CLI + "explain:explain",
+          traits={"job": "explain:explain_job", "resume": "no"}),
+    Entry("report", _CLI + "site:report", traits={"job": "site:report_job", "resume": "no"}),
+    Entry("atlas", _CLI + "site:atlas", traits={"job": "atlas:atlas_job", "resume": "rerun"}),
+    Entry("serve", _CLI + "serve:serve", traits={"job": "serve:serve_job", "resume": "no"}),
+    Entry("gallery", _CLI + "site:gallery", traits={"job": "site:gallery_job", "resume": "rerun"}),
+    Entry("train", _CLI + "train:train", traits={"job": "train:train_job", "resume": "flag"}),
+    Entry("evolution", _CLI + "train:evolution",
+          traits={"job": "evolution:evolution_job", "resume": "no"}),
 )
 
 COLOURS = Table("colour basis", "auto", "imagenet", "data", "none")
-UPDATES = Table("method", "rms", "adam")
+UPDATES = Table(
+    "method",
+    Entry("rms", "cnnviz.oip.pieces:RMS", "each step moves an image by lr of the input range"),
+    Entry("adam", "cnnviz.oip.pieces:Adam", "Adam: steps from the gradient's moments"))
+PENALTIES = Table(
+    "penalty",
+    Entry("tv", "cnnviz.oip.pieces:TotalVariation", "total variation: smooth images"),
+    Entry("l1", "cnnviz.oip.pieces:L1", "distance from mid-grey: sparse images"),
+    Entry("l2", "cnnviz.oip.pieces:L2", "squared distance from mid-grey: faint images"))
 PARAMETERIZATIONS = Table("parameterization", "pixel", "fourier")
 FILL_MODES = Table("pad", "reflect", "nearest", "constant", "wrap")
 ORDERS = Table("order", "index", "activation")
@@ -138,5 +207,6 @@ HOLD_OUTS = Table("validation", "test", "none")
 STARTS = Table("start", Entry("noise", traits={"image": False}),
                Entry("grey", traits={"image": False}), Entry("image", traits={"image": True}))
 
-ALL = (ATTRIBUTIONS, BASELINES, OBJECTIVES, PRESETS, COLOURS, UPDATES, PARAMETERIZATIONS,
-       FILL_MODES, ORDERS, SCALES, SCHEDULES, PREPROCESSING, SPLITS, HOLD_OUTS, STARTS)
+ALL = (ATTRIBUTIONS, BASELINES, OBJECTIVES, PRESETS, DATA, COLOURS, UPDATES, PENALTIES,
+       PARAMETERIZATIONS, FILL_MODES, ORDERS, SCALES, SCHEDULES, PREPROCESSING, SPLITS,
+       HOLD_OUTS, STARTS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnviz.core.errors import CnnvizError
-from cnnviz.core.tables import SPLITS
+from cnnviz.core.tables import DATA, SPLITS
 from cnnviz.data.labels import MAX_CLASSES, checked_labels
 from cnnviz.data.readers import ArraySource
 
@@ -134,15 +134,11 @@ def load_npz_dataset(path: str | Path) -> Dataset:
 
 
 def load_dataset(spec: str) -> Dataset:
-    """``bundled`` (MNIST sample), ``keras`` (full MNIST, online), ``fashion`` (Debian's IDX
-    files) or the path of an ``.npz`` file."""
-    if spec in ("bundled", "keras"):
-        return load_mnist(spec)
-    if spec == "fashion":
-        return load_fashion_mnist()
-    if spec.endswith(".npz"):
-        return load_npz_dataset(spec)
-    raise CnnvizError(f"unknown data set '{spec}': use bundled, keras, fashion, an .npz file, an "
-                      "image folder or tfds:NAME")
-
-
+    """A data set with splits, by the name or file of ``tables.DATA``: ``bundled`` (MNIST
+    sample), ``keras`` (full MNIST, online), ``fashion`` (Debian's IDX files) or the path of
+    an ``.npz`` file."""
+    for entry in DATA:
+        if (entry.form == "name" and spec == entry.name) or \
+                (entry.form == "suffix" and spec.endswith(entry.match)):
+            return entry.load()(*(entry.args if entry.form == "name" else (spec,)))
+    raise CnnvizError(f"unknown data set '{spec}': use {DATA.listing()}")

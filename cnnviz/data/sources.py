@@ -22,7 +22,7 @@ import numpy as np
 
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.preprocess import Preprocess
-from cnnviz.data.formats import load_dataset
+from cnnviz.core.tables import DATA, Entry
 from cnnviz.data.images import to_unit_range
 from cnnviz.data.readers import (
     ArraySource,
@@ -109,17 +109,31 @@ def open_source(spec: Any, split: str = "test") -> Source:
     if isinstance(spec, np.ndarray):
         return ArraySource(spec).split(split)
     if isinstance(spec, (str, Path)):
-        text = str(spec)
-        if text.startswith("tfds:"):
-            return tfds_source(text)
-        if Path(text).is_dir():
-            return FolderSource(text).split(split)
-        if ("/" in text or os.sep in text) and not Path(text).exists():
-            raise CnnvizError(f"data not found: {text}")
-        return load_dataset(text).split(split)
+        return _read_spec(str(spec), split)
     if hasattr(spec, "__iter__"):
         return IterableSource(_reader(spec), name=type(spec).__name__)
     raise CnnvizError(f"cannot read images from a {type(spec).__name__}")
+
+
+def _read_spec(text: str, split: str) -> Source:
+    """``split`` of the data a ``--data`` text names, read by its row of ``tables.DATA``."""
+    def matches(entry: Entry) -> bool:
+        return {"prefix": lambda: text.startswith(entry.match),
+                "folder": lambda: Path(text).is_dir(),
+                "name": lambda: text == entry.name,
+                "suffix": lambda: text.endswith(entry.match)}[entry.form]()
+
+    order = ("prefix", "folder", "name", "suffix")
+    for entry in sorted(DATA, key=lambda e: order.index(e.form)):
+        if not matches(entry):
+            continue
+        if entry.form == "suffix" and not Path(text).exists():
+            raise CnnvizError(f"data not found: {text}")
+        found = entry.load()(*(entry.args if entry.form == "name" else (text,)))
+        return found if entry.form == "prefix" else found.split(split)
+    if "/" in text or os.sep in text:
+        raise CnnvizError(f"data not found: {text}")
+    raise CnnvizError(f"unknown data set '{text}': use {DATA.listing()}")
 
 
 def _reader(spec: Any) -> Callable[[], Iterator[Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -125,9 +125,8 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     def result_of(run: Ascent) -> FilterResult:
         done = chosen[:len(run.images)]
         own = _own_maps(facts, layer, goal, run, done, settings.preactivation)
-        params = {**asdict(settings), "transforms": asdict(settings.transforms),
-                  "objective": goal.name, "objective_kind": kind, "chunk": run.chunk,
-                  "backend": backend_name(), "requested": chosen.tolist(),
+        params = {**settings.to_params(), "objective": goal.name, "objective_kind": kind,
+                  "chunk": run.chunk, "backend": backend_name(), "requested": chosen.tolist(),
                   "size": list(shape[:2]),
                   "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
                   "compared": reference is not None,

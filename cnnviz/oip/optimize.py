@@ -16,9 +16,10 @@ from cnnviz.model.graph import feature_model
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.fastgrad import ascent_forward
 from cnnviz.oip.param import make_param, start_images
+from cnnviz.oip.pieces import Penalty
 from cnnviz.oip.record import Curves, TransformPlan, curve_points
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, memory_plan
-from cnnviz.oip.transforms import apply_affine, blur, total_variation
+from cnnviz.oip.transforms import apply_affine, blur
 from cnnviz.results.filters import ChunkState
 
 ProgressFn = Callable[[int, int], None]
@@ -41,6 +42,7 @@ class _Stepper:
         mid = (lo + hi) / 2
         span = float(np.mean(np.asarray(hi) - np.asarray(lo)))  # per-channel ranges: their mean
         s, param, transforms = settings, self.param, settings.transforms
+        updater, penalties = settings.updater, settings.all_penalties
         lr = s.lr * param.step_scale
 
         def scores(raw: Any, channels: Any, affine: Any) -> tuple[Any, Any]:
@@ -48,7 +50,7 @@ class _Stepper:
             seen = apply_affine(image, affine, transforms.pad) if transforms.active else image
             acts = dict(zip(self.names, as_list(forward(seen)), strict=True))
             score = objective(acts, channels)
-            return _penalized(score, image, s, mid, span), score
+            return _penalized(score, image, penalties, mid, span), score
 
         def step(raw: Any, m: Any, v: Any, t: Any, alive: Any, channels: Any,
                  affine: Any) -> tuple[Any, ...]:
@@ -57,7 +59,7 @@ class _Stepper:
                 return -ops.sum(total), score
 
             (_, score), grad = value_and_grad(loss)(raw)
-            delta, m, v = _update(s.update, lr, grad, m, v, t)
+            delta, m, v = updater(lr, grad, m, v, t)
             new = param.project(raw - delta)
             finite = ops.all(ops.isfinite(new), axis=(1, 2, 3))
             ok = ops.logical_and(ops.logical_and(alive, ops.isfinite(score)), finite)
@@ -110,7 +112,7 @@ class _Stepper:
 
         def snapshot() -> ChunkState:
             done, x, m, v, alive = state
-            adam = s.update == "adam"
+            adam = s.updater.moments
             return ChunkState(np.asarray(channels if filters is None else filters), phase,
                               done, ops.convert_to_numpy(x), ops.convert_to_numpy(alive),
                               curve.upto(done), ops.convert_to_numpy(m) if adam else None,
@@ -131,39 +133,16 @@ class _Stepper:
         return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), curve.upto(steps)
 
 
-def _penalized(score: Any, image: Any, s: Settings, mid: Any, span: float) -> Any:
-    """The score minus the settings' total-variation, L1 and L2 penalties on the image."""
-    ops = keras().ops
+def _penalized(score: Any, image: Any, penalties: tuple[Penalty, ...], mid: Any,
+               span: float) -> Any:
+    """The score minus each penalty on the image, by its weight."""
     total = score
-    if s.tv:
-        total = total - s.tv * total_variation((image - mid) / span)
-    if s.l1:
-        total = total - s.l1 * ops.mean(ops.abs(image - mid), axis=(1, 2, 3)) / span
-    if s.l2:
-        total = total - s.l2 * ops.mean(ops.square((image - mid) / span), axis=(1, 2, 3))
+    for penalty in penalties:
+        total = total - penalty.weight * penalty(image, mid, span)
     return total
 
 
-def _update(rule: str, lr: float, grad: Any, m: Any, v: Any, t: Any) -> tuple[Any, Any, Any]:
-    """The step to subtract (RMS-normalized gradient, or Adam with moments m and v at step t),
-    and the new moments."""
-    ops = keras().ops
-    if rule == "rms":
-        rms = ops.sqrt(ops.mean(ops.square(grad), axis=(1, 2, 3), keepdims=True))
-        return lr * grad / (rms + 1e-12), m, v
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    m = b1 * m + (1 - b1) * grad
-    v = b2 * v + (1 - b2) * ops.square(grad)
-    m_hat = m / (1 - ops.power(b1, t + 1.0))
-    v_hat = v / (1 - ops.power(b2, t + 1.0))
-    return lr * m_hat / (ops.sqrt(v_hat) + eps), m, v
-
-
 _STEPPERS = ModelCache()
-# The settings a compiled step depends on; the others (steps, seed, start, precursors, settle)
-# only change what it is given, so runs that differ in them share the traced step.
-STEP_FIELDS = ("update", "lr", "param", "decay", "colour", "transforms", "tv", "l1", "l2",
-               "blur_every", "blur_sigma", "preactivation", "jit_compile")
 
 
 def _stepper(model: Any, objective: obj.Objective, settings: Settings,
@@ -171,7 +150,7 @@ def _stepper(model: Any, objective: obj.Objective, settings: Settings,
     """A compiled stepper, reused while the model, what the objective computes and the
     settings it depends on stay the same (a second gallery of the same layer skips tracing,
     with other steps or another seed too)."""
-    key = (objective.key, tuple(getattr(settings, name) for name in STEP_FIELDS),
+    key = (objective.key, settings.step_key(),
            tuple(tuple(np.atleast_1d(np.asarray(v, np.float64)).tolist()) for v in value_range),
            shape)
     return _STEPPERS.get(model, key,

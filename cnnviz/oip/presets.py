@@ -52,10 +52,26 @@ def make_objective(kind: str, layer: str) -> obj.Objective:
     return entry.load()(layer)
 
 
+def classic_recipe(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> Settings:
+    """The seed blog's ascent: pixels from long-range fluctuations around grey, RMS steps."""
+    return Settings()
+
+
+def default_recipe(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> Settings:
+    """Decorrelated Fourier coefficients, RMS steps of 1.0, shifts of a ninth of the
+    receptive field (at most a 28th of the image side, at least 2 px allowed), zooms of
+    0.9–1.1 and turns of ±10°, the last quarter without them."""
+    jitter = int(np.clip(round(field_side(facts, layer, shape) / 9), 0,
+                         max(2, max(shape[:2]) // 28)))
+    return Settings(param="fourier", lr=1.0, settle=0.25,
+                    transforms=Transforms(jitter, (0.9, 1.1), 10.0))
+
+
 def preset(name: str, model: ModelFacts | Any, layer: str, shape: tuple[int, int, int], *,
            colour: str = "auto", data_pixels: np.ndarray | None = None,
            **overrides: Any) -> Settings:
-    """The settings of preset ``name`` for ``layer`` at input ``shape``, with ``overrides``
+    """The settings of preset ``name`` (its recipe in ``tables.PRESETS``: a function of the
+    model, layer and input shape) for ``layer`` at input ``shape``, with ``overrides``
     (Settings fields; ``jitter``, ``scale``, ``rotate`` and ``pad`` change the transforms).
     ``colour`` picks the colour basis of a 3-channel model: ``imagenet``, ``data`` (measured
     from ``data_pixels``, unit RGB values), ``none``, or ``auto`` (ImageNet's under the
@@ -65,13 +81,7 @@ def preset(name: str, model: ModelFacts | Any, layer: str, shape: tuple[int, int
     facts = as_facts(model)
     moves = {key: overrides.pop(key) for key in ("jitter", "scale", "rotate", "pad")
              if overrides.get(key) is not None}
-    if name == "classic":
-        settings = Settings()
-    else:
-        jitter = int(np.clip(round(field_side(facts, layer, shape) / 9), 0,
-                             max(2, max(shape[:2]) // 28)))
-        settings = Settings(param="fourier", lr=1.0, settle=0.25,
-                            transforms=Transforms(jitter, (0.9, 1.1), 10.0))
+    settings = PRESETS[name].load()(facts, layer, shape)
     settings = replace(settings, transforms=replace(settings.transforms, **moves),
                        **{k: v for k, v in overrides.items() if v is not None})
     basis = _colour(colour, name, shape, facts, data_pixels, settings.param)

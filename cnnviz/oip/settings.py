@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from cnnviz.core.errors import CnnvizError, check_finite, check_seed
-from cnnviz.core.tables import PARAMETERIZATIONS, STARTS, UPDATES
+from cnnviz.core.tables import PARAMETERIZATIONS, PENALTIES, STARTS, UPDATES, Table
 from cnnviz.model.facts import list_layers
+from cnnviz.oip.pieces import Penalty, Piece, Update
 from cnnviz.oip.transforms import Transforms
 
 DEFAULT_BUDGET = 512 * 2**20
@@ -19,10 +20,13 @@ DEFAULT_BUDGET = 512 * 2**20
 class Settings:
     """How to ascend. ``lr`` is a fraction of the input value range per step for the pixel
     parameterization and raw coefficient units for fourier; the last ``settle`` share of the
-    steps runs without the random transforms."""
+    steps runs without the random transforms. ``update`` is a rule of ``tables.UPDATES`` by
+    name or an :class:`~cnnviz.oip.pieces.Update`; ``tv``, ``l1`` and ``l2`` weigh the
+    penalties of ``tables.PENALTIES``, and ``penalties`` adds any
+    :class:`~cnnviz.oip.pieces.Penalty` objects."""
 
     steps: int = 100
-    update: str = "rms"
+    update: str | Update = "rms"
     lr: float = 0.05
     param: str = "pixel"
     decay: float = 1.0
@@ -38,6 +42,7 @@ class Settings:
     tv: float = 0.0
     l1: float = 0.0
     l2: float = 0.0
+    penalties: tuple[Penalty, ...] = ()
     blur_every: int = 0
     blur_sigma: float = 0.5
     preactivation: bool = True
@@ -47,12 +52,43 @@ class Settings:
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Settings:
         """The settings recorded in a result's ``params`` (to resume a run exactly)."""
-        names = {f.name for f in fields(cls)} - {"transforms"}
+        names = {f.name for f in fields(cls)} - {"transforms", "update", "penalties"}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
                   if k in names}
         moves = {k: tuple(v) if isinstance(v, list) else v
                  for k, v in params.get("transforms", {}).items()}
-        return cls(**values, transforms=Transforms(**moves))
+        update = params.get("update", "rms")
+        return cls(**values, transforms=Transforms(**moves),
+                   update=update if isinstance(update, str) else _piece(UPDATES, update),
+                   penalties=tuple(_piece(PENALTIES, p) for p in params.get("penalties", [])))
+
+    def to_params(self) -> dict[str, Any]:
+        """The settings as JSON values, as :meth:`from_params` reads them."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**values, "transforms": asdict(self.transforms),
+                "update": self.update if isinstance(self.update, str)
+                else self.update.describe(),
+                "penalties": [p.describe() for p in self.penalties]}
+
+    @property
+    def updater(self) -> Update:
+        """The update rule as an object."""
+        return UPDATES[self.update].load()() if isinstance(self.update, str) else self.update
+
+    @property
+    def all_penalties(self) -> tuple[Penalty, ...]:
+        """Every penalty as an object: those ``tv``, ``l1`` and ``l2`` weigh, then
+        ``penalties``."""
+        weighed = [PENALTIES[name].load()(weight) for name, weight in
+                   (("tv", self.tv), ("l1", self.l1), ("l2", self.l2)) if weight]
+        return (*weighed, *self.penalties)
+
+    def step_key(self) -> tuple[Any, ...]:
+        """What a compiled ascent step depends on, by value: runs that differ only in steps,
+        seed, start, precursors or settle share one."""
+        return (self.updater.key, self.lr, self.param, self.decay, self.colour,
+                self.transforms, tuple(p.key for p in self.all_penalties), self.blur_every,
+                self.blur_sigma, self.preactivation, self.jit_compile)
 
     def __post_init__(self) -> None:
         check_finite(("the learning rate", self.lr), ("decay", self.decay),
@@ -70,7 +106,13 @@ class Settings:
         if self.steps > MAX_STEPS:
             raise CnnvizError(f"steps must be at most {MAX_STEPS:,} (days of work at 10 ms a "
                               f"step), got {self.steps:,}")
-        UPDATES.check(self.update)
+        if isinstance(self.update, str):
+            UPDATES.check(self.update)
+        elif not isinstance(self.update, Update):
+            raise CnnvizError(f"update must be one of {', '.join(UPDATES.names())} or an "
+                              f"Update, got {self.update!r}")
+        if not all(isinstance(p, Penalty) for p in self.penalties):
+            raise CnnvizError("penalties must be Penalty objects (cnnviz.oip.pieces)")
         PARAMETERIZATIONS.check(self.param)
         STARTS.check(self.start)
         if self.colour and (len(self.colour) != 9 or self.param != "fourier"):
@@ -84,6 +126,18 @@ class Settings:
             raise CnnvizError(f"settle is a share of the steps in [0, 1), got {self.settle}")
         if min(self.tv, self.l1, self.l2, self.blur_every, self.blur_sigma) < 0:
             raise CnnvizError("penalties, blur interval and blur sigma must be ≥ 0")
+
+
+def _piece(table: Table, described: dict[str, Any]) -> Piece:
+    """A piece from :meth:`~cnnviz.oip.pieces.Piece.describe`'s values; one cnnviz does not
+    ship cannot be rebuilt from them."""
+    values = dict(described)
+    kind = values.pop("kind", "")
+    if kind not in table.names():
+        raise CnnvizError(f"the run used {table.what} {kind}, which is not one of cnnviz's "
+                          f"({', '.join(table.names())}): continue it from Python, passing "
+                          "the same Settings")
+    return table[kind].load()(**values)
 
 
 def bytes_per_image(model: Any, layer: str, shape: tuple[int, int, int] | None = None) -> int:

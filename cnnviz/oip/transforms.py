@@ -92,11 +92,3 @@ def blur(images: Any, sigma: float) -> Any:
     padded = ops.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]],
                      mode="reflect")
     return ops.depthwise_conv(padded, kernel, strides=1, padding="valid")
-
-
-def total_variation(images: Any) -> Any:
-    """Mean absolute difference of neighbouring pixels, per image (K,)."""
-    ops = keras().ops
-    dy = ops.abs(images[:, 1:, :, :] - images[:, :-1, :, :])
-    dx = ops.abs(images[:, :, 1:, :] - images[:, :, :-1, :])
-    return ops.mean(dy, axis=(1, 2, 3)) + ops.mean(dx, axis=(1, 2, 3))

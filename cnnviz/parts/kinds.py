@@ -5,7 +5,7 @@ filter and statistics are sums, so the merged parts equal one run in this proces
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from cnnviz.core.errors import CnnvizError
@@ -45,7 +45,7 @@ class FilterWork(Work):
         return {"model": self.facts.digest,
                 "data": None if reference is None else reference.digest(),
                 "settings": {"layer": self.layer, "filters": self.filters,
-                             "settings": repr(asdict(self.settings)), "version": __version__}}
+                             "settings": repr(self.settings.to_params()), "version": __version__}}
 
 
 def filters_in_parts(work: FilterWork, runner: Any = None,

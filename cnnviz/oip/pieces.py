@@ -1,0 +1,137 @@
+"""The pieces an ascent is composed of, as objects: penalties on the image and update rules.
+Each piece is a frozen dataclass whose :attr:`~Piece.key` is its class and its parameters —
+never a display name — so two pieces that compute differently never share a compiled step,
+and two equal ones do. Write your own by subclassing :class:`Penalty` or :class:`Update`:
+
+    @dataclass(frozen=True)
+    class Centre(Penalty):
+        '''Keep the evidence near the middle: the image's energy weighted by distance.'''
+        def __call__(self, image, mid, span):
+            ...
+
+    Settings(penalties=(Centre(0.1),))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from cnnviz.core.backend import keras
+from cnnviz.core.errors import CnnvizError, check_finite
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A piece of an ascent, keyed by what it computes."""
+
+    name: ClassVar[str] = ""  # its row in a table, for pieces cnnviz ships
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """The class and every parameter: equal keys compute the same."""
+        return (type(self), *((f.name, getattr(self, f.name)) for f in fields(self)))
+
+    def describe(self) -> dict[str, Any]:
+        """The piece as JSON values: its table name (or class) and its parameters."""
+        kind = self.name or f"{type(self).__module__}.{type(self).__qualname__}"
+        return {"kind": kind, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+
+@dataclass(frozen=True)
+class Penalty(Piece):
+    """Subtracted from each image's score: ``weight`` times :meth:`__call__`, a (K,) tensor of
+    the (K, H, W, C) images, centred on ``mid`` and scaled by ``span`` (the input's range)."""
+
+    weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_finite((f"the {self.name or type(self).__name__} weight", self.weight))
+        if self.weight < 0:
+            raise CnnvizError(f"penalty weights must be ≥ 0, got {self.weight}")
+
+    def __call__(self, image: Any, mid: Any, span: float) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TotalVariation(Penalty):
+    """Mean absolute difference of neighbouring pixels (smooth images)."""
+
+    name: ClassVar[str] = "tv"
+
+    def __call__(self, image: Any, mid: Any, span: float) -> Any:
+        ops = keras().ops
+        scaled = (image - mid) / span
+        dy = ops.abs(scaled[:, 1:, :, :] - scaled[:, :-1, :, :])
+        dx = ops.abs(scaled[:, :, 1:, :] - scaled[:, :, :-1, :])
+        return ops.mean(dy, axis=(1, 2, 3)) + ops.mean(dx, axis=(1, 2, 3))
+
+
+@dataclass(frozen=True)
+class L1(Penalty):
+    """Mean absolute distance from the middle of the range (sparse images)."""
+
+    name: ClassVar[str] = "l1"
+
+    def __call__(self, image: Any, mid: Any, span: float) -> Any:
+        ops = keras().ops
+        return ops.mean(ops.abs(image - mid), axis=(1, 2, 3)) / span
+
+
+@dataclass(frozen=True)
+class L2(Penalty):
+    """Mean squared distance from the middle of the range (faint images)."""
+
+    name: ClassVar[str] = "l2"
+
+    def __call__(self, image: Any, mid: Any, span: float) -> Any:
+        ops = keras().ops
+        return ops.mean(ops.square((image - mid) / span), axis=(1, 2, 3))
+
+
+@dataclass(frozen=True)
+class Update(Piece):
+    """An update rule: :meth:`__call__` turns a gradient into the step to subtract, given the
+    moments ``m`` and ``v`` it keeps (kept in checkpoints) and the step number ``t``."""
+
+    moments: ClassVar[bool] = False  # whether m and v are state worth saving
+
+    def __call__(self, lr: float, grad: Any, m: Any, v: Any, t: Any
+                 ) -> tuple[Any, Any, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RMS(Update):
+    """The gradient divided by its root mean square per image: every step moves each image
+    by ``lr`` of the input range, however steep the score."""
+
+    name: ClassVar[str] = "rms"
+
+    def __call__(self, lr: float, grad: Any, m: Any, v: Any, t: Any
+                 ) -> tuple[Any, Any, Any]:
+        ops = keras().ops
+        rms = ops.sqrt(ops.mean(ops.square(grad), axis=(1, 2, 3), keepdims=True))
+        return lr * grad / (rms + 1e-12), m, v
+
+
+@dataclass(frozen=True)
+class Adam(Update):
+    """Adam (Kingma & Ba 2015) with moments ``beta1``, ``beta2`` and ``epsilon``."""
+
+    name: ClassVar[str] = "adam"
+    moments: ClassVar[bool] = True
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+    def __call__(self, lr: float, grad: Any, m: Any, v: Any, t: Any
+                 ) -> tuple[Any, Any, Any]:
+        ops = keras().ops
+        b1, b2 = self.beta1, self.beta2
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * ops.square(grad)
+        m_hat = m / (1 - ops.power(b1, t + 1.0))
+        v_hat = v / (1 - ops.power(b2, t + 1.0))
+        return lr * m_hat / (ops.sqrt(v_hat) + self.epsilon), m, v
