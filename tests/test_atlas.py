@@ -131,6 +131,79 @@ def test_an_interrupted_atlas_continues_to_the_same_parts(two_convs, digits, tmp
     assert (site / "img" / "b" / "5-top.png").exists() and (site / "img" / "a" / "0-kernel.png")
 
 
+def test_a_part_stopped_mid_ascent_continues_from_its_step(two_convs, digits, tmp_path,
+                                                           monkeypatch):
+    """Ctrl-C inside an ascent part keeps that part as it stood (its images, moments and
+    step); the next run continues it, to the uninterrupted atlas's images."""
+    import importlib
+
+    from cnnviz.atlas.build import AtlasSpec, compute_parts
+    from cnnviz.jobs.atlas import atlas_job
+
+    facts = as_facts(two_convs)
+    spec = AtlasSpec(k=3, steps=8, chunk=4, shard=16)
+    whole = compute_parts(facts, tmp_path / "whole", digits, spec)
+    seen = []
+
+    def ctrl_c_in_the_third_part(done, total):
+        seen.append(done)
+        if done >= 2 * 8 + 5:  # a:0-4 and b:0-4 done, b:4-6 five steps in
+            raise KeyboardInterrupt
+
+    stopped = atlas_job(facts, tmp_path / "site", spec, data=digits,
+                        progress=ctrl_c_in_the_third_part)
+    assert stopped.interrupted.startswith("kept 2 finished parts and 1 running one as it "
+                                          "stood in ")
+    stood = tmp_path / "site" / "parts" / "b" / "filters-00004-00006.partial.npz"
+    assert stood.exists()
+    from cnnviz.results import FilterResult
+
+    assert FilterResult.load(stood).pending.step == 5
+    build = importlib.import_module("cnnviz.atlas.build")
+    resumed, real = [], build.resume_filters
+    monkeypatch.setattr(build, "resume_filters",
+                        lambda facts, previous, **kw: resumed.append(previous.pending.step)
+                        or real(facts, previous, **kw))
+    outcome = atlas_job(facts, tmp_path / "site", spec, data=digits)
+    assert resumed == [5]
+    assert "4 parts computed, 2 reused" in outcome.lines[0] and not stood.exists()
+    again = compute_parts(facts, tmp_path / "site" / "parts", digits, spec)
+    np.testing.assert_allclose(again.filters["b"].images, whole.filters["b"].images,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again.filters["b"].activation, whole.filters["b"].activation,
+                               rtol=1e-5)
+
+
+def test_a_data_shard_stopped_mid_pass_continues_from_its_images(two_convs, digits):
+    """Ctrl-C inside a statistics shard hands over the statistics of the batches seen; the
+    part continued from them equals the shard computed in one pass."""
+    from cnnviz.atlas.build import AtlasSpec, compute_part
+    from cnnviz.core.errors import Stopped
+    from cnnviz.parts.engine import Part
+
+    facts = as_facts(two_convs)
+
+    def ctrl_c(done, total):
+        if done >= 16:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Stopped) as stop:
+        map_statistics(facts, digits, ["a", "b"], 3, start=4, stop=36, batch_size=8,
+                       on_progress=ctrl_c)
+    seen = stop.value.state
+    assert (seen.start, seen.stop, int(seen.counts.sum())) == (4, 20, 16)
+    part, spec = Part("", 4, 36, 32), AtlasSpec(k=3)
+    whole = compute_part(facts, digits, spec, ["a", "b"], part)
+    again = compute_part(facts, digits, spec, ["a", "b"], part, resume=seen)
+    assert (again.start, again.stop) == (4, 36)
+    np.testing.assert_array_equal(again.counts, whole.counts)
+    for layer in ("a", "b"):
+        np.testing.assert_array_equal(again.top_index[layer], whole.top_index[layer])
+        np.testing.assert_allclose(again.sums[layer], whole.sums[layer], rtol=1e-12)
+    assert compute_part(facts, digits, spec, ["a", "b"], Part("", 4, 20, 16), resume=seen) \
+        is seen
+
+
 @pytest.mark.slow
 def test_a_layer_of_512_filters_opens_fast_and_shows_a_filter(k, digits, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")

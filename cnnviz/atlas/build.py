@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from cnnviz.atlas.stats import MapStatistics, map_statistics
-from cnnviz.core.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError, Stopped
 from cnnviz.core.fileio import write_text
 from cnnviz.core.text import file_stem
 from cnnviz.data.readers import Source
 from cnnviz.model.facts import ModelFacts, conv_layers, get_layer, resolve_map_layers
-from cnnviz.oip.filters import visualize_filters
+from cnnviz.oip.filters import resume_filters, visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.parts.engine import Part, ProgressFn, Work, run_parts
 from cnnviz.results import FilterResult, merge
@@ -67,19 +67,35 @@ def plan_layers(facts: ModelFacts, layers: tuple[str, ...] = ()) -> list[str]:
 
 
 def compute_part(facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers: list[str],
-                 part: Part, on_progress: Callable[[int, Any], None] | None = None) -> Any:
-    """Compute one part (in this process, or in a worker that got the same arguments)."""
+                 part: Part, on_progress: Callable[[int, Any], None] | None = None,
+                 resume: FilterResult | MapStatistics | None = None) -> Any:
+    """Compute one part (in this process, or in a worker that got the same arguments); an
+    part stopped by Ctrl-C raises :class:`~cnnviz.core.errors.Stopped` with its state — an
+    ascent's running images, or the statistics of the images seen — which ``resume``
+    continues."""
     shape, _ = facts.default_size(spec.size)
     if not part.layer:
         assert data is not None
-        return map_statistics(facts, data, layers, spec.k, start=part.first, stop=part.last,
-                              size=shape[:2] if facts.any_size else None,
-                              on_progress=on_progress)
-    settings = preset("default", facts, part.layer, shape, seed=spec.seed, steps=spec.steps)
-    found = visualize_filters(facts, part.layer, list(range(part.first, part.last)), settings,
-                              size=spec.size, budget=spec.budget, on_progress=on_progress)
-    if found.interrupted:  # the finished parts stay; the next run continues
-        raise KeyboardInterrupt
+        first = part.first if resume is None else resume.stop  # the images not yet seen
+        if resume is not None and first >= part.last:
+            return resume
+        try:
+            found = map_statistics(facts, data, layers, spec.k, start=first, stop=part.last,
+                                   size=shape[:2] if facts.any_size else None,
+                                   on_progress=on_progress)
+        except Stopped as stop:
+            raise Stopped(merged_statistics([resume, stop.state])) from None
+        return merged_statistics([resume, found])
+    if isinstance(resume, FilterResult):
+        found = resume_filters(facts, resume, budget=spec.budget, on_progress=on_progress)
+    else:
+        settings = preset("default", facts, part.layer, shape, seed=spec.seed,
+                          steps=spec.steps)
+        found = visualize_filters(facts, part.layer, list(range(part.first, part.last)),
+                                  settings, size=spec.size, budget=spec.budget,
+                                  on_progress=on_progress)
+    if found.interrupted:  # kept as it stood; the next run continues it
+        raise Stopped(found)
     return found
 
 
@@ -105,8 +121,10 @@ class AtlasWork(Work):
     def plan(self) -> list[Part]:
         return plan_parts(self.facts, self.data, self.spec, self.layers)
 
-    def compute(self, part: Part, on_progress: Callable[[int, Any], None] | None = None) -> Any:
-        return compute_part(self.facts, self.data, self.spec, self.layers, part, on_progress)
+    def compute(self, part: Part, on_progress: Callable[[int, Any], None] | None = None,
+                resume: FilterResult | MapStatistics | None = None) -> Any:
+        return compute_part(self.facts, self.data, self.spec, self.layers, part, on_progress,
+                            resume)
 
     def stamp(self) -> dict[str, Any]:
         return fingerprint(self.facts, self.data, self.spec, self.layers)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from cnnviz.core.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError, Stopped
 from cnnviz.core.fileio import load_results, save_results
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import shard
@@ -110,37 +109,41 @@ def map_statistics(facts: ModelFacts, source: Source, layers: list[str], k: int 
                    size: tuple[int, int] | None = None, batch_size: int = 256,
                    on_progress: ProgressFn | None = None) -> MapStatistics:
     """:class:`MapStatistics` of images ``start``..``stop`` of ``source`` (all by default),
-    every layer in one compiled pass a batch."""
+    every layer in one compiled pass a batch. Ctrl-C raises
+    :class:`~cnnviz.core.errors.Stopped` with the statistics of the images seen (``start``
+    up to their ``stop``; ``None`` before the first batch), which merge with the rest."""
     if k <= 0:
         raise CnnvizError(f"the number of top images must be positive, got {k}")
     part = shard(source, start, stop)
-    counts = np.zeros(1, np.int64)
-    sums: dict[str, Any] = {}
-    squares: dict[str, Any] = {}
-    values: dict[str, Any] = {}
-    index: dict[str, Any] = {}
-    end = start
-    for begin, outs, labels in reduced_batches(facts, part, layers, size=size,
-                                               batch_size=batch_size, on_progress=on_progress):
-        n = len(outs[0])
-        classes = np.zeros(n, np.int64) if labels is None else np.asarray(labels, np.int64)
-        width = max(len(counts), int(classes.max()) + 1)
-        counts = _padded(counts, width) + np.bincount(classes, minlength=width)
-        onehot = np.eye(width)[classes]  # (n, classes): sums by class in one product
-        for layer, out in zip(layers, outs, strict=True):
-            out = np.asarray(out, np.float64)
-            if out.ndim != 2:
-                raise CnnvizError(f"layer '{layer}' has no maps or units to count")
-            sums[layer] = _padded(sums.get(layer, np.zeros((1, out.shape[1]))), width) + \
-                onehot.T @ out
-            squares[layer] = _padded(squares.get(layer, np.zeros((1, out.shape[1]))), width) + \
-                onehot.T @ (out ** 2)
-            batch_index = np.broadcast_to(np.arange(start + begin, start + begin + n), out.T.shape)
-            if layer in values:
-                merged = (np.concatenate([values[layer], out.T], axis=1),
-                          np.concatenate([index[layer], batch_index], axis=1))
-            else:
-                merged = (out.T, batch_index)
-            values[layer], index[layer] = top_k(*merged, k)
-        end = start + begin + n
-    return MapStatistics(tuple(layers), k, start, end, counts, sums, squares, values, index)
+    seen: MapStatistics | None = None  # replaced whole after each batch: never torn
+    try:
+        for begin, outs, labels in reduced_batches(facts, part, layers, size=size,
+                                                   batch_size=batch_size,
+                                                   on_progress=on_progress):
+            batch = _batch_statistics(layers, k, start + begin, outs, labels)
+            seen = batch if seen is None else seen.merged(batch)
+    except KeyboardInterrupt:
+        raise Stopped(seen, 0 if seen is None else seen.stop - start) from None
+    if seen is None:
+        return MapStatistics(tuple(layers), k, start, start, np.zeros(1, np.int64), {}, {},
+                             {}, {})
+    return seen
+
+
+def _batch_statistics(layers: list[str], k: int, first: int, outs: list[np.ndarray],
+                      labels: np.ndarray | None) -> MapStatistics:
+    """The statistics of one batch, whose first image is image ``first`` of the data."""
+    n = len(outs[0])
+    classes = np.zeros(n, np.int64) if labels is None else np.asarray(labels, np.int64)
+    width = max(1, int(classes.max()) + 1)
+    onehot = np.eye(width)[classes]  # (n, classes): sums by class in one product
+    sums, squares, values, index = {}, {}, {}, {}
+    for layer, out in zip(layers, outs, strict=True):
+        out = np.asarray(out, np.float64)
+        if out.ndim != 2:
+            raise CnnvizError(f"layer '{layer}' has no maps or units to count")
+        sums[layer], squares[layer] = onehot.T @ out, onehot.T @ (out ** 2)
+        values[layer], index[layer] = top_k(out.T, np.broadcast_to(
+            np.arange(first, first + n), out.T.shape), k)
+    return MapStatistics(tuple(layers), k, first, first + n, np.bincount(classes, minlength=width),
+                         sums, squares, values, index)

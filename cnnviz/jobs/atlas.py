@@ -36,10 +36,14 @@ def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
         try:
             atlas = compute_parts(facts, out / "parts", source, spec, progress, runner)
         except KeyboardInterrupt:
-            kept = len(list((out / "parts").rglob("*.stamp.json")))
+            stamps = [p.name for p in (out / "parts").rglob("*.stamp.json")]
+            running = sum(".partial." in name for name in stamps)
+            kept = len(stamps) - running
             return Outcome(notes=[*facts.notes, *notes], interrupted=(
-                f"kept {kept} finished part{'s' if kept != 1 else ''} in {out / 'parts'}; the "
-                "same command continues from them"))
+                f"kept {kept} finished part{'s' if kept != 1 else ''}"
+                + (f" and {running} running one{'s' if running != 1 else ''} as it stood"
+                   if running else "")
+                + f" in {out / 'parts'}; the same command continues from them"))
         extras = {layer: _extras(facts, atlas, layer, source, spec) for layer in atlas.layers}
         with unit.writing() as written:
             written += write_site(out, atlas, extras, f"cnnviz atlas of {facts.name}")

@@ -23,8 +23,10 @@ class _Worker:
     def __init__(self, work: Work) -> None:
         self.work = work
 
-    def compute(self, part: Part) -> Any:
-        return self.work.compute(part)
+    def compute(self, part: Part, resume: Any = None) -> Any:
+        if resume is None:
+            return self.work.compute(part)
+        return self.work.compute(part, resume=resume)
 
 
 class RayRunner:
@@ -36,8 +38,8 @@ class RayRunner:
                  workers: int | None = None) -> None:
         self.address, self.cpus, self.workers = address, cpus, workers
 
-    def run(self, work: Work, todo: list[Part], progress: Any, partial: Any = None
-            ) -> Iterator[tuple[Part, Any]]:
+    def run(self, work: Work, todo: list[Part], progress: Any, partial: Any = None,
+            resumes: dict[Part, Any] | None = None) -> Iterator[tuple[Part, Any]]:
         """Each part with its result, as the cluster finishes it (a part's own partial
         values stay in its worker: a cluster's checkpoints are the parts finished)."""
         if not todo:
@@ -64,7 +66,8 @@ class RayRunner:
 
             def submit(actor: Any) -> None:
                 part = queue.pop(0)
-                running[actor.compute.remote(part)] = (actor, part)
+                resume = (resumes or {}).get(part)
+                running[actor.compute.remote(part, resume)] = (actor, part)
 
             for actor in pool:
                 submit(actor)

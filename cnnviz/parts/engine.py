@@ -43,7 +43,9 @@ class Work:
         raise NotImplementedError
 
     def compute(self, part: Part, on_progress: Callable[[int, Any], None] | None = None) -> Any:
-        """One part's result (in this process, or in a worker that got the same work)."""
+        """One part's result (in this process, or in a worker that got the same work). Ctrl-C
+        may raise :class:`~cnnviz.core.errors.Stopped` with the part's state; a work whose
+        parts can continue takes it back as the keyword ``resume``."""
         raise NotImplementedError
 
     def stamp(self) -> dict[str, Any]:
@@ -93,11 +95,14 @@ class InProcess:
     over what it computed (:class:`PartStopped`), and one of a data pass hands its partial
     value to ``partial`` every ``partial.every`` seconds."""
 
-    def run(self, work: Work, todo: list[Part], progress: Progress, partial: Any = None
-            ) -> Iterator[tuple[Part, Any]]:
-        """Each part with its result, as it finishes."""
+    def run(self, work: Work, todo: list[Part], progress: Progress, partial: Any = None,
+            resumes: dict[Part, Any] | None = None) -> Iterator[tuple[Part, Any]]:
+        """Each part with its result, as it finishes (a part of ``resumes`` continues from
+        the state given there)."""
         for part in todo:
             extra = {} if partial is None else {"partial": partial}
+            if resumes and part in resumes:
+                extra["resume"] = resumes[part]
             try:
                 value = work.compute(part, progress.within, **extra)
             except Stopped as stop:
@@ -124,37 +129,64 @@ def run_parts(work: Work, runner: Any = None, folder: Path | None = None,
               on_progress: ProgressFn | None = None) -> Done:
     """Every part of ``work``, computed by ``runner`` (default: in this process; or a
     :class:`~cnnviz.parts.cluster.RayRunner`). With ``folder``, each part is saved there as
-    it finishes and an earlier run's parts are read instead of computed again."""
+    it finishes and an earlier run's parts are read instead of computed again; a part that
+    Ctrl-C stops in this process is saved as it stood (``*.partial.npz``) and the next run
+    hands it to :meth:`Work.compute` as ``resume``."""
     done = Done(work.plan())
     progress = Progress(sum(p.units for p in done.plan), on_progress)
     stamp = json.loads(json.dumps(work.stamp()))  # tuples as lists, as they read back
+    resumes: dict[Part, Any] = {}
     for part in done.plan if folder is not None else []:
         found = _read(work, part, folder, stamp)
         if found is not None:
             done.results[part] = found
             done.reused += 1
             progress.advance(part.units)
+        else:
+            stopped = _read(work, part, folder, stamp, partial=True)
+            if stopped is not None:
+                resumes[part] = stopped
     todo = [part for part in done.plan if part not in done.results]
-    for part, value in (runner or InProcess()).run(work, todo, progress):
-        if folder is not None:
-            path = work.path(part, folder)
-            work.save(part, value, path)
-            write_text(_stamp_path(path), json.dumps({**stamp, "sha256": digest(path)}) + "\n")
-        done.results[part] = value
-        done.computed += 1
-        progress.advance(part.units)
+    try:
+        for part, value in (runner or InProcess()).run(work, todo, progress, resumes=resumes):
+            if folder is not None:
+                _keep(work, part, value, work.path(part, folder), stamp)
+                stood = _partial_path(work.path(part, folder))  # superseded
+                stood.unlink(missing_ok=True)
+                _stamp_path(stood).unlink(missing_ok=True)
+            done.results[part] = value
+            done.computed += 1
+            progress.advance(part.units)
+    except PartStopped as stop:
+        if folder is not None and stop.state is not None:
+            _keep(work, stop.part, stop.state, _partial_path(work.path(stop.part, folder)),
+                  stamp)
+        raise
     return done
+
+
+def _keep(work: Work, part: Part, value: Any, path: Path, stamp: dict[str, Any]) -> None:
+    """Save a part's value at ``path``, then its stamp (written last: a part without one is
+    unfinished)."""
+    work.save(part, value, path)
+    write_text(_stamp_path(path), json.dumps({**stamp, "sha256": digest(path)}) + "\n")
+
+
+def _partial_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".npz") + ".partial.npz")
 
 
 def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".stamp.json")
 
 
-def _read(work: Work, part: Part, folder: Path, stamp: dict[str, Any]) -> Any:
-    """The part an earlier run finished (its stamp written last), or ``None`` (none, an
-    unfinished or damaged one: it is made again); one of another model, data or settings is
-    refused."""
+def _read(work: Work, part: Part, folder: Path, stamp: dict[str, Any],
+          partial: bool = False) -> Any:
+    """The part an earlier run finished (its stamp written last) — or, with ``partial``, the
+    state Ctrl-C left it in — or ``None`` (none, an unfinished or damaged one: it is made
+    again); one of another model, data or settings is refused."""
     path = work.path(part, folder)
+    path = _partial_path(path) if partial else path
     try:
         theirs = json.loads(_stamp_path(path).read_text())
     except (OSError, ValueError):
