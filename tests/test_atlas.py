@@ -111,10 +111,10 @@ def test_an_interrupted_atlas_continues_to_the_same_parts(two_convs, digits, tmp
     kept = sorted(p.name for p in (tmp_path / "site" / "parts").rglob("*.npz"))
     assert kept == ["filters-00000-00004.npz", "filters-00000-00004.npz"]
     outcome = atlas_job(facts, tmp_path / "site", spec, data=digits)
-    assert "2 layers, 10 filters" in outcome.lines[0]
-    assert "4 parts computed, 2 reused" in outcome.lines[0]  # b:4-6 and three data shards
+    assert "3 layers, 10 filters and 3 classes" in outcome.lines[0]
+    assert "5 parts computed, 2 reused" in outcome.lines[0]  # b:4-6, the classes, 3 shards
     again = compute_parts(facts, tmp_path / "site" / "parts", digits, spec)
-    assert again.computed == 0 and again.reused == 6
+    assert again.computed == 0 and again.reused == 7
     for layer in ("a", "b"):
         np.testing.assert_array_equal(again.filters[layer].images, whole.filters[layer].images)
         np.testing.assert_array_equal(again.filters[layer].filters, np.arange(4 if layer == "a"
@@ -129,6 +129,13 @@ def test_an_interrupted_atlas_continues_to_the_same_parts(two_convs, digits, tmp
     site = tmp_path / "site"
     assert (site / "index.html").exists() and (site / "b.html").exists()
     assert (site / "img" / "b" / "5-top.png").exists() and (site / "img" / "a" / "0-kernel.png")
+    from cnnviz.model.facts import output_layer
+
+    name = output_layer(two_convs)  # the classes page: the logits, named by the data's classes
+    page = (site / f"{name}.html").read_text()
+    assert "3 classes" in page and ">zero: " in page and ">two: " in page
+    assert "what the model takes each class to be" in page
+    assert f"{name}</a> (classes)</td>" in (site / "index.html").read_text()
 
 
 def test_a_part_stopped_mid_ascent_continues_from_its_step(two_convs, digits, tmp_path,
@@ -166,7 +173,7 @@ def test_a_part_stopped_mid_ascent_continues_from_its_step(two_convs, digits, tm
                         or real(facts, previous, **kw))
     outcome = atlas_job(facts, tmp_path / "site", spec, data=digits)
     assert resumed == [5]
-    assert "4 parts computed, 2 reused" in outcome.lines[0] and not stood.exists()
+    assert "5 parts computed, 2 reused" in outcome.lines[0] and not stood.exists()
     again = compute_parts(facts, tmp_path / "site" / "parts", digits, spec)
     np.testing.assert_allclose(again.filters["b"].images, whole.filters["b"].images,
                                rtol=1e-5, atol=1e-6)

@@ -14,7 +14,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("CNNVIZ_ARTIFACTS", Path(__file__).parent.parent /
                                 "test-artifacts"))
 SECTIONS = ["Model cnnviz_reference_cnn", "Activation maps", "Optimal input patterns of conv2d_3",
-            "Class activation patterns", "Attribution maps"]
+            "What the model takes each class to be", "Class activation patterns",
+            "Attribution maps"]
 
 
 def _launch(playwright):
@@ -47,13 +48,17 @@ def report(tmp_path_factory):
 
 def test_report_is_self_contained_and_reuses_saved_results(report):
     page = report.read_text()
-    assert "<script src=" not in page and page.count("Plotly.newPlot") == 4
+    assert "<script src=" not in page and page.count("Plotly.newPlot") == 5
     for heading in SECTIONS:
         assert f"<h2>{heading}</h2>" in page
     specs = {spec["id"]: spec for spec in figures(page)}
     assert len(specs["activation-maps"]["data"]) == 10 * 5  # ten digits × five layers
     gallery = specs["figure-2"]["layout"]["title"]["text"]
     assert gallery == "conv2d_3: 8 filters (map mean), 4 steps"  # the saved run, not recomputed
+    classes = specs["figure-3"]["layout"]
+    assert classes["title"]["text"].startswith("dense_2: 10 classes (the class logit before")
+    assert [a["text"].split(":")[0] for a in classes["annotations"]] == \
+        [str(c) for c in range(10)]  # named by the data's classes
 
 
 @pytest.mark.slow
@@ -114,8 +119,8 @@ def test_gallery_rebuilds_reproducibly(tmp_path):
         assert result.exit_code == 0, result.output
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
-    assert {f.parts[0] for f in files} == {"activations", "filters", "kernels", "patterns",
-                                           "explain", "report.html",
+    assert {f.parts[0] for f in files} == {"activations", "filters", "classes", "kernels",
+                                           "patterns", "explain", "report.html",
                                            ".cnnviz-report-report.html.json"}  # its manifest
     assert any(f.suffix == ".png" for f in files) and any(f.suffix == ".npz" for f in files)
     for f in files:

@@ -220,6 +220,29 @@ def test_a_map_click_shows_its_filter(live):
     assert [b["x"] for b in panel["profile"]["data"]] == [[str(c) for c in range(10)]]
 
 
+def test_a_class_bar_click_shows_what_the_model_takes_the_class_to_be(live):
+    from dash.exceptions import PreventUpdate
+
+    from cnnviz.serve.app import _inspect
+
+    assert live.explorer.classes_layer == "dense_2"
+    out = live.view({"kind": "test", "index": 0}, [], "conv2d_3", None, 0)["output"]
+    assert out["data"][0]["customdata"] == list(range(10))  # each bar is its class
+    panel = live.filter_panel("dense_2", 6)
+    assert panel["title"] == "dense_2 · class 6"
+    assert "what the model takes class 6 to be" in panel["caption"]
+    assert panel["strip"].startswith("data:image/png;base64,") and "· 6" in panel["examples"]
+    shown = live.explorer.filter_view("dense_2", 6).pattern[..., 0]
+    read = live.explorer.look(shown[..., None], "conv2d_1").output
+    assert int(np.argmax(read)) == 6  # the model reads its own class image as that class
+    from dash import dcc, html
+
+    children = _inspect(live, {"points": [{"customdata": 6, "x": "6"}]}, "dense_2", dcc, html)
+    assert children[0].children == "dense_2 · class 6"
+    with pytest.raises(PreventUpdate):
+        _inspect(live, {"points": [{"customdata": 10}]}, "dense_2", dcc, html)
+
+
 def test_an_atlas_supplies_patterns_and_statistics(k, tmp_path):
     from cnnviz.atlas.build import AtlasSpec
     from cnnviz.jobs.atlas import atlas_job

@@ -144,6 +144,11 @@ def test_a_digit_drawn_in_chromium_is_read_and_a_map_opens_its_filter(served, tm
         page.wait_for_selector("#pattern", timeout=60_000)
         title = page.inner_text("#panel-title")
         loaded = page.evaluate("document.querySelector('#pattern').naturalWidth")
+        bar = page.locator("#output .point path").nth(1).bounding_box()  # class 1's bar
+        page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)
+        page.wait_for_function("document.querySelector('#panel-title').textContent"
+                               " === 'dense_2 · class 1'", timeout=60_000)
+        drawn = page.evaluate("document.querySelector('#pattern').naturalWidth")
         page.set_input_files("#picker input[type=file]", str(junk))
         page.wait_for_function("document.querySelector('#message').textContent"
                                ".includes('not an image')", timeout=20_000)
@@ -154,7 +159,7 @@ def test_a_digit_drawn_in_chromium_is_read_and_a_map_opens_its_filter(served, tm
         page.wait_for_function("document.querySelector('#message').textContent"
                                ".includes('empty canvas')", timeout=20_000)
         browser.close()
-    assert title == "conv2d_1 · filter 5" and loaded > 0
+    assert title == "conv2d_1 · filter 5" and loaded > 0 and drawn > 0
     assert not errors, errors
 
 

@@ -19,7 +19,13 @@ from cnnviz.core.errors import CnnvizError, Stopped
 from cnnviz.core.fileio import write_text
 from cnnviz.core.text import file_stem
 from cnnviz.data.readers import Source
-from cnnviz.model.facts import ModelFacts, conv_layers, get_layer, resolve_map_layers
+from cnnviz.model.facts import (
+    ModelFacts,
+    conv_layers,
+    get_layer,
+    output_layer,
+    resolve_unit_layer,
+)
 from cnnviz.oip.filters import resume_filters, visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.parts.engine import Part, ProgressFn, Work, run_parts
@@ -57,13 +63,17 @@ class AtlasParts:
 
 
 def plan_layers(facts: ModelFacts, layers: tuple[str, ...] = ()) -> list[str]:
-    """The layers an atlas covers: those named (checked), else every convolution."""
+    """The layers an atlas covers: those named (checked: maps or units), else every
+    convolution and, for a classifier, its output layer (the classes page)."""
     if layers:
-        return resolve_map_layers(facts.model, list(layers))
+        for name in layers:
+            resolve_unit_layer(facts.model, name)
+        return list(layers)
     found = conv_layers(facts.model)
     if not found:
         raise CnnvizError(f"model '{facts.name}' has no convolution layer for an atlas")
-    return found
+    classes = output_layer(facts.model)
+    return found + ([classes] if classes and classes not in found else [])
 
 
 def compute_part(facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers: list[str],

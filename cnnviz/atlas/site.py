@@ -51,13 +51,19 @@ def overlaid(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 
 def example_strips(filters: Any, statistics_index: Any, pixels: dict[int, Any],
-                   maps: dict[int, np.ndarray], field: Field) -> list[np.ndarray]:
-    """Per filter, its top real images side by side with the filter's map over each."""
+                   maps: dict[int, np.ndarray], field: Field | None) -> list[np.ndarray]:
+    """Per filter, its top real images side by side, each lit by the filter's map (as they
+    are for a unit of a vector layer, ``field`` ``None``: it has no map)."""
     strips = []
     for f in filters:
         tiles = []
         for index in statistics_index[int(f)]:
             image = pixels[int(index)]
+            if field is None:
+                colour = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
+                tiles.append(colour)
+                tiles.append(np.ones((image.shape[0], 2, 3)))
+                continue
             heat = upsample(maps[int(index)][None, :, :, int(f)], field, image.shape[:2])[0]
             tiles.append(overlaid(image, heat))
             tiles.append(np.ones((image.shape[0], 2, 3)))
@@ -119,23 +125,40 @@ td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}"""
 
 def _layer_page(layer: str, filters: list[dict[str, Any]], classes: tuple[str, ...],
                 title: str, extra: dict[str, Any]) -> str:
+    units = extra.get("units", "filters")
+    one = SINGULAR[units]
+    names = extra.get("names") or [str(e["f"]) for e in filters]
     tiles = "\n".join(
         f'<div class="tile" data-i="{i}"><img loading="lazy" src="{html.escape(e["img"])}" '
-        f'alt="filter {e["f"]}"><br><span class="{"dead" if e["dead"] else ""}">'
-        f'{e["f"]}: {e["out"]:.2f}</span></div>' for i, e in enumerate(filters))
-    data = json.dumps({"filters": filters, "classes": list(classes), "layer": layer})
+        f'alt="{one} {html.escape(name)}"><br><span class="'
+        f'{"dead" if e["dead"] else ""}">{html.escape(name)}: {e["out"]:.2f}</span></div>'
+        for i, (e, name) in enumerate(zip(filters, names, strict=True)))
+    for entry, name in zip(filters, names, strict=True):
+        entry["name"] = name
+    data = json.dumps({"filters": filters, "classes": list(classes), "layer": layer,
+                       "units": one})
     data = data.replace("</", "<\\/")  # no </script> inside the script
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(title)} · {html.escape(layer)}</title><style>{_STYLE}</style></head><body>
 <p><a href="index.html">← all layers</a></p>
-<h1>{html.escape(layer)}</h1><p>{len(filters)} filters · receptive field
+<h1>{html.escape(layer)}</h1><p>{len(filters)} {units} · receptive field
 {html.escape(str(extra.get("field", "?")))} · output {html.escape(str(extra.get("shape", "")))}
-· the number under each pattern is what the filter outputs for it (red: dead). Click a
-pattern for its detail.</p>
+· {_explained(units)}. Click a pattern for its detail.</p>
 <div class="grid">{tiles}</div><div id="detail"></div>
 <script>const ATLAS = {data};</script>
 <script src="{PLOTLY_JS}" defer></script>
 <script>{_DETAIL_JS}</script></body></html>"""
+
+
+SINGULAR = {"filters": "filter", "units": "unit", "classes": "class"}
+
+
+def _explained(units: str) -> str:
+    """What a layer page's numbers mean."""
+    if units == "classes":
+        return ("what the model takes each class to be: the image each class logit answers "
+                "most (before the softmax); the number under it is the class's probability")
+    return f"the number under each pattern is what the {SINGULAR[units]} outputs for it (red: dead)"
 
 
 _DETAIL_JS = """
@@ -145,11 +168,12 @@ document.querySelector('.grid').addEventListener('click', (ev) => {
   const tile = ev.target.closest('.tile'); if (!tile) return;
   const e = ATLAS.filters[Number(tile.dataset.i)];
   let h = '<button onclick="detail.style.display=\\'none\\'">close</button>';
-  h += '<h2>' + esc(ATLAS.layer) + ' · filter ' + e.f + '</h2>';
+  h += '<h2>' + esc(ATLAS.layer) + ' · ' + ATLAS.units + ' ' + esc(e.name) + '</h2>';
   h += '<img src="' + e.img + '" width="192" height="192" alt="pattern">';
   if (e.kernel) h += ' <img src="' + e.kernel + '" width="96" alt="kernel"> kernel';
   h += '<p>output for its pattern: ' + e.out + (e.dead ? ' (dead)' : '') + '</p>';
-  if (e.top) h += '<p>the real images that excite it most, lit where its map answers:</p>' +
+  if (e.top) h += '<p>the real images that excite it most' +
+    (ATLAS.units === 'filter' ? ', lit where its map answers:' : ':') + '</p>' +
     '<img src="' + e.top + '" style="max-width:100%" alt="top images">' +
     '<p>' + e.best.map((v, j) => '#' + e.index[j] + ': ' + v.toFixed(3)).join(' · ') + '</p>';
   h += '<div id="profile" style="height:220px"></div>';
@@ -157,10 +181,20 @@ document.querySelector('.grid').addEventListener('click', (ev) => {
   if (e.classes && window.Plotly) {
     Plotly.newPlot('profile', [{type: 'bar', x: ATLAS.classes.length ? ATLAS.classes :
       e.classes.map((_, j) => String(j)), y: e.classes}], {margin: {t: 30, b: 40, l: 40, r: 10},
-      title: {text: 'mean of its map per class', font: {size: 12}}}, {displayModeBar: false});
+      title: {text: ATLAS.units === 'filter' ? 'mean of its map per class' :
+      'its mean value per class', font: {size: 12}}}, {displayModeBar: false});
   }
 });
 """
+
+
+def _counted(rows: list[tuple[Any, ...]]) -> str:
+    """"224 filters and 10 classes": the images of the layers, by what they are of."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        units = row[4].get("units", "filters")
+        counts[units] = counts.get(units, 0) + row[2]
+    return " and ".join(f"{n:,} {units}" for units, n in counts.items())
 
 
 def _index(rows: list[tuple[Any, ...]], title: str, atlas: AtlasParts) -> str:
@@ -168,7 +202,9 @@ def _index(rows: list[tuple[Any, ...]], title: str, atlas: AtlasParts) -> str:
     for layer, link, count, dead, extra, first in rows:
         strip = "".join(f'<img loading="lazy" src="{html.escape(e["img"])}" width="48" '
                         f'height="48" style="image-rendering:pixelated" alt="">' for e in first)
-        body.append(f'<tr><td><a href="{html.escape(link)}.html">{html.escape(layer)}</a></td>'
+        kind = "" if extra.get("units", "filters") == "filters" else f" ({extra['units']})"
+        body.append(f'<tr><td><a href="{html.escape(link)}.html">{html.escape(layer)}</a>'
+                    f'{kind}</td>'
                     f'<td>{count}</td><td class="{"dead" if dead else ""}">{dead}</td>'
                     f'<td>{html.escape(str(extra.get("shape", "")))}</td>'
                     f'<td>{html.escape(str(extra.get("field", "")))}</td><td>{strip}</td></tr>')
@@ -176,6 +212,6 @@ def _index(rows: list[tuple[Any, ...]], title: str, atlas: AtlasParts) -> str:
         f"{atlas.statistics.stop - atlas.statistics.start:,} real images")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>
-<p>{len(rows)} layers, {sum(r[2] for r in rows):,} filters; {data}.</p>
+<p>{len(rows)} layers, {_counted(rows)}; {data}.</p>
 <table><tr><th>layer</th><th>filters</th><th>dead</th><th>output</th><th>receptive field</th>
 <th>first patterns</th></tr>{''.join(body)}</table></body></html>"""

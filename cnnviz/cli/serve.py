@@ -46,7 +46,8 @@ def serve(
 ) -> None:
     """A live explorer in the browser: draw a digit (28×28 grey models), upload an image or
     pick one of the data, and watch the prediction, a layer's maps and an attribution answer
-    on every stroke; click a map to see what its filter looks for. Ctrl-C stops it. Needs
+    on every stroke; click a map to see what its filter looks for, a class bar to see what
+    the model takes that class to be. Ctrl-C stops it. Needs
     pip install 'cnnviz[serve]'."""
     from cnnviz.jobs.serve import serve_job
 

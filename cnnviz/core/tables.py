@@ -126,6 +126,9 @@ OBJECTIVES = Table(
     Entry("channel", _OBJ + "channel", "the mean of the filter's map"),
     Entry("neuron", _OBJ + "neuron", "the centre unit of the filter's map"),
     Entry("layer", _OBJ + "layer", "the mean square of every map (DeepDream)"),
+    Entry("unit", _OBJ + "class_logit",
+          "a unit of a vector layer (Dense): for the output layer, the class logit before the "
+          "softmax"),
 )
 
 PRESETS = Table(

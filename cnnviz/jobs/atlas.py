@@ -48,9 +48,12 @@ def atlas_job(facts: ModelFacts, out: Path, spec: AtlasSpec | None = None, *,
         with unit.writing() as written:
             written += write_site(out, atlas, extras, f"cnnviz atlas of {facts.name}")
     outcome = Outcome(written, notes=[*facts.notes, *notes])
-    filters = sum(len(r.filters) for r in atlas.filters.values())
+    counts: dict[str, int] = {}
+    for result in atlas.filters.values():
+        counts[result.units] = counts.get(result.units, 0) + len(result.filters)
+    what = " and ".join(f"{n:,} {units}" for units, n in counts.items())
     dead = sum(int(r.dead.sum()) for r in atlas.filters.values())
-    outcome.lines = [f"{len(atlas.layers)} layers, {filters:,} filters ({dead} dead); "
+    outcome.lines = [f"{len(atlas.layers)} layers, {what} ({dead} dead); "
                      f"{atlas.computed} parts computed, {atlas.reused} reused from an earlier "
                      f"run", f"wrote {out / 'index.html'} and {len(written) - 1:,} files beside it"]
     return outcome
@@ -62,10 +65,17 @@ def _extras(facts: ModelFacts, atlas: AtlasParts, layer: str, source: Any,
     convolution, its kernels."""
     result = atlas.filters[layer]
     shape = tuple(result.images.shape[1:])
-    field = receptive_field(facts, layer, shape[:2] if facts.any_size else None)
     out_shape = tuple(get_layer(facts.model, layer).output.shape[1:])
-    extra: dict[str, Any] = {"field": field.describe()[0], "shape": "×".join(
-        "?" if s is None else str(s) for s in out_shape)}
+    vector = len(out_shape) == 1
+    field = None if vector else receptive_field(facts, layer,
+                                                shape[:2] if facts.any_size else None)
+    extra: dict[str, Any] = {"field": "the whole image" if field is None else
+                             field.describe()[0],
+                             "shape": "×".join("?" if s is None else str(s) for s in out_shape),
+                             "units": result.units,
+                             "names": [atlas.classes[f] if result.classes and
+                                       len(atlas.classes) == out_shape[-1]
+                                       else result.unit_name(f) for f in result.filters]}
     if atlas.statistics is not None and source is not None:
         index = atlas.statistics.top_index[layer]
         wanted = sorted({int(i) for i in index[result.filters].ravel()})

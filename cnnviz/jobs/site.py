@@ -56,10 +56,12 @@ def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = Fal
     say = say or (lambda message: None)
     facts = load()
     if not force:  # every part is checked before the first is written
-        for kind, main in (("activations", "activations.npz"), ("filters", "filters.npz"),
-                           ("kernels", "kernels.html"), ("patterns", "patterns.npz"),
-                           ("explain", "explain.html")):
-            OutputUnit(out / kind, kind, main=main)
+        for folder, kind, main in (
+                ("activations", "activations", "activations.npz"),
+                ("filters", "filters", "filters.npz"), ("classes", "filters", "filters.npz"),
+                ("kernels", "kernels", "kernels.html"), ("patterns", "patterns", "patterns.npz"),
+                ("explain", "explain", "explain.html")):
+            OutputUnit(out / folder, kind, main=main)
         report_unit(out / "report.html")
     runs: list[tuple[str, Callable[[], Outcome]]] = [
         ("activations --digit 6", lambda: activations_job(
@@ -67,6 +69,10 @@ def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = Fal
         (f"filters --examples 9 --steps {steps}", lambda: filters_job(
             facts, out / "filters", AscentSpec(overrides={"steps": steps, "seed": seed}),
             examples=9, force=True)),
+        (f"filters --layer dense_2 --examples 3 --steps {steps} (the classes)",
+         lambda: filters_job(facts, out / "classes",
+                             AscentSpec(overrides={"steps": steps, "seed": seed}),
+                             layer="dense_2", examples=3, force=True)),
         ("kernels", lambda: kernels_job(facts, out / "kernels", force=True)),
         ("patterns", lambda: patterns_job(facts, out / "patterns", force=True)),
         ("explain --digit 6 --method integrated_gradients", lambda: explain_job(

@@ -21,7 +21,8 @@ from cnnviz.model.facts import (
     as_facts,
     check_finite_weights,
     get_layer,
-    resolve_map_layers,
+    is_output_layer,
+    resolve_unit_layer,
 )
 from cnnviz.model.graph import has_fused_activation
 from cnnviz.model.receptive import receptive_field
@@ -44,8 +45,7 @@ def chosen_filters(model: ModelFacts | Any, layer: str,
     """The filter indices of ``layer`` to visualize (all when ``None``), checked against the
     layer before any list is built: numbers, or ranges as text (``"0-15,20"``)."""
     facts = as_facts(model)
-    resolve_map_layers(facts.model, [layer])
-    n_maps = int(get_layer(facts.model, layer).output.shape[-1])
+    n_maps = resolve_unit_layer(facts.model, layer)
     if filters is None:
         return np.arange(n_maps)
     spans = filter_spans(filters) if isinstance(filters, str) else [(f, f) for f in filters]
@@ -130,7 +130,8 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                   "size": list(shape[:2]),
                   "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
                   "compared": reference is not None,
-                  "examples": examples if reference is not None else 0}
+                  "examples": examples if reference is not None else 0,
+                  "classes": kind == "unit" and is_output_layer(facts.model, layer)}
         return FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
                             else np.zeros(0), run.curves, meta, params,
                             notes=_notes(done, run.alive, own), interrupted=run.interrupted,
@@ -288,6 +289,8 @@ def _own_maps(facts: ModelFacts, layer: str, objective: obj.Objective, run: Asce
     own = run.maps if objective.layers[0] == layer else None
     if own is None or own.ndim != 3:
         own = activations(facts, run.images, [layer]).maps[layer]
+        if own.ndim == 2:  # a layer of units: each unit's value, as a 1×1 map
+            return own[np.arange(len(done)), done][:, None, None]
         return own[np.arange(len(done)), :, :, done]
     if preact:
         own = keras().ops.convert_to_numpy(get_layer(facts.model, layer).activation(own))

@@ -17,7 +17,7 @@ import numpy as np
 
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.tables import COLOURS, OBJECTIVES, PRESETS
-from cnnviz.model.facts import ModelFacts, as_facts
+from cnnviz.model.facts import ModelFacts, as_facts, get_layer
 from cnnviz.model.receptive import receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.param import colour_basis
@@ -35,12 +35,21 @@ def field_side(model: ModelFacts | Any, layer: str, shape: tuple[int, int, int])
 
 def objective_kind(model: ModelFacts | Any, layer: str, shape: tuple[int, int, int],
                    kind: str = "auto") -> str:
-    """``kind``, or for ``auto`` the centre neuron when the layer's receptive field covers at
-    most half the image side (a channel mean of a small field is maximized by a repeated,
-    often flat, texture), else the channel mean."""
+    """``kind``, or for ``auto``: a unit for a layer of units (a Dense layer; the class logit
+    for the output layer), the centre neuron when the layer's receptive field covers at most
+    half the image side (a channel mean of a small field is maximized by a repeated, often
+    flat, texture), else the channel mean."""
+    facts = as_facts(model)
+    vector = len(get_layer(facts.model, layer).output.shape) == 2
     if OBJECTIVES.check(kind) != "auto":
+        if vector != (kind == "unit"):
+            raise CnnvizError(f"objective '{kind}' needs a layer with "
+                              f"{'maps' if kind != 'unit' else 'units (a Dense layer)'}; "
+                              f"'{layer}' has {'units: use unit' if vector else 'maps'}")
         return kind
-    return "neuron" if 2 * field_side(model, layer, shape) <= min(shape[:2]) else "channel"
+    if vector:
+        return "unit"
+    return "neuron" if 2 * field_side(facts, layer, shape) <= min(shape[:2]) else "channel"
 
 
 def make_objective(kind: str, layer: str) -> obj.Objective:

@@ -19,6 +19,7 @@ class OutputBars:
     title: str
     axis: str
     probabilities: bool
+    indices: tuple[int, ...] = ()  # the class (or channel) each bar is
 
 
 MAX_BARS = 20  # more classes than this show their ``top`` strongest
@@ -50,11 +51,12 @@ def output_bars(output: np.ndarray, class_names: tuple[str, ...] | None = None,
         if is_probabilities(output):
             return OutputBars(kept, values, where,
                               f"predicted {names[best]} ({output[best]:.1%})", "probability",
-                              True)
+                              True, tuple(int(i) for i in shown))
         return OutputBars(kept, values, where, f"largest: {names[best]} ({output[best]:.4g})",
-                          "value", False)
+                          "value", False, tuple(int(i) for i in shown))
     means = output.reshape(-1, output.shape[-1]).mean(axis=0)
     order = np.argsort(-means, kind="stable")[:top]
     shape = "×".join(str(s) for s in output.shape)
     return OutputBars([f"ch {c}" for c in order], means[order], 0,
-                      f"output {shape}: strongest channels", "mean activation", False)
+                      f"output {shape}: strongest channels", "mean activation", False,
+                      tuple(int(c) for c in order))

@@ -73,9 +73,10 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
     idx = np.arange(n) if order == "index" else np.argsort(-result.output, kind="stable")
     flagged = [bool(result.dead[i]) or int(result.filters[i]) in result.notes for i in idx]
     kind = result.params.get("objective_kind", "channel")
-    labels = [("all maps" if kind == "layer" else str(result.filters[i])) +
+    labels = [("all maps" if kind == "layer" else result.unit_name(result.filters[i])) +
               f": {result.output[i]:.2f}" + (" dead" if result.dead[i] else "") for i in idx]
-    template = "filter %{customdata[0]}<br>output %{customdata[1]:.4g}"
+    template = ("class %{customdata[0]}" if result.classes else "filter %{customdata[0]}") + \
+        "<br>output %{customdata[1]:.4g}"
     columns = [result.filters[idx], result.output[idx]]
     if result.best_real is not None:
         template += ("<br>best real image %{customdata[2]:.4g}"
@@ -98,8 +99,11 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
         _class_counts(result.example_labels[i], result.meta.class_name) for i in idx]
     dead = int(result.dead.sum())
     what = {"neuron": "centre unit, its receptive field shown",
-            "layer": "all maps together (DeepDream)"}.get(kind, "map mean")
-    heading = (f"{result.layer}: {n} filters ({what}), {result.params.get('steps', '?')} steps"
+            "layer": "all maps together (DeepDream)",
+            "unit": "the class logit before the softmax; its probability" if result.classes
+            else "the unit's value"}.get(kind, "map mean")
+    heading = (f"{result.layer}: {n} {result.units} ({what}), "
+               f"{result.params.get('steps', '?')} steps"
                f"{f', {dead} dead' if dead else ''}")
     return dict(idx=idx, shown=shown, labels=labels, flagged=flagged, per_row=per_row,
                 page_row=page_row,

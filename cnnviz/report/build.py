@@ -24,6 +24,7 @@ from cnnviz.model.facts import (
     default_layer,
     get_layer,
     list_layers,
+    output_layer,
     resolve_map_layers,
 )
 from cnnviz.oip.filters import examples_that_fit, visualize_filters
@@ -66,6 +67,8 @@ def build_report(model: ModelFacts | Any, *, results: str | Path | None = None,
     saved = _reuse(_find(results, "filters.npz"), "filters", facts, source, tell, deepest)
     sections.append(_filter_section(facts, deepest, saved, source, steps, examples, seed,
                                     shape))
+    say("class images")
+    sections.append(_class_section(facts, source, steps, seed, shape))
     say("class patterns")
     saved = _reuse(_find(results, "patterns.npz"), "patterns", facts, source, tell)
     sections.append(_pattern_section(facts, deepest, saved, source, shape))
@@ -166,6 +169,29 @@ def _filter_section(facts: ModelFacts, layer: str, saved: tuple[Any, str],
                                    examples=fit if source is not None else 0, size=shape[:2])
     return (f"Optimal input patterns of {result.layer}{why}",
             views.filter_gallery_figure(result, "activation"))
+
+
+MAX_CLASS_IMAGES = 16  # a 1,000-class model's report draws the first 16 (`filters` draws any)
+
+
+def _class_section(facts: ModelFacts, source: Source | None, steps: int, seed: int,
+                   shape: tuple[int, int, int]) -> Section:
+    """What the model takes each class to be: the image each class logit (before the
+    softmax) answers most, one per class, named by the data's classes."""
+    heading = "What the model takes each class to be"
+    name = output_layer(facts.model)
+    if name is None:
+        return (heading, '<p class="meta">no class images: the model\'s output is not a '
+                         'vector of classes</p>')
+    units = int(get_layer(facts.model, name).output.shape[-1])
+    shown = list(range(min(units, MAX_CLASS_IMAGES)))
+    settings = preset("default", facts, name, shape, steps=steps, seed=seed)
+    names = source if source is not None and len(source.class_names) == units else None
+    result = visualize_filters(facts, name, shown, settings, size=shape[:2],
+                               reference_images=names, examples=1 if names else 0)
+    cut = f" (the first {len(shown)} of {units}: cnnviz filters --layer {name} draws any)" \
+        if len(shown) < units else ""
+    return (f"{heading}{cut}", views.filter_gallery_figure(result))
 
 
 def _pattern_section(facts: ModelFacts, layer: str, saved: tuple[Any, str],

@@ -124,8 +124,26 @@ class FilterResult:
     def measure(self) -> str:
         """What :attr:`output` and the real-image comparison measure, in words."""
         kind = self.params.get("objective_kind", "channel")
+        if self.classes:
+            return "the class's probability"
         return {"neuron": "the centre unit (real images: their strongest unit)",
-                "layer": "the layer's mean square"}.get(kind, "the map mean")
+                "layer": "the layer's mean square", "unit": "the unit's value"
+                }.get(kind, "the map mean")
+
+    @property
+    def classes(self) -> bool:
+        """Whether the units are the model's classes (the output layer's logits)."""
+        return bool(self.params.get("classes"))
+
+    @property
+    def units(self) -> str:
+        """What the images are of, in words: "filters", "units" or "classes"."""
+        kind = self.params.get("objective_kind", "channel")
+        return "classes" if self.classes else "units" if kind == "unit" else "filters"
+
+    def unit_name(self, index: int) -> str:
+        """A filter's or unit's number — for the output layer, its class's name."""
+        return self.meta.class_name(int(index)) if self.classes else str(int(index))
 
     def patterns(self) -> np.ndarray:
         """The images as shown: for a neuron objective, the centre unit's receptive-field crop,
@@ -152,7 +170,7 @@ class FilterResult:
         live = ~self.dead
         when = "before" if self.params.get("preactivation") else "after"
         what = "one image for all maps" if self.params.get("objective_kind") == "layer" \
-            else f"{len(self.filters)} filters"
+            else f"{len(self.filters)} {self.units}"
         line = (f"{self.layer}: {what} in chunks of {self.params.get('chunk', '?')}; objective "
                 f"{self.params.get('objective', '?')}, {when} the activation; output after it, "
                 f"{self.measure}: mean "

@@ -75,8 +75,10 @@ def create_app(live: LiveView) -> Any:
                        page, strokes, current)
 
     @app.callback(Output("panel", "children"), Input("maps", "clickData"),
-                  State("layer", "value"))
-    def open_filter(click, layer):
+                  Input("output", "clickData"), State("layer", "value"))
+    def open_filter(click, bar, layer):
+        if dash.ctx.triggered_id == "output":  # a class bar: what the model takes it to be
+            return _inspect(live, bar, live.explorer.classes_layer, dcc, html)
         return _inspect(live, click, layer, dcc, html)
 
     return app
@@ -122,11 +124,14 @@ def _inspect(live: LiveView, click: Any, layer: Any, dcc: Any, html: Any) -> Any
 
     try:
         custom = click["points"][0]["customdata"]  # a typed array's row arrives as a dict
-        index = int(custom["0"] if isinstance(custom, dict) else custom[0])
+        index = int(custom["0"] if isinstance(custom, dict) else
+                    custom[0] if isinstance(custom, list) else custom)  # a bar's: a number
     except (TypeError, KeyError, IndexError, ValueError):
         raise PreventUpdate from None
-    if layer not in live.explorer.layers or not 0 <= index < live.explorer.map_count(layer):
-        raise PreventUpdate  # a gap between maps
+    known = layer in live.explorer.layers or (layer is not None and
+                                               layer == live.explorer.classes_layer)
+    if not known or not 0 <= index < live.explorer.unit_count(layer):
+        raise PreventUpdate  # a gap between maps, or a bar of no class
     try:
         found = live.filter_panel(layer, index)
     except CnnvizError as exc:
@@ -187,8 +192,14 @@ def _layout(live: LiveView, dcc: Any, html: Any) -> Any:
                       dcc.Graph(id="maps", config=static)], className="col",
                      style={"flex": "1", "minWidth": "420px"}),
             dcc.Loading(html.Div(id="panel", className="col", style={"width": "580px"},
-                                 children=html.Div("click a map to see what its filter looks "
-                                                   "for", className="note")))])])
+                                 children=html.Div(_hint(explorer), className="note")))])])
+
+
+def _hint(explorer: Any) -> str:
+    """What the panel shows when clicked."""
+    return "click a map to see what its filter looks for" + (
+        "; click a class bar to see what the model takes that class to be"
+        if explorer.classes_layer else "")
 
 
 def _deepest_conv(explorer: Any) -> str:

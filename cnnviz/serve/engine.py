@@ -27,6 +27,7 @@ from cnnviz.model.facts import (
     default_layer,
     get_layer,
     map_layers,
+    output_layer,
 )
 from cnnviz.model.graph import feature_model
 from cnnviz.model.receptive import receptive_field
@@ -92,6 +93,7 @@ class Explorer:
         self._statistics: dict[str, MapStatistics] = {}
         self._cam_layer = default_layer(facts.model, top_level=True, purpose="Grad-CAM") \
             if len(facts.model.outputs[0].shape) == 2 else None
+        self.classes_layer = output_layer(facts.model)  # a click on a class bar draws it
 
     @property
     def drawable(self) -> bool:
@@ -181,9 +183,16 @@ class Explorer:
         label = int(label)
         return self.class_names[label] if label < len(self.class_names) else str(label)
 
+    def unit_count(self, layer: str) -> int:
+        """How many maps ``layer`` has, or classes for the output layer."""
+        if layer is not None and layer == self.classes_layer:
+            return int(get_layer(self.facts.model, layer).output.shape[-1])
+        return self.map_count(layer)
+
     def filter_view(self, layer: str, index: int) -> FilterView:
-        """Filter ``index`` of ``layer``: its pattern, top real images and class profile."""
-        if not isinstance(index, int) or not 0 <= index < self.map_count(layer):
+        """Filter ``index`` of ``layer`` — or, for the output layer, class ``index`` — its
+        pattern, top real images and class profile."""
+        if not isinstance(index, int) or not 0 <= index < self.unit_count(layer):
             raise CnnvizError(f"filter {str(index)[:20]} is not a map of {layer}")
         pattern, output, origin = self._pattern(layer, index)
         strip, labels, values, profile = None, [], np.zeros(0), None
@@ -229,10 +238,13 @@ class Explorer:
                   ) -> tuple[np.ndarray, list[str], np.ndarray]:
         chosen = [int(i) for i in statistics.top_index[layer][index]]
         pixels, shown, names = self._gathered(chosen)
-        maps = [self._forward(layer, x[None].astype(np.float32))[0]
-                for x in model_inputs(pixels, self.facts.preprocess)]
-        field = receptive_field(self.facts, layer,
-                                tuple(self.shape[:2]) if self.facts.any_size else None)
+        if layer == self.classes_layer:  # a class has no map to light its images with
+            maps, field = [None] * len(chosen), None
+        else:
+            maps = [self._forward(layer, x[None].astype(np.float32))[0]
+                    for x in model_inputs(pixels, self.facts.preprocess)]
+            field = receptive_field(self.facts, layer,
+                                    tuple(self.shape[:2]) if self.facts.any_size else None)
         strip = example_strips([index], {index: chosen}, dict(zip(chosen, shown, strict=True)),
                                dict(zip(chosen, maps, strict=True)), field)[0]
         return strip, names, statistics.top_values[layer][index]

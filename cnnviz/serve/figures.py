@@ -44,7 +44,7 @@ def output_figure(output: np.ndarray, class_names: tuple[str, ...]) -> dict[str,
     bars = output_bars(output, class_names or None)
     colours = ["#d62728" if i == bars.highlight else "#7f7f7f" for i in range(len(bars.names))]
     return {"data": [{"type": "bar", "x": bars.names, "y": typed(bars.values.astype(np.float32)),
-                      "marker": {"color": colours},
+                      "customdata": list(bars.indices), "marker": {"color": colours},
                       "hovertemplate": f"%{{x}}<br>{bars.axis} %{{y:.4g}}<extra></extra>"}],
             "layout": {"title": {"text": html.escape(bars.title), "font": {"size": 15}},
                        "height": 240, "margin": dict(l=50, r=10, t=40, b=40),

@@ -141,18 +141,27 @@ def panel(view: FilterView, explorer: Explorer) -> dict[str, Any]:
     """A filter's panel contents (plain values; the page lays them out)."""
     origin = ("from the atlas" if view.origin == "atlas" else
               f"computed now: default preset, {explorer.steps} steps, seed {explorer.seed}")
+    is_class = view.layer == explorer.classes_layer
+    names = explorer.class_names
+    what = (f"class {names[view.index] if view.index < len(names) else view.index}"
+            if is_class else f"filter {view.index}")
     found: dict[str, Any] = {
-        "title": f"{view.layer} · filter {view.index}",
+        "title": f"{view.layer} · {what}",
         "pattern": data_url(view.pattern, 224),
-        "caption": f"optimal input pattern ({origin}); its output {view.output:.4g}"}
+        "caption": (f"what the model takes {what} to be: the image its logit (before the "
+                    f"softmax) answers most ({origin}); its probability {view.output:.4g}"
+                    if is_class else
+                    f"optimal input pattern ({origin}); its output {view.output:.4g}")}
     if view.strip is not None:
         found["strip"] = data_url(view.strip, 96)
-        found["examples"] = "real images that excite it most, its map lighting each: " + \
+        lit = ":" if is_class else ", its map lighting each:"
+        found["examples"] = f"real images that excite it most{lit} " + \
             ", ".join(f"{name} ({value:.3g})" for name, value in
                       zip(view.labels, view.values, strict=True))
     else:
         found["examples"] = "no data to rank real images: pass --data"
     if view.profile is not None:
-        found["profile"] = figures.profile_figure(*view.profile, view.class_names,
-                                                  "mean activation per class (± std)")
+        found["profile"] = figures.profile_figure(
+            *view.profile, view.class_names,
+            f"mean {'probability' if is_class else 'activation'} per class (± std)")
     return found

@@ -1,0 +1,91 @@
+"""Every unit is drawable: the units of a Dense layer and, for the output layer, the class
+logits before the softmax, labelled with the classes' names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cnnviz.cli import app
+from cnnviz.core.errors import CnnvizError
+from cnnviz.data.readers import ArraySource
+from cnnviz.model.facts import as_facts
+from cnnviz.oip.filters import visualize_filters
+from cnnviz.oip.presets import objective_kind
+from cnnviz.oip.settings import Settings
+from cnnviz.render.views import filter_gallery_figure
+
+
+@pytest.fixture(scope="module")
+def digits_model(k, mnist):
+    """28×28×1 → flatten → dense "out" (2 classes, softmax) whose weights are a 3 and a 7
+    (each centred on its mean): class c's logit is the image's match with digit c."""
+    three = mnist.x_test[mnist.y_test == 3][0].astype(np.float64) / 255
+    seven = mnist.x_test[mnist.y_test == 7][0].astype(np.float64) / 255
+    model = k.Sequential([k.Input((28, 28, 1)), k.layers.Flatten(name="flat"),
+                          k.layers.Dense(2, activation="softmax", name="out")], name="digits")
+    weights = np.stack([(d - d.mean()).reshape(-1) for d in (three, seven)], axis=1)
+    model.get_layer("out").set_weights([weights.astype(np.float32), np.zeros(2, np.float32)])
+    return as_facts(model), three, seven
+
+
+def test_a_class_image_is_the_digit_its_logit_weighs(digits_model):
+    facts, three, seven = digits_model
+    result = visualize_filters(facts, "out", None, Settings(steps=60, lr=0.05, seed=0))
+    assert result.params["objective_kind"] == "unit" and result.classes
+    assert result.params["objective"] == "class_logit(out)"  # before the softmax
+    images = result.images[..., 0].reshape(2, -1)
+
+    def r(a, b):
+        return float(np.corrcoef(a, b.reshape(-1))[0, 1])
+
+    assert r(images[0], three) > 0.8 and r(images[1], seven) > 0.8
+    assert r(images[0], seven) < 0.5 and r(images[1], three) < 0.5
+    np.testing.assert_allclose(result.output, 1.0, atol=1e-3)  # each image is its class, surely
+
+
+def test_class_images_are_named_by_the_data_classes(digits_model):
+    facts = digits_model[0]
+    data = ArraySource(np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 0, 1]),
+                       class_names=("three", "seven"), name="two digits")
+    result = visualize_filters(facts, "out", None, Settings(steps=5, lr=0.05),
+                               reference_images=data, examples=1)
+    assert [result.unit_name(f) for f in result.filters] == ["three", "seven"]
+    figure = filter_gallery_figure(result)
+    titles = [a.text for a in figure.layout.annotations]
+    assert any(t.startswith("three: ") for t in titles) and any(t.startswith("seven: ")
+                                                                for t in titles)
+    assert "2 classes (the class logit before the softmax" in figure.layout.title.text
+    assert result.summary().startswith("out: 2 classes in chunks of 2; objective "
+                                       "class_logit(out)")
+
+
+def test_hidden_dense_units_and_the_objectives_that_fit_them(k):
+    model = k.Sequential([k.Input((6, 6, 1)), k.layers.Conv2D(2, 3, name="conv"),
+                          k.layers.Flatten(name="flat"),
+                          k.layers.Dense(4, activation="relu", name="hidden"),
+                          k.layers.Reshape((2, 2), name="square"),
+                          k.layers.Flatten(name="again"), k.layers.Dense(3, name="out")])
+    facts = as_facts(model)
+    assert objective_kind(facts, "hidden", (6, 6, 1)) == "unit"
+    result = visualize_filters(facts, "hidden", [1, 3], Settings(steps=4, lr=0.05))
+    assert not result.classes and result.units == "units"
+    assert [result.unit_name(f) for f in result.filters] == ["1", "3"]
+    with pytest.raises(CnnvizError, match="objective 'neuron' needs a layer with maps; "
+                                          "'hidden' has units: use unit"):
+        visualize_filters(facts, "hidden", [0], objective="neuron")
+    with pytest.raises(CnnvizError, match="objective 'unit' needs a layer with units"):
+        visualize_filters(facts, "conv", [0], objective="unit")
+    with pytest.raises(CnnvizError, match="layer 'square' has neither maps nor units"):
+        visualize_filters(facts, "square", [0])
+    with pytest.raises(CnnvizError, match="filter 4 is out of range: layer 'hidden' has 4"):
+        visualize_filters(facts, "hidden", [4])
+
+
+def test_the_command_draws_the_bundled_models_classes(tmp_path):
+    result = CliRunner().invoke(app, ["filters", "--layer", "dense_2", "--steps", "8",
+                                      "--out", str(tmp_path / "classes")])
+    assert result.exit_code == 0, result.output
+    assert "dense_2: 10 classes" in result.output
+    assert (tmp_path / "classes" / "filters.png").exists()
