@@ -89,3 +89,29 @@ def test_the_command_draws_the_bundled_models_classes(tmp_path):
     assert result.exit_code == 0, result.output
     assert "dense_2: 10 classes" in result.output
     assert (tmp_path / "classes" / "filters.png").exists()
+
+
+def test_deepdream_reads_the_maps_after_their_activation_unless_asked(tiny_model):
+    """lucid's DeepDream: the squares of the maps after the ReLU (negative pre-activations,
+    which the ReLU zeroes, earn nothing); ``layer_pre`` keeps the maps before it."""
+    post = visualize_filters(tiny_model, "conv", None, Settings(steps=3, lr=0.05),
+                             objective="layer")
+    pre = visualize_filters(tiny_model, "conv", None, Settings(steps=3, lr=0.05),
+                            objective="layer_pre")
+    assert post.params["preactivation"] is False and pre.params["preactivation"] is True
+    assert post.dream and pre.dream and len(post.filters) == len(pre.filters) == 1
+    assert "after their activation" in filter_gallery_figure(post).layout.title.text
+
+
+def test_deepdream_from_an_image_says_what_the_model_reads(mnist):
+    from cnnviz.model.facts import load
+
+    facts = load()
+    six = facts.preprocess.from_bytes(mnist.x_test[mnist.y_test == 6][:1, ..., None])[0]
+    dream = visualize_filters(facts, "conv2d_2", None, Settings(steps=5, lr=0.01),
+                              objective="layer", start_image=six)
+    before, after = dream.params["prediction"]
+    assert before == 6
+    said = dream.summary()
+    assert ("prediction stayed 6" in said) if after == 6 else \
+        (f"prediction changed from 6 to {after}" in said)

@@ -125,7 +125,12 @@ OBJECTIVES = Table(
     Entry("auto", help="the centre neuron for a small receptive field, else the channel mean"),
     Entry("channel", _OBJ + "channel", "the mean of the filter's map"),
     Entry("neuron", _OBJ + "neuron", "the centre unit of the filter's map"),
-    Entry("layer", _OBJ + "layer", "the mean square of every map (DeepDream)"),
+    Entry("layer", _OBJ + "layer",
+          "DeepDream: the mean square of every map after its activation (as lucid does)",
+          {"dream": True}),
+    Entry("layer_pre", _OBJ + "layer",
+          "DeepDream on the maps before their activation (squared negative values count too)",
+          {"dream": True}),
     Entry("unit", _OBJ + "class_logit",
           "a unit of a vector layer (Dense): for the output layer, the class logit before the "
           "softmax"),

@@ -12,6 +12,7 @@ import numpy as np
 
 from cnnviz.core.backend import backend_name, keras
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.tables import OBJECTIVES
 from cnnviz.core.timing import span, timed
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import as_source, model_inputs
@@ -113,12 +114,16 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape, objective) if isinstance(objective, str) \
         else "custom"
-    chosen = chosen_filters(facts, layer, [0] if kind == "layer" else filters)
+    dream = kind in OBJECTIVES.names(dream=True)
+    chosen = chosen_filters(facts, layer, [0] if dream else filters)
     _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
     check_finite_weights(facts.model)
     settings = _settings(settings, facts, layer, shape)
+    if dream:  # DeepDream reads the maps after their activation, unless asked for before
+        settings = replace(settings, preactivation=kind == "layer_pre" and
+                           has_fused_activation(facts.model, layer))
     goal = make_objective(kind, layer) if isinstance(objective, str) else objective
-    reference = None if reference_images is None or kind in ("layer", "custom") \
+    reference = None if reference_images is None or dream or kind == "custom" \
         else as_source(reference_images)
     meta = _meta(facts, layer, reference, data, settings.seed)
 
@@ -147,10 +152,20 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                      else lambda part: on_checkpoint(result_of(part)),
                      checkpoint_every=checkpoint_every)
     result = result_of(run)
+    if dream and start_image is not None and len(result.filters):
+        result.params["prediction"] = _predictions(facts, start_image, result.images[0])
     if reference is not None and len(result.filters):
         compare_with_real(result, facts, reference, examples, budget,
                           found=None if beside is None else beside())
     return result
+
+
+def _predictions(facts: ModelFacts, before: np.ndarray, after: np.ndarray) -> list[int] | None:
+    """The class the model reads in the start image and in the dreamed one (``None`` for a
+    model whose output is not a class vector)."""
+    outputs = np.asarray(facts.model.predict(np.stack([before, after]).astype(np.float32),
+                                             verbose=0))
+    return None if outputs.ndim != 2 else [int(c) for c in outputs.argmax(axis=1)]
 
 
 def _settings(settings: Settings | None, facts: ModelFacts, layer: str,

@@ -73,7 +73,7 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
     idx = np.arange(n) if order == "index" else np.argsort(-result.output, kind="stable")
     flagged = [bool(result.dead[i]) or int(result.filters[i]) in result.notes for i in idx]
     kind = result.params.get("objective_kind", "channel")
-    labels = [("all maps" if kind == "layer" else result.unit_name(result.filters[i])) +
+    labels = [("all maps" if result.dream else result.unit_name(result.filters[i])) +
               f": {result.output[i]:.2f}" + (" dead" if result.dead[i] else "") for i in idx]
     template = ("class %{customdata[0]}" if result.classes else "filter %{customdata[0]}") + \
         "<br>output %{customdata[1]:.4g}"
@@ -102,8 +102,10 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
             "layer": "all maps together (DeepDream)",
             "unit": "the class logit before the softmax; its probability" if result.classes
             else "the unit's value"}.get(kind, "map mean")
-    heading = (f"{result.layer}: {n} {result.units} ({what}), "
-               f"{result.params.get('steps', '?')} steps"
+    which = f"{n} {result.units} ({what})" if not result.dream else (
+        f"DeepDream of all maps {'before' if result.params.get('preactivation') else 'after'} "
+        "their activation")
+    heading = (f"{result.layer}: {which}, {result.params.get('steps', '?')} steps"
                f"{f', {dead} dead' if dead else ''}")
     return dict(idx=idx, shown=shown, labels=labels, flagged=flagged, per_row=per_row,
                 page_row=page_row,

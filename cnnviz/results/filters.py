@@ -127,8 +127,14 @@ class FilterResult:
         if self.classes:
             return "the class's probability"
         return {"neuron": "the centre unit (real images: their strongest unit)",
-                "layer": "the layer's mean square", "unit": "the unit's value"
+                "layer": "the layer's mean square", "layer_pre": "the layer's mean square",
+                "unit": "the unit's value"
                 }.get(kind, "the map mean")
+
+    @property
+    def dream(self) -> bool:
+        """Whether this is one DeepDream image for the whole layer."""
+        return self.params.get("objective_kind") in ("layer", "layer_pre")
 
     @property
     def classes(self) -> bool:
@@ -169,7 +175,7 @@ class FilterResult:
             return f"{self.layer}: no filter finished yet"
         live = ~self.dead
         when = "before" if self.params.get("preactivation") else "after"
-        what = "one image for all maps" if self.params.get("objective_kind") == "layer" \
+        what = "one image for all maps" if self.dream \
             else f"{len(self.filters)} {self.units}"
         line = (f"{self.layer}: {what} in chunks of {self.params.get('chunk', '?')}; objective "
                 f"{self.params.get('objective', '?')}, {when} the activation; output after it, "
@@ -179,6 +185,11 @@ class FilterResult:
         if dead:
             line += (f"; {dead} dead filter(s) (zero after the activation even for their own "
                      "image) left out of these numbers")
+        seen = self.params.get("prediction")
+        if seen:
+            names = [self.meta.class_name(c) for c in seen]
+            line += (f"; the model's prediction changed from {names[0]} to {names[1]}"
+                     if names[0] != names[1] else f"; the model's prediction stayed {names[0]}")
         if self.best_real is not None and live.any():
             line += (f"; {self.beats_real[live].mean():.0%} of {int(live.sum())} live filters "
                      f"beat their best real image of {self.meta.data or 'the data'}")
