@@ -48,7 +48,7 @@ def test_keys_are_class_and_parameters():
 
 
 def test_tables_name_the_shipped_pieces():
-    assert [PENALTIES[n].load().name for n in PENALTIES.names()] == ["tv", "l1", "l2"]
+    assert [PENALTIES[n].load().name for n in PENALTIES.names()] == ["tv", "l1", "l2", "ink"]
     assert [UPDATES[n].load()().name for n in UPDATES.names()] == ["rms", "adam"]
     assert Settings(tv=0.1, l2=0.2).all_penalties == (TotalVariation(0.1), L2(0.2))
     assert Settings(update="adam").updater == Adam()
@@ -93,3 +93,22 @@ def test_bad_pieces_are_one_line():
         Settings(penalties=("tv",))
     with pytest.raises(CnnvizError, match="update must be one of rms, adam or an Update"):
         Settings(update=3)
+
+
+def test_ink_is_the_distance_from_black(k):
+    from cnnviz.oip.pieces import Ink
+
+    images = np.zeros((2, 2, 2, 1), np.float32)
+    images[1] = [[[255.0], [0.0]], [[0.0], [0.0]]]  # one white pixel of four, range 0..255
+    np.testing.assert_allclose(np.asarray(Ink(1.0)(images, 127.5, 255.0)), [0.0, 0.25])
+
+
+def test_a_grey_models_class_images_pay_for_ink(tiny_model, k):
+    from cnnviz.oip.presets import CLASS_INK, preset
+
+    assert preset("default", tiny_model, "out", (6, 6, 1)).ink == CLASS_INK
+    assert preset("default", tiny_model, "conv", (6, 6, 1)).ink == 0.0  # maps: no ink
+    assert preset("default", tiny_model, "out", (6, 6, 1), ink=0.0).ink == 0.0
+    assert preset("classic", tiny_model, "out", (6, 6, 1)).ink == 0.0
+    colour = k.Sequential([k.Input((6, 6, 3)), k.layers.Flatten(), k.layers.Dense(2)])
+    assert preset("default", colour, colour.layers[-1].name, (6, 6, 3)).ink == 0.0

@@ -113,6 +113,10 @@ def filters(
     tv: Annotated[float, _opt(REGULAR, "Total-variation penalty.")] = 0.0,
     l1: Annotated[float, _opt(REGULAR, "L1 penalty on the distance from mid-grey.")] = 0.0,
     l2: Annotated[float, _opt(REGULAR, "L2 penalty on the distance from mid-grey.")] = 0.0,
+    ink: Annotated[float | None, _opt(REGULAR, "Penalty on the distance from black (strokes "
+                                               "on a dark background).",
+                                      show_default="10 for a grey model's Dense units, else 0")
+                   ] = None,
     blur_every: Annotated[int, _opt(REGULAR, "Blur the image every N steps (pixel).",
                                     show_default="never")] = 0,
     blur_sigma: Annotated[float, _opt(REGULAR, "Standard deviation of that blur, "
@@ -155,7 +159,7 @@ def filters(
     ascent = jobs.AscentSpec(preset_, dict(
         steps=steps, update=method, lr=lr, param=param, decay=decay, precursors=precursors,
         precursor_steps=precursor_steps, jitter=jitter, scale=zoom, rotate=rotate, pad=pad,
-        settle=settle, tv=tv, l1=l1, l2=l2, blur_every=blur_every, blur_sigma=blur_sigma,
+        settle=settle, tv=tv, l1=l1, l2=l2, ink=ink, blur_every=blur_every, blur_sigma=blur_sigma,
         preactivation=False if post_activation else None, seed=seed,
         wavelengths=floats(wavelengths, "--wavelengths", len(split(wavelengths) or []))),
         objective, colour, start)

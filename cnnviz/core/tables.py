@@ -203,7 +203,8 @@ PENALTIES = Table(
     "penalty",
     Entry("tv", "cnnviz.oip.pieces:TotalVariation", "total variation: smooth images"),
     Entry("l1", "cnnviz.oip.pieces:L1", "distance from mid-grey: sparse images"),
-    Entry("l2", "cnnviz.oip.pieces:L2", "squared distance from mid-grey: faint images"))
+    Entry("l2", "cnnviz.oip.pieces:L2", "squared distance from mid-grey: faint images"),
+    Entry("ink", "cnnviz.oip.pieces:Ink", "distance from black: strokes on a dark background"))
 PARAMETERIZATIONS = Table("parameterization", "pixel", "fourier")
 FILL_MODES = Table("pad", "reflect", "nearest", "constant", "wrap")
 ORDERS = Table("order", "index", "activation")

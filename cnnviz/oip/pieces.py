@@ -91,6 +91,18 @@ class L2(Penalty):
 
 
 @dataclass(frozen=True)
+class Ink(Penalty):
+    """Mean distance from the low end of the range — the ink on a dark background (MNIST,
+    Fashion-MNIST): class images drawn as strokes, not on a bright field."""
+
+    name: ClassVar[str] = "ink"
+
+    def __call__(self, image: Any, mid: Any, span: float) -> Any:
+        ops = keras().ops
+        return ops.mean(image - (mid - span / 2), axis=(1, 2, 3)) / span
+
+
+@dataclass(frozen=True)
 class Update(Piece):
     """An update rule: :meth:`__call__` turns a gradient into the step to subtract, given the
     moments ``m`` and ``v`` it keeps (kept in checkpoints) and the step number ``t``."""

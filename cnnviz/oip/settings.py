@@ -21,7 +21,7 @@ class Settings:
     """How to ascend. ``lr`` is a fraction of the input value range per step for the pixel
     parameterization and raw coefficient units for fourier; the last ``settle`` share of the
     steps runs without the random transforms. ``update`` is a rule of ``tables.UPDATES`` by
-    name or an :class:`~cnnviz.oip.pieces.Update`; ``tv``, ``l1`` and ``l2`` weigh the
+    name or an :class:`~cnnviz.oip.pieces.Update`; ``tv``, ``l1``, ``l2`` and ``ink`` weigh the
     penalties of ``tables.PENALTIES``, and ``penalties`` adds any
     :class:`~cnnviz.oip.pieces.Penalty` objects."""
 
@@ -42,6 +42,7 @@ class Settings:
     tv: float = 0.0
     l1: float = 0.0
     l2: float = 0.0
+    ink: float = 0.0
     penalties: tuple[Penalty, ...] = ()
     blur_every: int = 0
     blur_sigma: float = 0.5
@@ -77,10 +78,11 @@ class Settings:
 
     @property
     def all_penalties(self) -> tuple[Penalty, ...]:
-        """Every penalty as an object: those ``tv``, ``l1`` and ``l2`` weigh, then
+        """Every penalty as an object: those ``tv``, ``l1``, ``l2`` and ``ink`` weigh, then
         ``penalties``."""
         weighed = [PENALTIES[name].load()(weight) for name, weight in
-                   (("tv", self.tv), ("l1", self.l1), ("l2", self.l2)) if weight]
+                   (("tv", self.tv), ("l1", self.l1), ("l2", self.l2), ("ink", self.ink))
+                   if weight]
         return (*weighed, *self.penalties)
 
     def step_key(self) -> tuple[Any, ...]:
@@ -94,6 +96,7 @@ class Settings:
         check_finite(("the learning rate", self.lr), ("decay", self.decay),
                      ("amplitude", self.amplitude), ("noise", self.noise),
                      ("settle", self.settle), ("tv", self.tv), ("l1", self.l1), ("l2", self.l2),
+                     ("ink", self.ink),
                      ("blur sigma", self.blur_sigma),
                      *(("a wavelength", w) for w in self.wavelengths),
                      *(("the colour basis", c) for c in self.colour))
@@ -124,7 +127,7 @@ class Settings:
             raise CnnvizError("precursors must be ≥ 0, with precursor steps > 0")
         if not 0 <= self.settle < 1:
             raise CnnvizError(f"settle is a share of the steps in [0, 1), got {self.settle}")
-        if min(self.tv, self.l1, self.l2, self.blur_every, self.blur_sigma) < 0:
+        if min(self.tv, self.l1, self.l2, self.ink, self.blur_every, self.blur_sigma) < 0:
             raise CnnvizError("penalties, blur interval and blur sigma must be ≥ 0")
 
 
