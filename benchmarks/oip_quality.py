@@ -1,6 +1,9 @@
 """OIP quality benchmark: every preset on every layer, side by side, on measures that need no eye.
 
-    python benchmarks/oip_quality.py [--steps 100] [--vgg] [--vgg-filters 8] [--vgg-size 96]
+    python benchmarks/oip_quality.py [--steps 100] [--pairs 3] [--vgg] [--vgg-filters 8]
+
+Every measure is taken over ``--pairs`` seed pairs — (0, 1), (2, 3), … — and printed as the
+median with its range (the wall time: the median).
 
 Per preset × layer of the bundled MNIST CNN (all filters; with ``--vgg`` also a real pretrained
 VGG16, ``benchmarks/hed_vgg16.py``, on skimage's colour photos) it prints:
@@ -13,7 +16,7 @@ VGG16, ``benchmarks/hed_vgg16.py``, on skimage's colour photos) it prints:
   images' strongest unit);
 - clip: share of pixels within 1% of the value range's ends (real images' in brackets);
 - hf: power at wavelengths under 4 px relative to real images' (stripes, speckle);
-- r: median correlation of the same filter's image from seeds 0 and 1;
+- r: median correlation of the same filter's image from the two seeds of a pair;
 - spec: share of live filters whose own image excites them most among all the images;
 - robust: median share of the output kept under ±2 px shifts and 0.9–1.1 zooms;
 - wall: seconds of the seed-0 ascent (compile included), and its ratio to classic's.
@@ -55,15 +58,21 @@ def mnist_real() -> np.ndarray:
     return np.concatenate([digits.x_train, digits.x_test])[..., None]
 
 
-def measure(facts, layer, filters, name, real_raw, real, steps, size, colour="auto"):
+MEASURES = ("out", "dead", "beat", "reach", "clip", "hf", "r", "spec", "robust", "wall")
+
+
+def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour, seeds):
+    """Every measure of one preset on one layer from the seed pair ``seeds`` (the first seed's
+    run for all but r, which compares the two)."""
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape)
-    settings = preset(name, facts, layer, shape, steps=steps, colour=colour)
+    settings = preset(name, facts, layer, shape, steps=steps, colour=colour, seed=seeds[0])
     start = time.perf_counter()
     run = visualize_filters(facts, layer, filters, settings, reference_images=real_raw,
                             size=size)
     wall = time.perf_counter() - start
-    other = visualize_filters(facts, layer, filters, replace(settings, seed=1), size=size)
+    other = visualize_filters(facts, layer, filters, replace(settings, seed=seeds[1]),
+                              size=size)
     live = ~run.dead
     reduce = "centre" if kind == "neuron" else "mean"
     values = channel_means(facts, layer, run.images, reduce=reduce)
@@ -82,17 +91,42 @@ def measure(facts, layer, filters, name, real_raw, real, steps, size, colour="au
     }
 
 
+def measure(facts, layer, filters, name, real_raw, real, steps, size, colour="auto",
+            pairs=3):
+    """Each measure's median over ``pairs`` seed pairs (0, 1), (2, 3), … and its range."""
+    runs = [measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour,
+                         (2 * i, 2 * i + 1)) for i in range(pairs)]
+    found = {"objective": runs[0]["objective"], "images": runs[0]["images"],
+             "clip_real": runs[0]["clip_real"], "pairs": pairs}
+    for key in MEASURES:
+        values = np.array([run[key] for run in runs], np.float64)
+        found[key] = float(np.median(values))
+        found[key + "_range"] = (float(values.min()), float(values.max()))
+    return found
+
+
+def _cell(m, key, form, scale=1.0):
+    """"median (lo–hi)" of one measure, or the median alone for one pair."""
+    text = form.format(m[key] * scale)
+    lo, hi = m[key + "_range"]
+    if m["pairs"] > 1 and hi > lo:
+        text += f" ({form.format(lo * scale)}–{form.format(hi * scale)})"
+    return text
+
+
 def table(title, rows) -> None:
-    print(f"\n{title}")
-    print(f"{'layer':16s} {'preset':12s} {'objective':9s} {'out':>6s} {'×cls':>5s} "
-          f"{'dead':>5s} {'beat':>5s} {'reach':>5s} {'clip':>10s} {'hf':>6s} {'r':>5s} "
-          f"{'spec':>5s} {'robust':>6s} {'wall':>6s} {'×cls':>5s}")
+    print(f"\n{title}; each cell: the median over the seed pairs (their range)\n")
+    print("| layer | preset | objective | out | ×cls | dead | beat | reach | clip | hf | r | "
+          "spec | robust | wall s | ×cls |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for layer, name, m, base in rows:
-        print(f"{layer:16s} {name:12s} {m['objective']:9s} {m['out']:6.3f} "
-              f"{m['out'] / base['out']:5.2f} {m['dead']:5.0%} {m['beat']:5.0%} "
-              f"{m['reach']:5.0%} {m['clip']:4.0%} [{m['clip_real']:3.0%}] {m['hf']:5.2f}× "
-              f"{m['r']:5.2f} {m['spec']:5.0%} {m['robust']:6.2f} {m['wall']:5.1f}s "
-              f"{m['wall'] / base['wall']:5.2f}")
+        print(f"| {layer} | {name} | {m['objective']} | {_cell(m, 'out', '{:.3f}')} | "
+              f"{m['out'] / base['out']:.2f} | {_cell(m, 'dead', '{:.0f}', 100)} % | "
+              f"{_cell(m, 'beat', '{:.0f}', 100)} % | {_cell(m, 'reach', '{:.0f}', 100)} % | "
+              f"{_cell(m, 'clip', '{:.0f}', 100)} % [{m['clip_real']:.0%}] | "
+              f"{_cell(m, 'hf', '{:.2f}')}× | {_cell(m, 'r', '{:.2f}')} | "
+              f"{_cell(m, 'spec', '{:.1f}', 100)} % | {_cell(m, 'robust', '{:.2f}')} | "
+              f"{m['wall']:.1f} | {m['wall'] / base['wall']:.2f} |")
 
 
 def main() -> None:
@@ -104,6 +138,7 @@ def main() -> None:
     parser.add_argument("--vgg-filters", type=int, default=8)
     parser.add_argument("--vgg-size", type=int, default=96)
     parser.add_argument("--save", type=Path, help="write each run's images here (npz)")
+    parser.add_argument("--pairs", type=int, default=3, help="seed pairs: (0, 1), (2, 3), …")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"backend {os.environ['KERAS_BACKEND']}, {args.steps} steps")
@@ -114,7 +149,8 @@ def main() -> None:
     for layer in [] if args.vgg_only else conv_layers(facts.model):
         base = None
         for name in ("classic", *[p for p in PRESETS.names() if p != "classic"]):
-            m = measure(facts, layer, None, name, raw, real, args.steps, None)
+            m = measure(facts, layer, None, name, raw, real, args.steps, None,
+                        pairs=args.pairs)
             base = base or m
             rows.append((layer, name, m, base))
             saved[f"{layer}/{name}"] = m["images"]
@@ -130,10 +166,12 @@ def main() -> None:
         rows = []
         for layer in args.vgg_layers.split(","):
             filters = list(range(args.vgg_filters))
-            base = measure(vgg, layer, filters, "classic", raw, real, args.steps, size)
+            base = measure(vgg, layer, filters, "classic", raw, real, args.steps, size,
+                           pairs=args.pairs)
             rows.append((layer, "classic", base, base))
             for label, colour in (("default", "auto"), ("default-rgb", "none")):
-                m = measure(vgg, layer, filters, "default", raw, real, args.steps, size, colour)
+                m = measure(vgg, layer, filters, "default", raw, real, args.steps, size, colour,
+                            pairs=args.pairs)
                 rows.append((layer, label, m, base))
                 saved[f"vgg/{layer}/{label}"] = m["images"]
             saved[f"vgg/{layer}/classic"] = base["images"]

@@ -206,7 +206,7 @@ def test_a_data_shard_stopped_mid_pass_continues_from_its_images(two_convs, digi
     np.testing.assert_array_equal(again.counts, whole.counts)
     for layer in ("a", "b"):
         np.testing.assert_array_equal(again.top_index[layer], whole.top_index[layer])
-        np.testing.assert_allclose(again.sums[layer], whole.sums[layer], rtol=1e-12)
+        np.testing.assert_allclose(again.sums[layer], whole.sums[layer], rtol=1e-6)  # float32 maps
     assert compute_part(facts, digits, spec, ["a", "b"], Part("", 4, 20, 16), resume=seen) \
         is seen
 
