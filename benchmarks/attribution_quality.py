@@ -94,10 +94,9 @@ def main() -> None:
             if name == "integrated_gradients":
                 delta, change = result.completeness()
                 complete = f"{np.median(np.abs(delta) / np.abs(change)):.2%}"
-            d, r = np.median(score.deletion), np.median(score.random_deletion)
-            rho = np.median(score.randomization)
+            d, r, inserted, rho = score.medians()
             print(f"{label:34s} {d:8.3f} {r:7.3f} {'yes' if score.deletes_better else 'NO':>3s} "
-                  f"{np.median(score.insertion):7.3f} {rho:8.2f} "
+                  f"{inserted:7.3f} {rho:8.2f} "
                   f"{'yes' if score.changes else 'NO':>3s} {absolute[name]:8.2f} {complete:>9s} "
                   f"{wall:7.1f} {checked:8.1f}")
 

@@ -149,13 +149,18 @@ class Scores:
         """Whether the map changes under randomization (median Spearman below the limit)."""
         return bool(np.median(self.randomization) < SPEARMAN_LIMIT)
 
+    def medians(self) -> tuple[float, float, float, float]:
+        """The medians over the inputs: deletion AUC, its random-order reference, insertion
+        AUC and Spearman after randomization."""
+        return tuple(float(np.median(v)) for v in (  # type: ignore[return-value]
+            self.deletion, self.random_deletion, self.insertion, self.randomization))
+
     def line(self, name: str) -> str:
         """One line for the terminal: medians, and whether each check passes."""
-        d, r = np.median(self.deletion), np.median(self.random_deletion)
-        rho = np.median(self.randomization)
+        d, r, inserted, rho = self.medians()
         return (f"{name}: deletion AUC {d:.3f} vs {r:.3f} deleting the same pixels at random "
                 f"({'better' if self.deletes_better else 'NOT better'}); insertion AUC "
-                f"{np.median(self.insertion):.3f}; Spearman after randomizing the weights "
+                f"{inserted:.3f}; Spearman after randomizing the weights "
                 f"{rho:.2f} ({'changes' if self.changes else 'barely changes'})")
 
 
