@@ -129,7 +129,7 @@ def test_an_interrupted_atlas_continues_to_the_same_parts(two_convs, digits, tmp
     site = tmp_path / "site"
     assert (site / "index.html").exists() and (site / "b.html").exists()
     assert (site / "img" / "b" / "5-top.png").exists() and (site / "img" / "a" / "0-kernel.png")
-    from cnnviz.model.facts import output_layer
+    from cnnviz.model.heads import output_layer
 
     name = output_layer(two_convs)  # the classes page: the logits, named by the data's classes
     page = (site / f"{name}.html").read_text()
@@ -258,7 +258,7 @@ def test_a_ray_cluster_computes_the_same_parts(two_convs, digits, tmp_path):
     here = compute_parts(facts, tmp_path / "here", digits, spec)
     there = compute_parts(facts, tmp_path / "there", digits, spec,
                           runner=RayRunner("local", cpus=2))
-    assert there.computed == 6 and sorted(p.name for p in (tmp_path / "there").rglob("*.npz")) \
+    assert there.computed == 7 and sorted(p.name for p in (tmp_path / "there").rglob("*.npz")) \
         == sorted(p.name for p in (tmp_path / "here").rglob("*.npz"))
     for layer in ("a", "b"):
         np.testing.assert_array_equal(there.filters[layer].images, here.filters[layer].images)

@@ -221,8 +221,9 @@ BAD_INPUTS = {
     "bad train suffix": (["train", "--out", "{tmp}/m.pt"], "--out must end in .keras or .h5"),
     "bad schedule": (["train", "--schedule", "cosine"], "unknown schedule 'cosine'"),
     "bad conv list": (["train", "--conv", "a,b"], "--conv takes comma-separated whole numbers"),
-    "filters of a dense layer": (["filters", "--layer", "dense_1"],
-                                 "layer 'dense_1' has no 2-D maps; layers with maps: rescaling"),
+    "a neuron of a dense layer": (["filters", "--layer", "dense_1", "--objective", "neuron"],
+                                  "objective 'neuron' needs a layer with maps; 'dense_1' has "
+                                  "units: use unit"),
     "filter past the end": (["filters", "--filters", "0-200"], "filter 200 is out of range"),
     "reversed range": (["filters", "--filters", "9-3"], "the start is after the end"),
     "negative filter": (["filters", "--filters", "-1"], "bad filter range '-1'"),

@@ -333,7 +333,8 @@ def test_chunking_follows_the_budget(oip_model):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"layer": "logits"}, "layer 'logits' has no 2-D maps; layers with maps: c1, c2"),
+    ({"layer": "logits", "filters": [2]},
+     r"filter 2 is out of range: layer 'logits' has 2 filters \(0..1\)"),
     ({"filters": [4]}, r"filter 4 is out of range: layer 'c2' has 4 filters \(0..3\)"),
     ({"filters": [-1]}, "filter -1 is out of range"),
     ({"filters": []}, "no filters chosen"),

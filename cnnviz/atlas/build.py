@@ -23,9 +23,8 @@ from cnnviz.model.facts import (
     ModelFacts,
     conv_layers,
     get_layer,
-    output_layer,
-    resolve_unit_layer,
 )
+from cnnviz.model.heads import output_layer, resolve_unit_layer
 from cnnviz.oip.filters import resume_filters, visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.parts.engine import Part, ProgressFn, Work, run_parts

@@ -22,10 +22,9 @@ from cnnviz.model.facts import (
     as_facts,
     check_finite_weights,
     get_layer,
-    is_output_layer,
-    resolve_unit_layer,
 )
 from cnnviz.model.graph import has_fused_activation
+from cnnviz.model.heads import is_output_layer, resolve_unit_layer
 from cnnviz.model.receptive import receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
@@ -93,23 +92,21 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                       on_checkpoint: Callable[[FilterResult], None] | None = None,
                       checkpoint_every: float = 60.0,
                       resume: ChunkState | None = None) -> FilterResult:
-    """The image that maximally activates each filter (map) of ``layer``, all filters at once.
+    """The image that maximally activates each filter (map or unit) of ``layer``, all at once.
 
-    ``settings`` default to the ``default`` preset (:func:`~cnnviz.oip.presets.preset`).
-    ``objective``: ``channel`` (the map's mean), ``neuron`` (its centre unit; the result keeps
-    that unit's receptive-field crop for display), ``layer`` (DeepDream: one image for all maps),
-    ``auto`` (neuron where the receptive field is at most half the image side, else channel) or
-    an :class:`~cnnviz.oip.objectives.Objective`. It is read before the layer's fused activation
-    (``settings.preactivation``); the comparison with real images is made after it. With
-    ``reference_images`` (raw images, uint8 or 0..1, or any data source; ``data`` names them),
-    each filter's best real value of the same measure is found too, and with ``examples`` k its
-    k most exciting real images are kept, with their labels. ``size`` is the image size for a
-    model that takes any (default: 224 colour, 64 grey); ``start_image`` the model-ready image
-    an ``image`` start begins from.
+    ``settings``: the ``default`` preset unless given. ``objective``: a name of
+    ``tables.OBJECTIVES`` — ``channel`` (the map's mean), ``neuron`` (its centre unit; the
+    gallery shows its receptive field), ``layer``/``layer_pre`` (DeepDream after/before the
+    activation: one image), ``unit`` (a Dense unit; the output layer's class logit), ``auto`` —
+    or an :class:`~cnnviz.oip.objectives.Objective`, read before the fused activation
+    (``settings.preactivation``); outputs are measured after it. With ``reference_images``
+    (uint8 or 0..1 images, or any source; ``data`` names them) each filter's best real value
+    is found too, and ``examples`` k keeps its k most exciting real images with their labels.
+    ``size``: the size for a model of any; ``start_image``: the model-ready start of ``image``.
 
     Ctrl-C returns the finished filters and the running chunk's state (:func:`resume_filters`
-    continues it); ``on_checkpoint`` gets such a partial result (not compared with real images)
-    every ``checkpoint_every`` seconds; ``resume``: a stopped chunk, first in ``filters``."""
+    continues it); ``on_checkpoint`` gets such a partial result every ``checkpoint_every``
+    seconds; ``resume``: a stopped chunk, first in ``filters``."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape, objective) if isinstance(objective, str) \
@@ -118,25 +115,21 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     chosen = chosen_filters(facts, layer, [0] if dream else filters)
     _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
     check_finite_weights(facts.model)
-    settings = _settings(settings, facts, layer, shape)
-    if dream:  # DeepDream reads the maps after their activation, unless asked for before
-        settings = replace(settings, preactivation=kind == "layer_pre" and
-                           has_fused_activation(facts.model, layer))
+    settings = _settings(settings, facts, layer, shape, kind)
     goal = make_objective(kind, layer) if isinstance(objective, str) else objective
     reference = None if reference_images is None or dream or kind == "custom" \
         else as_source(reference_images)
     meta = _meta(facts, layer, reference, data, settings.seed)
+    classes = kind == "unit" and is_output_layer(facts.model, layer)
 
     def result_of(run: Ascent) -> FilterResult:
         done = chosen[:len(run.images)]
         own = _own_maps(facts, layer, goal, run, done, settings.preactivation)
         params = {**settings.to_params(), "objective": goal.name, "objective_kind": kind,
                   "chunk": run.chunk, "backend": backend_name(), "requested": chosen.tolist(),
-                  "size": list(shape[:2]),
+                  "size": list(shape[:2]), "compared": reference is not None,
                   "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
-                  "compared": reference is not None,
-                  "examples": examples if reference is not None else 0,
-                  "classes": kind == "unit" and is_output_layer(facts.model, layer)}
+                  "examples": examples if reference is not None else 0, "classes": classes}
         return FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
                             else np.zeros(0), run.curves, meta, params,
                             notes=_notes(done, run.alive, own), interrupted=run.interrupted,
@@ -169,12 +162,13 @@ def _predictions(facts: ModelFacts, before: np.ndarray, after: np.ndarray) -> li
 
 
 def _settings(settings: Settings | None, facts: ModelFacts, layer: str,
-              shape: tuple[int, int, int]) -> Settings:
+              shape: tuple[int, int, int], kind: str) -> Settings:
     """The settings to run: the default preset unless given; read before the activation only
-    where the layer has one fused."""
+    where the layer has one fused — and for DeepDream only when asked (``layer_pre``)."""
     settings = settings or preset("default", facts, layer, shape)
-    return replace(settings, preactivation=settings.preactivation and
-                   has_fused_activation(facts.model, layer))
+    before = kind == "layer_pre" if kind in OBJECTIVES.names(dream=True) \
+        else settings.preactivation
+    return replace(settings, preactivation=before and has_fused_activation(facts.model, layer))
 
 
 def _reference_beside(facts: ModelFacts, layer: str, reference: Source | None, examples: int,

@@ -24,9 +24,9 @@ from cnnviz.model.facts import (
     default_layer,
     get_layer,
     list_layers,
-    output_layer,
     resolve_map_layers,
 )
+from cnnviz.model.heads import output_layer
 from cnnviz.oip.filters import examples_that_fit, visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.render import page as widgets

@@ -27,9 +27,9 @@ from cnnviz.model.facts import (
     default_layer,
     get_layer,
     map_layers,
-    output_layer,
 )
 from cnnviz.model.graph import feature_model
+from cnnviz.model.heads import output_layer
 from cnnviz.model.receptive import receptive_field
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
