@@ -34,7 +34,7 @@ def test_a_class_image_is_the_digit_its_logit_weighs(digits_model):
     facts, three, seven = digits_model
     result = visualize_filters(facts, "out", None, Settings(steps=60, lr=0.05, seed=0))
     assert result.params["objective_kind"] == "unit" and result.classes
-    assert result.params["objective"] == "class_logit(out)"  # before the softmax
+    assert result.params["objective"] == "unit(out)" and result.params["classes"] == "probability"
     images = result.images[..., 0].reshape(2, -1)
 
     def r(a, b):
@@ -58,7 +58,7 @@ def test_class_images_are_named_by_the_data_classes(digits_model):
                                                                 for t in titles)
     assert "2 classes (the class logit before the softmax" in figure.layout.title.text
     assert result.summary().startswith("out: 2 classes in chunks of 2; objective "
-                                       "class_logit(out)")
+                                       "unit(out)")
 
 
 def test_hidden_dense_units_and_the_objectives_that_fit_them(k):
@@ -115,3 +115,24 @@ def test_deepdream_from_an_image_says_what_the_model_reads(mnist):
     said = dream.summary()
     assert ("prediction stayed 6" in said) if after == 6 else \
         (f"prediction changed from 6 to {after}" in said)
+
+
+def test_only_a_classifiers_output_layer_is_drawn_as_classes(k):
+    from cnnviz.model.heads import class_output, output_layer
+
+    def head(layer, pooled=False):
+        body = [k.Input((8, 8, 1)), k.layers.Conv2D(2, 3, name="conv")]
+        body += [k.layers.GlobalAveragePooling2D(name="gap")] if pooled else \
+            [k.layers.Flatten(name="flat"), layer]
+        return k.Sequential(body)
+
+    assert class_output(head(k.layers.Dense(3, activation="softmax", name="o")), "o") \
+        == "probability"
+    assert class_output(head(k.layers.Dense(1, activation="sigmoid", name="o")), "o") \
+        == "probability"
+    assert class_output(head(k.layers.Dense(3, name="o")), "o") == "logit"
+    regression = head(k.layers.Dense(1, name="o"))
+    assert class_output(regression, "o") is None and output_layer(regression) is None
+    features = head(None, pooled=True)  # VGG16(include_top=False, pooling="avg")
+    assert class_output(features, "gap") is None and output_layer(features) is None
+    assert class_output(head(k.layers.Dense(3, name="o")), "flat") is None

@@ -114,8 +114,8 @@ def filters(
     l1: Annotated[float, _opt(REGULAR, "L1 penalty on the distance from mid-grey.")] = 0.0,
     l2: Annotated[float, _opt(REGULAR, "L2 penalty on the distance from mid-grey.")] = 0.0,
     ink: Annotated[float | None, _opt(REGULAR, "Penalty on the distance from black (strokes "
-                                               "on a dark background).",
-                                      show_default="10 for a grey model's Dense units, else 0")
+                                               "on a dark background), a share of the score.",
+                                      show_default="1 for a grey model's Dense units, else 0")
                    ] = None,
     blur_every: Annotated[int, _opt(REGULAR, "Blur the image every N steps (pixel).",
                                     show_default="never")] = 0,

@@ -21,15 +21,31 @@ def resolve_unit_layer(model: Any, name: str) -> int:
     return int(info.output_shape[-1])
 
 
-def is_output_layer(model: Any, name: str) -> bool:
-    """Whether ``name`` is the layer that makes the model's (first) output."""
-    return bool(model.outputs) and get_layer(model, name).output is model.outputs[0]
+def class_output(model: Any, name: str) -> str | None:
+    """How ``name`` gives the model's classes: ``"probability"`` for the output layer of a
+    classifier read through a softmax or sigmoid (a Dense layer with one fused, or an
+    Activation layer), ``"logit"`` for a Dense output of two or more units without one, and
+    ``None`` for any other layer (features, a regression output, a hidden layer)."""
+    layer = get_layer(model, name)
+    if not model.outputs or layer.output is not model.outputs[0] or \
+            len(model.outputs[0].shape) != 2:
+        return None
+    kind = type(layer).__name__
+    squash = getattr(getattr(layer, "activation", None), "__name__", "") in ("softmax",
+                                                                              "sigmoid")
+    units = int(model.outputs[0].shape[-1])
+    if kind == "Dense" and squash:
+        return "probability"
+    if kind == "Dense" and units >= 2:
+        return "logit"
+    return None
 
 
 def output_layer(model: Any) -> str | None:
-    """The top-level layer that makes the model's (first) output when that output is a vector
-    of units (the class logits of a classifier), else ``None``."""
+    """The top-level layer that makes a classifier's classes (:func:`class_output`), else
+    ``None``."""
     if not model.outputs or len(model.outputs[0].shape) != 2:
         return None
-    return next((layer.name for layer in reversed(model.layers)
+    name = next((layer.name for layer in reversed(model.layers)
                  if layer.output is model.outputs[0]), None)
+    return name if name is not None and class_output(model, name) else None

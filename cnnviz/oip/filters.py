@@ -24,7 +24,7 @@ from cnnviz.model.facts import (
     get_layer,
 )
 from cnnviz.model.graph import has_fused_activation
-from cnnviz.model.heads import is_output_layer, resolve_unit_layer
+from cnnviz.model.heads import class_output, resolve_unit_layer
 from cnnviz.model.receptive import receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
@@ -120,7 +120,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     reference = None if reference_images is None or dream or kind == "custom" \
         else as_source(reference_images)
     meta = _meta(facts, layer, reference, data, settings.seed)
-    classes = kind == "unit" and is_output_layer(facts.model, layer)
+    classes = class_output(facts.model, layer) if kind == "unit" else None
 
     def result_of(run: Ascent) -> FilterResult:
         done = chosen[:len(run.images)]

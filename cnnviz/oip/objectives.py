@@ -110,7 +110,7 @@ def layer(name: str) -> Objective:
 def class_logit(name: str, index: int | None = None) -> Objective:
     """A unit of a dense layer — the class logit when the engine reads pre-activations."""
     return Objective(lambda a, c: _selected(a[name], c, index), (name,),
-                     f"class_logit({name}{'' if index is None else f', {index}'})",
+                     f"unit({name}{'' if index is None else f', {index}'})",
                      ("class_logit", name, index))
 
 

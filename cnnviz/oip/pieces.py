@@ -44,6 +44,7 @@ class Penalty(Piece):
     the (K, H, W, C) images, centred on ``mid`` and scaled by ``span`` (the input's range)."""
 
     weight: float = 0.0
+    relative: ClassVar[bool] = False  # weighed by each image's |score| too: scale-free
 
     def __post_init__(self) -> None:
         check_finite((f"the {self.name or type(self).__name__} weight", self.weight))
@@ -93,9 +94,12 @@ class L2(Penalty):
 @dataclass(frozen=True)
 class Ink(Penalty):
     """Mean distance from the low end of the range — the ink on a dark background (MNIST,
-    Fashion-MNIST): class images drawn as strokes, not on a bright field."""
+    Fashion-MNIST): class images drawn as strokes, not on a bright field. Relative: ``weight``
+    is a share of each image's own score, so a weak (or untrained) model's images are not
+    pressed to black."""
 
     name: ClassVar[str] = "ink"
+    relative: ClassVar[bool] = True
 
     def __call__(self, image: Any, mid: Any, span: float) -> Any:
         ops = keras().ops

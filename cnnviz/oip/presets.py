@@ -66,10 +66,11 @@ def classic_recipe(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -
     return Settings()
 
 
-# The ink penalty of a grey model's class (and Dense-unit) images: digits drawn as strokes on
-# black, as MNIST's are (benchmarks/class_images.py: independent judges read 90–100 % of the
-# bundled CNN's class images as their digit with it, 60–70 % without).
-CLASS_INK = 10.0
+# The ink penalty of a grey model's class (and Dense-unit) images, a share of each image's
+# score: digits drawn as strokes on black, as MNIST's are (benchmarks/class_images.py:
+# independent judges read 90–100 % of the bundled CNN's class images as their digit with it,
+# 60–70 % without).
+CLASS_INK = 1.0
 
 
 def default_recipe(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> Settings:

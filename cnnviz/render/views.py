@@ -100,8 +100,9 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
     dead = int(result.dead.sum())
     what = {"neuron": "centre unit, its receptive field shown",
             "layer": "all maps together (DeepDream)",
-            "unit": "the class logit before the softmax; its probability" if result.classes
-            else "the unit's value"}.get(kind, "map mean")
+            "unit": "the class logit before the softmax; its probability"
+            if result.params.get("classes") == "probability" else "the class logit"
+            if result.classes else "the unit's value"}.get(kind, "map mean")
     which = f"{n} {result.units} ({what})" if not result.dream else (
         f"DeepDream of all maps {'before' if result.params.get('preactivation') else 'after'} "
         "their activation")

@@ -125,7 +125,7 @@ class FilterResult:
         """What :attr:`output` and the real-image comparison measure, in words."""
         kind = self.params.get("objective_kind", "channel")
         if self.classes:
-            return "the class's probability"
+            return f"the class's {self.params.get('classes')}"
         return {"neuron": "the centre unit (real images: their strongest unit)",
                 "layer": "the layer's mean square", "layer_pre": "the layer's mean square",
                 "unit": "the unit's value"
