@@ -136,3 +136,35 @@ def test_only_a_classifiers_output_layer_is_drawn_as_classes(k):
     features = head(None, pooled=True)  # VGG16(include_top=False, pooling="avg")
     assert class_output(features, "gap") is None and output_layer(features) is None
     assert class_output(head(k.layers.Dense(3, name="o")), "flat") is None
+
+
+def test_diverse_images_of_one_filter_are_pushed_apart(tiny_model):
+    """--diversity N: N images a filter, in a row, each from its own random streams; the
+    diversity term lowers their similarity against the same run without it."""
+    from cnnviz.oip import objectives
+
+    settings = Settings(steps=12, lr=0.05, seed=3)
+    plain = visualize_filters(tiny_model, "conv", [0, 1], settings, diversity=3,
+                              diversity_weight=0.0)
+    assert plain.filters.tolist() == [0, 0, 0, 1, 1, 1] and plain.params["diversity"] == 3
+    assert not np.allclose(plain.images[0], plain.images[1])  # streams of their own
+    one = visualize_filters(tiny_model, "conv", [0, 1], settings)
+    np.testing.assert_array_equal(plain.images[[0, 3]], one.images)  # copy 0: the plain run
+    pushed = visualize_filters(tiny_model, "conv", [0, 1], settings, diversity=3,
+                               diversity_weight=5.0)
+    assert pushed.params["objective"] == "diverse(neuron(conv, centre), 5, conv)"
+
+    def similarity(result):
+        images = result.images.reshape(2, 3, -1)
+        return np.mean([np.corrcoef(images[f])[np.triu_indices(3, 1)] for f in range(2)])
+
+    assert similarity(pushed) < similarity(plain)
+    assert "2 filters × 3 diverse images" in pushed.summary()
+    figure = filter_gallery_figure(pushed)
+    assert "2 filters × 3 images" in figure.layout.title.text
+    with pytest.raises(CnnvizError, match="--diversity must be a whole number from 1 to 64"):
+        visualize_filters(tiny_model, "conv", [0], settings, diversity=0)
+    with pytest.raises(CnnvizError, match="DeepDream makes one image"):
+        visualize_filters(tiny_model, "conv", None, settings, objective="layer", diversity=2)
+    assert objectives.diverse(objectives.channel("conv"), 0.5).key != \
+        objectives.diverse(objectives.channel("conv"), 0.6).key

@@ -113,6 +113,11 @@ def filters(
     tv: Annotated[float, _opt(REGULAR, "Total-variation penalty.")] = 0.0,
     l1: Annotated[float, _opt(REGULAR, "L1 penalty on the distance from mid-grey.")] = 0.0,
     l2: Annotated[float, _opt(REGULAR, "L2 penalty on the distance from mid-grey.")] = 0.0,
+    diversity: Annotated[int, _opt(ASCENT, "Images per filter, pushed apart from each other "
+                                           "(lucid's diversity: the Gram matrices of the first "
+                                           "convolution), drawn as a row.")] = 1,
+    diversity_weight: Annotated[float, _opt(ASCENT, "How hard they are pushed apart, a share "
+                                                    "of each image's score.")] = 0.5,
     ink: Annotated[float | None, _opt(REGULAR, "Penalty on the distance from black (strokes "
                                                "on a dark background), a share of the score.",
                                       show_default="1 for a grey model's Dense units, else 0")
@@ -162,7 +167,7 @@ def filters(
         settle=settle, tv=tv, l1=l1, l2=l2, ink=ink, blur_every=blur_every, blur_sigma=blur_sigma,
         preactivation=False if post_activation else None, seed=seed,
         wavelengths=floats(wavelengths, "--wavelengths", len(split(wavelengths) or []))),
-        objective, colour, start)
+        objective, colour, start, diversity, diversity_weight)
     facts = load(model, unsafe, preprocess, output)
     with progress_bar("ascent steps") as progress:
         outcome = jobs.filters_job(facts, out, ascent, layer=layer,

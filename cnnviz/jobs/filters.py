@@ -30,13 +30,16 @@ from cnnviz.results.filters import ChunkState
 class AscentSpec:
     """How ``cnnviz filters`` ascends: a preset with overrides (Settings fields; ``jitter``,
     ``scale``, ``rotate``, ``pad`` for the transforms; ``None`` keeps the preset's), the
-    objective, the colour basis and the start (noise, grey, image:PATH, index:K, digit:D)."""
+    objective, the colour basis, the start (noise, grey, image:PATH, index:K, digit:D) and how
+    many diverse images each filter gets."""
 
     preset: str = "default"
     overrides: dict[str, Any] = field(default_factory=dict)
     objective: str = "auto"
     colour: str = "auto"
     start: str | None = None
+    diversity: int = 1
+    diversity_weight: float = 0.5
 
 
 def start_input(spec: str) -> tuple[str, InputSpec | None]:
@@ -90,6 +93,7 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
     settings = preset(ascent.preset, facts, name, shape, colour=ascent.colour,
                       data_pixels=pixels, **{**ascent.overrides, "start": kind})
     options = {"objective": ascent.objective, "size": size, "start_image": start,
+               "diversity": ascent.diversity, "diversity_weight": ascent.diversity_weight,
                "reference_images": real if reference or examples else None,
                "examples": examples if real is not None else 0, "budget": budget}
     with unit:

@@ -21,6 +21,7 @@ from cnnviz.model.facts import (
     ModelFacts,
     as_facts,
     check_finite_weights,
+    conv_layers,
     get_layer,
 )
 from cnnviz.model.graph import has_fused_activation
@@ -28,7 +29,7 @@ from cnnviz.model.heads import class_output, resolve_unit_layer
 from cnnviz.model.receptive import receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
-from cnnviz.oip.presets import make_objective, objective_kind, preset
+from cnnviz.oip.presets import ascent_goal, objective_kind, preset
 from cnnviz.oip.settings import (
     DEFAULT_BUDGET,
     RECORD_BYTES,
@@ -91,7 +92,8 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                       on_progress: ProgressFn | None = None,
                       on_checkpoint: Callable[[FilterResult], None] | None = None,
                       checkpoint_every: float = 60.0,
-                      resume: ChunkState | None = None) -> FilterResult:
+                      resume: ChunkState | None = None, diversity: int = 1,
+                      diversity_weight: float = 0.5) -> FilterResult:
     """The image that maximally activates each filter (map or unit) of ``layer``, all at once.
 
     ``settings``: the ``default`` preset unless given. ``objective``: a name of
@@ -102,44 +104,45 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     (``settings.preactivation``); outputs are measured after it. With ``reference_images``
     (uint8 or 0..1 images, or any source; ``data`` names them) each filter's best real value
     is found too, and ``examples`` k keeps its k most exciting real images with their labels.
-    ``size``: the size for a model of any; ``start_image``: the model-ready start of ``image``.
-
-    Ctrl-C returns the finished filters and the running chunk's state (:func:`resume_filters`
-    continues it); ``on_checkpoint`` gets such a partial result every ``checkpoint_every``
-    seconds; ``resume``: a stopped chunk, first in ``filters``."""
+    ``size``: the size for a model of any; ``start_image``: the model-ready start of ``image``;
+    ``diversity`` N: N images a filter, pushed apart. Ctrl-C returns the finished filters and
+    the running chunk's state, as ``on_checkpoint`` does every ``checkpoint_every`` seconds."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
-    kind = objective_kind(facts, layer, shape, objective) if isinstance(objective, str) \
-        else "custom"
+    kind = "custom" if not isinstance(objective, str) else objective_kind(facts, layer, shape,
+                                                                           objective)
     dream = kind in OBJECTIVES.names(dream=True)
     chosen = chosen_filters(facts, layer, [0] if dream else filters)
     _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
     check_finite_weights(facts.model)
     settings = _settings(settings, facts, layer, shape, kind)
-    goal = make_objective(kind, layer) if isinstance(objective, str) else objective
+    goal, rows = ascent_goal(kind, layer, objective, chosen, diversity, diversity_weight,
+                             next(iter(conv_layers(facts.model)), None))
     reference = None if reference_images is None or dream or kind == "custom" \
         else as_source(reference_images)
     meta = _meta(facts, layer, reference, data, settings.seed)
     classes = class_output(facts.model, layer) if kind == "unit" else None
 
     def result_of(run: Ascent) -> FilterResult:
-        done = chosen[:len(run.images)]
+        done = rows[:len(run.images)]
         own = _own_maps(facts, layer, goal, run, done, settings.preactivation)
         params = {**settings.to_params(), "objective": goal.name, "objective_kind": kind,
                   "chunk": run.chunk, "backend": backend_name(), "requested": chosen.tolist(),
                   "size": list(shape[:2]), "compared": reference is not None,
                   "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
-                  "examples": examples if reference is not None else 0, "classes": classes}
+                  "examples": examples if reference is not None else 0, "classes": classes,
+                  "diversity": diversity, "diversity_weight": diversity_weight}
         return FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
                             else np.zeros(0), run.curves, meta, params,
                             notes=_notes(done, run.alive, own), interrupted=run.interrupted,
                             post_value=_statistic(own, kind), start_image=start_image,
                             pending=run.pending)
 
-    beside = _reference_beside(facts, layer, reference, examples, kind, shape, len(chosen),
+    beside = _reference_beside(facts, layer, reference, examples, kind, shape, len(rows),
                                settings, batch, budget)  # the pass over real images, meanwhile
     with span("ascent"):
-        run = ascend(facts, goal, chosen, settings, size=size, batch=batch, budget=budget,
+        run = ascend(facts, goal, rows, settings, size=size, batch=batch, budget=budget,
+                     copies=diversity,
                      start_image=start_image, resume=resume, on_progress=on_progress,
                      on_checkpoint=None if on_checkpoint is None
                      else lambda part: on_checkpoint(result_of(part)),
@@ -374,6 +377,9 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
                              start_image=previous.start_image,
                              size=tuple(size) if size else None, batch=batch, budget=budget,
                              on_progress=on_progress, resume=previous.pending,
+                             diversity=int(previous.params.get("diversity", 1)),
+                             diversity_weight=float(previous.params.get("diversity_weight",
+                                                                        0.5)),
                              on_checkpoint=None if on_checkpoint is None
                              else lambda part: on_checkpoint(previous.merged(part)),
                              checkpoint_every=checkpoint_every)

@@ -131,3 +131,36 @@ def diversity(name: str) -> Objective:
         return -others / ops.maximum(n - 1.0, 1.0)
 
     return Objective(fn, (name,), f"diversity({name})", ("diversity", name))
+
+
+def _similarities(values: Any, channels: Any) -> Any:
+    """Each image's mean cosine similarity to the other images of its own filter: of their
+    Gram matrices for maps (K, h, w, C), of the vectors themselves for units (K, U)."""
+    ops = keras().ops
+    if len(values.shape) == 4:
+        flat = ops.reshape(values, (ops.shape(values)[0], -1, ops.shape(values)[-1]))
+        values = ops.reshape(ops.matmul(ops.transpose(flat, (0, 2, 1)), flat),
+                             (ops.shape(values)[0], -1))
+    values = values / (ops.norm(values, axis=-1, keepdims=True) + 1e-8)
+    sims = ops.matmul(values, ops.transpose(values))
+    same = ops.cast(ops.equal(channels[:, None], channels[None, :]), sims.dtype)
+    others = same - ops.eye(ops.shape(sims)[0], dtype=sims.dtype)
+    return ops.sum(sims * others, axis=-1) / ops.maximum(ops.sum(others, axis=-1), 1.0)
+
+
+def diverse(goal: Objective, weight: float = 1.0, layer: str | None = None) -> Objective:
+    """``goal`` with each image pushed away from the other images of its own filter (lucid's
+    diversity: the cosine similarity of their Gram matrices at ``layer``, an early layer whose
+    Gram is the image's style; default ``goal``'s first layer): the score minus ``weight`` times
+    its own size times the image's mean similarity to them — scale-free, so one weight suits a
+    layer of small map means and one of large logits."""
+    ops = keras().ops
+    name = layer or goal.layers[0]
+
+    def fn(a: Mapping[str, Any], c: Any) -> Any:
+        score = goal.fn(a, c)
+        return score - weight * ops.abs(ops.stop_gradient(score)) * _similarities(a[name], c)
+
+    layers = goal.layers + (() if name in goal.layers else (name,))
+    return Objective(fn, layers, f"diverse({goal.name}, {weight:g}, {name})",
+                     ("diverse", goal.key, weight, name))

@@ -193,9 +193,10 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
            batch: int | None = None, budget: int = DEFAULT_BUDGET,
            start_image: np.ndarray | None = None, resume: ChunkState | None = None,
            on_progress: ProgressFn | None = None, on_checkpoint: CheckpointFn | None = None,
-           checkpoint_every: float = 60.0) -> Ascent:
+           checkpoint_every: float = 60.0, copies: int = 1) -> Ascent:
     """Run the ascent for images scored by ``objective`` with ``channels[k]`` as image k's
-    filter, in chunks; with ``precursors`` M, M short runs per image first, continuing the best.
+    filter, in chunks (``copies``: how many images in a row are one filter's, kept together);
+    with ``precursors`` M, M short runs per image first, continuing the best.
     ``size`` is the image size for a model that takes any (default: 224 colour, 64 grey);
     ``start_image`` the model-ready image an ``image`` start begins from; ``resume`` the state
     of a stopped chunk, whose filters come first in ``channels``, to continue.
@@ -213,6 +214,7 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
     plan = memory_plan(facts.model, objective.layers[0], len(channels) * starts_per, batch,
                        budget, shape, s.steps + pre_steps)
     size = max(1, plan.chunk // starts_per) if s.precursors else plan.chunk
+    size = max(copies, size // copies * copies)  # a filter's images stay in one chunk
     first = 0 if resume is None else len(resume.filters)
     if resume is not None:
         _check_resume(resume, channels[:first], stepper, s)
@@ -266,7 +268,9 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
     ``resume`` where it stopped)."""
     shape = stepper.shape
     starts_per = max(1, s.precursors)
-    streams = [(int(f), j) for f in chunk for j in range(starts_per)]
+    copy = _copy_index(chunk)  # a filter's 2nd, 3rd … image (--diversity) has streams of its own
+    streams = [(int(f), j, *((c,) if c else ())) for f, c in zip(chunk, copy, strict=True)
+               for j in range(starts_per)]
     raw = None if resume is None else resume.raw
     if resume is None or resume.phase == "precursors":
         if raw is None:
@@ -283,9 +287,20 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
             best = final.reshape(len(chunk), starts_per).argmax(axis=1)
             raw = pre_raw[np.arange(len(chunk)) * starts_per + best]
         resume = None
-    main_streams = [(int(f), starts_per) for f in chunk]
+    main_streams = [(int(f), starts_per, *((c,) if c else ()))
+                    for f, c in zip(chunk, copy, strict=True)]
     return stepper.run(raw, chunk, TransformPlan(s, main_streams, s.steps, shape[:2], s.settle),
                        s.steps, tick, filters=chunk, resume=resume)
+
+
+def _copy_index(chunk: np.ndarray) -> list[int]:
+    """For each row, how many rows before it in ``chunk`` are of the same filter."""
+    seen: dict[int, int] = {}
+    index = []
+    for f in chunk.tolist():
+        index.append(seen.get(f, 0))
+        seen[f] = index[-1] + 1
+    return index
 
 
 _Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]

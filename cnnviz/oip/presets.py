@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.core.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError, check_finite
 from cnnviz.core.tables import COLOURS, OBJECTIVES, PRESETS
 from cnnviz.model.facts import ModelFacts, as_facts, get_layer
 from cnnviz.model.receptive import receptive_field
@@ -123,3 +123,25 @@ def _colour(colour: str, name: str, shape: tuple[int, int, int], facts: ModelFac
         raise CnnvizError("--colour data needs images: give them with --data")
     basis = colour_basis(pixels if colour == "data" else None, facts.preprocess.bgr)
     return tuple(float(v) for v in basis.reshape(-1))
+
+
+def ascent_goal(kind: str, layer: str, objective: obj.Objective | str, chosen: np.ndarray,
+          diversity: int, weight: float, style: str | None) -> tuple[obj.Objective, np.ndarray]:
+    """The objective to ascend and the ascent's rows: each filter ``diversity`` times in a
+    row, pushed apart from its other images by ``weight`` (in the Gram matrices of ``style``,
+    the model's first convolution)."""
+    goal = make_objective(kind, layer) if isinstance(objective, str) else objective
+    if isinstance(diversity, bool) or not isinstance(diversity, int | np.integer) or \
+            not 1 <= diversity <= MAX_DIVERSITY:
+        raise CnnvizError(f"--diversity must be a whole number from 1 to {MAX_DIVERSITY}, got "
+                          f"{diversity!r}")
+    check_finite(("the diversity weight", weight))
+    if diversity == 1:
+        return goal, chosen
+    if kind in OBJECTIVES.names(dream=True):
+        raise CnnvizError("DeepDream makes one image for the whole layer: --diversity needs "
+                          "an objective per filter")
+    return obj.diverse(goal, weight, style), np.repeat(chosen, diversity)
+
+
+MAX_DIVERSITY = 64

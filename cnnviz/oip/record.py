@@ -64,7 +64,7 @@ class TransformPlan:
     draws them all at once; a longer one block by block (each block its own stream), so it
     holds one block whatever its steps."""
 
-    def __init__(self, settings: Settings, streams: list[tuple[int, int]], steps: int,
+    def __init__(self, settings: Settings, streams: list[tuple[int, ...]], steps: int,
                  shape: tuple[int, int], settle: float = 0.0) -> None:
         self.settings, self.streams, self.steps, self.shape = settings, streams, steps, shape
         self.still = steps - round(settle * steps)  # the first untransformed step
@@ -83,7 +83,8 @@ class TransformPlan:
         if not s.transforms.active:
             return np.broadcast_to(IDENTITY, (count, len(self.streams), 8)).copy()
         plans = np.stack([s.transforms.sample(np.random.default_rng(
-            [s.seed, f, j, 1, block] if long else [s.seed, f, j, 1]), count, self.shape)
-            for f, j in self.streams], axis=1)
+            [s.seed, *stream[:2], 1, *stream[2:], block] if long else
+            [s.seed, *stream[:2], 1, *stream[2:]]), count, self.shape)
+            for stream in self.streams], axis=1)
         plans[max(0, self.still - first):] = IDENTITY
         return plans

@@ -82,7 +82,9 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
         template += ("<br>best real image %{customdata[2]:.4g}"
                      "<br>ratio to best real %{customdata[3]:.2f}")
         columns += [result.best_real[idx], result.ratio[idx]]
-    shown, per_row, page_row = result.meta.display(result.patterns()[idx]), None, None
+    copies = int(result.params.get("diversity", 1))  # a filter's diverse images: one row
+    shown = result.meta.display(result.patterns()[idx])
+    per_row, page_row = (copies, copies) if copies > 1 else (None, None)
     if result.example_images is not None and result.example_values is not None:
         k = result.example_images.shape[1]
         shown = _with_examples(shown, result.meta.display(result.example_images[idx]))
@@ -103,7 +105,8 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
             "unit": "the class logit before the softmax; its probability"
             if result.params.get("classes") == "probability" else "the class logit"
             if result.classes else "the unit's value"}.get(kind, "map mean")
-    which = f"{n} {result.units} ({what})" if not result.dream else (
+    which = f"{n // copies} {result.units}{f' × {copies} images' if copies > 1 else ''} " \
+        f"({what})" if not result.dream else (
         f"DeepDream of all maps {'before' if result.params.get('preactivation') else 'after'} "
         "their activation")
     heading = (f"{result.layer}: {which}, {result.params.get('steps', '?')} steps"

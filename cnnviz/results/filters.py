@@ -175,8 +175,10 @@ class FilterResult:
             return f"{self.layer}: no filter finished yet"
         live = ~self.dead
         when = "before" if self.params.get("preactivation") else "after"
+        copies = int(self.params.get("diversity", 1))
         what = "one image for all maps" if self.dream \
-            else f"{len(self.filters)} {self.units}"
+            else f"{len(self.filters) // copies} {self.units}" + (
+                f" × {copies} diverse images" if copies > 1 else "")
         line = (f"{self.layer}: {what} in chunks of {self.params.get('chunk', '?')}; objective "
                 f"{self.params.get('objective', '?')}, {when} the activation; output after it, "
                 f"{self.measure}: mean "
