@@ -168,3 +168,37 @@ def test_diverse_images_of_one_filter_are_pushed_apart(tiny_model):
         visualize_filters(tiny_model, "conv", None, settings, objective="layer", diversity=2)
     assert objectives.diverse(objectives.channel("conv"), 0.5).key != \
         objectives.diverse(objectives.channel("conv"), 0.6).key
+
+
+def test_examples_are_cut_where_the_filter_answers_and_named_by_file(tiny_model, tmp_path):
+    """Filter 1 of the tiny model is its window's centre pixel: the crop of a real image is
+    the 3×3 window around that image's brightest pixel, enlarged; folder images are named by
+    their file."""
+    from PIL import Image
+
+    from cnnviz.data.readers import FolderSource
+    from cnnviz.model.receptive import crops_where_answered, receptive_field
+
+    image = np.zeros((1, 6, 6, 1), np.float32)
+    image[0, 2, 3, 0] = 1.0
+    maps = np.zeros((1, 4, 4))
+    maps[0, 1, 2] = 1.0  # unit (1, 2) sees rows 1..3, columns 2..4
+    crop = crops_where_answered(image, maps, receptive_field(tiny_model, "conv"))[0, ..., 0]
+    expected = image[0, 1:4, 2:5, 0][np.arange(6) * 3 // 6][:, np.arange(6) * 3 // 6]
+    np.testing.assert_array_equal(crop, expected)
+    for c, (y, x) in enumerate(((1, 1), (4, 4))):
+        (tmp_path / f"c{c}").mkdir()
+        pixels = np.zeros((6, 6), np.uint8)
+        pixels[y, x] = 255
+        Image.fromarray(pixels).save(tmp_path / f"c{c}" / f"dot{c}.png")
+    data = FolderSource(tmp_path)
+    assert [data.item_name(i) for i in range(2)] == ["c0/dot0.png", "c1/dot1.png"]
+    result = visualize_filters(tiny_model, "conv", [1], Settings(steps=3, lr=0.05),
+                               reference_images=data, examples=2)
+    assert result.params["example_crops"] is True
+    assert sorted(result.params["example_names"][0]) == ["c0/dot0.png", "c1/dot1.png"]
+    best = result.example_images[0, 0, ..., 0]
+    assert best.max() > 0 and (best > 0).mean() >= 4 / 36  # the dot, enlarged in its window
+    texts = [str(trace.text) for trace in filter_gallery_figure(result).data]
+    assert any("real images (each cut to where the filter answers most): c" in text
+               for text in texts)

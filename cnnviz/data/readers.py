@@ -50,6 +50,10 @@ class Source:
     def __len__(self) -> int:
         raise CnnvizError(f"the size of {self.name} is not known before it is read")
 
+    def item_name(self, index: int) -> str:
+        """How a person finds image ``index`` again: its file, or its index in the data."""
+        return f"#{int(index)}"
+
     def size(self) -> int | None:
         """How many images, where that is known before reading them."""
         try:
@@ -196,6 +200,7 @@ class FolderSource(_KnownLabels):
         if not folder.is_dir():
             raise CnnvizError(f"image folder not found: {folder}")
         self.name, self.workers = folder.name or str(folder), workers or (os.cpu_count() or 2)
+        self.folder = folder
         with os.scandir(folder) as entries:
             subfolders = sorted(entry.name for entry in entries if entry.is_dir())
         # the data's own folders are never entered again through a link inside them
@@ -214,6 +219,10 @@ class FolderSource(_KnownLabels):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def item_name(self, index: int) -> str:
+        """The image's file, relative to the folder."""
+        return Path(os.path.relpath(self.files[int(index)], self.folder)).as_posix()
 
     def digest(self) -> str:
         """Every file's path (below the folder), size and modification time, and the labels:

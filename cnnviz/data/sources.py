@@ -186,6 +186,9 @@ class _Shard(Source):
     def __len__(self) -> int:
         return self.stop - self.start
 
+    def item_name(self, index: int) -> str:
+        return self.source.item_name(self.start + int(index))
+
     def digest(self) -> str:
         """The whole source's digest and the shard's bounds."""
         import hashlib

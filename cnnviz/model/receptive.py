@@ -312,3 +312,18 @@ def upsample(maps: np.ndarray, field: Field, shape: tuple[int, int]) -> np.ndarr
     rows = _spread(field.rows, maps.shape[1], shape[0])
     cols = _spread(field.cols, maps.shape[2], shape[1])
     return np.einsum("Hh,nhw,Ww->nHW", rows, np.asarray(maps, np.float64), cols)
+
+
+def crops_where_answered(images: np.ndarray, maps: np.ndarray, field: Field) -> np.ndarray:
+    """Each image (N, H, W, C) cut to the receptive field of the unit where its own map
+    (N, h, w) answers most, enlarged back to H×W (nearest pixel) — as Microscope shows a
+    unit's dataset examples."""
+    height, width = images.shape[1:3]
+    out = np.empty_like(images)
+    for n in range(len(images)):
+        y, x = np.unravel_index(np.argmax(maps[n]), maps.shape[1:3])
+        rows, cols = field.crop(int(y), int(x), (height, width))
+        r = rows.start + np.arange(height) * (rows.stop - rows.start) // height
+        c = cols.start + np.arange(width) * (cols.stop - cols.start) // width
+        out[n] = images[n][r][:, c]
+    return out

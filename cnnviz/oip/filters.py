@@ -26,7 +26,7 @@ from cnnviz.model.facts import (
 )
 from cnnviz.model.graph import has_fused_activation
 from cnnviz.model.heads import class_output, resolve_unit_layer
-from cnnviz.model.receptive import receptive_field
+from cnnviz.model.receptive import crops_where_answered, receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
 from cnnviz.oip.presets import ascent_goal, objective_kind, preset
@@ -36,6 +36,7 @@ from cnnviz.oip.settings import (
     RECORD_STEPS,
     Settings,
     bytes_per_image,
+    examples_that_fit,
 )
 from cnnviz.results import FilterResult, Meta
 from cnnviz.results.filters import ChunkState
@@ -258,12 +259,6 @@ def _meta(facts: ModelFacts, layer: str, reference: Source | None, data: str | N
                 data_digest="" if reference is None else reference.digest())
 
 
-def examples_that_fit(filters: int, shape: tuple[int, int, int],
-                      budget: int = DEFAULT_BUDGET) -> int:
-    """How many real example images per filter a result can keep within ``budget`` bytes."""
-    return budget // max(1, filters * int(np.prod(shape)) * 4)
-
-
 def _crop(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> list[int]:
     """[top, bottom, left, right] of the input window the layer's centre unit sees."""
     field = receptive_field(facts, layer, shape[:2] if facts.any_size else None)
@@ -325,11 +320,26 @@ def compare_with_real(result: FilterResult, facts: ModelFacts, reference: Source
         result.example_indices = index[done]
         result.example_values = values[done]
         pixels, labels = reference.gather(result.example_indices.reshape(-1), shape)
-        picked = model_inputs(pixels, facts.preprocess)
+        picked = _cropped(facts, result, model_inputs(pixels, facts.preprocess))
         result.example_images = picked.reshape(*result.example_indices.shape,
                                                 *picked.shape[1:])
+        result.params["example_names"] = [[reference.item_name(int(i)) for i in row]
+                                          for row in result.example_indices]
         if labels is not None:
             result.example_labels = labels.reshape(result.example_indices.shape)
+
+
+def _cropped(facts: ModelFacts, result: FilterResult, images: np.ndarray) -> np.ndarray:
+    """Each filter's real examples (model inputs, filter-major) cut to where its map answers
+    most (:func:`~cnnviz.model.receptive.crops_where_answered`); a layer of units keeps them."""
+    maps = activations(facts, images, [result.layer]).maps[result.layer]
+    if maps.ndim != 4:
+        return images
+    field = receptive_field(facts, result.layer,
+                            tuple(images.shape[1:3]) if facts.any_size else None)
+    result.params["example_crops"] = True
+    channels = np.repeat(result.filters, result.example_indices.shape[1])
+    return crops_where_answered(images, maps[np.arange(len(images)), :, :, channels], field)
 
 
 @timed("compute")

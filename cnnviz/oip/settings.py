@@ -230,3 +230,9 @@ def memory_plan(model: Any, layer: str, images: int, batch: int | None = None,
                           f"{budget / 2**20:g} MiB budget; raise --budget")
     return MemoryPlan(per_image, budget,
                       chunk_size(model, layer, images, batch, budget, shape, steps), images)
+
+
+def examples_that_fit(filters: int, shape: tuple[int, int, int],
+                      budget: int = DEFAULT_BUDGET) -> int:
+    """How many real example images per filter a result can keep within ``budget`` bytes."""
+    return budget // max(1, filters * int(np.prod(shape)) * 4)

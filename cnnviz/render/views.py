@@ -97,8 +97,7 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
         template += (f"<br>top {k} real images: %{{customdata[{len(columns)}]:.3g}} … "
                      f"%{{customdata[{len(columns) + 1}]:.3g}}")
         columns += [result.example_values[idx, 0], result.example_values[idx, -1]]
-    classes = None if result.example_labels is None else [
-        _class_counts(result.example_labels[i], result.meta.class_name) for i in idx]
+    classes = _example_hover(result, idx)
     dead = int(result.dead.sum())
     what = {"neuron": "centre unit, its receptive field shown",
             "layer": "all maps together (DeepDream)",
@@ -115,6 +114,20 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
                 page_row=page_row,
                 values=np.stack(columns, axis=1), template=template, heading=heading,
                 value_range=(0.0, 1.0), classes=classes)
+
+
+def _example_hover(result: FilterResult, idx: np.ndarray) -> list[str] | None:
+    """Per tile, what its real examples are: their classes and where each comes from (file
+    or index), and whether they are cut to where the filter answers."""
+    names = result.params.get("example_names")
+    if result.example_labels is None and not names:
+        return None
+    cut = " (each cut to where the filter answers most)" if result.params.get(
+        "example_crops") else ""
+    return ["<br>".join(part for part in (
+        "" if result.example_labels is None else
+        _class_counts(result.example_labels[i], result.meta.class_name),
+        f"real images{cut}: " + ", ".join(names[i]) if names else "") if part) for i in idx]
 
 
 def _class_counts(labels: np.ndarray, name: Any) -> str:

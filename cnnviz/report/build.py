@@ -27,8 +27,9 @@ from cnnviz.model.facts import (
     resolve_map_layers,
 )
 from cnnviz.model.heads import output_layer
-from cnnviz.oip.filters import examples_that_fit, visualize_filters
+from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
+from cnnviz.oip.settings import examples_that_fit
 from cnnviz.render import page as widgets
 from cnnviz.render import views
 from cnnviz.results import ClassPatterns, FilterResult, Meta

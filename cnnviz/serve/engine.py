@@ -175,7 +175,8 @@ class Explorer:
         assert self.source is not None
         pixels, labels = self.source.gather(indices, self.shape)
         shown = to_unit_range(np.asarray(pixels), source=self.source.name)
-        names = [f"#{i}" + ("" if labels is None else f" · {self._class(labels[n])}")
+        names = [self.source.item_name(i) + ("" if labels is None else
+                                             f" · {self._class(labels[n])}")
                  for n, i in enumerate(indices)]
         return pixels, shown, names
 
