@@ -357,7 +357,11 @@ def test_patterns_command(tmp_path, mnist):
 
 
 def test_explain_command(tmp_path):
-    result = run("explain", "--digit", "6", "--method", "integrated_gradients", "--out", tmp_path)
+    result = run("explain", "--digit", "6", "--method", "integrated_gradients,all", "--out",
+                 tmp_path)
+    assert result.exit_code == 1 and "unknown attribution method 'all'" in result.stderr
+    result = run("explain", "--digit", "6", "--method", "integrated_gradients,saliency,"
+                 "smoothgrad,gradcam,gradcam++,layercam", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "class 6 explained (predicted 6" in result.stdout
     with Image.open(tmp_path / "explain_integrated_gradients.png") as png:
@@ -365,9 +369,9 @@ def test_explain_command(tmp_path):
     spec = figures((tmp_path / "explain.html").read_text())[0]
     assert len(spec["data"]) == 13  # the input, the input under each of six maps, the maps
     titles = [a["text"] for a in spec["layout"]["annotations"]]
-    assert titles == ["input", "saliency (signed)", "smoothgrad (signed)",
-                      "integrated_gradients (signed)", "gradcam (≥ 0)", "gradcam++ (≥ 0)",
-                      "layercam (≥ 0)"]
+    assert titles == ["input", "integrated_gradients (signed)", "saliency (signed)",
+                      "smoothgrad (signed)", "gradcam (≥ 0)", "gradcam++ (≥ 0)",
+                      "layercam (≥ 0)"]  # in the order asked for
     maps = spec["data"][7:]
     assert [m["zmin"] == -m["zmax"] for m in maps] == [True] * 3 + [False] * 3
     assert all(m["colorbar"]["x"] > 0 for m in maps)  # each map has its own colour bar

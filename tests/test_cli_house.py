@@ -94,7 +94,8 @@ def test_a_folder_of_pages_holds_one_plotly_js(tmp_path):
 
 
 def test_explain_saves_its_numbers(tmp_path, reference_model):
-    result = runner.invoke(app, ["explain", "--digit", "3", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["explain", "--digit", "3", "--method", "all", "--out",
+                                 str(tmp_path)])
     assert result.exit_code == 0, result.output
     saved = Attributions.load(tmp_path / "explain.npz")
     assert saved.methods == ["saliency", "smoothgrad", "integrated_gradients", "gradcam",

@@ -67,14 +67,22 @@ def test_bad_trust_options_are_one_line_errors(tmp_path):
 
 def test_explain_prints_completeness_and_checks(tmp_path):
     result = run("explain", "--digit", "2", "--baseline", "blur", "--metrics",
-                 "--method", "integrated_gradients", "--out", tmp_path)
+                 "--method", "integrated_gradients,all", "--out", tmp_path)
+    assert result.exit_code == 1  # all stands alone
+    result = run("explain", "--digit", "2", "--baseline", "blur", "--metrics",
+                 "--method", "all", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "integrated gradients from the blur baseline" in result.stdout
     for name in ("saliency", "smoothgrad", "integrated_gradients", "gradcam", "gradcam++",
                  "layercam"):
         line = next(x for x in result.stdout.splitlines() if x.strip().startswith(name + ":"))
         assert "deletion AUC" in line and "Spearman after randomizing" in line
-    assert (tmp_path / "explain_integrated_gradients.png").exists()
+    assert (tmp_path / "explain_saliency.png").exists()  # the first of all
+    only = run("explain", "--digit", "2", "--method", "gradcam", "--out", tmp_path / "one")
+    assert only.exit_code == 0 and "integrated gradients" not in only.stdout  # not computed
+    from cnnviz.results import Attributions
+
+    assert Attributions.load(tmp_path / "one" / "explain.npz").methods == ["gradcam"]
 
 
 def test_kernels_png_and_html_share_their_colours(tmp_path):
@@ -90,10 +98,12 @@ def test_kernels_png_and_html_share_their_colours(tmp_path):
 
 
 def test_data_baselines_read_the_data(tmp_path):
-    result = run("explain", "--digit", "4", "--baseline", "expected", "--out", tmp_path)
+    result = run("explain", "--digit", "4", "--baseline", "expected", "--method",
+                 "integrated_gradients", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "integrated gradients from the expected baseline" in result.stdout
     assert "complete only on average over samples" in result.stdout
-    mean = run("explain", "--digit", "4", "--baseline", "mean", "--out", tmp_path / "m")
+    mean = run("explain", "--digit", "4", "--baseline", "mean", "--method",
+               "integrated_gradients", "--out", tmp_path / "m")
     assert mean.exit_code == 0, mean.output
     assert "from the mean baseline" in mean.stdout

@@ -9,6 +9,7 @@ the class-activation-map family; :func:`explain` runs several methods into one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from cnnviz.results import Attributions, Meta
 METHODS = ATTRIBUTIONS.names()
 CAMS = ATTRIBUTIONS.names(layer=True)
 
-__all__ = ["ATTRIBUTIONS", "BASELINES", "CAMS", "METHODS", "ChannelTarget",
+__all__ = ["ATTRIBUTIONS", "BASELINES", "CAMS", "METHODS", "ChannelTarget", "chosen_methods",
            "ClassActivationMap", "GradCAM", "GradCAMPlusPlus", "GradientMethod",
            "IntegratedGradients", "LayerCAM", "Saliency", "SmoothGrad", "Target", "baselines",
            "explain", "make_method", "score_model"]
@@ -48,6 +49,17 @@ def make_method(name: str, model: Any, *, layer: str | None = None, seed: int = 
 
 
 @timed("compute")
+def chosen_methods(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """The methods ``spec`` names: ``all``, one name, or several (a list or comma-separated
+    text), each checked against ``tables.ATTRIBUTIONS``, in order and once each."""
+    names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
+    if names == ["all"]:
+        return METHODS
+    if not names or "" in names:
+        raise CnnvizError("--method takes one or more methods, comma-separated, or all")
+    return tuple(dict.fromkeys(ATTRIBUTIONS.check(n) for n in names))
+
+
 def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...] = METHODS, *,
             target: Target = None, layer: str | None = None, seed: int = 0,
             baseline: str = "black", references: np.ndarray | None = None,

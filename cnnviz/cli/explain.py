@@ -53,9 +53,11 @@ def explain(
         help="Grad-CAM layer.", show_default="the deepest conv layer (or the nested model "
                                              "holding it)", rich_help_panel=MODEL_PANEL)] = None,
     method: Annotated[str, typer.Option(
-        metavar=tables.ATTRIBUTIONS.metavar(),
-        rich_help_panel=OUTPUT_PANEL, help="The method drawn over the input in the PNG (the "
-                                           "HTML shows them all).")] = "gradcam",
+        metavar=tables.ATTRIBUTIONS.metavar("all"),
+        rich_help_panel=OUTPUT_PANEL, help="The methods to compute: one, several "
+                                           "comma-separated, or all; the first is drawn over "
+                                           "the input in the PNG, the HTML shows each.")
+    ] = "gradcam",
     baseline: Annotated[str, typer.Option(
         metavar=tables.BASELINES.metavar(), rich_help_panel=MODEL_PANEL,
         help="Where integrated gradients start: black, the input blurred, uniform noise, the "

@@ -49,6 +49,10 @@ def report_unit(out: Path, force: bool = False) -> OutputUnit:
     return OutputUnit(out.parent, f"report-{out.name}", force, main=out.name)
 
 
+# Every method, integrated gradients first (its overlay is the gallery's PNG).
+EXPLAINED = "integrated_gradients,saliency,smoothgrad,gradcam,gradcam++,layercam"
+
+
 def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = False,
                 say: Callable[[str], None] | None = None) -> Outcome:
     """``cnnviz gallery``: every command's output on the bundled model, with fixed seeds (the
@@ -75,9 +79,9 @@ def gallery_job(out: Path, *, steps: int = 100, seed: int = 0, force: bool = Fal
                              layer="dense_2", examples=3, force=True)),
         ("kernels", lambda: kernels_job(facts, out / "kernels", force=True)),
         ("patterns", lambda: patterns_job(facts, out / "patterns", force=True)),
-        ("explain --digit 6 --method integrated_gradients", lambda: explain_job(
-            facts, out / "explain", InputSpec(digit=6, seed=seed),
-            method="integrated_gradients", force=True)),
+        (f"explain --digit 6 --method {EXPLAINED}", lambda: explain_job(
+            facts, out / "explain", InputSpec(digit=6, seed=seed), method=EXPLAINED,
+            force=True)),
         (f"report --from {out} --steps {steps}", lambda: report_job(
             facts, out / "report.html", results=out, steps=steps, seed=seed, force=True)),
     ]
