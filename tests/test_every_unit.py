@@ -202,3 +202,24 @@ def test_examples_are_cut_where_the_filter_answers_and_named_by_file(tiny_model,
     texts = [str(trace.text) for trace in filter_gallery_figure(result).data]
     assert any("real images (each cut to where the filter answers most): c" in text
                for text in texts)
+
+
+def test_feature_accentuation_stays_near_its_real_start(tiny_model):
+    """--closeness keeps the image near the real image it started from (in the first
+    convolution's maps) while it raises the filter: the farther from the start, the more it
+    costs."""
+    start = np.random.default_rng(2).random((6, 6, 1)).astype(np.float32)
+    settings = Settings(steps=30, lr=0.1, start="image")
+
+    def drift(closeness):
+        result = visualize_filters(tiny_model, "conv", [0], settings, objective="channel",
+                                   start_image=start, closeness=closeness)
+        return float(np.abs(result.images[0] - start).mean()), result
+
+    free, plain = drift(0.0)
+    near, kept = drift(20.0)
+    assert near < 0.5 * free and kept.params["closeness"] == 20.0
+    assert kept.params["objective"] == "close_to(channel(conv), 20, conv)"
+    assert kept.output[0] > 0  # it still answers
+    with pytest.raises(CnnvizError, match="needs a real start image"):
+        visualize_filters(tiny_model, "conv", [0], Settings(steps=2), closeness=1.0)

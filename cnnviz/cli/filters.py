@@ -118,6 +118,9 @@ def filters(
                                            "convolution), drawn as a row.")] = 1,
     diversity_weight: Annotated[float, _opt(ASCENT, "How hard they are pushed apart, a share "
                                                     "of each image's score.")] = 0.5,
+    closeness: Annotated[float, _opt(ASCENT, "Keep the image near its real start (--start "
+                                             "image:, index:, digit:) in the first "
+                                             "convolution: feature accentuation.")] = 0.0,
     ink: Annotated[float | None, _opt(REGULAR, "Penalty on the distance from black (strokes "
                                                "on a dark background), a share of the score.",
                                       show_default="1 for a grey model's Dense units, else 0")
@@ -167,7 +170,7 @@ def filters(
         settle=settle, tv=tv, l1=l1, l2=l2, ink=ink, blur_every=blur_every, blur_sigma=blur_sigma,
         preactivation=False if post_activation else None, seed=seed,
         wavelengths=floats(wavelengths, "--wavelengths", len(split(wavelengths) or []))),
-        objective, colour, start, diversity, diversity_weight)
+        objective, colour, start, diversity, diversity_weight, closeness)
     facts = load(model, unsafe, preprocess, output)
     with progress_bar("ascent steps") as progress:
         outcome = jobs.filters_job(facts, out, ascent, layer=layer,

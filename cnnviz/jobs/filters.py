@@ -40,6 +40,7 @@ class AscentSpec:
     start: str | None = None
     diversity: int = 1
     diversity_weight: float = 0.5
+    closeness: float = 0.0
 
 
 def start_input(spec: str) -> tuple[str, InputSpec | None]:
@@ -94,6 +95,7 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
                       data_pixels=pixels, **{**ascent.overrides, "start": kind})
     options = {"objective": ascent.objective, "size": size, "start_image": start,
                "diversity": ascent.diversity, "diversity_weight": ascent.diversity_weight,
+               "closeness": ascent.closeness,
                "reference_images": real if reference or examples else None,
                "examples": examples if real is not None else 0, "budget": budget}
     with unit:

@@ -72,6 +72,13 @@ class Field:
         (h, w), (sy, sx) = self.size, self.stride
         return f"{h}×{w}", f"{sy:g}" if sy == sx else f"{sy:g}×{sx:g}"
 
+    def centre_window(self, shape: tuple[int, int]) -> list[int]:
+        """[top, bottom, left, right] of the input window the layer's centre unit sees."""
+        n_rows = self.rows.n if self.rows and self.rows.n else 1
+        n_cols = self.cols.n if self.cols and self.cols.n else 1
+        rows, cols = self.crop(n_rows // 2, n_cols // 2, shape)
+        return [rows.start, rows.stop, cols.start, cols.stop]
+
     def crop(self, y: int, x: int, shape: tuple[int, int]) -> tuple[slice, slice]:
         """The input window (clipped to ``shape``) that unit (y, x) sees."""
         if self.rows is None or self.cols is None:

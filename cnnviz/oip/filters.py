@@ -21,7 +21,6 @@ from cnnviz.model.facts import (
     ModelFacts,
     as_facts,
     check_finite_weights,
-    conv_layers,
     get_layer,
 )
 from cnnviz.model.graph import has_fused_activation
@@ -94,7 +93,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                       on_checkpoint: Callable[[FilterResult], None] | None = None,
                       checkpoint_every: float = 60.0,
                       resume: ChunkState | None = None, diversity: int = 1,
-                      diversity_weight: float = 0.5) -> FilterResult:
+                      diversity_weight: float = 0.5, closeness: float = 0.0) -> FilterResult:
     """The image that maximally activates each filter (map or unit) of ``layer``, all at once.
 
     ``settings``: the ``default`` preset unless given. ``objective``: a name of
@@ -106,7 +105,8 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     (uint8 or 0..1 images, or any source; ``data`` names them) each filter's best real value
     is found too, and ``examples`` k keeps its k most exciting real images with their labels.
     ``size``: the size for a model of any; ``start_image``: the model-ready start of ``image``;
-    ``diversity`` N: N images a filter, pushed apart. Ctrl-C returns the finished filters and
+    ``diversity`` N: N images a filter, pushed apart; ``closeness``: kept near the start image
+    (feature accentuation). Ctrl-C returns the finished filters and
     the running chunk's state, as ``on_checkpoint`` does every ``checkpoint_every`` seconds."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
@@ -117,8 +117,9 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
     check_finite_weights(facts.model)
     settings = _settings(settings, facts, layer, shape, kind)
-    goal, rows = ascent_goal(kind, layer, objective, chosen, diversity, diversity_weight,
-                             next(iter(conv_layers(facts.model)), None))
+    goal, rows = ascent_goal(facts, kind, layer, objective, chosen, diversity=diversity,
+                             weight=diversity_weight, closeness=closeness, start=start_image,
+                             preactivation=settings.preactivation)
     reference = None if reference_images is None or dream or kind == "custom" \
         else as_source(reference_images)
     meta = _meta(facts, layer, reference, data, settings.seed)
@@ -132,7 +133,8 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                   "size": list(shape[:2]), "compared": reference is not None,
                   "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
                   "examples": examples if reference is not None else 0, "classes": classes,
-                  "diversity": diversity, "diversity_weight": diversity_weight}
+                  "diversity": diversity, "diversity_weight": diversity_weight,
+                  "closeness": closeness}
         return FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
                             else np.zeros(0), run.curves, meta, params,
                             notes=_notes(done, run.alive, own), interrupted=run.interrupted,
@@ -252,20 +254,17 @@ def _check_examples(examples: int, reference: bool, filters: int, shape: tuple[i
 def _meta(facts: ModelFacts, layer: str, reference: Source | None, data: str | None,
           seed: int) -> Meta:
     """Where a filter result comes from: the model, the layer and the reference data."""
-    return Meta(facts.name, facts.preprocess, (layer,),
-                None if reference is None else data or reference.name, seed,
-                classes=() if reference is None else reference.class_names,
-                model_digest=facts.digest,
-                data_digest="" if reference is None else reference.digest())
+    if reference is None:
+        return Meta(facts.name, facts.preprocess, (layer,), None, seed, model_digest=facts.digest)
+    return Meta(facts.name, facts.preprocess, (layer,), data or reference.name, seed,
+                classes=reference.class_names, model_digest=facts.digest,
+                data_digest=reference.digest())
 
 
 def _crop(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> list[int]:
     """[top, bottom, left, right] of the input window the layer's centre unit sees."""
     field = receptive_field(facts, layer, shape[:2] if facts.any_size else None)
-    n_rows = field.rows.n if field.rows and field.rows.n else 1
-    n_cols = field.cols.n if field.cols and field.cols.n else 1
-    rows, cols = field.crop(n_rows // 2, n_cols // 2, shape[:2])
-    return [rows.start, rows.stop, cols.start, cols.stop]
+    return field.centre_window(shape[:2])
 
 
 def _statistic(own: np.ndarray, kind: str) -> np.ndarray:
@@ -390,6 +389,7 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
                              diversity=int(previous.params.get("diversity", 1)),
                              diversity_weight=float(previous.params.get("diversity_weight",
                                                                         0.5)),
+                             closeness=float(previous.params.get("closeness", 0.0)),
                              on_checkpoint=None if on_checkpoint is None
                              else lambda part: on_checkpoint(previous.merged(part)),
                              checkpoint_every=checkpoint_every)

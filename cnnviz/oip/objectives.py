@@ -164,3 +164,27 @@ def diverse(goal: Objective, weight: float = 1.0, layer: str | None = None) -> O
     layers = goal.layers + (() if name in goal.layers else (name,))
     return Objective(fn, layers, f"diverse({goal.name}, {weight:g}, {name})",
                      ("diverse", goal.key, weight, name))
+
+
+def close_to(goal: Objective, layer: str, target: Any, weight: float) -> Objective:
+    """``goal`` kept near ``target``, one image's maps of ``layer`` (feature accentuation):
+    the score minus ``weight`` times its own size times the mean squared distance of the
+    image's maps from the target, over the target's mean square."""
+    import hashlib
+
+    import numpy as np
+
+    ops = keras().ops
+    reference = np.asarray(target, np.float32)
+    scale = float(np.mean(reference ** 2)) + 1e-8
+    axes = tuple(range(1, reference.ndim + 1))
+
+    def fn(a: Mapping[str, Any], c: Any) -> Any:
+        score = goal.fn(a, c)
+        distance = ops.mean(ops.square(a[layer] - reference[None]), axis=axes) / scale
+        return score - weight * ops.abs(ops.stop_gradient(score)) * distance
+
+    layers = goal.layers + (() if layer in goal.layers else (layer,))
+    digest = hashlib.sha256(reference.tobytes()).hexdigest()[:16]
+    return Objective(fn, layers, f"close_to({goal.name}, {weight:g}, {layer})",
+                     ("close_to", goal.key, layer, digest, weight))

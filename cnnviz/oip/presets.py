@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.core.backend import keras
 from cnnviz.core.errors import CnnvizError, check_finite
 from cnnviz.core.tables import COLOURS, OBJECTIVES, PRESETS
-from cnnviz.model.facts import ModelFacts, as_facts, get_layer
+from cnnviz.model.facts import ModelFacts, as_facts, as_list, conv_layers, get_layer
+from cnnviz.model.graph import feature_model
 from cnnviz.model.receptive import receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.param import colour_basis
@@ -125,17 +127,28 @@ def _colour(colour: str, name: str, shape: tuple[int, int, int], facts: ModelFac
     return tuple(float(v) for v in basis.reshape(-1))
 
 
-def ascent_goal(kind: str, layer: str, objective: obj.Objective | str, chosen: np.ndarray,
-          diversity: int, weight: float, style: str | None) -> tuple[obj.Objective, np.ndarray]:
+def ascent_goal(facts: ModelFacts, kind: str, layer: str, objective: obj.Objective | str,
+                chosen: np.ndarray, *, diversity: int = 1, weight: float = 0.5,
+                closeness: float = 0.0, start: np.ndarray | None = None,
+                preactivation: bool = True) -> tuple[obj.Objective, np.ndarray]:
     """The objective to ascend and the ascent's rows: each filter ``diversity`` times in a
-    row, pushed apart from its other images by ``weight`` (in the Gram matrices of ``style``,
-    the model's first convolution)."""
+    row, pushed apart from its other images by ``weight``, and with ``closeness`` kept near the
+    real ``start`` image (feature accentuation) — both in the model's first convolution, whose
+    maps are the image's local structure."""
     goal = make_objective(kind, layer) if isinstance(objective, str) else objective
     if isinstance(diversity, bool) or not isinstance(diversity, int | np.integer) or \
             not 1 <= diversity <= MAX_DIVERSITY:
         raise CnnvizError(f"--diversity must be a whole number from 1 to {MAX_DIVERSITY}, got "
                           f"{diversity!r}")
-    check_finite(("the diversity weight", weight))
+    check_finite(("the diversity weight", weight), ("--closeness", closeness))
+    style = next(iter(conv_layers(facts.model)), layer)
+    if closeness:
+        if closeness < 0 or start is None:
+            raise CnnvizError("--closeness is a weight ≥ 0 and needs a real start image "
+                              "(--start image:PATH, index:K or digit:D)")
+        sub = feature_model(facts.model, [style], preactivation=preactivation)
+        target = keras().ops.convert_to_numpy(as_list(sub(start[None].astype(np.float32)))[0])
+        goal = obj.close_to(goal, style, target[0], closeness)
     if diversity == 1:
         return goal, chosen
     if kind in OBJECTIVES.names(dream=True):
