@@ -140,7 +140,8 @@ def test_vgg16_at_64_pixels_with_a_channel_target_of_a_layer(tmp_path, vgg_paths
     run("activations", fixed, "--data", folder, "--index", "0", "--layers", "block2_conv1",
         "--out", tmp_path / "a")
     explained = run("explain", fixed, "--data", folder, "--index", "5", "--target", "channel:3",
-                    "--target-layer", "block3_conv1", "--out", tmp_path / "e")
+                    "--target-layer", "block3_conv1", "--method", "saliency,gradcam", "--out",
+                    tmp_path / "e")
     assert "channel 3 of block3_conv1 explained" in explained.stdout
     saliency = Attributions.load(tmp_path / "e" / "explain.npz").maps["saliency"]
     assert saliency.shape == (1, 64, 64, 3) and np.abs(saliency).max() > 0

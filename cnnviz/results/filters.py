@@ -243,9 +243,13 @@ class FilterResult:
             return None if values is None else values[order]
 
         done = {int(f) for f in filters}
+        params = dict(self.params)
+        names = [p.params.get("example_names") for p in parts]
+        if all(n is not None for n in names):  # each image's real examples, in the new order
+            params["example_names"] = [[*names[0], *names[1]][i] for i in order]
         return FilterResult(
             filters[order], pick("images"), pick("activation"), pick("post_max"),
-            pick("curves"), self.meta, self.params, pick("best_real"),
+            pick("curves"), self.meta, params, pick("best_real"),
             {**self.notes, **other.notes}, any(f not in done for f in requested),
             pick("example_images"), pick("example_values"), pick("example_indices"),
             pick("example_labels"), pick("post_value"), self.start_image, other.pending)
