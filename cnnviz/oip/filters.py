@@ -105,17 +105,14 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     (uint8 or 0..1 images, or any source; ``data`` names them) each filter's best real value
     is found too, and ``examples`` k keeps its k most exciting real images with their labels.
     ``size``: the size for a model of any; ``start_image``: the model-ready start of ``image``;
-    ``diversity`` N: N images a filter, pushed apart; ``closeness``: kept near the start image
-    (feature accentuation). Ctrl-C returns the finished filters and
-    the running chunk's state, as ``on_checkpoint`` does every ``checkpoint_every`` seconds."""
+    ``diversity`` N: N images a filter, pushed apart; ``closeness``: kept near the start image.
+    Ctrl-C returns the finished filters and the running chunk's state, as ``on_checkpoint``."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
-    kind = "custom" if not isinstance(objective, str) else objective_kind(facts, layer, shape,
-                                                                           objective)
+    kind = objective_kind(facts, layer, shape, objective)
     dream = kind in OBJECTIVES.names(dream=True)
     chosen = chosen_filters(facts, layer, [0] if dream else filters)
     _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
-    check_finite_weights(facts.model)
     settings = _settings(settings, facts, layer, shape, kind)
     goal, rows = ascent_goal(facts, kind, layer, objective, chosen, diversity=diversity,
                              weight=diversity_weight, closeness=closeness, start=start_image,
@@ -131,10 +128,10 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
         params = {**settings.to_params(), "objective": goal.name, "objective_kind": kind,
                   "chunk": run.chunk, "backend": backend_name(), "requested": chosen.tolist(),
                   "size": list(shape[:2]), "compared": reference is not None,
+                  "closeness": closeness,
                   "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
                   "examples": examples if reference is not None else 0, "classes": classes,
-                  "diversity": diversity, "diversity_weight": diversity_weight,
-                  "closeness": closeness}
+                  "diversity": diversity, "diversity_weight": diversity_weight}
         return FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
                             else np.zeros(0), run.curves, meta, params,
                             notes=_notes(done, run.alive, own), interrupted=run.interrupted,
@@ -145,8 +142,8 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                                settings, batch, budget)  # the pass over real images, meanwhile
     with span("ascent"):
         run = ascend(facts, goal, rows, settings, size=size, batch=batch, budget=budget,
-                     copies=diversity,
-                     start_image=start_image, resume=resume, on_progress=on_progress,
+                     copies=diversity, start_image=start_image, resume=resume,
+                     on_progress=on_progress,
                      on_checkpoint=None if on_checkpoint is None
                      else lambda part: on_checkpoint(result_of(part)),
                      checkpoint_every=checkpoint_every)
@@ -170,7 +167,9 @@ def _predictions(facts: ModelFacts, before: np.ndarray, after: np.ndarray) -> li
 def _settings(settings: Settings | None, facts: ModelFacts, layer: str,
               shape: tuple[int, int, int], kind: str) -> Settings:
     """The settings to run: the default preset unless given; read before the activation only
-    where the layer has one fused — and for DeepDream only when asked (``layer_pre``)."""
+    where the layer has one fused — and for DeepDream only when asked (``layer_pre``); a
+    model with NaN or infinite weights is refused first."""
+    check_finite_weights(facts.model)
     settings = settings or preset("default", facts, layer, shape)
     before = kind == "layer_pre" if kind in OBJECTIVES.names(dream=True) \
         else settings.preactivation

@@ -36,11 +36,13 @@ def field_side(model: ModelFacts | Any, layer: str, shape: tuple[int, int, int])
 
 
 def objective_kind(model: ModelFacts | Any, layer: str, shape: tuple[int, int, int],
-                   kind: str = "auto") -> str:
-    """``kind``, or for ``auto``: a unit for a layer of units (a Dense layer; the class logit
-    for the output layer), the centre neuron when the layer's receptive field covers at most
-    half the image side (a channel mean of a small field is maximized by a repeated, often
-    flat, texture), else the channel mean."""
+                   kind: str | obj.Objective = "auto") -> str:
+    """``kind`` (``custom`` for an Objective), or for ``auto``: a unit for a layer of units (a
+    Dense layer; the class logit for the output layer), the centre neuron when the layer's
+    receptive field covers at most half the image side (a channel mean of a small field is
+    maximized by a repeated, often flat, texture), else the channel mean."""
+    if isinstance(kind, obj.Objective):
+        return "custom"
     facts = as_facts(model)
     vector = len(get_layer(facts.model, layer).output.shape) == 2
     if OBJECTIVES.check(kind) != "auto":
