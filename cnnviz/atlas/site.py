@@ -59,12 +59,8 @@ def example_strips(filters: Any, statistics_index: Any, pixels: dict[int, Any],
         tiles = []
         for index in statistics_index[int(f)]:
             image = pixels[int(index)]
-            if field is None:
-                colour = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
-                tiles.append(colour)
-                tiles.append(np.ones((image.shape[0], 2, 3)))
-                continue
-            heat = upsample(maps[int(index)][None, :, :, int(f)], field, image.shape[:2])[0]
+            heat = np.ones(image.shape[:2]) if field is None else upsample(  # no map: all lit
+                maps[int(index)][None, :, :, int(f)], field, image.shape[:2])[0]
             tiles.append(overlaid(image, heat))
             tiles.append(np.ones((image.shape[0], 2, 3)))
         strips.append(np.concatenate(tiles[:-1], axis=1))

@@ -133,6 +133,12 @@ def diversity(name: str) -> Objective:
     return Objective(fn, (name,), f"diversity({name})", ("diversity", name))
 
 
+def scaled_share(score: Any, weight: float, amount: Any) -> Any:
+    """``weight`` × ``amount`` as a share of each image's own score (its size, held constant
+    in the gradient): a term that means the same for small map means and large logits."""
+    return weight * keras().ops.abs(keras().ops.stop_gradient(score)) * amount
+
+
 def _similarities(values: Any, channels: Any) -> Any:
     """Each image's mean cosine similarity to the other images of its own filter: of their
     Gram matrices for maps (K, h, w, C), of the vectors themselves for units (K, U)."""
@@ -154,12 +160,11 @@ def diverse(goal: Objective, weight: float = 1.0, layer: str | None = None) -> O
     Gram is the image's style; default ``goal``'s first layer): the score minus ``weight`` times
     its own size times the image's mean similarity to them — scale-free, so one weight suits a
     layer of small map means and one of large logits."""
-    ops = keras().ops
     name = layer or goal.layers[0]
 
     def fn(a: Mapping[str, Any], c: Any) -> Any:
         score = goal.fn(a, c)
-        return score - weight * ops.abs(ops.stop_gradient(score)) * _similarities(a[name], c)
+        return score - scaled_share(score, weight, _similarities(a[name], c))
 
     layers = goal.layers + (() if name in goal.layers else (name,))
     return Objective(fn, layers, f"diverse({goal.name}, {weight:g}, {name})",
@@ -182,7 +187,7 @@ def close_to(goal: Objective, layer: str, target: Any, weight: float) -> Objecti
     def fn(a: Mapping[str, Any], c: Any) -> Any:
         score = goal.fn(a, c)
         distance = ops.mean(ops.square(a[layer] - reference[None]), axis=axes) / scale
-        return score - weight * ops.abs(ops.stop_gradient(score)) * distance
+        return score - scaled_share(score, weight, distance)
 
     layers = goal.layers + (() if layer in goal.layers else (layer,))
     digest = hashlib.sha256(reference.tobytes()).hexdigest()[:16]

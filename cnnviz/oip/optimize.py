@@ -136,11 +136,11 @@ class _Stepper:
 def _penalized(score: Any, image: Any, penalties: tuple[Penalty, ...], mid: Any,
                span: float) -> Any:
     """The score minus each penalty on the image, by its weight."""
-    ops = keras().ops
     total = score
     for penalty in penalties:
-        scale = ops.abs(ops.stop_gradient(score)) if penalty.relative else 1.0
-        total = total - penalty.weight * scale * penalty(image, mid, span)
+        amount = penalty(image, mid, span)
+        total = total - (obj.scaled_share(score, penalty.weight, amount) if penalty.relative
+                         else penalty.weight * amount)
     return total
 
 

@@ -180,6 +180,14 @@ def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".stamp.json")
 
 
+def _check_stamp(path: Path, theirs: dict[str, Any], stamp: dict[str, Any], advice: str) -> None:
+    """Refuse in one line what ``path`` holds when another model, data or settings made it
+    (``stamp``: ours, as JSON values)."""
+    differs = [key for key in stamp if theirs.get(key) != stamp[key]]
+    if differs:
+        raise CnnvizError(f"{path} was made from another {' and '.join(differs)}: {advice}")
+
+
 def _read(work: Work, part: Part, folder: Path, stamp: dict[str, Any],
           partial: bool = False) -> Any:
     """The part an earlier run finished (its stamp written last) — or, with ``partial``, the
@@ -193,10 +201,7 @@ def _read(work: Work, part: Part, folder: Path, stamp: dict[str, Any],
         return None
     if not isinstance(theirs, dict):
         return None
-    differs = [key for key in stamp if theirs.get(key) != stamp[key]]
-    if differs:
-        raise CnnvizError(f"{path} was made from another {' and '.join(differs)}: pass --force "
-                          "to start again, or choose another --out")
+    _check_stamp(path, theirs, stamp, "pass --force to start again, or choose another --out")
     try:
         if digest(path) != theirs.get("sha256"):
             return None
@@ -320,10 +325,8 @@ def read_tally(path: Path, stamp: dict[str, Any], load: Callable[[Path], Any]) -
     if not isinstance(theirs, dict) or not isinstance(covered, list):
         raise CnnvizError(f"{path} is not a checkpoint of a data pass: pass --force to start "
                           "again")
-    differs = [key for key in stamp if theirs.get(key) != json.loads(json.dumps(stamp[key]))]
-    if differs:
-        raise CnnvizError(f"{path} was made from another {' and '.join(differs)}: run the "
-                          "interrupted command as it was, or pass --force to start again")
+    _check_stamp(path, theirs, json.loads(json.dumps(stamp)),
+                 "run the interrupted command as it was, or pass --force to start again")
     try:
         spans = tuple((int(a), int(b)) for a, b in covered)
         if any(not 0 <= a < b for a, b in spans):
