@@ -1,18 +1,22 @@
-"""Attribution quality benchmark: every method's displayed map, checked on real test digits.
+"""Attribution quality benchmark: every method's displayed map, checked as cnnviz checks it.
 
-    python benchmarks/attribution_quality.py [--images 50] [--steps 20]
+    python benchmarks/attribution_quality.py [--images 50] [--rgb-images 6] [--side 64]
+                                             [--skip-rgb] [--skip-resnet]
 
-For the bundled MNIST CNN and the first N test digits (their true classes explained), per
-method (integrated gradients once per baseline) it prints medians over the images of:
-- deletion AUC of the class probability, deleting the pixels the map ranks first (only pixels
-  that differ from black can be deleted, so the curve runs over the ink), beside the AUC of
-  deleting the same ink in random order (lower is better; target: below random);
-- insertion AUC (higher is better);
-- Spearman correlation of the displayed map before and after every kernel of the model is
-  redrawn at random (target: < 0.5), and the same for |map| — what cnnviz showed before signed
-  display, for comparison;
-- for integrated gradients, the completeness error relative to the score change;
-- wall seconds of the attribution and of the checks.
+1. The bundled MNIST CNN on the first N test digits (their true classes explained):
+   - the candidate CAM layers for Grad-CAM: the share of the map's positive mass on the
+     digit's ink divided by the ink's share of the image (1.0 = chance), deletion and insertion
+     areas beside the same ink in random order — the measurement behind the default CAM layer;
+   - every method at the default layer: ink ratio, deletion AUC vs random order (lower is
+     better), insertion AUC vs random order (higher is better), Spearman after every weight is
+     re-drawn (target < 0.5), the cascade from the top layer down, its flags, wall seconds;
+   - integrated gradients from each baseline, with the completeness error.
+2. A colour network with real weights (HED's VGG16 conv layers, see hed_vgg16.py) on
+   scikit-image photos at --side px, explaining the strongest channel of its output: the same
+   checks (no ink here: every pixel can be removed), the cascade in 4 stages.
+3. `cnnviz explain --method gradcam` on ResNet50 (random weights, 224 px) beside a plain Keras
+   process that loads the same file and predicts the image once, as fresh processes.
+Medians over the inputs; every row is measured in this run.
 """
 
 from __future__ import annotations
@@ -20,85 +24,158 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from cnnviz.attribution import (  # noqa: E402
-    METHODS,
-    explain,
-    metrics,  # noqa: E402
-)
+from cnnviz.attribution import METHODS, explain, metrics  # noqa: E402
 from cnnviz.data import load_mnist  # noqa: E402
 from cnnviz.data.sources import model_inputs  # noqa: E402
-from cnnviz.model.facts import load  # noqa: E402
-from cnnviz.results import to_display  # noqa: E402
+from cnnviz.model.facts import as_facts, load  # noqa: E402
 
 BASELINES = ("black", "blur", "noise", "mean", "expected")
+HEADER = (f"{'method':26s} {'ink ×':>6s} {'deletion':>8s} {'random':>7s} {'insert':>7s} "
+          f"{'random':>7s} {'ρ all':>6s} {'cascade from the top':>28s} {'flags':>5s} "
+          f"{'wall s':>7s}")
 
 
-def abs_spearman(facts, result, baseline, references, seed=0) -> dict[str, float]:
-    """Median Spearman of |map| before and after randomizing the weights, per method."""
-    shuffled = load_randomized(facts, seed)
-    layer = result.meta.layers[0] if result.meta.layers else None
-    again = explain(shuffled, result.inputs, tuple(result.methods),
-                    target=result.targets, layer=layer, baseline=baseline,
-                    references=references)
-    out = {}
-    for name in result.methods:
-        before = to_display(result.maps[name], signed=False)
-        after = to_display(again.maps[name], signed=False)
-        out[name] = float(np.median([metrics.spearman(b, a) for b, a in
-                                     zip(before, after, strict=True)]))
-    return out
+def ink_ratio(shown: np.ndarray, ink: np.ndarray) -> float:
+    """Median over images of (positive mass on the ink) / (the ink's share of the image)."""
+    positive = np.maximum(shown, 0.0)
+    mass = (positive * ink).sum(axis=(1, 2)) / np.maximum(positive.sum(axis=(1, 2)), 1e-12)
+    return float(np.median(mass / ink.mean(axis=(1, 2))))
 
 
-def load_randomized(facts, seed):
-    from cnnviz.model.facts import as_facts
+def row(label: str, score: metrics.Scores, ratio: float | None, wall: float) -> str:
+    m = score.medians()
+    curve = " ".join(f"{rho:.2f}" for _, rho in score.curve())
+    return (f"{label:26s} {'' if ratio is None else f'{ratio:.2f}':>6s} {m['deletion']:8.3f} "
+            f"{m['random_deletion']:7.3f} {m['insertion']:7.3f} {m['random_insertion']:7.3f} "
+            f"{m['randomization']:6.2f} {curve:>28s} {len(score.flags()):5d} {wall:7.1f}")
 
-    return as_facts(metrics.randomized(facts.model, seed), facts.preprocess)
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=50)
-    parser.add_argument("--steps", type=int, default=20, help="points on each curve - 1")
-    args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, backend "
-          f"{os.environ['KERAS_BACKEND']}; bundled MNIST CNN, test digits 0-{args.images - 1}, "
-          "true classes explained")
+def bundled(count: int) -> None:
     facts = load()
     digits = load_mnist()
-    x = model_inputs(digits.x_test[:args.images, ..., None], facts.preprocess)
-    labels = np.asarray(digits.y_test[:args.images])
+    x = model_inputs(digits.x_test[:count, ..., None], facts.preprocess)
+    labels = np.asarray(digits.y_test[:count])
+    ink = x[..., 0] > x.min()
     references = model_inputs(digits.x_train[:256, ..., None], facts.preprocess)
-    print(f"{'method':34s} {'deletion':>8s} {'random':>7s} {'ok':>3s} {'insert':>7s} "
-          f"{'ρ shown':>8s} {'ok':>3s} {'ρ |map|':>8s} {'complete':>9s} {'wall s':>7s} "
-          f"{'checks s':>8s}")
+    print(f"\n1. bundled MNIST CNN, test digits 0-{count - 1}, true classes; ink covers "
+          f"{ink.mean():.1%} of the image")
+    print("\nGrad-CAM at each candidate layer (map side in brackets):")
+    print(HEADER)
+    for layer, side in (("conv2d_1", 26), ("max_pooling2d_1", 13), ("conv2d_2", 11),
+                        ("max_pooling2d_2", 5), ("conv2d_3", 3)):
+        start = time.perf_counter()
+        result = explain(facts, x, ("gradcam",), target=labels, layer=layer)
+        wall = time.perf_counter() - start
+        score = metrics.evaluate(facts, result, stages=2)["gradcam"]
+        print(row(f"gradcam @ {layer} [{side}]", score, ink_ratio(
+            result.displayed()["gradcam"], ink), wall))
+    print("\nEvery method at the default CAM layer:")
+    print(HEADER)
     for baseline in BASELINES:
         methods = METHODS if baseline == "black" else ("integrated_gradients",)
         start = time.perf_counter()
         result = explain(facts, x, methods, target=labels, baseline=baseline,
                          references=references)
         wall = time.perf_counter() - start
-        start = time.perf_counter()
-        checks = metrics.evaluate(facts, result, steps=args.steps, baseline=baseline,
-                                  references=references)
-        checked = time.perf_counter() - start
-        absolute = abs_spearman(facts, result, baseline, references)
+        checks = metrics.evaluate(facts, result, baseline=baseline, references=references)
+        shown = result.displayed()
         for name, score in checks.items():
             label = name if name != "integrated_gradients" else f"integrated_gradients/{baseline}"
-            complete = ""
-            if name == "integrated_gradients":
-                delta, change = result.completeness()
-                complete = f"{np.median(np.abs(delta) / np.abs(change)):.2%}"
-            d, r, inserted, rho = score.medians()
-            print(f"{label:34s} {d:8.3f} {r:7.3f} {'yes' if score.deletes_better else 'NO':>3s} "
-                  f"{inserted:7.3f} {rho:8.2f} "
-                  f"{'yes' if score.changes else 'NO':>3s} {absolute[name]:8.2f} {complete:>9s} "
-                  f"{wall:7.1f} {checked:8.1f}")
+            if name in ("gradcam", "gradcam++", "layercam"):
+                label += f" @ {result.meta.layers[0]}"
+            print(row(label, score, ink_ratio(shown[name], ink), wall))
+            if score.flags():
+                print(f"{'':26s}   ⚠ " + "; ".join(score.flags()))
+        if baseline == "black":
+            print("(wall: all methods together for the images)")
+        if "integrated_gradients" in result.maps:
+            delta, change = result.completeness()
+            print(f"{'':26s}   integrated gradients from {baseline}: completeness error "
+                  f"{np.median(np.abs(delta) / np.abs(change)):.2%} of the score change")
+
+
+def colour(count: int, side: int) -> None:
+    from skimage import data as photos
+    from skimage.transform import resize
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hed_vgg16 import hed_vgg16_path
+
+    facts = load(hed_vgg16_path(), preprocess="caffe")
+    names = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "retina")
+    pixels = np.stack([resize(getattr(photos, n)(), (side, side), anti_aliasing=True)
+                       for n in names[:count]]).astype(np.float32)
+    x = model_inputs(pixels * 255.0, facts.preprocess)
+    print(f"\n2. HED VGG16 (real conv weights), {len(x)} scikit-image photos at {side} px, "
+          "the strongest channel of the output explained; cascade in 4 stages")
+    print(HEADER)
+    start = time.perf_counter()
+    result = explain(facts, x, METHODS)  # a headless model: its strongest channel
+    wall = time.perf_counter() - start
+    for name, score in metrics.evaluate(as_facts(facts.model, facts.preprocess), result,
+                                        stages=4).items():
+        label = name + (f" @ {result.meta.layers[0]}" if name in (
+            "gradcam", "gradcam++", "layercam") else "")
+        print(row(label, score, None, wall))
+        if score.flags():
+            print(f"{'':26s}   ⚠ " + "; ".join(score.flags()))
+
+
+def resnet(repeats: int = 3) -> None:
+    import keras
+    from PIL import Image
+    from skimage import data as photos
+
+    folder = Path(tempfile.mkdtemp())
+    model_path = folder / "resnet50.keras"
+    keras.applications.ResNet50(weights=None).save(model_path)
+    Image.fromarray(photos.chelsea()).save(folder / "cat.png")
+    plain = (f"import keras, numpy as np; from PIL import Image; "
+             f"m = keras.models.load_model({str(model_path)!r}); "
+             f"x = np.asarray(Image.open({str(folder / 'cat.png')!r}).resize((224, 224)), "
+             "np.float32)[None]; m.predict(x, verbose=0)")
+    cli = [sys.executable, "-m", "cnnviz", "explain", str(model_path), "--image",
+           str(folder / "cat.png"), "--method", "gradcam", "--force", "--out"]
+    print("\n3. explain --method gradcam on ResNet50 (random weights) at 224 px, fresh processes")
+    walls: dict[str, list[float]] = {"plain Keras: load + predict": [], "cnnviz explain": []}
+    for i in range(repeats):
+        for label, command in (("plain Keras: load + predict", [sys.executable, "-c", plain]),
+                               ("cnnviz explain", [*cli, str(folder / f"out{i}")])):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            walls[label].append(time.perf_counter() - start)
+    for label, values in walls.items():
+        print(f"{label:30s} median {np.median(values):6.1f} s  (runs: "
+              + ", ".join(f"{v:.1f}" for v in values) + ")")
+    ratio = np.median(walls["cnnviz explain"]) / np.median(walls["plain Keras: load + predict"])
+    print(f"ratio {ratio:.2f}× (target ≤ 4×: {'met' if ratio <= 4 else 'NOT met'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--rgb-images", type=int, default=6)
+    parser.add_argument("--side", type=int, default=64)
+    parser.add_argument("--skip-rgb", action="store_true")
+    parser.add_argument("--skip-resnet", action="store_true")
+    args = parser.parse_args()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, backend "
+          f"{os.environ['KERAS_BACKEND']}")
+    bundled(args.images)
+    if not args.skip_rgb:
+        colour(args.rgb_images, args.side)
+    if not args.skip_resnet:
+        resnet()
 
 
 if __name__ == "__main__":

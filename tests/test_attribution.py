@@ -159,18 +159,106 @@ def test_bad_targets_and_methods(linear_model):
 
 
 def test_every_displayed_map_passes_its_checks_on_twenty_images(reference_model, mnist):
-    """Adebayo et al. 2018 and Petsiuk et al. 2018, on what is shown: each method's displayed
-    map must change when the weights are randomized (median Spearman < 0.5), and deleting the
-    pixels it ranks first must lower the class probability faster than deleting the digit's
-    ink in random order."""
+    """Adebayo et al. 2018 and Petsiuk et al. 2018, on what is shown, with the CAMs at the
+    deepest conv layer (conv2d_3, 3×3): each method's displayed map must change when the weights
+    are randomized (median Spearman < 0.5), and deleting the pixels it ranks first must lower
+    the class probability faster than deleting the digit's ink in random order."""
     x = images_to_model_input(mnist.x_test[:20], (28, 28, 1), (0.0, 255.0))
-    result = explain(reference_model, x, target=np.array(mnist.y_test[:20]))
-    checks = metrics.evaluate(reference_model, result)
+    result = explain(reference_model, x, target=np.array(mnist.y_test[:20]), layer="conv2d_3")
+    checks = metrics.evaluate(reference_model, result, stages=2)
     assert list(checks) == list(METHODS)
     for name, score in checks.items():
         assert np.median(score.randomization) < 0.5, score.line(name)
         assert np.median(score.deletion) < np.median(score.random_deletion), score.line(name)
         assert np.median(score.insertion) > np.median(score.deletion), score.line(name)
+        assert [layer for layer, _ in score.curve()] == ["dense_2", "conv2d_1"]
+
+
+def test_checks_flag_the_maps_that_show_the_input(reference_model, mnist):
+    """At the default CAM layer (conv2d_2, 11×11) LayerCAM's map barely changes when the top
+    layer is re-drawn: the cascade flags it; the perturbation references and the gradient
+    methods pass every check."""
+    x = images_to_model_input(mnist.x_test[:12], (28, 28, 1), (0.0, 255.0))
+    result = explain(reference_model, x, ("integrated_gradients", "layercam", "occlusion",
+                                          "rise"), target=np.array(mnist.y_test[:12]))
+    assert result.meta.layers == ("conv2d_2",) and result.params["cam_layer"] == "default"
+    checks = metrics.evaluate(reference_model, result, stages=3)
+    layercam = checks["layercam"]
+    assert layercam.top_kept > 0.5 and not layercam.changes
+    assert any("when the top layer (dense_2) is re-drawn" in f for f in layercam.flags())
+    assert [layer for layer, _ in layercam.curve()][0] == "dense_2"
+    for name in ("integrated_gradients", "occlusion", "rise"):
+        score = checks[name]
+        assert score.flags() == [], score.line(name)
+        assert score.summary()["flags"] == [] and len(score.summary()["cascade"]) == 3
+
+
+def test_cam_layer_is_the_deepest_with_maps_of_seven_or_more(k, reference_model):
+    from cnnviz.attribution import cam_layer
+
+    assert cam_layer(reference_model) == "conv2d_2"  # 11×11; conv2d_3 is 3×3
+    any_size = k.Sequential([k.Input((None, None, 3)),
+                             k.layers.Conv2D(4, 3, padding="same", name="c1"),
+                             k.layers.MaxPooling2D(2, name="p1"),
+                             k.layers.Conv2D(4, 3, padding="same", name="c2"),
+                             k.layers.MaxPooling2D(2, name="p2"),
+                             k.layers.GlobalAveragePooling2D(), k.layers.Dense(2)])
+    assert cam_layer(any_size, (28, 28)) == "p2"  # 7×7
+    assert cam_layer(any_size, (24, 24)) == "c2"  # p2 is 6×6
+    assert cam_layer(any_size, (8, 8)) == "c1"  # 8×8; c2 is 4×4
+    assert cam_layer(any_size, (6, 6)) == "c2"  # nothing reaches 7: the deepest convolution
+    result = explain(any_size, np.zeros((1, 24, 24, 3), np.float32), ("gradcam",))
+    assert result.meta.layers == ("c2",)
+
+
+def test_occlusion_of_a_linear_score_is_the_patch_sum(k):
+    """Score Σ w·x: hiding a patch (to 0) drops it by the patch's Σ w·x; with patches that do
+    not overlap each pixel gets its own patch's sum; overlapping ones average."""
+    from cnnviz.attribution import Occlusion
+
+    model = k.Sequential([k.Input((4, 4, 1)), k.layers.Flatten(),
+                          k.layers.Dense(1, use_bias=False, name="w")])
+    w = np.arange(16, dtype=np.float32).reshape(16, 1) - 5
+    model.get_layer("w").set_weights([w])
+    x = np.random.default_rng(0).random((1, 4, 4, 1)).astype(np.float32)
+    contribution = (w[:, 0] * x.reshape(16)).reshape(4, 4)
+    found = Occlusion(model, window=2, stride=2).attribute(x, 0)[0]
+    blocks = contribution.reshape(2, 2, 2, 2).sum(axis=(1, 3))
+    np.testing.assert_allclose(found, np.kron(blocks, np.ones((2, 2))), rtol=1e-5)
+    single = Occlusion(model, window=1).attribute(x, 0)[0]
+    np.testing.assert_allclose(single, contribution, rtol=1e-5, atol=1e-5)
+    overlapping = Occlusion(model, window=3, stride=1).attribute(x, 0)[0]
+    sums = [[contribution[t:t + 3, c:c + 3].sum() for c in range(2)] for t in range(2)]
+    np.testing.assert_allclose(overlapping[0, 0], sums[0][0], rtol=1e-5)
+    np.testing.assert_allclose(overlapping[1, 1], np.mean(sums), rtol=1e-5)
+    with pytest.raises(CnnvizError, match="window and a stride of at least one pixel"):
+        Occlusion(model, window=0)
+
+
+def test_rise_of_a_linear_score_recovers_each_pixels_contribution(k):
+    """With a grid as fine as the image the masks are independent coin flips per pixel, so the
+    slope of Σ w·x·m on m_p is w_p·x_p (up to sampling error)."""
+    from cnnviz.attribution import RISE
+
+    model = k.Sequential([k.Input((4, 4, 1)), k.layers.Flatten(),
+                          k.layers.Dense(1, use_bias=False, name="w")])
+    w = (np.arange(16, dtype=np.float32).reshape(16, 1) - 5) / 4
+    model.get_layer("w").set_weights([w])
+    x = np.ones((1, 4, 4, 1), np.float32)
+    rise = RISE(model, masks=6000, grid=4, seed=1)
+    masks = rise.make_masks((4, 4), 500, np.random.default_rng(0))
+    assert set(np.unique(masks)) == {0.0, 1.0} and abs(masks.mean() - 0.5) < 0.02
+    found = rise.attribute(x, 0)[0]
+    # the slope's standard error here is about 0.07 (Σ w² ≈ 27.5 of noise from the others)
+    np.testing.assert_allclose(found, (w[:, 0]).reshape(4, 4), atol=0.25)
+    assert np.corrcoef(found.ravel(), w[:, 0])[0, 1] > 0.99
+    again = RISE(model, masks=6000, grid=4, seed=1).attribute(x, 0)[0]
+    np.testing.assert_array_equal(found, again)  # seeded
+    smooth = RISE(model, masks=64, grid=2).make_masks((8, 8), 64, np.random.default_rng(0))
+    assert smooth.shape == (64, 8, 8) and 0 < smooth.mean() < 1
+    assert len(np.unique(smooth)) > 2  # bilinear: soft edges between cells
+    with pytest.raises(CnnvizError, match="at least 2 masks"):
+        RISE(model, masks=1)
 
 
 def test_displayed_maps_are_signed_sums_or_non_negative_maps(reference_model, mnist):
@@ -181,6 +269,7 @@ def test_displayed_maps_are_signed_sums_or_non_negative_maps(reference_model, mn
     for name, heat in shown.items():
         assert heat.shape == (2, 28, 28)
         assert result.signed(name) == (name not in ("gradcam", "gradcam++", "layercam"))
+        assert heat.dtype == np.float32 or name not in ("occlusion", "rise")
         if not result.signed(name):
             assert heat.min() >= 0
     np.testing.assert_array_equal(shown["saliency"], result.maps["saliency"].sum(axis=-1))

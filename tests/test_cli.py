@@ -334,7 +334,8 @@ def test_patterns_command(tmp_path, mnist):
     result = run("patterns", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("class ")]
-    assert len(lines) == 10 and lines[6].startswith("class 6: top maps of conv2d_3: ")
+    assert len(lines) == 10
+    assert lines[6].startswith("class 6: maps of conv2d_3 most above their mean over classes: ")
     from cnnviz.results import ClassPatterns
 
     saved = ClassPatterns.load(tmp_path / "patterns.npz")
@@ -342,6 +343,13 @@ def test_patterns_command(tmp_path, mnist):
     assert saved.counts.tolist() == np.bincount(mnist.y_test, minlength=10).tolist()
     top6 = [int(v) for v in lines[6].split(": ")[-1].split(", ")]
     assert top6 == saved.top_maps("conv2d_3")["6"]
+    contrast = saved.means["conv2d_3"] - saved.means["conv2d_3"].mean(axis=0)
+    assert top6 == np.argsort(-contrast[6], kind="stable")[:5].tolist()
+    spec = figures((tmp_path / "patterns.html").read_text())[0]["data"][0]
+    assert spec["colorscale"][0][1] != spec["colorscale"][-1][1] and spec["zmin"] == -spec["zmax"]
+    raw = run("patterns", "--values", "means", "--no-dense", "--out", tmp_path / "raw")
+    assert raw.exit_code == 0 and "highest means" in raw.stdout
+    assert "zmin" not in figures((tmp_path / "raw" / "patterns.html").read_text())[0]["data"][0]
     # The output layer's mean probability is highest on the diagonal: a trained classifier.
     assert (np.argmax(saved.means["dense_2"], axis=1) == np.arange(10)).all()
     for name in saved.layers:
@@ -351,9 +359,9 @@ def test_patterns_command(tmp_path, mnist):
     menus = spec["layout"]["updatemenus"]
     assert len(menus[1]["buttons"]) == 12  # index, preferred class, one per class
     z = array(spec["data"][0]["z"])
-    np.testing.assert_allclose(z, saved.means["conv2d_3"].T, rtol=1e-6)
+    np.testing.assert_allclose(z, saved.contrast("conv2d_3").T, rtol=1e-6, atol=1e-9)
     one = run("patterns", "--class", "3", "--no-dense", "--out", tmp_path / "one")
-    assert one.exit_code == 0 and one.stdout.count("top maps") == 1
+    assert one.exit_code == 0 and one.stdout.count("maps of conv2d_3") == 1
 
 
 def test_explain_command(tmp_path):
@@ -375,6 +383,10 @@ def test_explain_command(tmp_path):
     maps = spec["data"][7:]
     assert [m["zmin"] == -m["zmax"] for m in maps] == [True] * 3 + [False] * 3
     assert all(m["colorbar"]["x"] > 0 for m in maps)  # each map has its own colour bar
+    over, alone = (b["args"][0] for b in spec["layout"]["updatemenus"][0]["buttons"])
+    assert alone["visible"] == [True] + [False] * 6 + [True] * 6  # the inputs under maps hide
+    grey = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
+    assert over["colorscale"][:7] == alone["colorscale"][:7] == [grey] * 7  # inputs stay grey
 
 
 def test_existing_output_needs_force(tmp_path):
@@ -457,3 +469,30 @@ def test_same_seed_gives_byte_identical_results(tmp_path):
     assert run(*args, "--out", tmp_path / "b").exit_code == 0
     assert (tmp_path / "a" / "filters.npz").read_bytes() == \
         (tmp_path / "b" / "filters.npz").read_bytes()
+
+
+def test_explain_several_inputs_draws_one_grid(tmp_path):
+    result = run("explain", "--indices", "0-2,5", "--method", "saliency,gradcam,occlusion",
+                 "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "4 inputs explained" not in result.stdout  # four titles fit
+    assert "mnist-sample test image 5" in result.stdout
+    from cnnviz.results import Attributions
+
+    saved = Attributions.load(tmp_path / "explain.npz")
+    assert saved.inputs.shape == (4, 28, 28, 1) and saved.methods == ["saliency", "gradcam",
+                                                                      "occlusion"]
+    assert saved.params["inputs"] == [f"mnist-sample test image {i}" for i in (0, 1, 2, 5)]
+    with Image.open(tmp_path / "explain_grid.png") as png:
+        assert png.size[0] > png.size[1] * 0.8  # four rows of four pictures
+    page = (tmp_path / "explain.html").read_text()
+    assert page.count("<img src=\"data:image/png;base64,") == 4 * 4
+    assert not (tmp_path / "explain_saliency.png").exists()
+    for args, message in (
+            (["--indices", "0-99"], "names 100 images; one grid holds at most 64"),
+            (["--indices", "9998-10000"], "index 10000 is out of range"),
+            (["--indices", "3-1"], "bad index range '3-1': the start is after the end"),
+            (["--indices", "0-3", "--digit", "2"], "--indices chooses the inputs itself")):
+        bad = run("explain", *args, "--out", tmp_path / "bad")
+        assert bad.exit_code == 1 and message in bad.output, bad.output
+        assert not (tmp_path / "bad").exists()

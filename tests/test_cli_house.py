@@ -99,12 +99,12 @@ def test_explain_saves_its_numbers(tmp_path, reference_model):
     assert result.exit_code == 0, result.output
     saved = Attributions.load(tmp_path / "explain.npz")
     assert saved.methods == ["saliency", "smoothgrad", "integrated_gradients", "gradcam",
-                             "gradcam++", "layercam"]
-    assert saved.meta.model == reference_model.name and saved.meta.layers == ("conv2d_3",)
+                             "gradcam++", "layercam", "occlusion", "rise"]
+    assert saved.meta.model == reference_model.name and saved.meta.layers == ("conv2d_2",)
     assert saved.targets.tolist() == saved.predictions.tolist() == [3]
     spec = figures((tmp_path / "explain.html").read_text())[0]
-    # the input, then the input under each of the six maps, then the maps
-    np.testing.assert_allclose(array(spec["data"][7]["z"]), saved.displayed()["saliency"][0],
+    # the input, then the input under each of the eight maps, then the maps
+    np.testing.assert_allclose(array(spec["data"][9]["z"]), saved.displayed()["saliency"][0],
                                rtol=1e-6)
     assert "completeness" in saved.params and "add up to the score change" in result.stdout
 

@@ -3,6 +3,7 @@ presets, objectives and starts in ``filters``, baselines and checks in ``explain
 
 import json
 
+from plotly_page import figures
 from typer.testing import CliRunner
 
 from cnnviz.cli import app
@@ -74,13 +75,26 @@ def test_explain_prints_completeness_and_checks(tmp_path):
     assert result.exit_code == 0, result.output
     assert "integrated gradients from the blur baseline" in result.stdout
     for name in ("saliency", "smoothgrad", "integrated_gradients", "gradcam", "gradcam++",
-                 "layercam"):
+                 "layercam", "occlusion", "rise"):
         line = next(x for x in result.stdout.splitlines() if x.strip().startswith(name + ":"))
-        assert "deletion AUC" in line and "Spearman after randomizing" in line
+        assert "deletion AUC" in line and "insertion AUC" in line and "at random" in line
+        assert "Spearman after re-drawing every weight" in line
+        assert "cascade from the top" in line
+    assert "the class activation maps read layer conv2d_2 (the deepest layer whose maps are " \
+        "at least 7×7" in result.stdout
     assert (tmp_path / "explain_saliency.png").exists()  # the first of all
+    from cnnviz.results import Attributions
+
+    saved = Attributions.load(tmp_path / "explain.npz")
+    flagged = {n for n, c in saved.params["checks"].items() if c["flags"]}
+    for name in flagged:  # each flag printed, and marked in the page
+        assert f"⚠ {name} " in result.stdout
+    page = (tmp_path / "explain.html").read_text()
+    assert "Cascading randomization" in page and "Checks" in page
+    titles = [a["text"] for a in figures(page)[0]["layout"]["annotations"]]
+    assert flagged and {t.split()[1] for t in titles if t.startswith("⚠ ")} == flagged
     only = run("explain", "--digit", "2", "--method", "gradcam", "--out", tmp_path / "one")
     assert only.exit_code == 0 and "integrated gradients" not in only.stdout  # not computed
-    from cnnviz.results import Attributions
 
     assert Attributions.load(tmp_path / "one" / "explain.npz").methods == ["gradcam"]
 

@@ -62,3 +62,38 @@ def test_perturbation_curve_follows_a_linear_score(k):
     curve = metrics.perturbation_curve(model, image, np.array([3, 2, 1, 0]),
                                        ChannelTarget(np.array([0])), steps=4)
     np.testing.assert_allclose(curve, [10, 6, 3, 1, 0], rtol=1e-6)
+
+
+def test_cascade_stages_go_from_the_top_down(k, tiny_model):
+    names = metrics.weighted_layers(tiny_model)
+    stages = metrics.cascade_stages(tiny_model)
+    assert stages[0] == names[-1:] and stages[-1] == names[::-1]
+    assert all(len(a) < len(b) for a, b in zip(stages, stages[1:], strict=False))
+    two = metrics.cascade_stages(tiny_model, stages=2)
+    assert two == [names[-1:], names[::-1]]
+    top = metrics.randomized(tiny_model, seed=3, layers=names[-1:])
+    for layer in top.layers:
+        if getattr(layer, "kernel", None) is None:
+            continue
+        same = np.array_equal(np.asarray(layer.kernel),
+                              np.asarray(tiny_model.get_layer(layer.name).kernel))
+        assert same == (layer.name != names[-1])
+    # each layer draws from its own stream: the top layer is the same in every stage
+    everything = metrics.randomized(tiny_model, seed=3)
+    np.testing.assert_array_equal(np.asarray(top.get_layer(names[-1]).kernel),
+                                  np.asarray(everything.get_layer(names[-1]).kernel))
+
+
+def test_scores_flag_what_fails():
+    good = metrics.Scores(np.array([0.1]), np.array([0.9]), np.array([0.5]), np.array([0.5]),
+                          np.array([0.1]), (("top", np.array([0.2])), ("all", np.array([0.1]))))
+    assert good.flags() == [] and good.curve() == [("top", 0.2), ("all", 0.1)]
+    bad = metrics.Scores(np.array([0.6]), np.array([0.4]), np.array([0.5]), np.array([0.5]),
+                         np.array([0.9]), (("dense", np.array([0.8])),))
+    assert bad.flags() == [
+        "deleting its top pixels lowers the score no faster than random order",
+        "inserting its top pixels raises the score no faster than random order",
+        "barely changes when every weight is re-drawn (ρ 0.90)",
+        "keeps ρ 0.80 when the top layer (dense) is re-drawn: it shows the input more than "
+        "the class"]
+    assert "NOT better" in bad.line("m") and "cascade from the top 0.80" in bad.line("m")

@@ -28,8 +28,11 @@ def test_class_means_match_numpy(tiny_model, small_data):
                                    rtol=1e-5)
     assert got.counts.tolist() == np.bincount(labels, minlength=3).tolist()
     assert got.class_names == ("0", "1", "2") and got.layers == ["conv", "out"]
-    top = got.top_maps("out", 2)
+    top = got.top_maps("out", 2, values="means")
     assert top["1"] == np.argsort(-got.means["out"][1], kind="stable")[:2].tolist()
+    contrast = got.means["conv"] - got.means["conv"].mean(axis=0)  # every class has images
+    np.testing.assert_allclose(got.contrast("conv"), contrast, rtol=1e-12)
+    assert got.top_maps("conv", 3)["2"] == np.argsort(-contrast[2], kind="stable")[:3].tolist()
     assert got.preferred_class("conv").tolist() == np.argmax(got.means["conv"], 0).tolist()
 
 

@@ -57,7 +57,7 @@ def test_attributions_round_trip(tmp_path, tiny_model):
     x = np.random.default_rng(3).random((2, 6, 6, 1)).astype(np.float32)
     result = explain(tiny_model, x, target=1)
     assert result.methods == ["saliency", "smoothgrad", "integrated_gradients", "gradcam",
-                              "gradcam++", "layercam"]
+                              "gradcam++", "layercam", "occlusion", "rise"]
     assert result.targets.tolist() == [1, 1] and result.maps["gradcam"].shape == (2, 6, 6)
     result.save(tmp_path / "a.npz")
     back = Attributions.load(tmp_path / "a")

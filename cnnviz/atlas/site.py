@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-from PIL import Image
 
 from cnnviz.atlas.build import AtlasParts
 from cnnviz.core.fileio import write_bytes
@@ -21,23 +20,9 @@ from cnnviz.core.text import file_stem
 from cnnviz.core.timing import timed
 from cnnviz.model.receptive import Field, upsample
 from cnnviz.render.page import PLOTLY_JS, save_page, write_plotlyjs
+from cnnviz.render.tiles import png
 
 THUMB = 96  # pixels a side of a pattern's thumbnail
-
-
-def png(pixels: np.ndarray, side: int = THUMB) -> bytes:
-    """0..1 display pixels (H, W, 1 or 3) as PNG bytes, enlarged (nearest) to about ``side``
-    pixels high."""
-    import io
-
-    image = np.clip(np.nan_to_num(pixels), 0, 1)
-    image = (image[..., 0] if image.shape[-1] == 1 else image) * 255
-    picture = Image.fromarray(image.round().astype(np.uint8))
-    scale = max(1, round(side / pixels.shape[0]))
-    picture = picture.resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", compress_level=3)
-    return buffer.getvalue()
 
 
 def overlaid(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.attribution.cams import ClassActivationMap, GradCAM, GradCAMPlusPlus, LayerCAM
+from cnnviz.attribution.cams import (
+    CAM_MIN_SIDE,
+    ClassActivationMap,
+    GradCAM,
+    GradCAMPlusPlus,
+    LayerCAM,
+    cam_layer,
+)
 from cnnviz.attribution.gradients import (
     ChannelTarget,
     GradientMethod,
@@ -25,6 +32,7 @@ from cnnviz.attribution.gradients import (
     baselines,
     score_model,
 )
+from cnnviz.attribution.perturbation import RISE, Occlusion, Perturbation
 from cnnviz.core.errors import CnnvizError, check_seed
 from cnnviz.core.tables import ATTRIBUTIONS, BASELINES
 from cnnviz.core.timing import timed
@@ -34,9 +42,11 @@ from cnnviz.results import Attributions, Meta
 METHODS = ATTRIBUTIONS.names()
 CAMS = ATTRIBUTIONS.names(layer=True)
 
-__all__ = ["ATTRIBUTIONS", "BASELINES", "CAMS", "METHODS", "ChannelTarget", "chosen_methods",
+__all__ = ["ATTRIBUTIONS", "BASELINES", "CAMS", "CAM_MIN_SIDE", "METHODS", "ChannelTarget",
+           "cam_layer", "chosen_methods",
            "ClassActivationMap", "GradCAM", "GradCAMPlusPlus", "GradientMethod",
-           "IntegratedGradients", "LayerCAM", "Saliency", "SmoothGrad", "Target", "baselines",
+           "IntegratedGradients", "LayerCAM", "Occlusion", "Perturbation", "RISE", "Saliency",
+           "SmoothGrad", "Target", "baselines",
            "explain", "make_method", "score_model"]
 
 
@@ -84,10 +94,13 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
     if not np.all(np.isfinite(scores)):
         raise CnnvizError("the model's output for the input is NaN or infinite: it overflows "
                           "inside, so no attribution can say why")
+    given = layer is not None
     if layer is None and chosen.layer is not None and "/" not in chosen.layer and \
             len(get_layer(facts.model, chosen.layer).output.shape) == 4:
         layer = chosen.layer  # a CAM of a layer's channel: where on that layer it fires
-    maps, cam_layer, params = {}, None, {}
+    if layer is None and any(ATTRIBUTIONS[name].layer for name in methods):
+        layer = cam_layer(facts, tuple(x.shape[1:3]) if facts.any_size else None)
+    maps, read_at, params = {}, None, {}
     for name in methods:
         entry, method = ATTRIBUTIONS[name], make_method(name, facts, layer=layer, seed=seed)
         if entry.baseline:
@@ -97,10 +110,12 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
             params["baseline"] = baseline
         else:
             maps[name] = method.attribute(x, chosen)
-        cam_layer = method.layer if entry.layer else cam_layer
+        read_at = method.layer if entry.layer else read_at
     kind = "class" if reference.is_class and chosen.layer is None else "channel"
-    meta = Meta(facts.name, facts.preprocess, (cam_layer,) if cam_layer else (), data, seed,
+    meta = Meta(facts.name, facts.preprocess, (read_at,) if read_at else (), data, seed,
                 classes=classes if kind == "class" else (), model_digest=facts.digest)
+    if read_at:
+        params["cam_layer"] = "given" if given else "default"
     params |= {"explained": "predicted" if target is None else "given", "target": kind,
                "target_layer": chosen.layer,
                "signed": {n: bool(ATTRIBUTIONS[n].signed) for n in methods}}

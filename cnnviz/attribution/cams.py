@@ -5,6 +5,11 @@ placed on the input along the layer's receptive-field centres. Non-negative by d
 - Grad-CAM++ (Chattopadhay et al. 2018): weights Σ_ij α_kij · ReLU(g_kij), with
   α = g² / (2g² + Σ_ab A_kab · g³), the closed form for an exponential score.
 - LayerCAM (Jiang et al. 2021): ReLU(Σ_k ReLU(g_k) · A_k), position by position.
+
+Where no layer is named, a CAM reads :func:`cam_layer`: the deepest top-level layer whose maps
+are at least 7×7 at the input's size — the deepest convolution of a small CNN is often 3×3, and a
+3×3 map drawn over a digit is three flat blocks that land on the background as often as on the
+ink (measured on the bundled model: ink share 1.0× chance at conv2d_3, 1.9× at conv2d_2).
 """
 
 from __future__ import annotations
@@ -19,13 +24,40 @@ from cnnviz.core.errors import CnnvizError
 from cnnviz.model.facts import (
     ModelFacts,
     as_facts,
+    conv_layers,
     default_layer,
     get_layer,
     input_struct,
+    layer_output_shape,
     resolve_map_layers,
 )
 from cnnviz.model.graph import output_feeding
-from cnnviz.model.receptive import receptive_field, upsample
+from cnnviz.model.receptive import receptive_field, receptive_fields, upsample
+
+# The smallest map side a CAM is read at by default: coarser maps put their blocks anywhere.
+CAM_MIN_SIDE = 7
+
+
+def cam_layer(model: ModelFacts | Any, size: tuple[int, int] | None = None) -> str:
+    """The layer a class-activation map reads when none is named: the deepest top-level layer,
+    at or after the first convolution, whose maps are at least 7×7 at the input's size (``size``
+    for a model that takes any; a nested model counts as one layer, its output) — else, where
+    every map is smaller, the deepest convolution (or the nested model holding it)."""
+    facts = as_facts(model)
+    fallback = default_layer(facts.model, top_level=True, purpose="Grad-CAM")
+    grids = {name: (f.rows.n, f.cols.n) for name, f in receptive_fields(facts, size).items()
+             if f.rows is not None and f.cols is not None}
+    convs = conv_layers(facts.model)
+    chosen, seen_conv = None, False
+    for layer in facts.model.layers:
+        shape = layer_output_shape(layer)
+        seen_conv = seen_conv or any(n == layer.name or n.startswith(f"{layer.name}/")
+                                     for n in convs)
+        grid = grids.get(layer.name, tuple(shape[1:3]) if len(shape) == 4 else None)
+        if seen_conv and len(shape) == 4 and grid and None not in grid and \
+                min(grid) >= CAM_MIN_SIDE:
+            chosen = layer.name
+    return chosen or fallback
 
 
 class ClassActivationMap:
@@ -33,10 +65,11 @@ class ClassActivationMap:
 
     signed = False
 
-    def __init__(self, model: ModelFacts | Any, layer: str | None = None) -> None:
+    def __init__(self, model: ModelFacts | Any, layer: str | None = None, *,
+                 size: tuple[int, int] | None = None) -> None:
         self.facts = as_facts(model)
         self.model = model = self.facts.model
-        self.layer = layer or default_layer(model, top_level=True, purpose="Grad-CAM")
+        self.layer = layer or cam_layer(self.facts, size)
         resolve_map_layers(model, [self.layer])
         if "/" in self.layer:
             raise CnnvizError(f"Grad-CAM needs a top-level layer; '{self.layer}' is inside a "

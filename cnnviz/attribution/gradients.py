@@ -103,7 +103,7 @@ class GradientMethod:
     def scores(self, images: np.ndarray, layer: str | None = None) -> np.ndarray:
         """The (N, C) scores targets index: pre-softmax outputs, or channel means."""
         return np.asarray(self._head(layer)[0].predict(np.asarray(images, np.float32),
-                                                       verbose=0))
+                                                       verbose=0, batch_size=128))
 
     def target_scores(self, images: np.ndarray, target: ChannelTarget) -> np.ndarray:
         """Each image's score of its own target column: (N,)."""

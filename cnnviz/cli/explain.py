@@ -50,8 +50,9 @@ def explain(
         rich_help_panel=MODEL_PANEL, show_default="the output",
         help="Explain a channel of this layer instead of the output.")] = None,
     layer: Annotated[str | None, typer.Option(
-        help="Grad-CAM layer.", show_default="the deepest conv layer (or the nested model "
-                                             "holding it)", rich_help_panel=MODEL_PANEL)] = None,
+        help="The layer Grad-CAM, Grad-CAM++ and LayerCAM read.",
+        show_default="the deepest layer whose maps are at least 7×7 (coarser maps land "
+                     "anywhere), else the deepest conv layer", rich_help_panel=MODEL_PANEL)] = None,
     method: Annotated[str, typer.Option(
         metavar=tables.ATTRIBUTIONS.metavar("all"),
         rich_help_panel=OUTPUT_PANEL, help="The methods to compute: one, several "
@@ -64,8 +65,14 @@ def explain(
              "mean of --data, or expected gradients over --data.")] = "black",
     metrics: Annotated[bool, typer.Option(
         "--metrics", rich_help_panel=OUTPUT_PANEL,
-        help="Check each method: deletion and insertion against removing the input's ink at "
-             "random, and how much its map changes when the weights are randomized.")] = False,
+        help="Check each method: deletion and insertion beside the same pixels in random "
+             "order, and how much its map changes as the weights are re-drawn from the top "
+             "layer down (cascading randomization); a method that fails is flagged ⚠ in the "
+             "page and the PNG.")] = False,
+    indices: Annotated[str | None, typer.Option(
+        "--indices", metavar="0-15,20", rich_help_panel=MODEL_PANEL,
+        help="Explain several images of --data (or the bundled digits) at once: one grid of "
+             "inputs × methods, explain_grid.png and explain.html (at most 64).")] = None,
     seed: SeedOpt = 0,
     out: Annotated[Path, out_option("cnnviz-out/explain")] = Path("cnnviz-out/explain"),
     standalone: StandaloneOpt = False,
@@ -75,10 +82,10 @@ def explain(
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Which pixels drove a prediction: gradients (signed), integrated gradients, Grad-CAM,
-    Grad-CAM++ and LayerCAM."""
+    Grad-CAM++, LayerCAM, and occlusion and RISE as model-agnostic references."""
     from cnnviz.jobs import InputSpec, explain_job
 
     spec = InputSpec(image, digit, index, data, size(size_), seed, invert)
     show(explain_job(load(model, unsafe, preprocess, output), out, spec, method=method,
                      target=target(target_, target_layer), layer=layer, baseline=baseline,
-                     metrics=metrics, force=force, standalone=standalone))
+                     metrics=metrics, force=force, standalone=standalone, indices=indices))

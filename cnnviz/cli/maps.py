@@ -84,6 +84,10 @@ def patterns(
     batch: Annotated[int, typer.Option(help="Images per batch.")] = 256,
     top: Annotated[int, typer.Option(
         help="How many top maps to list per class.", rich_help_panel=OUTPUT_PANEL)] = 5,
+    values: Annotated[str, typer.Option(
+        metavar=tables.PATTERN_VALUES.metavar(), rich_help_panel=OUTPUT_PANEL,
+        help="What the heatmaps show and the top maps rank by: "
+             + tables.PATTERN_VALUES.helps())] = "contrast",
     maps: Annotated[bool, typer.Option(
         "--maps", rich_help_panel=OUTPUT_PANEL,
         help="Also each class's mean image of every map of --layer, and its difference from "
@@ -118,5 +122,5 @@ def patterns(
                                preactivation=preactivation, batch=batch, force=force,
                                standalone=standalone, map_images=maps, progress=progress,
                                runner=ray_runner(ray), shard=shard, resume=resume,
-                               checkpoint=checkpoint)
+                               checkpoint=checkpoint, values=values)
     show(outcome)

@@ -88,24 +88,40 @@ class Table:
 
 _GRAD = "cnnviz.attribution.gradients:"
 _CAM = "cnnviz.attribution.cams:"
+_PERTURB = "cnnviz.attribution.perturbation:"
 # Traits: signed (the sign says raise or lower; else a non-negative map), layer (reads a conv
 # layer's maps: the CAM family), seeded (draws random numbers), baseline (starts from a
-# baseline and reports its completeness error).
+# baseline and reports its completeness error), reference (perturbs the input and reads only
+# the output: model-agnostic, the yardstick the others are shown beside).
+
+
+def _method(*, signed: bool, layer: bool = False, seeded: bool = False, baseline: bool = False,
+            reference: bool = False) -> dict[str, bool]:
+    return {"signed": signed, "layer": layer, "seeded": seeded, "baseline": baseline,
+            "reference": reference}
+
+
 ATTRIBUTIONS = Table(
     "attribution method",
     Entry("saliency", _GRAD + "Saliency", "the gradient of the score with respect to each pixel",
-          {"signed": True, "layer": False, "seeded": False, "baseline": False}),
+          _method(signed=True)),
     Entry("smoothgrad", _GRAD + "smoothgrad", "saliency averaged over noisy copies",
-          {"signed": True, "layer": False, "seeded": True, "baseline": False}),
+          _method(signed=True, seeded=True)),
     Entry("integrated_gradients", _GRAD + "IntegratedGradients",
           "the gradient along the path from a baseline, times the input's difference",
-          {"signed": True, "layer": False, "seeded": False, "baseline": True}),
+          _method(signed=True, baseline=True)),
     Entry("gradcam", _CAM + "GradCAM", "the layer's maps weighted by their mean gradient",
-          {"signed": False, "layer": True, "seeded": False, "baseline": False}),
+          _method(signed=False, layer=True)),
     Entry("gradcam++", _CAM + "GradCAMPlusPlus", "Grad-CAM weighting the positive gradients",
-          {"signed": False, "layer": True, "seeded": False, "baseline": False}),
+          _method(signed=False, layer=True)),
     Entry("layercam", _CAM + "LayerCAM", "the maps weighted by their gradient, place by place",
-          {"signed": False, "layer": True, "seeded": False, "baseline": False}),
+          _method(signed=False, layer=True)),
+    Entry("occlusion", _PERTURB + "Occlusion",
+          "the score's drop when a sliding patch hides the pixel (a seventh of the side)",
+          _method(signed=True, reference=True)),
+    Entry("rise", _PERTURB + "RISE",
+          "the score's slope on each pixel over 1000 random masks keeping half the image",
+          _method(signed=True, seeded=True, reference=True)),
 )
 
 # Traits: references (needs images of the data).
@@ -117,6 +133,14 @@ BASELINES = Table(
     Entry("mean", help="the mean image of the data", traits={"references": True}),
     Entry("expected", help="expected gradients over images of the data",
           traits={"references": True}),
+)
+
+# What a class-pattern heatmap shows.
+PATTERN_VALUES = Table(
+    "pattern values",
+    Entry("contrast", help="each class's mean minus the map's mean over the classes: which "
+                           "maps answer to which class"),
+    Entry("means", help="the raw mean activation per class: which maps are on at all"),
 )
 
 _OBJ = "cnnviz.oip.objectives:"
@@ -218,4 +242,4 @@ STARTS = Table("start", Entry("noise", traits={"image": False}),
 
 ALL = (ATTRIBUTIONS, BASELINES, OBJECTIVES, PRESETS, DATA, COLOURS, UPDATES, PENALTIES,
        PARAMETERIZATIONS, FILL_MODES, ORDERS, SCALES, SCHEDULES, PREPROCESSING, SPLITS,
-       HOLD_OUTS, STARTS)
+       HOLD_OUTS, STARTS, PATTERN_VALUES)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 
+from cnnviz.core.errors import CnnvizError
+
 # What a layer's file may be called as is: lower-case letters, digits, "_" and "-" (and "." past
 # the first character). Everything else is %XX-encoded (UTF-8), upper case included, so two names
 # never meet on a case-insensitive file system and the name is recovered by unquoting.
@@ -52,3 +54,20 @@ def plain_label(text: object) -> str:
     """``text`` for a matplotlib title or label: its lines kept, control characters escaped
     within them, and ``$`` escaped so it is not read as mathematics."""
     return "\n".join(printable(line) for line in str(text).split("\n")).replace("$", r"\$")
+
+
+def number_spans(spec: str, what: str = "index") -> list[tuple[int, int]]:
+    """``"0-15,20"`` → ``[(0, 15), (20, 20)]``; a range that is not two whole numbers in
+    order is refused (``what`` names the numbers in the error)."""
+    spans = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        first, dash, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last) if dash else int(first)
+        except ValueError:
+            raise CnnvizError(f"bad {what} range '{part}': use whole numbers like 0-15,20") \
+                from None
+        if lo > hi:
+            raise CnnvizError(f"bad {what} range '{part}': the start is after the end")
+        spans.append((lo, hi))
+    return spans

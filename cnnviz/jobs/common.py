@@ -64,6 +64,41 @@ def choose_input(facts: ModelFacts, spec: InputSpec) -> tuple[InputChoice, Sourc
     return choice, source
 
 
+# Inputs one grid of ``explain --indices`` holds.
+MAX_INPUTS = 64
+
+
+@timed("load")
+def choose_inputs(facts: ModelFacts, spec: InputSpec, indices: str
+                  ) -> tuple[list[InputChoice], Source]:
+    """The images ``indices`` names (``"0-15,20"``) of the data, converted to one input size
+    (the model's; for a model that takes any, ``spec.size`` or its default), and that data."""
+    from cnnviz.core.text import number_spans
+
+    if spec.image is not None or spec.digit is not None or spec.index is not None:
+        raise CnnvizError("--indices chooses the inputs itself: drop --image, --digit and "
+                          "--index")
+    source = data_for(facts.input_shape, spec.data)
+    if source is None:
+        raise CnnvizError(no_data_note(facts.name, facts.input_shape, "the inputs", "are missing",
+                                       "--data"))
+    chosen = list(dict.fromkeys(i for lo, hi in number_spans(indices, "index")
+                                for i in range(lo, hi + 1)))
+    if not chosen:
+        raise CnnvizError("--indices names no image: use whole numbers like 0-15,20")
+    if len(chosen) > MAX_INPUTS:
+        raise CnnvizError(f"--indices names {len(chosen)} images; one grid holds at most "
+                          f"{MAX_INPUTS}")
+    size = source.size()
+    if chosen[0] < 0 or (size is not None and max(chosen) >= size):
+        bad = chosen[0] if chosen[0] < 0 else max(chosen)
+        raise CnnvizError(f"index {bad} is out of range: {source.name} has {size} images "
+                          f"(0..{size - 1})" if size else f"index {bad} is out of range")
+    shape = facts.default_size(spec.size)[0] if facts.any_size else facts.input_shape
+    return [select_input(shape, facts.preprocess, index=i, dataset=source, seed=spec.seed,
+                         invert=spec.invert) for i in chosen], source
+
+
 def check_checkpoint(seconds: float) -> None:
     """Refuse a checkpoint interval that is not a number of seconds ≥ 0."""
     if not np.isfinite(seconds) or seconds < 0:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.core.errors import CnnvizError, Stopped
-from cnnviz.core.tables import SCALES
+from cnnviz.core.tables import PATTERN_VALUES, SCALES
 from cnnviz.core.units import OutputUnit
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import data_for, no_data_note
@@ -77,14 +77,16 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
                  batch: int = 256, force: bool = False, standalone: bool = False,
                  map_images: bool = False, progress: ProgressFn | None = None,
                  runner: Any = None, shard: int = 2000, resume: bool = False,
-                 checkpoint: float = 60.0) -> Outcome:
-    """``cnnviz patterns``: the mean activation of each map per class over labelled data;
+                 checkpoint: float = 60.0, values: str = "contrast") -> Outcome:
+    """``cnnviz patterns``: the mean activation of each map per class over labelled data,
+    drawn and ranked as ``values`` (the contrast of each class with the others, or the means);
     with ``map_images``, each class's mean image of every map of ``layer`` too. With
     ``runner`` (:class:`~cnnviz.parts.cluster.RayRunner`) the data's shards of ``shard``
     images are computed on a cluster and merged exactly. The sums of the images seen are
     saved every ``checkpoint`` seconds (0: only at Ctrl-C); ``resume`` continues from them."""
     if top <= 0 or batch <= 0:
         raise CnnvizError("--top and --batch must be positive")
+    PATTERN_VALUES.check(values)
     if shard <= 0:
         raise CnnvizError(f"--shard must be a positive number of images, got {shard}")
     check_checkpoint(checkpoint)
@@ -107,10 +109,12 @@ def patterns_job(facts: ModelFacts, out: Path, *, layer: str | None = None, dens
                                                                       unit))
         with unit.writing() as written:
             written += result.save(out / "patterns.npz")
-            written += views.write_pattern_views(result, out, standalone=standalone)
+            written += views.write_pattern_views(result, out, values=values,
+                                                 standalone=standalone)
     outcome = Outcome(written, notes=list(facts.notes))
-    tops = result.top_maps(name, top)
-    outcome.lines = [f"class {cname}: top maps of {name}: " + ", ".join(map(str, tops[cname]))
+    tops = result.top_maps(name, top, values)
+    ranked = "most above their mean over classes" if values == "contrast" else "highest means"
+    outcome.lines = [f"class {cname}: maps of {name} {ranked}: " + ", ".join(map(str, tops[cname]))
                      for c, cname in enumerate(result.class_names)
                      if (only_class is None or c == only_class) and result.counts[c]]
     outcome.lines.append(outcome.wrote())

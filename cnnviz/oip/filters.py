@@ -13,6 +13,7 @@ import numpy as np
 from cnnviz.core.backend import backend_name, keras
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.tables import OBJECTIVES
+from cnnviz.core.text import number_spans
 from cnnviz.core.timing import span, timed
 from cnnviz.data.readers import Source
 from cnnviz.data.sources import as_source, model_inputs
@@ -49,7 +50,8 @@ def chosen_filters(model: ModelFacts | Any, layer: str,
     n_maps = resolve_unit_layer(facts.model, layer)
     if filters is None:
         return np.arange(n_maps)
-    spans = filter_spans(filters) if isinstance(filters, str) else [(f, f) for f in filters]
+    spans = number_spans(filters, "filter") if isinstance(filters, str) \
+        else [(f, f) for f in filters]
     if not spans:
         raise CnnvizError("no filters chosen")
     for lo, hi in spans:
@@ -61,23 +63,6 @@ def chosen_filters(model: ModelFacts | Any, layer: str,
                                   f"{n_maps} filters (0..{n_maps - 1})")
     return np.asarray(list(dict.fromkeys(i for lo, hi in spans for i in range(lo, hi + 1))),
                       np.int64)
-
-
-def filter_spans(spec: str) -> list[tuple[int, int]]:
-    """``"0-15,20"`` → ``[(0, 15), (20, 20)]``; a range that is not two whole numbers in
-    order is refused."""
-    spans = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        first, dash, last = part.partition("-")
-        try:
-            lo, hi = int(first), int(last) if dash else int(first)
-        except ValueError:
-            raise CnnvizError(f"bad filter range '{part}': use whole numbers like 0-15,20") \
-                from None
-        if lo > hi:
-            raise CnnvizError(f"bad filter range '{part}': the start is after the end")
-        spans.append((lo, hi))
-    return spans
 
 
 @timed("compute")

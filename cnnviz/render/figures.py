@@ -161,18 +161,20 @@ def curves_figure(curves: np.ndarray, names: list[str], steps: int | None = None
     return fig
 
 
-def patterns_figure(layers: dict[str, tuple[np.ndarray, np.ndarray]], counts: np.ndarray,
-                    class_names: tuple[str, ...]):
-    """Mean activation per class (x) of every map or unit (y) of each layer, with menus to
-    switch layers and to sort the rows: by index, by preferred class, or by one class's mean.
-    ``layers`` maps a name to (means, stds), each (classes, units)."""
+def patterns_figure(layers: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                    counts: np.ndarray, class_names: tuple[str, ...], *,
+                    diverging: bool = False):
+    """A value per class (x) of every map or unit (y) of each layer, with menus to switch
+    layers and to sort the rows: by index, by preferred class, or by one class's value.
+    ``layers`` maps a name to (values, means, stds), each (classes, units); ``diverging``:
+    the values are a contrast centred on zero (red above the map's mean over classes)."""
     import plotly.graph_objects as go
 
     names = list(layers)
     sorts: dict[str, list[np.ndarray]] = {"map index": [], "preferred class": []}
     for cname in class_names:
         sorts[f"class {cname}"] = []
-    for means, _ in layers.values():
+    for means, _, _ in layers.values():
         units = means.shape[1]
         sorts["map index"].append(np.arange(units))
         best = np.argmax(means, axis=0)
@@ -181,22 +183,26 @@ def patterns_figure(layers: dict[str, tuple[np.ndarray, np.ndarray]], counts: np
             sorts[f"class {cname}"].append(np.argsort(-means[c], kind="stable"))
 
     def arrays(i: int, order: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
-        means, stds = layers[names[i]]
+        values, means, stds = layers[names[i]]
         custom = np.stack([np.broadcast_to(order[:, None], (len(order), len(class_names))),
                            stds[:, order].T,
-                           np.broadcast_to(counts[None, :], (len(order), len(class_names)))],
-                          axis=-1)
-        return means[:, order].T, [str(u) for u in order], custom
+                           np.broadcast_to(counts[None, :], (len(order), len(class_names))),
+                           means[:, order].T], axis=-1)
+        return values[:, order].T, [str(u) for u in order], custom
 
     fig = go.Figure()
+    value = "minus the mean over classes %{z:.4g}<br>" if diverging else ""
     for i, name in enumerate(names):
         z, y, custom = arrays(i, sorts["map index"][i])
+        top = float(np.abs(z).max()) or 1.0
         fig.add_trace(go.Heatmap(
-            z=z, x=list(class_names), y=y, customdata=custom, colorscale="Magma", name=name,
-            visible=i == 0, colorbar=dict(title=dict(text="mean")),
+            z=z, x=list(class_names), y=y, customdata=custom, name=name, visible=i == 0,
+            colorscale="RdBu_r" if diverging else "Magma",
+            **({"zmin": -top, "zmax": top} if diverging else {}),
+            colorbar=dict(title=dict(text="− mean" if diverging else "mean")),
             hovertemplate=(f"{html.escape(name)}<br>unit %{{customdata[0]}}<br>class %{{x}}<br>"
-                           "mean %{z:.4g}<br>std %{customdata[1]:.3g}<br>"
-                           "images %{customdata[2]}<extra></extra>")))
+                           f"{value}mean %{{customdata[3]:.4g}}<br>std %{{customdata[1]:.3g}}"
+                           "<br>images %{customdata[2]}<extra></extra>")))
     layer_menu = dict(buttons=[dict(label=name, method="update", args=[
         {"visible": [j == i for j in range(len(names))]}, {"title.text": name}])
         for i, name in enumerate(names)], x=0, xanchor="left", y=1.1, yanchor="bottom")
@@ -207,7 +213,7 @@ def patterns_figure(layers: dict[str, tuple[np.ndarray, np.ndarray]], counts: np
             "z": [b[0] for b in built], "y": [b[1] for b in built],
             "customdata": [b[2] for b in built]}]))
     sort_menu = dict(buttons=sort_buttons, x=0.3, xanchor="left", y=1.1, yanchor="bottom")
-    tallest = max(means.shape[1] for means, _ in layers.values())
+    tallest = max(means.shape[1] for means, _, _ in layers.values())
     fig.update_layout(updatemenus=[layer_menu, sort_menu], title=dict(text=names[0]),
                       height=int(220 + 7 * min(tallest, 200)),
                       margin=dict(l=60, r=20, t=100, b=40))
@@ -217,17 +223,21 @@ def patterns_figure(layers: dict[str, tuple[np.ndarray, np.ndarray]], counts: np
 
 
 def attribution_figure(image: np.ndarray, maps: dict[str, np.ndarray],
-                       signed: dict[str, bool], *, title: str = "", columns: int = 4):
+                       signed: dict[str, bool], *, title: str = "", columns: int = 4,
+                       flags: dict[str, list[str]] | None = None):
     """The input, then each method's map laid over it with its own colour bar: signed maps on a
     diverging scale centred on zero (red raises the score, blue lowers it), non-negative maps
-    on a sequential one; a button shows the maps alone. ``image`` is display pixels (0..1)."""
+    on a sequential one; a button shows the maps alone. ``image`` is display pixels (0..1);
+    a method with ``flags`` (the checks it fails) is marked ⚠ in its title."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     names = list(maps)
     cols = min(columns, len(names) + 1)
     rows = -(-(len(names) + 1) // cols)
-    titles = ["input", *[f"{n} ({'signed' if signed[n] else '≥ 0'})" for n in names]]
+    flags = flags or {}
+    titles = ["input", *[f"{'⚠ ' if flags.get(n) else ''}{n} ({'signed' if signed[n] else '≥ 0'})"
+                         for n in names]]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.07,
                         vertical_spacing=0.12)
     image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
@@ -238,15 +248,17 @@ def attribution_figure(image: np.ndarray, maps: dict[str, np.ndarray],
         top = float(np.abs(z).max()) or 1.0
         cell = fig.get_subplot(i // cols + 1, i % cols + 1)
         x_domain, y_domain = cell.xaxis.domain, cell.yaxis.domain
+        flagged = "".join(f"<br>⚠ {html.escape(f)}" for f in flags.get(name, []))
         fig.add_trace(go.Heatmap(
             z=z, colorscale=see_through(signed[name], True),
             zmin=-top if signed[name] else 0.0, zmax=top,
             colorbar=dict(x=x_domain[1] + 0.004, y=sum(y_domain) / 2, xanchor="left",
                           len=y_domain[1] - y_domain[0], thickness=10, tickfont=dict(size=9)),
             hovertemplate=f"{html.escape(name)}<br>row %{{y}}, col %{{x}}<br>attribution "
-                          "%{z:.4g}<extra></extra>"), i // cols + 1, i % cols + 1)
+                          f"%{{z:.4g}}{flagged}<extra></extra>"), i // cols + 1, i % cols + 1)
+    # the inputs keep their own grey scale: a null here would reset it to plotly's default
     inputs = len(names) + 1
-    scales = [None] * inputs
+    scales = [[[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]] * inputs
     over = {"visible": [True] * len(fig.data),
             "colorscale": scales + [see_through(signed[n], True) for n in names]}
     alone = {"visible": [True] + [False] * len(names) + [True] * len(names),
@@ -292,3 +304,25 @@ def _input_trace(image: np.ndarray, hover: bool) -> Any:
                           if hover else None)
     return go.Image(z=np.round(255 * image).astype(np.uint8), hoverinfo="all" if hover
                     else "skip")
+
+
+def cascade_figure(curves: dict[str, list[tuple[str, float]]], limit: float = 0.5):
+    """Cascading randomization: per method, the median Spearman correlation between its map
+    and the map after the layers from the top down to each one are re-drawn; the dotted line
+    is the limit under which a map counts as changed."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, curve in curves.items():
+        fig.add_trace(go.Scatter(
+            x=[f"…{layer}" if i else f"top: {layer}" for i, (layer, _) in enumerate(curve)],
+            y=[rho for _, rho in curve], mode="lines+markers", name=name,
+            hovertemplate=f"{html.escape(name)}<br>re-drawn down to %{{x}}<br>Spearman "
+                          "%{y:.2f}<extra></extra>"))
+    fig.add_hline(y=limit, line_dash="dot", line_color="grey",
+                  annotation_text="changed below this", annotation_position="bottom right")
+    fig.update_layout(height=380, yaxis=dict(title="Spearman with the trained model's map",
+                                             range=[-1.05, 1.05]),
+                      xaxis=dict(title="layers re-drawn, from the output down"),
+                      margin=dict(l=60, r=20, t=30, b=60), plot_bgcolor="white")
+    return fig

@@ -16,7 +16,7 @@ from cnnviz.core.tables import SCALES
 from cnnviz.core.text import plain_label
 from cnnviz.core.timing import phase
 from cnnviz.render.outputs import output_bars
-from cnnviz.render.tiles import grid_shape, mosaic, normalize_each
+from cnnviz.render.tiles import attribution_rgb, grid_shape, mosaic, normalize_each
 
 PNG_DPI = 110
 
@@ -126,21 +126,54 @@ def save_png(fig: Any, path: str | Path, dpi: int = PNG_DPI) -> Path:
 
 
 def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: str = "",
-                     unit: str = "map"):
-    """Mean activation per class (columns) of every map or unit (rows)."""
+                     unit: str = "map", diverging: bool = False):
+    """A value per class (columns) of every map or unit (rows): mean activations, or with
+    ``diverging`` a contrast centred on zero (red above the map's mean over classes)."""
     classes, units = means.shape
     fig = notebook_figure(2.2 + 0.45 * classes, 1.6 + min(units, 256) * 0.075)
     ax = fig.subplots()
-    image = ax.imshow(means.T, aspect="auto", cmap="magma", interpolation="nearest")
+    top = float(np.abs(means).max()) or 1.0
+    scale = dict(cmap="RdBu_r", vmin=-top, vmax=top) if diverging else dict(cmap="magma")
+    image = ax.imshow(means.T, aspect="auto", interpolation="nearest", **scale)
     ax.set_xticks(range(classes), [plain_label(c) for c in class_names],
                   rotation=0 if classes <= 12 else 90)
     step = max(1, units // 32)
     ax.set_yticks(range(0, units, step))
     ax.set_xlabel("class")
     ax.set_ylabel(unit)
-    fig.colorbar(image, ax=ax, label="mean activation", shrink=0.8)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="minus the mean over classes" if diverging
+                 else "mean activation")
     if title:
         ax.set_title(plain_label(title), fontsize=10)
+    return fig
+
+
+def attribution_grid(images: np.ndarray, maps: dict[str, np.ndarray],
+                     signed: dict[str, bool], rows: list[str], *, title: str = "",
+                     flagged: tuple[str, ...] = ()):
+    """One row per input: the input (display pixels, 0..1), then each method's map laid over
+    it (opacity and colour from the map itself: red raises the score, blue lowers it; a
+    non-negative map in inferno), each map scaled to its own largest magnitude. ``rows``
+    labels the inputs; methods in ``flagged`` get a warning mark."""
+    names = list(maps)
+    cols = len(names) + 1
+    fig = notebook_figure(1.7 * cols + 0.6, 1.75 * len(images) + 0.7)
+    axes = np.asarray(fig.subplots(len(images), cols, squeeze=False))
+    for r, image in enumerate(np.clip(np.asarray(images, np.float64), 0.0, 1.0)):
+        shown = image[..., 0] if image.shape[-1] == 1 else image
+        axes[r, 0].imshow(shown, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[r, 0].set_title(plain_label(rows[r]), fontsize=7)
+        for c, name in enumerate(names, start=1):
+            axes[r, c].imshow(attribution_rgb(image, maps[name][r], signed[name]),
+                              interpolation="nearest")
+            if r == 0:
+                mark = " ⚠" if name in flagged else ""
+                axes[r, c].set_title(f"{name}{mark}\n" + ("signed" if signed[name] else "≥ 0"),
+                                     fontsize=8)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(plain_label(title), fontsize=9)
     return fig
 
 

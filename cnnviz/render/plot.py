@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.render import attributions as explained
 from cnnviz.render import figures, views
 from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
 
@@ -46,7 +47,7 @@ def patterns(result: ClassPatterns) -> Any:
 
 def attributions(result: Attributions, index: int = 0) -> Any:
     """Input ``index`` beside every method's attribution map."""
-    return views.attribution_figure(result, index)
+    return explained.attribution_figure(result, index)
 
 
 def kernels(weights: np.ndarray, layer: str = "kernels") -> Any:

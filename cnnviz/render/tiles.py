@@ -1,4 +1,5 @@
-"""Tiling a stack of maps into one 2-D mosaic, shared by the PNG and HTML renderers."""
+"""Tiling a stack of maps into one 2-D mosaic, and small images as PNG bytes, shared by the PNG
+and HTML renderers."""
 
 from __future__ import annotations
 
@@ -76,3 +77,48 @@ def normalize_each(maps: np.ndarray) -> np.ndarray:
     lo = maps.min(axis=(0, 1), keepdims=True)
     span = maps.max(axis=(0, 1), keepdims=True) - lo
     return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def png(pixels: np.ndarray, side: int = 96) -> bytes:
+    """0..1 display pixels (H, W, 1 or 3) as PNG bytes, enlarged (nearest) to about ``side``
+    pixels high."""
+    import io
+
+    from PIL import Image
+
+    image = np.clip(np.nan_to_num(pixels), 0, 1)
+    image = (image[..., 0] if image.shape[-1] == 1 else image) * 255
+    picture = Image.fromarray(image.round().astype(np.uint8))
+    scale = max(1, round(side / pixels.shape[0]))
+    picture = picture.resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
+
+
+def data_url(pixels: np.ndarray, side: int = 96) -> str:
+    """Display pixels as a PNG data URL, enlarged to about ``side`` pixels high."""
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(png(pixels, side)).decode()
+
+
+def attribution_rgb(image: np.ndarray, heat: np.ndarray, signed: bool,
+                    top: float | None = None) -> np.ndarray:
+    """An attribution map laid over its input as (H, W, 3) pixels in 0..1: the input in grey,
+    the map's colour (diverging red/blue for a signed map, inferno for a non-negative one)
+    over it with an opacity that grows with the value's size up to ``top`` (default: the
+    map's largest magnitude), so small values leave the input visible."""
+    from matplotlib import colormaps
+
+    image = np.clip(np.asarray(image, np.float64), 0.0, 1.0)
+    grey = image.mean(axis=-1) if image.ndim == 3 else image
+    heat = np.asarray(heat, np.float64)
+    top = float(np.abs(heat).max()) if top is None else float(top)
+    top = top or 1.0
+    if signed:
+        colour = colormaps["RdBu_r"](np.clip(heat / top / 2 + 0.5, 0.0, 1.0))[..., :3]
+    else:
+        colour = colormaps["inferno"](np.clip(heat / top, 0.0, 1.0))[..., :3]
+    alpha = 0.8 * np.clip(np.abs(heat) / top, 0.0, 1.0)[..., None]
+    return (1 - alpha) * grey[..., None] + alpha * colour

@@ -13,9 +13,10 @@ from cnnviz.core.tables import ORDERS
 from cnnviz.core.text import file_stem
 from cnnviz.core.timing import timed
 from cnnviz.render import figures, grids, sheet
-from cnnviz.render.outputs import is_probabilities
 from cnnviz.render.page import write_page
-from cnnviz.results import Activations, Attributions, ClassPatterns, FilterResult
+from cnnviz.results import Activations, ClassPatterns, FilterResult
+
+GRID_SIDE = 112  # pixels a side of a tile in the HTML grid of explain --indices
 
 
 @timed("render")
@@ -187,28 +188,42 @@ def write_kernel_views(kernels: np.ndarray, layer: str, out_dir: str | Path, *,
                                 [("Kernel weights", figure)], standalone=standalone)
 
 
-def patterns_figure(patterns: ClassPatterns) -> Any:
-    """The interactive (plotly) class-pattern heatmaps of every layer of a result."""
-    return figures.patterns_figure({n: (patterns.means[n], patterns.stds[n])
-                                    for n in patterns.layers}, patterns.counts,
-                                   patterns.class_names)
+VALUE_TITLES = {"contrast": "class mean minus the mean over classes",
+                "means": "mean activation per class"}
+
+
+def patterns_figure(patterns: ClassPatterns, values: str = "contrast") -> Any:
+    """The interactive (plotly) class-pattern heatmaps of every layer of a result: the
+    ``contrast`` of each class with the others (default) or the raw ``means``."""
+    return figures.patterns_figure({n: (patterns.values(n, values), patterns.means[n],
+                                        patterns.stds[n]) for n in patterns.layers},
+                                   patterns.counts, patterns.class_names,
+                                   diverging=values == "contrast")
 
 
 @timed("render")
 def write_pattern_views(patterns: ClassPatterns, out_dir: str | Path, *,
-                        standalone: bool = False) -> list[Path]:
-    """Write one ``patterns_<layer>.png`` heatmap per layer and ``patterns.html``."""
+                        values: str = "contrast", standalone: bool = False) -> list[Path]:
+    """Write one ``patterns_<layer>.png`` heatmap per layer and ``patterns.html``: each map's
+    class means minus its mean over the classes (``values="contrast"``: which maps answer to
+    which class), or the raw ``means`` (which are on at all)."""
     out = Path(out_dir)
     written = []
     for name in patterns.layers:
-        fig = grids.patterns_heatmap(patterns.means[name], patterns.class_names,
-                                     title=f"{name}: mean activation per class",
-                                     unit=patterns.unit_kind(name))
+        fig = grids.patterns_heatmap(patterns.values(name, values), patterns.class_names,
+                                     title=f"{name}: {VALUE_TITLES[values]}",
+                                     unit=patterns.unit_kind(name),
+                                     diverging=values == "contrast")
         written.append(grids.save_png(fig, out / f"patterns_{file_stem(name)}.png"))
+    what = ("each map's mean activation per class minus its mean over the classes (unweighted), "
+            "so a map that is on for every class is pale and one that answers to a class is "
+            "red there (--values means for the raw means)" if values == "contrast"
+            else "each map's mean activation per class")
     intro = (f"model {patterns.meta.model}; {patterns.params.get('images', '?')} images of "
-             f"{patterns.meta.data or '?'}; maps are averaged over positions")
+             f"{patterns.meta.data or '?'}; maps are averaged over positions; {what}")
     written += write_page(out / "patterns.html", "Class activation patterns",
-                          [("Mean activation per class", patterns_figure(patterns))],
+                          [(VALUE_TITLES[values].capitalize(),
+                            patterns_figure(patterns, values))],
                           intro=intro, standalone=standalone)
     for name in patterns.images:
         written += write_class_map_views(patterns, name, out, standalone=standalone)
@@ -248,44 +263,3 @@ def write_class_map_views(patterns: ClassPatterns, layer: str, out_dir: str | Pa
         [("Mean maps per class (choose the class)", mean_figure),
          ("Difference from the mean over all classes", difference_figure)],
         intro=intro, standalone=standalone)
-
-
-def attribution_title(result: Attributions, index: int = 0) -> str:
-    """"<data>: class T explained (predicted P, 97.3%)" — or "channel K of <layer> explained"
-    — for input ``index``."""
-    where, target = result.meta.data or "input", int(result.targets[index])
-    if result.params.get("target", "class") == "class":
-        predicted, name = int(result.predictions[index]), result.meta.class_name
-        value = result.probabilities[index, predicted]
-        if is_probabilities(result.probabilities[index]):
-            return (f"{where}: class {name(target)} explained (predicted {name(predicted)}, "
-                    f"{value:.1%})")
-        return (f"{where}: output {name(target)} explained (largest: {name(predicted)}, "
-                f"{value:.4g})")
-    of = result.params.get("target_layer") or "the output"
-    how = "its strongest" if result.params.get("explained") == "predicted" else "given"
-    return (f"{where}: channel {target} of {of} explained ({how}; mean "
-            f"{result.probabilities[index, target]:.3g})")
-
-
-def attribution_figure(result: Attributions, index: int = 0) -> Any:
-    """The input, then every method's map over it with its colour bar (plotly)."""
-    maps = {name: maps[index] for name, maps in result.displayed().items()}
-    return figures.attribution_figure(result.meta.display(result.inputs[index]), maps,
-                                      {name: result.signed(name) for name in maps},
-                                      title=attribution_title(result, index))
-
-
-@timed("render")
-def write_attribution_views(result: Attributions, method: str, out_dir: str | Path, *,
-                            index: int = 0, standalone: bool = False) -> list[Path]:
-    """Write ``explain_<method>.png`` (overlay) and ``explain.html`` (all methods)."""
-    out = Path(out_dir)
-    title = attribution_title(result, index)
-    fig = grids.attribution_overlay(result.meta.display(result.inputs[index]),
-                                    result.displayed()[method][index],
-                                    signed=result.signed(method), title=f"{method}\n{title}")
-    written = [grids.save_png(fig, out / f"explain_{method}.png")]
-    return written + write_page(out / "explain.html", "Attribution maps",
-                                [("Methods side by side", attribution_figure(result, index))],
-                                standalone=standalone)

@@ -30,6 +30,7 @@ from cnnviz.model.heads import output_layer
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
 from cnnviz.oip.settings import examples_that_fit
+from cnnviz.render import attributions as attribution_views
 from cnnviz.render import page as widgets
 from cnnviz.render import views
 from cnnviz.results import ClassPatterns, FilterResult, Meta
@@ -77,7 +78,7 @@ def build_report(model: ModelFacts | Any, *, results: str | Path | None = None,
     if inputs is not None and labels is not None:
         explained = explain(facts, inputs[:1], seed=seed, data=labels[0],
                             classes=source.class_names if source else ())
-        sections.append(("Attribution maps", views.attribution_figure(explained)))
+        sections.append(("Attribution maps", attribution_views.attribution_figure(explained)))
     else:
         sections.append(_missing(facts, "Attribution maps"))
     return widgets.page(f"cnnviz report: {facts.name}", sections, standalone=True,

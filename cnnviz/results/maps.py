@@ -96,9 +96,24 @@ class ClassPatterns:
         overall = np.tensordot(self.counts, means, axes=1) / max(int(self.counts.sum()), 1)
         return means, means - overall[None]
 
-    def top_maps(self, layer: str, k: int = 5) -> dict[str, list[int]]:
-        """For each class, the ``k`` maps (units) with the highest mean, highest first."""
-        order = np.argsort(-self.means[layer], axis=1, kind="stable")[:, :k]
+    def contrast(self, layer: str) -> np.ndarray:
+        """(classes, units): each class's mean minus the map's mean over the classes that have
+        images (unweighted) — what answers to a class, not what is on for every class."""
+        means = np.asarray(self.means[layer], np.float64)
+        seen = np.asarray(self.counts) > 0
+        return means - (means[seen].mean(axis=0, keepdims=True) if seen.any() else 0.0)
+
+    def values(self, layer: str, kind: str = "contrast") -> np.ndarray:
+        """The ``contrast`` or the raw ``means``, (classes, units)."""
+        from cnnviz.core.tables import PATTERN_VALUES
+
+        PATTERN_VALUES.check(kind)
+        return self.contrast(layer) if kind == "contrast" else self.means[layer]
+
+    def top_maps(self, layer: str, k: int = 5, values: str = "contrast") -> dict[str, list[int]]:
+        """For each class, the ``k`` maps (units) with the highest ``values`` (the contrast
+        with the other classes, or the raw means), highest first."""
+        order = np.argsort(-self.values(layer, values), axis=1, kind="stable")[:, :k]
         return {name: order[c].tolist() for c, name in enumerate(self.class_names)}
 
     def preferred_class(self, layer: str) -> np.ndarray:

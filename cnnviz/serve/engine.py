@@ -15,7 +15,7 @@ import numpy as np
 from cnnviz.atlas.build import AtlasParts, read_atlas
 from cnnviz.atlas.site import example_strips
 from cnnviz.atlas.stats import MapStatistics, map_statistics
-from cnnviz.attribution import CAMS, METHODS, make_method
+from cnnviz.attribution import CAMS, METHODS, cam_layer, make_method
 from cnnviz.core.backend import compile_step, keras
 from cnnviz.core.errors import CnnvizError
 from cnnviz.data import to_model_input, to_unit_range
@@ -24,7 +24,6 @@ from cnnviz.model.facts import (
     ModelFacts,
     as_list,
     conv_layers,
-    default_layer,
     get_layer,
     map_layers,
 )
@@ -91,8 +90,7 @@ class Explorer:
         self._methods: dict[tuple[str, str], Any] = {}
         self._filters: dict[tuple[str, int], tuple[np.ndarray, float, str]] = {}
         self._statistics: dict[str, MapStatistics] = {}
-        self._cam_layer = default_layer(facts.model, top_level=True, purpose="Grad-CAM") \
-            if len(facts.model.outputs[0].shape) == 2 else None
+        self._cam_layer = cam_layer(facts) if len(facts.model.outputs[0].shape) == 2 else None
         self.classes_layer = output_layer(facts.model)  # a click on a class bar draws it
 
     @property
@@ -154,7 +152,7 @@ class Explorer:
     def cam_layer(self, layer: str) -> str | None:
         """The layer a class-activation map is made at when ``layer`` is shown: that layer when
         it is a top-level convolution or pooling at or after the first convolution, else the
-        deepest convolution."""
+        default CAM layer (:func:`~cnnviz.attribution.cam_layer`)."""
         convs = conv_layers(self.facts.model)
         after = self.layers[self.layers.index(convs[0]):] if convs else []
         return layer if layer in after and "/" not in layer else self._cam_layer

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.atlas.site import png
 from cnnviz.attribution import CAMS
 from cnnviz.core.errors import CnnvizError
 from cnnviz.data.images import to_model_input
+from cnnviz.render.tiles import data_url
 from cnnviz.serve import figures
 from cnnviz.serve.engine import Explorer, FilterView
 from cnnviz.serve.raster import MAX_STROKES, rasterize, strokes_from_shapes
@@ -128,13 +128,6 @@ def page_options(total: int) -> list[dict[str, Any]]:
     """The menu of map pages for a layer of ``total`` maps."""
     return [{"label": f"maps {a}–{min(a + PAGE, total) - 1}", "value": a}
             for a in range(0, total, PAGE)]
-
-
-def data_url(pixels: np.ndarray, side: int) -> str:
-    """Display pixels as a PNG data URL, enlarged to about ``side`` pixels high."""
-    import base64
-
-    return "data:image/png;base64," + base64.b64encode(png(pixels, side)).decode()
 
 
 def panel(view: FilterView, explorer: Explorer) -> dict[str, Any]:
