@@ -144,7 +144,7 @@ def resnet(repeats: int = 3) -> None:
              f"m = keras.models.load_model({str(model_path)!r}); "
              f"x = np.asarray(Image.open({str(folder / 'cat.png')!r}).resize((224, 224)), "
              "np.float32)[None]; m.predict(x, verbose=0)")
-    cli = [sys.executable, "-m", "cnnviz", "explain", str(model_path), "--image",
+    cli = [str(Path(sys.executable).with_name("cnnviz")), "explain", str(model_path), "--image",
            str(folder / "cat.png"), "--method", "gradcam", "--force", "--out"]
     print("\n3. explain --method gradcam on ResNet50 (random weights) at 224 px, fresh processes")
     walls: dict[str, list[float]] = {"plain Keras: load + predict": [], "cnnviz explain": []}

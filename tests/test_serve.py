@@ -131,6 +131,8 @@ def test_the_explorer_answers_as_the_model(explorer, tiny_model):
     assert look.attribution.shape == (6, 6) and look.signed
     cam = explorer.look(pixels, "pool", "gradcam")
     assert cam.attribution.shape == (6, 6) and not cam.signed and cam.attribution.min() >= 0
+    occluded = explorer.look(pixels, "conv", "occlusion")  # signed, though it is (H, W)
+    assert occluded.attribution.shape == (6, 6) and occluded.signed
     with pytest.raises(CnnvizError, match="unknown layer"):
         explorer.look(pixels, "../../etc/passwd")
     with pytest.raises(CnnvizError, match="unknown attribution"):

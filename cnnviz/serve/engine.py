@@ -15,7 +15,7 @@ import numpy as np
 from cnnviz.atlas.build import AtlasParts, read_atlas
 from cnnviz.atlas.site import example_strips
 from cnnviz.atlas.stats import MapStatistics, map_statistics
-from cnnviz.attribution import CAMS, METHODS, cam_layer, make_method
+from cnnviz.attribution import ATTRIBUTIONS, CAMS, METHODS, cam_layer, make_method
 from cnnviz.core.backend import compile_step, keras
 from cnnviz.core.errors import CnnvizError
 from cnnviz.data import to_model_input, to_unit_range
@@ -32,6 +32,7 @@ from cnnviz.model.heads import output_layer
 from cnnviz.model.receptive import receptive_field
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.presets import preset
+from cnnviz.results import to_display
 
 DRAWN = (28, 28, 1)  # models that take this get a drawing canvas
 
@@ -144,10 +145,9 @@ class Explorer:
                                                  seed=self.seed)
             explainer = self._methods[key]
         target = int(np.argmax(output)) if output.ndim == 1 else None
-        found = np.asarray(explainer.attribute(x, target), np.float64)[0]
-        if found.ndim == 3:  # gradient methods: (H, W, C) → summed over colour channels
-            return found.sum(axis=-1), True
-        return found, False
+        found = np.asarray(explainer.attribute(x, target), np.float64)
+        signed = bool(ATTRIBUTIONS[method].signed)
+        return to_display(found, signed)[0], signed  # colour channels summed where signed
 
     def cam_layer(self, layer: str) -> str | None:
         """The layer a class-activation map is made at when ``layer`` is shown: that layer when
