@@ -15,7 +15,7 @@ ARTIFACTS = Path(os.environ.get("CNNVIZ_ARTIFACTS", Path(__file__).parent.parent
                                 "test-artifacts"))
 SECTIONS = ["Model cnnviz_reference_cnn", "Activation maps", "Optimal input patterns of conv2d_3",
             "What the model takes each class to be", "Class activation patterns",
-            "Attribution maps"]
+            "Attribution maps", "Checks", "Cascading randomization"]
 
 
 def _launch(playwright):
@@ -48,7 +48,7 @@ def report(tmp_path_factory):
 
 def test_report_is_self_contained_and_reuses_saved_results(report):
     page = report.read_text()
-    assert "<script src=" not in page and page.count("Plotly.newPlot") == 5
+    assert "<script src=" not in page and page.count("Plotly.newPlot") == 6  # + the cascade
     for heading in SECTIONS:
         assert f"<h2>{heading}</h2>" in page
     specs = {spec["id"]: spec for spec in figures(page)}
@@ -129,3 +129,24 @@ def test_gallery_rebuilds_reproducibly(tmp_path):
     again = runner.invoke(app, ["gallery", "--out", str(tmp_path / "a"), "--steps", "3"])
     assert again.exit_code == 1 and "already holds an earlier activations run: pass --force" \
         in again.stderr
+
+
+def test_the_report_checks_small_models_and_says_what_to_run_for_big_ones(tiny_model,
+                                                                         monkeypatch):
+    import numpy as np
+
+    from cnnviz.model.facts import as_facts
+    from cnnviz.report import build
+
+    facts = as_facts(tiny_model, "unit")
+    x = np.random.default_rng(0).random((3, 6, 6, 1)).astype(np.float32)
+    labels = ["class 0", "class 1", "class 2"]
+    checked = build._attribution_sections(facts, x, labels, None, 0, lambda m: None)
+    assert [h for h, _ in checked] == ["Attribution maps", "Checks", "Cascading randomization"]
+    assert "Medians over 3 inputs" in checked[1][1]
+    monkeypatch.setattr(build, "CHECKED_PARAMETERS", 10)
+    big = build._attribution_sections(facts, x, labels, None, 0, lambda m: None)
+    assert [h for h, _ in big] == ["Attribution maps", "Checks"]
+    assert "more than the 10 the report checks" in big[1][1] and "--metrics" in big[1][1]
+    titles = [a["text"] for a in big[0][1].layout.annotations]
+    assert titles[0] == "input" and not any("rise" in t for t in titles)  # 1000 masks: skipped

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.attribution import explain
+from cnnviz.attribution import METHODS, explain
+from cnnviz.attribution.metrics import evaluate
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.units import check_unit
 from cnnviz.data.inputs import pick_digit
@@ -76,15 +77,43 @@ def build_report(model: ModelFacts | Any, *, results: str | Path | None = None,
     sections.append(_pattern_section(facts, deepest, saved, source, shape))
     say("attribution")
     if inputs is not None and labels is not None:
-        explained = explain(facts, inputs[:1], seed=seed, data=labels[0],
-                            classes=source.class_names if source else ())
-        sections.append(("Attribution maps", attribution_views.attribution_figure(explained)))
+        sections += _attribution_sections(facts, inputs, labels, source, seed, say)
     else:
         sections.append(_missing(facts, "Attribution maps"))
     return widgets.page(f"cnnviz report: {facts.name}", sections, standalone=True,
                         intro=f"input {shape[0]}×{shape[1]}×{shape[2]}, preprocessing "
                               f"{facts.preprocess.name}; data "
                               f"{source.name if source else 'none'}; seed {seed}")
+
+
+# The report checks the attribution maps of models up to this size (the cascade re-computes
+# every method at each of its stages; on bigger models `cnnviz explain --metrics` does it).
+CHECKED_PARAMETERS = 2_000_000
+
+
+def _attribution_sections(facts: ModelFacts, inputs: np.ndarray, labels: list[str],
+                          source: Source | None, seed: int, say: StatusFn) -> list[Section]:
+    """Every method's map of the first input, flagged where a check fails, and the checks over
+    the inputs (one per class) as a table and the cascade's curves — for a small model; a bigger
+    one gets the first input's maps without RISE (its 1000 masks) and a line on what to run."""
+    classes = source.class_names if source else ()
+    parameters = int(facts.model.count_params())
+    if parameters > CHECKED_PARAMETERS:
+        methods = tuple(m for m in METHODS if m != "rise")
+        explained = explain(facts, inputs[:1], methods, seed=seed, data=labels[0],
+                            classes=classes)
+        skipped = (f'<p class="meta">The model has {parameters:,} parameters, more than the '
+                   f"{CHECKED_PARAMETERS:,} the report checks and draws RISE for: run cnnviz "
+                   "explain --method all --metrics for them.</p>")
+        return [("Attribution maps", attribution_views.attribution_figure(explained)),
+                ("Checks", skipped)]
+    explained = explain(facts, inputs, seed=seed, data=labels[0], classes=classes)
+    explained.params["inputs"] = list(labels)
+    say("attribution checks")
+    scores = evaluate(facts, explained, seed=seed, stages=4)
+    explained.params["checks"] = {name: score.summary() for name, score in scores.items()}
+    return [("Attribution maps", attribution_views.attribution_figure(explained)),
+            *attribution_views.checks_sections(explained)]
 
 
 def _missing(facts: ModelFacts, heading: str) -> Section:
