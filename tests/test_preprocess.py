@@ -131,3 +131,35 @@ def test_bytes_fast_path_matches_the_general_conversion():
         np.testing.assert_allclose(fast, named(mode).to_model(pixels / 255.0), rtol=1e-6,
                                    atol=1e-4, err_msg=mode)
     np.testing.assert_array_equal(named("raw").from_bytes(pixels), pixels.astype(np.float32))
+
+
+def test_keras_applications_preprocessing_is_recognised(k, tmp_path):
+    """By the model's name (or a nested model's): caffe for VGG and ResNet, symmetric for
+    MobileNet, Inception and ResNetV2, torch for DenseNet, raw for the models that preprocess
+    inside; a first Rescaling layer and an explicit --preprocess win."""
+    from cnnviz.core.preprocess import recognized
+    from cnnviz.model.facts import load
+
+    def named(name, first=None):
+        layers = [first] if first is not None else []
+        return k.Sequential([k.Input((8, 8, 3)), *layers, k.layers.Conv2D(2, 3)], name=name)
+
+    for name, mode in (("vgg16", "caffe"), ("resnet152", "caffe"), ("resnet50v2", "symmetric"),
+                       ("mobilenetv2_1.00_224", "symmetric"), ("inception_v3", "symmetric"),
+                       ("densenet121", "torch"), ("convnext_tiny", "raw"),
+                       ("efficientnetv2-b0", "raw"), ("my_vgg16_variant", "unit"),
+                       ("cnn", "unit")):
+        assert recognized(named(name))[0] == mode, name
+    assert recognized(named("resnet50", k.layers.Rescaling(1.0))) == ("raw", None)
+    base = named("resnet50")
+    inputs = k.Input((8, 8, 3))
+    outer = k.Model(inputs, k.layers.Flatten()(base(inputs)), name="mine")
+    mode, why = recognized(outer)
+    assert mode == "caffe" and why == (
+        "model 'mine' (its nested model 'resnet50') is Keras Applications' ResNet50/101/152: "
+        "using its 'caffe' preprocessing (--preprocess to choose another)")
+    outer.save(tmp_path / "mine.keras")
+    facts = load(tmp_path / "mine.keras")
+    assert facts.preprocess.name == "caffe" and why in facts.notes
+    chosen = load(tmp_path / "mine.keras", preprocess="unit")
+    assert chosen.preprocess.name == "unit" and why not in chosen.notes

@@ -40,8 +40,8 @@ UnsafeOpt = Annotated[bool, typer.Option(
 PreprocessOpt = Annotated[str, typer.Option(
     metavar=tables.PREPROCESSING.metavar(), rich_help_panel=MODEL_PANEL,
     help="How the model wants its pixels: auto reads the model (0..255 after a leading "
-         "Rescaling, else 0..1); unit 0..1, symmetric -1..1, raw 0..255, caffe or torch "
-         "(ImageNet modes).")]
+         "Rescaling; a Keras Applications architecture's own mode, named in a note; else "
+         "0..1); unit 0..1, symmetric -1..1, raw 0..255, caffe or torch (ImageNet modes).")]
 DigitOpt = Annotated[int | None, typer.Option(
     rich_help_panel=MODEL_PANEL, help="Use a bundled test image of this digit (0-9).",
     show_default="a 6")]

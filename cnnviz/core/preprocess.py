@@ -1,6 +1,8 @@
 """How a model wants its pixels: display images (RGB or grey, 0..1) ↔ model inputs.
 
-``auto`` reads the model: 0..255 when its first layer is a ``Rescaling``, else 0..1. The other
+``auto`` reads the model: 0..255 when its first layer is a ``Rescaling``; a Keras Applications
+architecture (by its model's name, or a nested model's) its own mode (``tables.ARCHITECTURES``);
+else 0..1. The other
 modes match the usual Keras preprocessing: ``unit`` (x/255), ``symmetric`` (x/127.5 − 1),
 ``raw`` (0..255), ``caffe`` (BGR, ImageNet means subtracted) and ``torch`` (x/255, ImageNet
 mean and standard deviation per channel). Every mode is an affine map per channel (plus the BGR
@@ -123,13 +125,30 @@ def named(mode: str) -> Preprocess:
 
 
 def for_model(model: Any, mode: str = "auto") -> Preprocess:
-    """The preprocessing called ``mode``; ``auto`` reads it from ``model``: 0..255 (``raw``) when
-    its first layer is a ``Rescaling``, else 0..1 (``unit``)."""
-    if mode != "auto":
-        return named(mode)
-    from cnnviz.core.backend import keras
+    """The preprocessing called ``mode``; ``auto`` reads it from ``model`` (see
+    :func:`recognized`)."""
+    return named(mode) if mode != "auto" else named(recognized(model)[0])
 
-    layers = [layer for layer in model.layers if not isinstance(layer, keras().layers.InputLayer)]
-    if layers and isinstance(layers[0], keras().layers.Rescaling):
-        return named("raw")
-    return named("unit")
+
+def recognized(model: Any) -> tuple[str, str | None]:
+    """The mode ``auto`` reads from ``model`` and, where it is not the plain 0..1, why: 0..255
+    (``raw``) when its first layer is a ``Rescaling``; the mode of a Keras Applications
+    architecture named by the model or by a nested model at its top level; else ``unit``."""
+    import re
+
+    from cnnviz.core.backend import keras
+    from cnnviz.core.tables import ARCHITECTURES
+
+    k = keras()
+    layers = [layer for layer in model.layers if not isinstance(layer, k.layers.InputLayer)]
+    if layers and isinstance(layers[0], k.layers.Rescaling):
+        return "raw", None
+    named_models = [model, *(layer for layer in layers if isinstance(layer, k.Model))]
+    for candidate in named_models:
+        for entry in ARCHITECTURES:
+            if re.fullmatch(entry.pattern, candidate.name.lower()):
+                where = "" if candidate is model else f" (its nested model '{candidate.name}')"
+                return entry.preprocess, (
+                    f"model '{model.name}'{where} is Keras Applications' {entry.name}: using its "
+                    f"'{entry.preprocess}' preprocessing (--preprocess to choose another)")
+    return "unit", None

@@ -235,6 +235,32 @@ ORDERS = Table("order", "index", "activation")
 SCALES = Table("scale", "shared", "per-map")
 SCHEDULES = Table("schedule", "inverse_time", "exponential", "constant")
 PREPROCESSING = Table("preprocessing", "auto", "unit", "symmetric", "raw", "caffe", "torch")
+
+
+def _arch(name: str, pattern: str, preprocess: str) -> Entry:
+    return Entry(name, traits={"pattern": pattern, "preprocess": preprocess})
+
+
+# Keras Applications' architectures, by the default name of the model they build: the
+# preprocessing their ImageNet weights were trained with (their preprocess_input), ``raw``
+# (0..255 in) where the model preprocesses inside. ``auto`` preprocessing reads this table.
+ARCHITECTURES = Table(
+    "Keras Applications architecture",
+    _arch("VGG16/VGG19", r"vgg(16|19)", "caffe"),
+    _arch("ResNet50/101/152", r"resnet(50|101|152)", "caffe"),
+    _arch("ResNet50V2/101V2/152V2", r"resnet(50|101|152)v2", "symmetric"),
+    _arch("DenseNet", r"densenet(121|169|201)", "torch"),
+    _arch("MobileNet", r"mobilenet_[\d.]+_\d+", "symmetric"),
+    _arch("MobileNetV2", r"mobilenetv2_[\d.]+_\d+", "symmetric"),
+    _arch("MobileNetV3", r"mobilenetv3(small|large)", "raw"),
+    _arch("InceptionV3", r"inception_v3", "symmetric"),
+    _arch("InceptionResNetV2", r"inception_resnet_v2", "symmetric"),
+    _arch("Xception", r"xception", "symmetric"),
+    _arch("NASNet", r"nasnet_(mobile|large)", "symmetric"),
+    _arch("EfficientNet", r"efficientnetb[0-7]", "raw"),
+    _arch("EfficientNetV2", r"efficientnetv2-(b[0-3]|s|m|l)", "raw"),
+    _arch("ConvNeXt", r"convnext_(tiny|small|base|large|xlarge)", "raw"),
+)
 SPLITS = Table("split", "train", "test")
 HOLD_OUTS = Table("validation", "test", "none")
 STARTS = Table("start", Entry("noise", traits={"image": False}),

@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnviz.core.backend import keras, native_logs_muted
 from cnnviz.core.errors import CnnvizError
-from cnnviz.core.preprocess import Preprocess, for_model
+from cnnviz.core.preprocess import Preprocess, for_model, named, recognized
 from cnnviz.core.text import printable
 from cnnviz.core.timing import phase
 
@@ -182,6 +182,10 @@ def load(path: str | Path | None = None, *, preprocess: str = "auto", unsafe: bo
         check_names_run(model)
     model, notes = output_view(model, output)
     source = "bundled reference CNN" if path is None else str(path)
+    if preprocess == "auto":
+        mode, why = recognized(model)
+        notes = (*notes, why) if why else notes
+        return ModelFacts(model, named(mode), source, notes)
     return ModelFacts(model, for_model(model, preprocess), source, notes)
 
 
