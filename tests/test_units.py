@@ -106,3 +106,46 @@ def test_train_refuses_an_unwritable_place_before_training(tmp_path):
                                  str(tmp_path / "file" / "model.keras")])
     assert result.exit_code == 1 and "cannot write to" in result.stderr
     assert "Epoch" not in result.output
+
+
+def test_a_run_without_out_never_meets_an_earlier_run(tmp_path):
+    from cnnviz.core.units import chosen_out, numbered
+
+    base = tmp_path / "cnnviz-out" / "explain"
+    assert numbered(base, 3) == tmp_path / "cnnviz-out" / "explain-3"
+    assert numbered(tmp_path / "report.html", 2) == tmp_path / "report-2.html"
+    assert chosen_out(None, base, "explain") == (base, None)
+    base.mkdir(parents=True)
+    assert chosen_out(None, base, "explain") == (base, None)  # an empty folder is free
+    (base / "explain.html").write_text("x")
+    path, note = chosen_out(None, base, "explain")
+    assert path == numbered(base, 2) and note == (
+        f"{base} holds an earlier explain run: this one goes to {path} (--out to choose, "
+        f"--force to replace {base})")
+    assert chosen_out(tmp_path / "mine", base, "explain") == (tmp_path / "mine", None)
+    assert chosen_out(None, base, "explain", force=True) == (base, None)
+    # --resume: the newest sibling holding an interrupted run; a plain rerun goes past it
+    second = numbered(base, 2)
+    second.mkdir()
+    (second / ".cnnviz-filters.checkpoint.npz").write_bytes(b"x")
+    assert chosen_out(None, base, "filters", resume=True) == (second, None)
+    path, note = chosen_out(None, base, "filters")
+    assert path == numbered(base, 3) and "(an interrupted run: --resume continues it)" in note
+    atlas = tmp_path / "atlas"
+    (atlas / "parts").mkdir(parents=True)  # parts, no manifest: the atlas continues there
+    assert chosen_out(None, atlas, "atlas", resume=True) == (atlas, None)
+    (atlas / ".cnnviz-atlas.json").write_text("{}")  # finished: a new one
+    assert chosen_out(None, atlas, "atlas", resume=True)[0] == numbered(atlas, 2)
+
+
+def test_rerunning_a_command_in_place_writes_beside_the_earlier_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(app, ["kernels"])
+    second = runner.invoke(app, ["kernels"])
+    assert first.exit_code == second.exit_code == 0, second.output
+    assert "this one goes to cnnviz-out/kernels-2" in second.stderr
+    assert second.stdout.strip().splitlines()[-1].startswith("wrote cnnviz-out/kernels-2/")
+    assert (tmp_path / "cnnviz-out" / "kernels" / "kernels.png").exists()
+    assert (tmp_path / "cnnviz-out" / "kernels-2" / "kernels.png").exists()
+    named = runner.invoke(app, ["kernels", "--out", "cnnviz-out/kernels"])
+    assert named.exit_code == 1 and "pass --force" in named.stderr  # an explicit --out: refused

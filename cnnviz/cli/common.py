@@ -90,9 +90,24 @@ def ray_runner(address: str | None) -> Any:
     return RayRunner(address)
 
 
-def out_option(default: str, what: str = "Output folder.") -> Any:
-    """An ``--out`` option in the output panel."""
-    return typer.Option(help=what, rich_help_panel=OUTPUT_PANEL, show_default=default)
+def out_option(default: str, what: str = "Output folder.", numbered: bool = True) -> Any:
+    """An ``--out`` option in the output panel; ``numbered``: when it is not given, a run goes
+    to the default or, beside an earlier run, to a new numbered sibling."""
+    shown = f"{default}, or a new {Path(default).stem}-2, -3… beside an earlier run" \
+        if numbered else default
+    return typer.Option(help=what, rich_help_panel=OUTPUT_PANEL, show_default=shown)
+
+
+def output_path(out: Path | None, default: str, kind: str, force: bool = False,
+                resume: bool = False) -> Path:
+    """Where the run writes (:func:`cnnviz.core.units.chosen_out`), saying so in a note when
+    an earlier run sent it to a numbered sibling."""
+    from cnnviz.core.units import chosen_out
+
+    path, note = chosen_out(out, default, kind, force=force, resume=resume)
+    if note:
+        err_console.print(f"[yellow]note:[/] {safe(note)}", highlight=False, soft_wrap=True)
+    return path
 
 
 def handle_errors(command: F) -> F:

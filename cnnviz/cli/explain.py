@@ -25,6 +25,7 @@ from cnnviz.cli.common import (
     UnsafeOpt,
     load,
     out_option,
+    output_path,
     show,
     size,
     target,
@@ -74,7 +75,7 @@ def explain(
         help="Explain several images of --data (or the bundled digits) at once: one grid of "
              "inputs × methods, explain_grid.png and explain.html (at most 64).")] = None,
     seed: SeedOpt = 0,
-    out: Annotated[Path, out_option("cnnviz-out/explain")] = Path("cnnviz-out/explain"),
+    out: Annotated[Path | None, out_option("cnnviz-out/explain")] = None,
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
@@ -85,6 +86,7 @@ def explain(
     Grad-CAM++, LayerCAM, and occlusion and RISE as model-agnostic references."""
     from cnnviz.jobs import InputSpec, explain_job
 
+    out = output_path(out, "cnnviz-out/explain", "explain", force)
     spec = InputSpec(image, digit, index, data, size(size_), seed, invert)
     show(explain_job(load(model, unsafe, preprocess, output), out, spec, method=method,
                      target=target(target_, target_layer), layer=layer, baseline=baseline,

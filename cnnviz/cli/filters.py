@@ -22,6 +22,7 @@ from cnnviz.cli.common import (
     floats,
     load,
     out_option,
+    output_path,
     progress_bar,
     ray_runner,
     show,
@@ -141,7 +142,7 @@ def filters(
                                                     "a crash (0: only at Ctrl-C).",
                                       metavar="SECONDS")] = 60.0,
     ray: RayOpt = None,
-    out: Annotated[Path, out_option("cnnviz-out/filters")] = Path("cnnviz-out/filters"),
+    out: Annotated[Path | None, out_option("cnnviz-out/filters")] = None,
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
@@ -151,6 +152,7 @@ def filters(
     """Synthesize the image that maximally activates each filter of a layer (all at once)."""
     from cnnviz import jobs
 
+    out = output_path(out, "cnnviz-out/filters", "filters", force, resume)
     if from_results is not None:
         show(jobs.redraw_filters_job(from_results, out, order=order, force=force,
                                      standalone=standalone))

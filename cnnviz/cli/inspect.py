@@ -17,6 +17,7 @@ from cnnviz.cli.common import (
     console,
     load,
     out_option,
+    output_path,
     show,
     size,
     stop_live,
@@ -52,7 +53,7 @@ def kernels(
     channel: Annotated[int, typer.Option(
         help="Input channel to show when the layer has several.",
         rich_help_panel=MODEL_PANEL)] = 0,
-    out: Annotated[Path, out_option("cnnviz-out/kernels")] = Path("cnnviz-out/kernels"),
+    out: Annotated[Path | None, out_option("cnnviz-out/kernels")] = None,
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     unsafe: UnsafeOpt = False,
@@ -60,5 +61,6 @@ def kernels(
     """Show a convolution layer's kernel weights as images (PNG and HTML)."""
     from cnnviz.jobs import kernels_job
 
+    out = output_path(out, "cnnviz-out/kernels", "kernels", force)
     show(kernels_job(load(model, unsafe, run=False), out, layer=layer, channel=channel, force=force,
                      standalone=standalone))

@@ -26,6 +26,7 @@ from cnnviz.cli.common import (
     UnsafeOpt,
     load,
     out_option,
+    output_path,
     progress_bar,
     ray_runner,
     show,
@@ -51,7 +52,7 @@ def activations(
         metavar=tables.SCALES.metavar(), rich_help_panel=OUTPUT_PANEL,
         help="Colour scale of the PNG grids: one for the layer, or each map's own.")]
         = "shared",
-    out: Annotated[Path, out_option("cnnviz-out/activations")] = Path("cnnviz-out/activations"),
+    out: Annotated[Path | None, out_option("cnnviz-out/activations")] = None,
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
@@ -61,6 +62,7 @@ def activations(
     """Activation maps of every conv and pooling layer for one input."""
     from cnnviz.jobs import InputSpec, activations_job
 
+    out = output_path(out, "cnnviz-out/activations", "activations", force)
     spec = InputSpec(image, digit, index, data, size(size_), seed, invert)
     show(activations_job(load(model, unsafe, preprocess, output), out, spec,
                          layers=split(layers), scale=scale, force=force, standalone=standalone))
@@ -105,7 +107,7 @@ def patterns(
         rich_help_panel=OUTPUT_PANEL, metavar="SECONDS",
         help="Save the sums of the images seen every N seconds, so that --resume continues "
              "even after a crash (0: only at Ctrl-C).")] = 60.0,
-    out: Annotated[Path, out_option("cnnviz-out/patterns")] = Path("cnnviz-out/patterns"),
+    out: Annotated[Path | None, out_option("cnnviz-out/patterns")] = None,
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
@@ -115,6 +117,7 @@ def patterns(
     """Which maps respond to which class: the mean map activation per class over a data set."""
     from cnnviz.jobs import patterns_job
 
+    out = output_path(out, "cnnviz-out/patterns", "patterns", force, resume)
     facts = load(model, unsafe, preprocess, output)
     with progress_bar("class patterns", "images") as progress:
         outcome = patterns_job(facts, out, layer=layer, dense=dense, data=data, split=split_,

@@ -21,6 +21,7 @@ from cnnviz.cli.common import (
     err_console,
     load,
     out_option,
+    output_path,
     ray_runner,
     safe,
     show,
@@ -42,8 +43,8 @@ def report(
     data: DataOpt = None,
     size_: SizeOpt = None,
     seed: SeedOpt = 0,
-    out: Annotated[Path, out_option("cnnviz-out/report.html", "The report file (one "
-                                    "self-contained page).")] = Path("cnnviz-out/report.html"),
+    out: Annotated[Path | None, out_option("cnnviz-out/report.html", "The report file (one "
+                                    "self-contained page).")] = None,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
     output: OutputOpt = None,
@@ -52,6 +53,7 @@ def report(
     """One self-contained HTML page: summary, activations, filters, patterns, attributions."""
     from cnnviz.jobs import report_job
 
+    out = output_path(out, "cnnviz-out/report.html", "report", force)
     facts = load(model, unsafe, preprocess, output)
     with err_console.status("building the report") as status:
         outcome = report_job(facts, out, results=results, layer=layer, steps=steps,
@@ -62,7 +64,8 @@ def report(
 
 
 def gallery(
-    out: Annotated[Path, out_option("gallery", "Gallery folder.")] = Path("gallery"),
+    out: Annotated[Path, out_option("gallery", "Gallery folder.",
+                                    numbered=False)] = Path("gallery"),
     steps: Annotated[int, typer.Option(help="Ascent steps of the filter gallery.")] = 100,
     seed: SeedOpt = 0,
     force: ForceOpt = False,
@@ -89,8 +92,7 @@ def atlas(
     budget: Annotated[int, typer.Option(help="Memory budget of a step, MiB.")] = 512,
     seed: SeedOpt = 0,
     ray: RayOpt = None,
-    out: Annotated[Path, out_option("cnnviz-out/atlas", "Site folder (index.html).")]
-        = Path("cnnviz-out/atlas"),
+    out: Annotated[Path | None, out_option("cnnviz-out/atlas", "Site folder (index.html).")] = None,
     force: ForceOpt = False,
     preprocess: PreprocessOpt = "auto",
     output: OutputOpt = None,
@@ -103,6 +105,7 @@ def atlas(
     from cnnviz.cli.common import progress_bar, split
     from cnnviz.jobs.atlas import atlas_job
 
+    out = output_path(out, "cnnviz-out/atlas", "atlas", force, resume=True)
     spec = AtlasSpec(tuple(split(layers) or ()), top, steps, seed, chunk, shard, size(size_),
                      budget * 2**20)
     facts = load(model, unsafe, preprocess, output)

@@ -25,8 +25,9 @@ WATCH = "Watching it learn"
 
 
 def train(
-    out: Annotated[Path, out_option("cnnviz-out/reference_cnn.keras", "Where to save the model "
-                                    "(.keras or .h5).")] = Path("cnnviz-out/reference_cnn.keras"),
+    out: Annotated[Path, out_option(
+        "cnnviz-out/reference_cnn.keras", "Where to save the model (.keras or .h5).",
+        numbered=False)] = Path("cnnviz-out/reference_cnn.keras"),
     data: Annotated[str, typer.Option(
         metavar="[bundled|keras|fashion|FILE.npz]", rich_help_panel=FIT,
         help="bundled MNIST sample, full MNIST (keras.datasets, online), Fashion-MNIST "
