@@ -263,3 +263,29 @@ def test_keras_starts_without_what_cnnviz_never_calls(backend):
     loaded_jax = "True" if backend == "jax" else "False"
     assert result.stdout.split() == [backend, loaded_jax, "_LazyModule", "False", "2.0", "0",
                                      "None"]
+
+
+def test_bad_option_values_are_refused_before_the_backend_loads(tmp_path):
+    """A typo never costs TensorFlow's start-up: choices, --image and --data are checked first,
+    in one line, with nothing written."""
+    import subprocess
+    import sys
+    cases = [(["explain", "--method", "gradcam,lime"], "unknown attribution method 'lime'"),
+             (["explain", "--baseline", "white"], "unknown baseline 'white'"),
+             (["filters", "--preset", "fancy"], "unknown preset 'fancy'"),
+             (["filters", "--method", "adamw"], "unknown method 'adamw': use rms or adam"),
+             (["patterns", "--values", "z"], "unknown pattern values 'z'"),
+             (["activations", "--preprocess", "imagenet"], "unknown preprocessing 'imagenet'"),
+             (["explain", "--image", str(tmp_path / "none.png")], "image file not found"),
+             (["patterns", "--data", "mnist2"], "unknown data set 'mnist2'")]
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom cnnviz.cli import app\n"
+            f"cases = {[args for args, _ in cases]!r}\n"
+            "for args in cases:\n"
+            f"    r = CliRunner().invoke(app, [*args, '--out', {str(tmp_path / 'out')!r}])\n"
+            "    print(r.exit_code, r.stderr.strip().replace(chr(10), ' '))\n"
+            "print('IMPORTED', sorted({'tensorflow', 'jax', 'keras'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    for (args, message), line in zip(cases, out, strict=False):
+        assert line.startswith("1 error: ") and message in line, (args, line)
+    assert out[-1] == "IMPORTED []" and not (tmp_path / "out").exists()

@@ -109,7 +109,7 @@ def test_train_refuses_an_unwritable_place_before_training(tmp_path):
 
 
 def test_a_run_without_out_never_meets_an_earlier_run(tmp_path):
-    from cnnviz.core.units import chosen_out, numbered
+    from cnnviz.core.places import chosen_out, numbered
 
     base = tmp_path / "cnnviz-out" / "explain"
     assert numbered(base, 3) == tmp_path / "cnnviz-out" / "explain-3"

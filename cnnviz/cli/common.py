@@ -102,7 +102,7 @@ def output_path(out: Path | None, default: str, kind: str, force: bool = False,
                 resume: bool = False) -> Path:
     """Where the run writes (:func:`cnnviz.core.units.chosen_out`), saying so in a note when
     an earlier run sent it to a numbered sibling."""
-    from cnnviz.core.units import chosen_out
+    from cnnviz.core.places import chosen_out
 
     path, note = chosen_out(out, default, kind, force=force, resume=resume)
     if note:
@@ -110,12 +110,52 @@ def output_path(out: Path | None, default: str, kind: str, force: bool = False,
     return path
 
 
+def check_early(command: Callable[..., Any], values: dict[str, Any]) -> None:
+    """Before the model loads (TensorFlow's start-up): each option whose metavar lists a
+    table's choices holds one of them (or, where ``all`` is offered, several comma-separated);
+    ``--image`` names a non-empty file; ``--data`` names data that exists."""
+    import typing
+
+    hints = typing.get_type_hints(command, include_extras=True)
+    for name, value in values.items():
+        if not isinstance(value, str):
+            if name == "image" and value is not None:
+                from cnnviz.data.images import check_image_file
+
+                check_image_file(value)
+            continue
+        if name == "data":
+            from cnnviz.data.sources import data_entry
+
+            data_entry(value)
+            continue
+        info = next((m for m in getattr(hints.get(name), "__metadata__", ())
+                     if hasattr(m, "metavar")), None)
+        metavar = getattr(info, "metavar", None) or ""
+        if not metavar.startswith("["):
+            continue
+        offered = metavar.strip("[]").split("|")
+        if any(c.isupper() or ":" in c for c in offered):
+            continue  # free forms (FOLDER, image:PATH): the library checks them
+        parts = value.split(",") if "all" in offered and value != "all" else [value]
+        for part in parts:
+            if part.strip() not in offered or (part.strip() == "all" and len(parts) > 1):
+                table = next((t for t in tables.ALL if set(t.names()) <= set(offered)
+                              and part.strip() not in t.names()), None)
+                if table is not None:
+                    table.check(part.strip())
+                flag = (info.param_decls or (f"--{name.rstrip('_').replace('_', '-')}",))[0]
+                raise CnnvizError(f"{flag} takes {' or '.join(offered)}, got '{value}'")
+
+
 def handle_errors(command: F) -> F:
-    """Turn cnnviz errors into one red line on stderr and exit code 1; Ctrl-C into exit 130."""
+    """Turn cnnviz errors into one red line on stderr and exit code 1; Ctrl-C into exit 130;
+    options are checked before anything heavy loads (:func:`check_early`)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_early(command, kwargs)
             with recording() as phases:
                 try:
                     with live_status(f"cnnviz {command.__name__}"):

@@ -16,17 +16,23 @@ MAX_MEGAPIXELS = 50
 MIN_SIDE = 2
 
 
-def read_image(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
-    """Read an image file as float pixels in 0..1, shape H×W or H×W×C. Conversions worth
-    knowing about (palette, alpha, 16 bit) are appended to ``notes``."""
-    from skimage import io
-
+def check_image_file(path: str | Path) -> Path:
+    """``path`` when it is a non-empty file, else one line saying what it is."""
     path = Path(path)
     if not path.is_file():
         raise CnnvizError(f"image file not found: {path}" if not path.exists()
                           else f"{path} is not a file")
     if path.stat().st_size == 0:
         raise CnnvizError(f"image file {path} is empty (0 bytes)")
+    return path
+
+
+def read_image(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
+    """Read an image file as float pixels in 0..1, shape H×W or H×W×C. Conversions worth
+    knowing about (palette, alpha, 16 bit) are appended to ``notes``."""
+    from skimage import io
+
+    path = check_image_file(path)
     mode = _check_image_header(path)
     try:
         if mode is not None:  # Pillow reads it (imageio took a 3×2 grey + alpha PNG for 2×2)

@@ -115,8 +115,9 @@ def open_source(spec: Any, split: str = "test") -> Source:
     raise CnnvizError(f"cannot read images from a {type(spec).__name__}")
 
 
-def _read_spec(text: str, split: str) -> Source:
-    """``split`` of the data a ``--data`` text names, read by its row of ``tables.DATA``."""
+def data_entry(text: str) -> Entry:
+    """The row of ``tables.DATA`` a ``--data`` text names (checked, nothing read): an unknown
+    name or a missing file is one line."""
     def matches(entry: Entry) -> bool:
         return {"prefix": lambda: text.startswith(entry.match),
                 "folder": lambda: Path(text).is_dir(),
@@ -129,11 +130,17 @@ def _read_spec(text: str, split: str) -> Source:
             continue
         if entry.form == "suffix" and not Path(text).exists():
             raise CnnvizError(f"data not found: {text}")
-        found = entry.load()(*(entry.args if entry.form == "name" else (text,)))
-        return found if entry.form == "prefix" else found.split(split)
+        return entry
     if "/" in text or os.sep in text:
         raise CnnvizError(f"data not found: {text}")
     raise CnnvizError(f"unknown data set '{text}': use {DATA.listing()}")
+
+
+def _read_spec(text: str, split: str) -> Source:
+    """``split`` of the data a ``--data`` text names, read by its row of ``tables.DATA``."""
+    entry = data_entry(text)
+    found = entry.load()(*(entry.args if entry.form == "name" else (text,)))
+    return found if entry.form == "prefix" else found.split(split)
 
 
 def _reader(spec: Any) -> Callable[[], Iterator[Any]]:

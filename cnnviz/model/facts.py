@@ -182,11 +182,8 @@ def load(path: str | Path | None = None, *, preprocess: str = "auto", unsafe: bo
         check_names_run(model)
     model, notes = output_view(model, output)
     source = "bundled reference CNN" if path is None else str(path)
-    if preprocess == "auto":
-        mode, why = recognized(model)
-        notes = (*notes, why) if why else notes
-        return ModelFacts(model, named(mode), source, notes)
-    return ModelFacts(model, for_model(model, preprocess), source, notes)
+    mode, why = recognized(model) if preprocess == "auto" else (preprocess, None)
+    return ModelFacts(model, named(mode), source, (*notes, why) if why else notes)
 
 
 def model_file(path: str | Path | None = None) -> Path:
