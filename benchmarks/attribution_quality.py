@@ -1,6 +1,6 @@
 """Attribution quality benchmark: every method's displayed map, checked as cnnviz checks it.
 
-    python benchmarks/attribution_quality.py [--images 50] [--skip-rgb] [--skip-resnet]
+    python benchmarks/attribution_quality.py [--images 50] [--skip-rgb]
 
 1. The bundled MNIST CNN on the first N test digits (their true classes explained):
    - the candidate CAM layers for Grad-CAM: the share of the map's positive mass on the
@@ -13,8 +13,7 @@
 2. An RGB CNN trained here on coloured digits (random bright ink on random dark paper, so colour
    says nothing of the class): the same checks on N coloured test digits, the ink ratio from the
    digit's mask, the cascade in 4 stages.
-3. `cnnviz explain --method gradcam` on ResNet50 (random weights, 224 px) beside a plain Keras
-   process that loads the same file and predicts the image once, as fresh processes.
+(`explain --method gradcam` on ResNet50 beside plain Keras: benchmarks/big_model.py.)
 Medians over the inputs; every row is measured in this run.
 """
 
@@ -23,11 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -148,49 +143,16 @@ def colour(count: int, epochs: int = 3) -> None:
             print(f"{'':26s}   ⚠ " + "; ".join(score.flags()))
 
 
-def resnet(repeats: int = 3) -> None:
-    import keras
-    from PIL import Image
-    from skimage import data as photos
-
-    folder = Path(tempfile.mkdtemp())
-    model_path = folder / "resnet50.keras"
-    keras.applications.ResNet50(weights=None).save(model_path)
-    Image.fromarray(photos.chelsea()).save(folder / "cat.png")
-    plain = (f"import keras, numpy as np; from PIL import Image; "
-             f"m = keras.models.load_model({str(model_path)!r}); "
-             f"x = np.asarray(Image.open({str(folder / 'cat.png')!r}).resize((224, 224)), "
-             "np.float32)[None]; m.predict(x, verbose=0)")
-    cli = [str(Path(sys.executable).with_name("cnnviz")), "explain", str(model_path), "--image",
-           str(folder / "cat.png"), "--method", "gradcam", "--force", "--out"]
-    print("\n3. explain --method gradcam on ResNet50 (random weights) at 224 px, fresh processes")
-    walls: dict[str, list[float]] = {"plain Keras: load + predict": [], "cnnviz explain": []}
-    for i in range(repeats):
-        for label, command in (("plain Keras: load + predict", [sys.executable, "-c", plain]),
-                               ("cnnviz explain", [*cli, str(folder / f"out{i}")])):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            walls[label].append(time.perf_counter() - start)
-    for label, values in walls.items():
-        print(f"{label:30s} median {np.median(values):6.1f} s  (runs: "
-              + ", ".join(f"{v:.1f}" for v in values) + ")")
-    ratio = np.median(walls["cnnviz explain"]) / np.median(walls["plain Keras: load + predict"])
-    print(f"ratio {ratio:.2f}× (target ≤ 4×: {'met' if ratio <= 4 else 'NOT met'})")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--skip-rgb", action="store_true")
-    parser.add_argument("--skip-resnet", action="store_true")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, backend "
           f"{os.environ['KERAS_BACKEND']}")
     bundled(args.images)
     if not args.skip_rgb:
         colour(args.images)
-    if not args.skip_resnet:
-        resnet()
 
 
 if __name__ == "__main__":

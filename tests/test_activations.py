@@ -114,3 +114,101 @@ def test_bad_inputs_raise_clear_errors(tiny_model):
         activations(tiny_model, np.zeros((1, 5, 5, 1)))
     with pytest.raises(CnnvizError, match="no images"):
         activations(tiny_model, np.zeros((0, 6, 6, 1)))
+
+
+def _deep_model(k, blocks=(4, 5, 6)):
+    """Stages of residual blocks (conv → Add with the block's input → relu), a 2×2 pool
+    between stages: a stem, 15 block convolutions and 2 pools, more than 16 such layers."""
+    x = inputs = k.Input((32, 32, 3))
+    x = k.layers.Conv2D(4, 3, padding="same", name="stem")(x)
+    for s, count in enumerate(blocks, start=1):
+        for b in range(1, count + 1):
+            y = k.layers.Conv2D(4, 3, padding="same", name=f"s{s}b{b}_conv")(x)
+            x = k.layers.ReLU(name=f"s{s}b{b}_out")(k.layers.Add(name=f"s{s}b{b}_add")([x, y]))
+        if s < len(blocks):
+            x = k.layers.MaxPooling2D(2, name=f"pool{s}")(x)
+    outputs = k.layers.Dense(2)(k.layers.GlobalAveragePooling2D()(x))
+    return k.Model(inputs, outputs, name="deep")
+
+
+def test_a_big_model_draws_its_stage_ends_pools_and_merges(k):
+    from cnnviz.model.graph import shown_map_layers
+
+    small = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(2, 3, name="c")])
+    assert shown_map_layers(small) == (["c"], None)
+    deep = _deep_model(k)
+    chosen, note = shown_map_layers(deep)
+    # stage ends: the last layer before each pool (s1b3_out, s2b3_out) and the last (s3b3_out);
+    # the pools; then merges that are not right before a chosen layer, spread evenly
+    ends = {"s1b4_out", "pool1", "s2b5_out", "pool2", "s3b6_out"}
+    assert ends <= set(chosen)
+    assert len(chosen) <= 16 and all(n.endswith(("_out", "_add")) or n.startswith("pool")
+                                     for n in chosen)
+    assert "s1b4_add" not in chosen  # its ReLU, the stage end, is drawn
+    assert note == ("model 'deep' has 18 convolution and pooling layers: drawing "
+                    f"{len(chosen)} — 3 stage ends, its pooling layers, merges between "
+                    "(--layers all for every one, or name them)")
+    held = 4 * (32 * 32 + 16 * 16 + 16 * 16 + 8 * 8 + 8 * 8)  # the numbers those five hold
+    assert set(shown_map_layers(deep, values=held)[0]) == ends  # no room for a merge
+    assert set(shown_map_layers(deep, values=held + 8 * 8 * 4)[0]) == ends | {"s3b5_add"}
+    capped, _ = shown_map_layers(deep, cap=3)
+    assert len(capped) == 3 and capped[-1] == "s3b6_out"
+
+
+def test_a_page_too_big_to_embed_shows_the_pngs_and_each_maps_numbers(tmp_path, monkeypatch,
+                                                                      reference_model, mnist):
+    from plotly_page import figures
+
+    from cnnviz.maps.activations import activations
+    from cnnviz.render import views
+
+    x = images_to_model_input(mnist.x_test[:1], (28, 28, 1), (0.0, 255.0))
+    result = activations(reference_model, x, ["conv2d_1", "conv2d_3"])
+    monkeypatch.setattr(views, "EMBEDDED_VALUES", 1000)
+    views.write_activation_views(result, tmp_path)
+    page = (tmp_path / "activations.html").read_text()
+    assert 'src="conv2d_1.png"' in page and 'data-src="conv2d_3.png"' in page
+    bars = figures(page)[-1]["data"]
+    assert [b["name"] for b in bars] == ["largest", "mean"] * 2
+    assert [b["visible"] for b in bars] == [True, True, False, False]
+    from plotly_page import array
+
+    np.testing.assert_allclose(array(bars[1]["y"]), result.maps["conv2d_1"][0].mean(axis=(0, 1)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(array(bars[2]["y"]), result.maps["conv2d_3"][0].max(axis=(0, 1)),
+                               rtol=1e-6)
+    assert (tmp_path / "activations.html").stat().st_size < 200_000  # no heatmap embedded
+
+
+@pytest.mark.slow
+def test_the_layer_menu_of_a_tiled_page_loads_the_chosen_grid(tmp_path, monkeypatch,
+                                                              reference_model, mnist):
+    """In headless Chromium: choosing a layer loads its PNG (only then) and shows its bars."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from cnnviz.maps.activations import activations
+    from cnnviz.render import views
+
+    x = images_to_model_input(mnist.x_test[:1], (28, 28, 1), (0.0, 255.0))
+    result = activations(reference_model, x, ["conv2d_1", "conv2d_2", "conv2d_3"])
+    monkeypatch.setattr(views, "EMBEDDED_VALUES", 1000)
+    views.write_activation_views(result, tmp_path)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((tmp_path / "activations.html").as_uri())
+        page.wait_for_function("document.getElementById('maps-numbers').data !== undefined")
+        shown = "[...document.querySelectorAll('img[id^=maps-img]')].map(i => " \
+                "[i.style.display, !!i.getAttribute('src')])"
+        assert page.evaluate(shown) == [["block", True], ["none", False], ["none", False]]
+        page.select_option("#maps-layer", "2")
+        page.wait_for_function("document.getElementById('maps-img-2').naturalWidth > 0")
+        assert page.evaluate(shown) == [["none", True], ["none", False], ["block", True]]
+        visible = page.evaluate("document.getElementById('maps-numbers').data.map(t => t.visible)")
+        assert visible == [False, False, False, False, True, True] and not errors
+        browser.close()

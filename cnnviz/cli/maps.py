@@ -45,8 +45,11 @@ def activations(
     data: DataOpt = None,
     size_: SizeOpt = None,
     layers: Annotated[str | None, typer.Option(
-        "--layers", help="Comma-separated layer names.", rich_help_panel=MODEL_PANEL,
-        show_default="every conv and pooling layer")] = None,
+        "--layers", help="Comma-separated layer names, or all for every conv and pooling "
+                         "layer.", rich_help_panel=MODEL_PANEL,
+        show_default="every conv and pooling layer; past 16 of them, the end of each stage, "
+                     "the pooling layers and merges between, 16 at most (a note says so)")
+    ] = None,
     seed: SeedOpt = 0,
     scale: Annotated[str, typer.Option(
         metavar=tables.SCALES.metavar(), rich_help_panel=OUTPUT_PANEL,

@@ -21,6 +21,8 @@ from cnnviz.model.facts import (
     list_layers,
     resolve_map_layers,
 )
+from cnnviz.model.graph import shown_map_layers
+from cnnviz.model.receptive import receptive_fields
 from cnnviz.oip.optimize import ProgressFn
 from cnnviz.parts.engine import Tally, read_tally, save_tally
 from cnnviz.parts.kinds import PatternWork, patterns_in_parts
@@ -39,11 +41,13 @@ def output_line(source: str, outputs: np.ndarray, classes: tuple[str, ...]) -> s
 def activations_job(facts: ModelFacts, out: Path, source: InputSpec, *,
                     layers: list[str] | None = None, scale: str = "shared",
                     force: bool = False, standalone: bool = False) -> Outcome:
-    """``cnnviz activations``: every map of the chosen layers for one input."""
+    """``cnnviz activations``: every map of the chosen layers for one input — by default a
+    readable selection on a big model (:func:`~cnnviz.model.graph.shown_map_layers`);
+    ``["all"]`` for every convolution and pooling layer."""
     SCALES.check(scale)
     with OutputUnit(out, "activations", force, main="activations.npz") as unit:
-        names = resolve_map_layers(facts.model, layers)
         choice, data = choose_input(facts, source)
+        names, chose = _drawn_layers(facts, layers, choice.image.shape[:2])
         labels = None if choice.label is None else np.asarray([choice.label])
         result = activations(facts, choice.image[None], names, data=choice.source,
                              labels=labels, classes=() if data is None else data.class_names)
@@ -52,10 +56,24 @@ def activations_job(facts: ModelFacts, out: Path, source: InputSpec, *,
                                                     standalone=standalone,
                                                     title=f"{facts.name}: {choice.source}")
             written += result.save(out / "activations.npz")
-    outcome = Outcome(written, notes=[*facts.notes, *choice.notes])
+    outcome = Outcome(written, notes=[*facts.notes, *choice.notes, *([chose] if chose else [])])
     outcome.lines = [output_line(choice.source, result.probabilities[0], result.meta.classes),
                      outcome.wrote(out)]
     return outcome
+
+
+def _drawn_layers(facts: ModelFacts, layers: list[str] | None,
+                  size: tuple[int, int]) -> tuple[list[str], str | None]:
+    """The layers named (``["all"]``: every convolution and pooling layer), or the default
+    selection at the input's ``size``, with its note."""
+    if layers == ["all"]:
+        return resolve_map_layers(facts.model, None), None
+    if layers:
+        return resolve_map_layers(facts.model, layers), None
+    grids = {name: (f.rows.n, f.cols.n) for name, f in
+             receptive_fields(facts, size if facts.any_size else None).items()
+             if f.rows is not None and f.cols is not None}
+    return shown_map_layers(facts.model, grids)
 
 
 def kernels_job(facts: ModelFacts, out: Path, *, layer: str | None = None, channel: int = 0,

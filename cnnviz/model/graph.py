@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from cnnviz.core.backend import keras
 from cnnviz.core.errors import CnnvizError
 from cnnviz.model.facts import as_list, get_layer, input_struct
@@ -101,3 +103,76 @@ def has_fused_activation(model: Any, name: str) -> bool:
     """True when the layer applies a non-linear activation of its own (relu in a Conv2D)."""
     activation = getattr(get_layer(model, name), "activation", None)
     return activation is not None and activation is not keras().activations.linear
+
+
+# Layers ``activations`` draws by default at most, and the map values they may hold together
+# (12 MB of float32) before merges are added; ``--layers all`` draws every one.
+SHOWN_LAYERS = 16
+SHOWN_VALUES = 3_000_000
+_MERGES = ("Add", "Concatenate", "Multiply", "Average", "Maximum", "Subtract")
+_SPACERS = ("ZeroPadding2D", "Cropping2D")
+
+
+def shown_map_layers(model: Any, grids: dict[str, tuple[int, int]] | None = None,
+                     cap: int = SHOWN_LAYERS, values: int = SHOWN_VALUES
+                     ) -> tuple[list[str], str | None]:
+    """The layers ``activations`` draws when none are named, in model order, and a note when
+    that is a selection: every convolution and pooling layer when there are at most ``cap``;
+    else the end of each stage (the last layer before the maps shrink, and the last) and every
+    pooling layer, then, while their maps hold at most ``values`` numbers, the merges (Add,
+    Concatenate: the ends of residual and dense blocks) spread evenly — at most ``cap``.
+    ``grids`` gives a layer's map size where its shape does not (a model of any size)."""
+    from cnnviz.model.facts import map_layers, resolve_map_layers  # noqa: F401
+
+    every = resolve_map_layers(model, None)
+    if len(every) <= cap:
+        return every, None
+    infos = [i for i in map_layers(model) if i.type not in _SPACERS]
+    grids = grids or {}
+    side = [grids.get(i.name, i.output_shape[1:3]) for i in infos]
+    ends = [i.name for k, i in enumerate(infos)
+            if k == len(infos) - 1 or _smaller(side[k + 1], side[k])]
+    pools = [i.name for i in infos if "Pool" in i.type]
+    merges = [i.name for i in infos if i.type in _MERGES]
+    order = [i.name for i in infos]
+    kept = _spread([n for n in order if n in ends or n in pools], cap)
+    after = {n: order[k + 1] for k, n in enumerate(order[:-1])}
+    merges = [m for m in merges if m not in kept and after.get(m) not in kept]  # not twice
+    size = {i.name: _values(grids.get(i.name, i.output_shape[1:3]), i.maps) for i in infos}
+    for room in range(cap - len(kept), 0, -1):  # as many merges as the budget holds
+        more = _spread(merges, room)
+        if sum(size[n] for n in [*kept, *more]) <= values:
+            kept += more
+            break
+    if len(kept) < min(cap, 4):
+        kept = _spread(every, cap)
+    chosen = sorted(set(kept), key=order.index)
+    parts = [f"{len([n for n in chosen if n in ends])} stage ends" if ends else "",
+             "its pooling layers" if pools else "",
+             "merges between" if any(n in merges for n in chosen) else ""]
+    note = (f"model '{model.name}' has {len(every)} convolution and pooling layers: drawing "
+            f"{len(chosen)} — {', '.join(p for p in parts if p)} (--layers all for every "
+            "one, or name them)")
+    return chosen, note
+
+
+def _values(grid: tuple[Any, ...], maps: int | None) -> int:
+    """The numbers a layer's maps hold (0 where a size is unknown)."""
+    if maps is None or None in tuple(grid):
+        return 0
+    return int(grid[0]) * int(grid[1]) * int(maps)
+
+
+def _smaller(after: tuple[Any, ...], before: tuple[Any, ...]) -> bool:
+    """Whether the maps shrink from ``before`` to ``after`` (unknown sizes never do)."""
+    if None in tuple(after) or None in tuple(before):
+        return False
+    return after[0] * after[1] < before[0] * before[1]
+
+
+def _spread(names: list[str], count: int) -> list[str]:
+    """At most ``count`` of ``names``, evenly spaced, the last always among them."""
+    if len(names) <= count:
+        return list(names)
+    picks = np.linspace(len(names) - 1, 0, count).round().astype(int)
+    return [names[i] for i in sorted(set(picks.tolist()))]

@@ -79,6 +79,52 @@ def switchable_maps(maps: list[dict[str, np.ndarray]], input_labels: list[str],
     return controls + figure_div(fig, div_id) + script
 
 
+def tiled_maps(pictures: dict[str, str], summaries: dict[str, np.ndarray],
+               div_id: str = "maps") -> str:
+    """HTML for layers too big to embed: a layer menu showing one layer's map grid at a time
+    (``pictures``: layer → its PNG beside the page, loaded when shown) and a bar chart of each
+    map's mean and largest value (``summaries``: layer → (maps, 2)) that follows the menu."""
+    import plotly.graph_objects as go
+
+    names = list(pictures)
+    fig = go.Figure()
+    for i, name in enumerate(names):
+        means, tops = summaries[name][:, 0], summaries[name][:, 1]
+        for values, label in ((tops, "largest"), (means, "mean")):  # the means in front
+            fig.add_trace(go.Bar(
+                y=values.astype(np.float32), name=label, visible=i == 0,
+                hovertemplate=f"{html.escape(name)}<br>map %{{x}}<br>{label} %{{y:.4g}}"
+                              "<extra></extra>"))
+    fig.update_layout(barmode="overlay", height=300, margin=dict(l=50, r=20, t=30, b=40),
+                      xaxis_title="map", yaxis_title="activation", plot_bgcolor="white")
+    options = "".join(f'<option value="{i}">{html.escape(n)}</option>'
+                      for i, n in enumerate(names))
+    images = "".join(
+        f'<img id="{div_id}-img-{i}" data-src="{html.escape(src)}" alt="{html.escape(n)}" '
+        f'style="max-width:100%;display:{"block" if i == 0 else "none"}"'
+        + (f' src="{html.escape(src)}"' if i == 0 else "") + ">"
+        for i, (n, src) in enumerate(pictures.items()))
+    script = f"""<script>
+(function () {{
+  const menu = document.getElementById("{div_id}-layer"), layers = {len(names)};
+  menu.addEventListener("change", function () {{
+    const chosen = +menu.value, visible = [];
+    for (let l = 0; l < layers; l++) {{
+      const img = document.getElementById("{div_id}-img-" + l);
+      if (l === chosen && !img.getAttribute("src")) img.setAttribute("src", img.dataset.src);
+      img.style.display = l === chosen ? "block" : "none";
+      visible.push(l === chosen, l === chosen);
+    }}
+    Plotly.restyle("{div_id}-numbers", {{visible: visible}});
+  }});
+}})();
+</script>"""
+    return (f'<p><label>layer <select id="{div_id}-layer">{options}</select></label></p>'
+            + images + "<p>Each map's mean and largest value (every value: activations.npz, "
+            "<code>cnnviz.Activations.load</code>):</p>" + figure_div(fig, f"{div_id}-numbers")
+            + script)
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     """A plain HTML table."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)

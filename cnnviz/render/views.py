@@ -13,10 +13,15 @@ from cnnviz.core.tables import ORDERS
 from cnnviz.core.text import file_stem
 from cnnviz.core.timing import timed
 from cnnviz.render import figures, grids, sheet
-from cnnviz.render.page import write_page
+from cnnviz.render.page import tiled_maps, write_page
 from cnnviz.results import Activations, ClassPatterns, FilterResult
 
 GRID_SIDE = 112  # pixels a side of a tile in the HTML grid of explain --indices
+
+
+# Map values a page embeds as interactive heatmaps; past this, the page shows the PNG grids
+# beside it and each map's mean and largest value (a ResNet50's 16 layers would be 300 MB).
+EMBEDDED_VALUES = 250_000
 
 
 @timed("render")
@@ -34,13 +39,20 @@ def write_activation_views(acts: Activations, out_dir: str | Path, *, index: int
                                                  class_names=class_names, title=title),
                               out / "input.png")]
     map_layers = {name: m[index] for name, m in acts.maps.items() if m.ndim == 4}
+    pictures = {}
     for name, maps in map_layers.items():
         fig = grids.map_grid(maps, title=f"{name}: {maps.shape[-1]} maps of "
                              f"{maps.shape[0]}×{maps.shape[1]}", scale=scale)
-        written.append(grids.save_png(fig, out / f"{file_stem(name, reserved=('input',))}.png"))
+        path = grids.save_png(fig, out / f"{file_stem(name, reserved=('input',))}.png")
+        written.append(path)
+        pictures[name] = path.name
     sections: list[tuple[str, Any]] = [("Input and prediction", figures.input_figure(
         shown, probabilities, label=label, class_names=class_names))]
-    if map_layers:
+    if map_layers and sum(m.size for m in map_layers.values()) > EMBEDDED_VALUES:
+        summaries = {name: np.stack([m.mean(axis=(0, 1)), m.max(axis=(0, 1))], axis=-1)
+                     for name, m in map_layers.items()}
+        sections.append(("Activation maps", tiled_maps(pictures, summaries)))
+    elif map_layers:
         sections.append(("Activation maps", figures.layer_maps_figure(map_layers)))
     return written + write_page(out / "activations.html", title or "cnnviz activations",
                                 sections, intro=f"model {acts.meta.model}; layers: "
