@@ -111,11 +111,11 @@ def test_one_place_decides_the_default_data():
 
 
 def _layout_blocks() -> dict[str, str]:
-    """The README's Layout: each entry of cnnviz/ with the text that describes it."""
+    """docs/layout.md: each entry of cnnviz/ with the text that describes it."""
     import re
 
-    readme = (PACKAGE.parent / "README.md").read_text()
-    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    page = (PACKAGE.parent / "docs" / "layout.md").read_text()
+    layout = page.split("```")[1]
     block = layout.split("\nscripts/", 1)[0]
     blocks: dict[str, str] = {}
     current = None
@@ -130,8 +130,8 @@ def _layout_blocks() -> dict[str, str]:
 
 
 def test_the_readme_layout_is_the_tree():
-    """The README's Layout names every module and package of cnnviz/, and nothing else, and
-    each package's entry names each of its modules."""
+    """docs/layout.md names every module and package of cnnviz/, and nothing else, and each
+    package's entry names each of its modules."""
     import re
 
     blocks = _layout_blocks()

@@ -24,7 +24,8 @@ from cnnviz.cli import app
 from cnnviz.core import tables
 from cnnviz.core.errors import CnnvizError
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS_PAGE = (ROOT / "docs" / "commands.md").read_text()
 
 
 def _options():
@@ -108,22 +109,23 @@ def test_the_noise_tunnel_wraps_any_method(tiny_model):
                                saliency.attribute(x, 0), rtol=1e-6)
 
 
-def test_the_readme_lists_every_choice_as_the_command_line_does():
-    """The README's command table shows each option's choices as the CLI's table gives them."""
+def test_the_commands_page_lists_every_choice_as_the_command_line_does():
+    """docs/commands.md shows each option's choices as the CLI's table gives them."""
     shown = {(command, param.opts[0]): param.metavar for command, param in _options()}
     for command, option in [("explain", "--method"), ("explain", "--baseline"),
                             ("filters", "--preset"), ("filters", "--objective"),
                             ("filters", "--start"), ("filters", "--colour")]:
         listed = shown[(command, option)].strip("[]").replace("|", "\\|")
-        assert f"[{option} {listed}]" in README, (command, option)
+        assert f"[{option} {listed}]" in COMMANDS_PAGE, (command, option)
 
 
-def test_the_readme_command_table_lists_every_command():
-    """Each command of the CLI has its row in the README's command table, and no row names a
-    command that does not exist."""
+def test_the_command_tables_list_every_command():
+    """Each command of the CLI has its row in the README's short table and in docs/commands.md,
+    and no row names a command that does not exist."""
     command = typer.main.get_command(app)
-    rows = set(re.findall(r"^\| `cnnviz ([a-z][a-z-]*)", README, flags=re.MULTILINE))
-    assert rows == set(command.commands)
+    for text in ((ROOT / "README.md").read_text(), COMMANDS_PAGE):
+        rows = set(re.findall(r"^\| `cnnviz ([a-z][a-z-]*)", text, flags=re.MULTILINE))
+        assert rows == set(command.commands)
 
 
 def test_data_specs_are_read_by_their_row(tmp_path):
