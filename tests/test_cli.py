@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,19 @@ def test_layers_table():
     assert any("dense_2" in line and "(None, 10)" in line for line in lines)
 
 
+def test_layers_in_a_pipe_keeps_whole_names(tmp_path):
+    import keras as k
+
+    name = "a_convolution_layer_with_a_name_far_longer_than_any_terminal_column_allows_it"
+    inputs = k.Input((8, 8, 1))
+    k.Model(inputs, k.layers.Conv2D(2, 3, name=name)(inputs), name="long").save(
+        tmp_path / "long.keras")
+    result = runner.invoke(app, ["layers", str(tmp_path / "long.keras")])  # not a terminal
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "long" and f"{name}\tConv2D\t(None, 6, 6, 2)\t2\t3×3\t1" in lines
+
+
 def test_filters_start_from_the_chosen_length_scales(tmp_path):
     from cnnviz.oip.param import start_images
     from cnnviz.results import FilterResult
@@ -210,8 +224,8 @@ BAD_INPUTS = {
     "unknown layer": (["activations", "--layers", "conv2d_9"],
                       "unknown layer 'conv2d_9'; did you mean conv2d_3, conv2d_2, conv2d_1?"),
     "dense layer": (["activations", "--layers", "dense_1"], "layer 'dense_1' has no 2-D maps"),
-    "digit 11": (["activations", "--digit", "11"], "digit must be 0..9, got 11"),
-    "digit -1": (["activations", "--digit", "-1"], "digit must be 0..9, got -1"),
+    "digit 11": (["activations", "--digit", "11"], "class must be 0..9, got 11"),
+    "digit -1": (["activations", "--digit", "-1"], "class must be 0..9, got -1"),
     "index past end": (["activations", "--index", "5000"], "index 5000 is outside"),
     "empty image": (["activations", "--image", "{tmp}/empty.png"], "is empty (0 bytes)"),
     "text image": (["activations", "--image", "{tmp}/text.png"], "cannot read image"),
@@ -237,14 +251,14 @@ BAD_INPUTS = {
     "negative examples": (["filters", "--examples", "-2"], "--examples must be ≥ 0"),
     "patterns of a missing class": (["patterns", "--class", "11"], "class 11 is not in data set"),
     "patterns without labels": (["patterns", "--data", "{tmp}/unlabelled.npz"], "has no labels"),
-    "patterns of an empty set": (["patterns", "--data", "{tmp}/empty.npz"], "is empty"),
+    "patterns of an empty set": (["patterns", "--data", "{tmp}/empty.npz"], "no images (an empty"),
     "patterns of a flatten layer": (["patterns", "--layer", "flatten"],
                                     "layer 'flatten' has no 2-D maps"),
     "patterns unknown data": (["patterns", "--data", "imagenet"], "unknown data set 'imagenet'"),
     "explain unknown method": (["explain", "--method", "lime"],
                                "unknown attribution method 'lime'"),
     "explain bad target": (["explain", "--target", "12"], "class 12 is not an output"),
-    "explain digit 10": (["explain", "--digit", "10"], "digit must be 0..9, got 10"),
+    "explain digit 10": (["explain", "--digit", "10"], "class must be 0..9, got 10"),
     "model is a folder": (["activations", "{tmp}/folder.keras"], "is a directory"),
     "empty model file": (["layers", "{tmp}/empty.keras"], "is empty (0 bytes)"),
     "text named .keras": (["layers", "{tmp}/notes.keras"], "not a valid .keras file"),
@@ -288,7 +302,7 @@ def test_filters_command_writes_both_galleries(tmp_path):
                  "--order", "activation", "--examples", "3", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "conv2d_1: 5 filters" in result.stdout
-    assert "live filters beat their best real image" in result.stdout
+    assert re.search(r"\d+ of \d+ live filters \(\d+%\) beat their best real image", result.stdout)
     from cnnviz.results import FilterResult
 
     saved = FilterResult.load(tmp_path / "filters.npz")
@@ -496,3 +510,48 @@ def test_explain_several_inputs_draws_one_grid(tmp_path):
         bad = run("explain", *args, "--out", tmp_path / "bad")
         assert bad.exit_code == 1 and message in bad.output, bad.output
         assert not (tmp_path / "bad").exists()
+
+
+def test_an_rgb_first_layer_is_drawn_in_colour(tmp_path):
+    import keras as k
+
+    inputs = k.Input((8, 8, 3))
+    conv = k.layers.Conv2D(2, 3, name="c1")
+    model = k.Model(inputs, k.layers.Flatten()(conv(inputs)))
+    kernel = np.zeros((3, 3, 3, 2), np.float32)
+    kernel[..., 0, 0] = 1.0  # filter 0 reads only red: a red square
+    kernel[..., 2, 1] = -2.0  # filter 1 is negative on blue: yellow-grey (R, G mid, B low)
+    conv.set_weights([kernel, np.zeros(2, np.float32)])
+    model.save(tmp_path / "rgb.keras")
+    result = run("kernels", tmp_path / "rgb.keras", "--out", tmp_path / "colour")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "colour" / "kernels.png") as png:
+        pixels = np.asarray(png.convert("RGB")).reshape(-1, 3).astype(int)
+    colours = {tuple(p) for p in pixels}
+    assert (255, 128, 128) in colours  # red at 1 over mid-grey 0.5 elsewhere
+    assert (128, 128, 0) in colours  # blue at −1: no blue
+    one = run("kernels", tmp_path / "rgb.keras", "--channel", "2", "--out", tmp_path / "blue")
+    assert one.exit_code == 0
+    with Image.open(tmp_path / "blue" / "kernels.png") as png:
+        assert (128, 128, 0) not in {tuple(p) for p in np.asarray(png.convert("RGB"))
+                                     .reshape(-1, 3).astype(int)}  # the diverging map instead
+
+
+def test_an_image_is_named_by_the_classes_of_the_data_given(tmp_path):
+    import keras as k
+
+    inputs = k.Input((8, 8, 3))
+    outputs = k.layers.Dense(2, activation="softmax")(k.layers.Flatten()(
+        k.layers.Conv2D(2, 3)(inputs)))
+    k.Model(inputs, outputs).save(tmp_path / "two.keras")
+    for name in ("cat", "dog"):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        Image.fromarray(np.full((8, 8, 3), 100, np.uint8)).save(tmp_path / "pics" / name / "a.png")
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "x.png")
+    alone = run("explain", tmp_path / "two.keras", "--image", tmp_path / "x.png", "--method",
+                "saliency", "--out", tmp_path / "a")
+    named = run("explain", tmp_path / "two.keras", "--image", tmp_path / "x.png", "--data",
+                tmp_path / "pics", "--method", "saliency", "--out", tmp_path / "b")
+    assert alone.exit_code == named.exit_code == 0, named.output
+    assert re.search(r"class [01] explained", alone.stdout)
+    assert re.search(r"class (cat|dog) explained", named.stdout), named.stdout

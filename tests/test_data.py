@@ -41,7 +41,7 @@ def test_pick_digit_is_deterministic_and_of_the_class(mnist):
         assert index == pick_digit(mnist.y_test, digit, seed=5)
     assert len({pick_digit(mnist.y_test, 6, seed=s) for s in range(20)}) > 1
     for bad in (11, -1):
-        with pytest.raises(CnnvizError, match=f"digit must be 0..9, got {bad}"):
+        with pytest.raises(CnnvizError, match=f"class must be 0..9, got {bad}"):
             pick_digit(mnist.y_test, bad)
 
 

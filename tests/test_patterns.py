@@ -74,7 +74,7 @@ def test_patterns_bad_input(tiny_model, small_data):
     images, labels = small_data
     with pytest.raises(CnnvizError, match="has no labels"):
         class_patterns(tiny_model, images, None, "conv")
-    with pytest.raises(CnnvizError, match="is empty"):
+    with pytest.raises(CnnvizError, match="no images \\(an empty folder, file or split\\)"):
         class_patterns(tiny_model, images[:0], labels[:0], "conv")
     with pytest.raises(CnnvizError, match="23 images but 2 labels"):
         class_patterns(tiny_model, images, labels[:2], "conv")

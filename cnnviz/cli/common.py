@@ -43,8 +43,9 @@ PreprocessOpt = Annotated[str, typer.Option(
          "Rescaling; a Keras Applications architecture's own mode, named in a note; else "
          "0..1); unit 0..1, symmetric -1..1, raw 0..255, caffe or torch (ImageNet modes).")]
 DigitOpt = Annotated[int | None, typer.Option(
-    rich_help_panel=MODEL_PANEL, help="Use a bundled test image of this digit (0-9).",
-    show_default="a 6")]
+    "--class", "--digit", rich_help_panel=MODEL_PANEL,
+    help="Use an image of this class of the data (--digit: the same, for the bundled digits "
+         "0-9), drawn with --seed.", show_default="a 6")]
 IndexOpt = Annotated[int | None, typer.Option(
     rich_help_panel=MODEL_PANEL, help="Use the bundled test image at this index.")]
 ImageOpt = Annotated[Path | None, typer.Option(
@@ -173,6 +174,10 @@ def handle_errors(command: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # `cnnviz layers | head`: the reader has all it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)  # so that the interpreter's last flush finds a sink
+            raise typer.Exit(0) from None
         except Exception as exc:
             if os.environ.get("CNNVIZ_DEBUG"):
                 raise

@@ -34,6 +34,13 @@ def layers(model: ModelArg = None, size_: SizeOpt = None, unsafe: UnsafeOpt = Fa
     from cnnviz.jobs import layers_job
 
     found = layers_job(model, size=size(size_), unsafe=unsafe)
+    stop_live()
+    if not console.is_terminal:  # a pipe or a file: whole names, tab-separated, no box
+        print(printable(found.title))
+        print("\t".join(("name", "type", "output shape", "maps", "field", "stride")))
+        for row in found.rows:
+            print("\t".join(printable(cell) for cell in row))
+        return
     table = Table(title=Text(printable(found.title)), show_lines=False,
                   caption="field: input pixels one unit sees; stride: pixels between units")
     for column, justify in (("name", "left"), ("type", "left"), ("output shape", "left"),
@@ -41,7 +48,6 @@ def layers(model: ModelArg = None, size_: SizeOpt = None, unsafe: UnsafeOpt = Fa
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in found.rows:
         table.add_row(*(Text(printable(cell)) for cell in row))  # names are not markup
-    stop_live()
     console.print(table)
 
 
@@ -50,9 +56,10 @@ def kernels(
     layer: Annotated[str | None, typer.Option(
         help="A 2-D convolution layer.", show_default="the first conv layer",
         rich_help_panel=MODEL_PANEL)] = None,
-    channel: Annotated[int, typer.Option(
-        help="Input channel to show when the layer has several.",
-        rich_help_panel=MODEL_PANEL)] = 0,
+    channel: Annotated[int | None, typer.Option(
+        help="Input channel to show when the layer has several.", show_default="channel 0 in "
+        "the HTML; the PNG in colour for a layer reading RGB", rich_help_panel=MODEL_PANEL)
+    ] = None,
     out: Annotated[Path | None, out_option("cnnviz-out/kernels")] = None,
     standalone: StandaloneOpt = False,
     force: ForceOpt = False,

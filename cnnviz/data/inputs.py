@@ -18,7 +18,7 @@ from cnnviz.data.sources import as_source, data_for
 def pick_digit(labels: np.ndarray, digit: int, seed: int = 0, classes: int = 10) -> int:
     """A deterministic index of an image of class ``digit`` (changes with ``seed``)."""
     if not 0 <= digit < classes:
-        raise CnnvizError(f"digit must be 0..{classes - 1}, got {digit}")
+        raise CnnvizError(f"class must be 0..{classes - 1}, got {digit}")
     candidates = np.flatnonzero(labels == digit)
     if candidates.size == 0:
         raise CnnvizError(f"no image of class {digit} in the data set")
@@ -49,7 +49,7 @@ def select_input(shape: tuple[int | None, ...], value_range: Any = (0.0, 1.0), *
     ``value_range`` (a (lo, hi) pair or a Preprocess)."""
     check_seed(seed)
     if sum(option is not None for option in (digit, index, image)) > 1:
-        raise CnnvizError("choose one input: --digit, --index or --image")
+        raise CnnvizError("choose one input: --class (--digit), --index or --image")
     notes: list[str] = []
     if image is not None:
         pixels, label, name = read_image(image, notes), None, Path(image).name

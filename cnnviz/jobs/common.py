@@ -52,9 +52,11 @@ class InputSpec:
 
 @timed("load")
 def choose_input(facts: ModelFacts, spec: InputSpec) -> tuple[InputChoice, Source | None]:
-    """The input, and the data it came from; no data for a model the bundled digits do not fit
-    is an error naming what to give."""
-    source = None if spec.image is not None else data_for(facts.input_shape, spec.data)
+    """The input, and the data it came from (with ``--image``, the ``--data`` given: its class
+    names and references); no data for a model the bundled digits do not fit is an error
+    naming what to give."""
+    source = None if spec.image is not None and spec.data is None else \
+        data_for(facts.input_shape, spec.data)
     if spec.image is None and source is None:
         raise CnnvizError(no_data_note(facts.name, facts.input_shape, "the input", "is missing",
                                        "--image or --data"))
@@ -76,7 +78,7 @@ def choose_inputs(facts: ModelFacts, spec: InputSpec, indices: str
     from cnnviz.core.text import number_spans
 
     if spec.image is not None or spec.digit is not None or spec.index is not None:
-        raise CnnvizError("--indices chooses the inputs itself: drop --image, --digit and "
+        raise CnnvizError("--indices chooses the inputs itself: drop --image, --class and "
                           "--index")
     source = data_for(facts.input_shape, spec.data)
     if source is None:

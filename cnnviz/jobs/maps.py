@@ -76,14 +76,20 @@ def _drawn_layers(facts: ModelFacts, layers: list[str] | None,
     return shown_map_layers(facts.model, grids)
 
 
-def kernels_job(facts: ModelFacts, out: Path, *, layer: str | None = None, channel: int = 0,
-                force: bool = False, standalone: bool = False) -> Outcome:
-    """``cnnviz kernels``: a conv layer's weights (default: the first conv layer)."""
+def kernels_job(facts: ModelFacts, out: Path, *, layer: str | None = None,
+                channel: int | None = None, force: bool = False,
+                standalone: bool = False) -> Outcome:
+    """``cnnviz kernels``: a conv layer's weights (default: the first conv layer), seen from
+    input ``channel``; a layer reading 3 channels (RGB) with no channel named is drawn in
+    colour in the PNG too (each kernel scaled around mid-grey by its largest weight)."""
     with OutputUnit(out, "kernels", force, main="kernels.html") as unit:
         name = layer or default_layer(facts.model, first=True)
-        kernels = conv_kernels(facts.model, name, channel)
+        kernels = conv_kernels(facts.model, name, 0 if channel is None else channel)
+        colour = conv_kernels(facts.model, name, None) if channel is None else None
         with unit.writing() as written:
-            written += views.write_kernel_views(kernels, name, out, standalone=standalone)
+            written += views.write_kernel_views(
+                kernels, name, out, standalone=standalone,
+                colour=colour if colour is not None and colour.shape[2] == 3 else None)
     outcome = Outcome(written)
     outcome.lines = [outcome.wrote()]
     return outcome

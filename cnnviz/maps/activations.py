@@ -152,7 +152,7 @@ def _streamed(facts: ModelFacts, source: Source, layers: list[str], preactivatio
         if on_progress:
             on_progress(begin, total)
     if begin == 0:
-        raise CnnvizError(f"the data set {source.name} is empty")
+        raise CnnvizError(f"{source.name}: no images (an empty folder, file or split)")
 
 
 def reduced_batches(facts: ModelFacts, source: Source, layers: list[str], *,

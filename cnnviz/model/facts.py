@@ -376,12 +376,15 @@ def default_layer(model: Any, *, first: bool = False, top_level: bool = False,
     return name.split("/")[0] if top_level else name
 
 
-def conv_kernels(model: Any, layer: str, channel: int = 0) -> np.ndarray:
-    """The weights of a 2-D convolution layer seen from one input channel: (kh, kw, filters)."""
+def conv_kernels(model: Any, layer: str, channel: int | None = 0) -> np.ndarray:
+    """The weights of a 2-D convolution layer seen from one input channel: (kh, kw, filters);
+    ``None``: from every channel, (kh, kw, channels, filters)."""
     weights = getattr(get_layer(model, layer), "kernel", None)
     if weights is None or len(weights.shape) != 4:
         raise CnnvizError(f"layer '{layer}' has no 2-D convolution kernel")
     kernel = np.asarray(keras().ops.convert_to_numpy(weights))
+    if channel is None:
+        return kernel
     if not 0 <= channel < kernel.shape[2]:
         raise CnnvizError(f"--channel {channel} is out of range: '{layer}' has "
                           f"{kernel.shape[2]} input channels")

@@ -100,6 +100,6 @@ def patterns_in_parts(work: PatternWork, runner: Any = None,
     with it (:func:`~cnnviz.parts.engine.run_pass`)."""
     joined = run_pass(work, tally, runner, on_progress, on_checkpoint, checkpoint_every).value
     if joined is None:
-        raise CnnvizError(f"the data set {work.data.name} is empty")
+        raise CnnvizError(f"{work.data.name}: no images (an empty folder, file or split)")
     joined.meta = replace(joined.meta, data_digest=work.data.digest())  # the whole data's
     return joined

@@ -72,6 +72,11 @@ def _with_examples(images: np.ndarray, examples: np.ndarray) -> np.ndarray:
     return np.concatenate([images.astype(np.float64), blank, real], axis=2)
 
 
+def _two(value: float) -> str:
+    """Two decimals, never "-0.00"."""
+    return f"{0.0 if abs(value) < 0.005 else value:.2f}"
+
+
 def check_order(order: str) -> None:
     """Refuse a gallery order other than ``index`` or ``activation``."""
     ORDERS.check(order)
@@ -87,7 +92,7 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
     flagged = [bool(result.dead[i]) or int(result.filters[i]) in result.notes for i in idx]
     kind = result.params.get("objective_kind", "channel")
     labels = [("all maps" if result.dream else result.unit_name(result.filters[i])) +
-              f": {result.output[i]:.2f}" + (" dead" if result.dead[i] else "") for i in idx]
+              f": {_two(result.output[i])}" + (" dead" if result.dead[i] else "") for i in idx]
     template = ("class %{customdata[0]}" if result.classes else "filter %{customdata[0]}") + \
         "<br>output %{customdata[1]:.4g}"
     columns = [result.filters[idx], result.output[idx]]
@@ -187,13 +192,24 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
 
 @timed("render")
 def write_kernel_views(kernels: np.ndarray, layer: str, out_dir: str | Path, *,
-                       standalone: bool = False) -> list[Path]:
+                       standalone: bool = False, colour: np.ndarray | None = None
+                       ) -> list[Path]:
     """Write ``kernels.png`` and ``kernels.html``: each filter's weights (kh×kw×filters) on a
-    diverging colour scale centred on zero."""
+    diverging colour scale centred on zero; with ``colour`` (kh×kw×3×filters, an RGB layer's
+    weights) the PNG shows each kernel in colour, mid-grey at zero."""
     out = Path(out_dir)
     title = f"{layer}: {kernels.shape[-1]} kernels of {kernels.shape[0]}×{kernels.shape[1]}"
-    fig = grids.map_grid(kernels, title=title, cmap="RdBu_r", symmetric=True, label="weight")
-    written = [grids.save_png(fig, out / "kernels.png")]
+    if colour is not None:
+        span = np.abs(colour).max(axis=(0, 1, 2), keepdims=True)
+        shown = np.moveaxis(0.5 + 0.5 * colour / np.where(span > 0, span, 1.0), -1, 0)
+        picture = sheet.image_gallery(shown, [str(f) for f in range(len(shown))],
+                                      value_range=(0.0, 1.0), title=f"{title} in colour (RGB; "
+                                      "mid-grey is 0, each kernel scaled to its largest weight)")
+        written = [grids.save_png(picture, out / "kernels.png")]
+    else:
+        fig = grids.map_grid(kernels, title=title, cmap="RdBu_r", symmetric=True,
+                             label="weight")
+        written = [grids.save_png(fig, out / "kernels.png")]
     figure = figures.layer_maps_figure({layer: kernels}, colorscale="RdBu_r", symmetric=True,
                                        unit="filter", value="weight")
     return written + write_page(out / "kernels.html", f"{layer} kernels",

@@ -193,10 +193,11 @@ class FilterResult:
             line += (f"; the model's prediction changed from {names[0]} to {names[1]}"
                      if names[0] != names[1] else f"; the model's prediction stayed {names[0]}")
         if self.best_real is not None and live.any():
-            line += (f"; {self.beats_real[live].mean():.0%} of {int(live.sum())} live filters "
-                     f"beat their best real image of {self.meta.data or 'the data'}")
-            ties = self.reaches_real[live].mean() - self.beats_real[live].mean()
-            line += f" ({ties:.0%} more match it)" if ties > 0 else ""
+            beats = int(self.beats_real[live].sum())
+            ties = int(self.reaches_real[live].sum()) - beats
+            line += (f"; {beats} of {int(live.sum())} live filters ({beats / live.sum():.0%}) "
+                     f"beat their best real image of {self.meta.data or 'the data'}"
+                     + (f" and {ties} more equal it" if ties > 0 else ""))
         return line
 
     def save(self, path: str | Path, twin: bool = True) -> tuple[Path, ...]:

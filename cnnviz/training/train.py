@@ -184,6 +184,8 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 
     if not 0 < fraction < 1:
         raise CnnvizError(f"--validation takes a fraction between 0 and 1 or 'test', got "
                           f"{fraction}")
+    if not len(x):
+        raise CnnvizError("the training data holds no images")
     held = max(1, round(fraction * len(x)))
     if held >= len(x):
         raise CnnvizError(f"holding out {fraction:g} of {len(x)} images leaves none to train on")
