@@ -3,6 +3,7 @@ presets, objectives and starts in ``filters``, baselines and checks in ``explain
 
 import json
 
+import pytest
 from plotly_page import figures
 from typer.testing import CliRunner
 
@@ -66,6 +67,7 @@ def test_bad_trust_options_are_one_line_errors(tmp_path):
         assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.one_backend  # whole pages: the TensorFlow stage of CI runs it
 def test_explain_prints_completeness_and_checks(tmp_path):
     result = run("explain", "--digit", "2", "--baseline", "blur", "--metrics",
                  "--method", "integrated_gradients,all", "--out", tmp_path)

@@ -206,6 +206,7 @@ def test_an_edited_json_twin_is_refused(tmp_path):
     assert result.exit_code == 1 and "filters.json changed after the run" in result.stderr
 
 
+@pytest.mark.one_backend  # whole pages: the TensorFlow stage of CI runs it
 def test_a_result_that_does_not_record_its_model_is_recomputed_and_said(tmp_path):
     out = tmp_path / "f"
     assert runner.invoke(app, ["filters", "--filters", "0-1", "--steps", "2", "--no-reference",

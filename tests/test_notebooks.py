@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # end to end: a browser or a kernel
+# end to end: a kernel; the Python API's backend paths are the other tests', so CI's JAX stage
+# leaves the notebooks to the TensorFlow stage
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 

@@ -252,7 +252,7 @@ def test_filter_result_values_dead_filters_and_round_trip(tmp_path, oip_model):
     np.testing.assert_allclose(result.best_real, best, rtol=1e-6)
     assert result.beats_real[:2].all()
     summary = result.summary()
-    assert "1 dead filter(s)" in summary and "100% of 2 live filters beat" in summary
+    assert "1 dead filter(s)" in summary and "2 of 2 live filters (100%) beat" in summary
     result.save(tmp_path / "r.npz")
     back = FilterResult.load(tmp_path / "r.npz")
     for name in ("filters", "images", "activation", "post_max", "curves", "best_real",

@@ -79,6 +79,7 @@ def test_merging_parts_of_two_models_is_refused(tiny_model, twin):
         merge(first, second)
 
 
+@pytest.mark.one_backend  # whole pages: the TensorFlow stage of CI runs it
 def test_report_recomputes_what_another_model_made(tmp_path, tiny_model, twin):
     from cnnviz.report.build import build_report
 

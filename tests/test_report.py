@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from cnnviz.cli import app
 
+# whole pages built end to end: CI's JAX stage leaves them to the TensorFlow stage
+pytestmark = pytest.mark.one_backend
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("CNNVIZ_ARTIFACTS", Path(__file__).parent.parent /
                                 "test-artifacts"))

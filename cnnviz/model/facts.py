@@ -383,12 +383,10 @@ def conv_kernels(model: Any, layer: str, channel: int | None = 0) -> np.ndarray:
     if weights is None or len(weights.shape) != 4:
         raise CnnvizError(f"layer '{layer}' has no 2-D convolution kernel")
     kernel = np.asarray(keras().ops.convert_to_numpy(weights))
-    if channel is None:
-        return kernel
-    if not 0 <= channel < kernel.shape[2]:
+    if channel is not None and not 0 <= channel < kernel.shape[2]:
         raise CnnvizError(f"--channel {channel} is out of range: '{layer}' has "
                           f"{kernel.shape[2]} input channels")
-    return kernel[:, :, channel, :]
+    return kernel if channel is None else kernel[:, :, channel, :]
 
 
 def input_range(model: Any) -> tuple[Any, Any]:

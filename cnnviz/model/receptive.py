@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.core.backend import native_logs_muted
 from cnnviz.core.errors import CnnvizError
 from cnnviz.model.facts import ModelFacts, as_facts, get_layer, layer_output_shape
 from cnnviz.model.static import ConfigLayer, ConfigModel
@@ -230,7 +231,9 @@ def receptive_fields(model: ModelFacts | Any, size: tuple[int, int] | None = Non
     input size, or ``size`` for a model that takes any."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
-    return fields_of(_keras_layers(facts.model), shape[:2])
+    with native_logs_muted():  # layer configs serialize: Keras loads TensorFlow where installed
+        layers = _keras_layers(facts.model)
+    return fields_of(layers, shape[:2])
 
 
 def receptive_field(model: ModelFacts | Any, layer: str,
