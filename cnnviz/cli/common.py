@@ -138,15 +138,16 @@ def check_early(command: Callable[..., Any], values: dict[str, Any]) -> None:
         offered = metavar.strip("[]").split("|")
         if any(c.isupper() or ":" in c for c in offered):
             continue  # free forms (FOLDER, image:PATH): the library checks them
-        parts = value.split(",") if "all" in offered and value != "all" else [value]
+        parts = [p.strip() for p in value.split(",")] if "all" in offered and value != "all" \
+            else [value]  # several choices where "all" is offered, "all" only alone
         for part in parts:
-            if part.strip() not in offered or (part.strip() == "all" and len(parts) > 1):
-                table = next((t for t in tables.ALL if set(t.names()) <= set(offered)
-                              and part.strip() not in t.names()), None)
-                if table is not None:
-                    table.check(part.strip())
-                flag = (info.param_decls or (f"--{name.rstrip('_').replace('_', '-')}",))[0]
-                raise CnnvizError(f"{flag} takes {' or '.join(offered)}, got '{value}'")
+            if part in offered and not (part == "all" and len(parts) > 1):
+                continue
+            table = next((t for t in tables.ALL if set(t.names()) <= set(offered)), None)
+            if table is not None:
+                table.check(part)  # its own line: "unknown attribution method 'x': use …"
+            flag = (info.param_decls or (f"--{name.rstrip('_').replace('_', '-')}",))[0]
+            raise CnnvizError(f"{flag} takes {' or '.join(offered)}, got '{value}'")
 
 
 def handle_errors(command: F) -> F:

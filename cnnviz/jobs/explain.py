@@ -44,8 +44,7 @@ def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str 
             count = min(256, data.size() or 256)
             pixels, _ = data.gather(np.arange(count), choices[0].image.shape)
             references = model_inputs(pixels, facts.preprocess)
-        where = choices[0].source if indices is None else \
-            f"{data.name if data is not None else 'data'} images {indices}"
+        where = choices[0].source if indices is None else f"{data.name} images {indices}"
         result = explain(facts, np.stack([c.image for c in choices]), methods, target=target,
                          layer=layer, seed=source.seed, baseline=baseline,
                          references=references, data=where,

@@ -122,7 +122,7 @@ def shown_map_layers(model: Any, grids: dict[str, tuple[int, int]] | None = None
     pooling layer, then, while their maps hold at most ``values`` numbers, the merges (Add,
     Concatenate: the ends of residual and dense blocks) spread evenly — at most ``cap``.
     ``grids`` gives a layer's map size where its shape does not (a model of any size)."""
-    from cnnviz.model.facts import map_layers, resolve_map_layers  # noqa: F401
+    from cnnviz.model.facts import map_layers, resolve_map_layers
 
     every = resolve_map_layers(model, None)
     if len(every) <= cap:

@@ -190,11 +190,9 @@ def attribution_overlay(image: np.ndarray, heatmap: np.ndarray, *, signed: bool 
         dict(cmap="inferno", vmin=0.0, vmax=top)
     fig = notebook_figure(10.2, 3.6)
     ax_in, ax_over, ax_map = fig.subplots(1, 3)
-    for ax in (ax_in, ax_over):
-        ax.imshow(shown, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    # over the input, a value's opacity grows with its size, so small values leave it visible
-    strength = np.clip(np.abs(heatmap) / top, 0.0, 1.0)
-    ax_over.imshow(heatmap, alpha=0.8 * strength, interpolation="nearest", **scale)
+    ax_in.imshow(shown, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    # over the input (in grey), a value's opacity grows with its size: small ones leave it seen
+    ax_over.imshow(attribution_rgb(image, heatmap, signed, top), interpolation="nearest")
     drawn = ax_map.imshow(heatmap, interpolation="nearest", **scale)
     for ax, name in ((ax_in, "input"), (ax_over, "over the input"), (ax_map, "attribution")):
         ax.set_title(name, fontsize=9)
