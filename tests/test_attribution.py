@@ -208,7 +208,17 @@ def test_cam_layer_is_the_deepest_with_maps_of_seven_or_more(k, reference_model)
     assert cam_layer(any_size, (8, 8)) == "c1"  # 8×8; c2 is 4×4
     assert cam_layer(any_size, (6, 6)) == "c2"  # nothing reaches 7: the deepest convolution
     result = explain(any_size, np.zeros((1, 24, 24, 3), np.float32), ("gradcam",))
-    assert result.meta.layers == ("c2",)
+    assert result.meta.layers == ("c2",) and result.params["cam_layer"] == "default"
+    from cnnviz.attribution import ChannelTarget
+    from cnnviz.render.attributions import cam_layer_line
+
+    x = np.random.default_rng(0).random((1, 24, 24, 3)).astype(np.float32)
+    channel = explain(any_size, x, ("gradcam",), target=ChannelTarget(0, "c1"))
+    assert channel.meta.layers == ("c1",) and channel.params["cam_layer"] == "target"
+    assert cam_layer_line(channel) == ("the class activation maps read layer c1 (the layer "
+                                       "whose channel is explained)")
+    given = explain(any_size, x, ("gradcam",), layer="p1")
+    assert cam_layer_line(given) == "the class activation maps read layer p1 (as given)"
 
 
 def test_occlusion_of_a_linear_score_is_the_patch_sum(k):

@@ -94,10 +94,10 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
     if not np.all(np.isfinite(scores)):
         raise CnnvizError("the model's output for the input is NaN or infinite: it overflows "
                           "inside, so no attribution can say why")
-    given = layer is not None
+    why = "given" if layer is not None else "default"
     if layer is None and chosen.layer is not None and "/" not in chosen.layer and \
             len(get_layer(facts.model, chosen.layer).output.shape) == 4:
-        layer = chosen.layer  # a CAM of a layer's channel: where on that layer it fires
+        layer, why = chosen.layer, "target"  # a layer's channel: where on that layer it fires
     if layer is None and any(ATTRIBUTIONS[name].layer for name in methods):
         layer = cam_layer(facts, tuple(x.shape[1:3]) if facts.any_size else None)
     maps, read_at, params = {}, None, {}
@@ -115,7 +115,7 @@ def explain(model: ModelFacts | Any, images: np.ndarray, methods: tuple[str, ...
     meta = Meta(facts.name, facts.preprocess, (read_at,) if read_at else (), data, seed,
                 classes=classes if kind == "class" else (), model_digest=facts.digest)
     if read_at:
-        params["cam_layer"] = "given" if given else "default"
+        params["cam_layer"] = why  # given, default (cam_layer's rule), or the target's layer
     params |= {"explained": "predicted" if target is None else "given", "target": kind,
                "target_layer": chosen.layer,
                "signed": {n: bool(ATTRIBUTIONS[n].signed) for n in methods}}

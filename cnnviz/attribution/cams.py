@@ -32,7 +32,7 @@ from cnnviz.model.facts import (
     resolve_map_layers,
 )
 from cnnviz.model.graph import output_feeding
-from cnnviz.model.receptive import receptive_field, receptive_fields, upsample
+from cnnviz.model.receptive import map_grids, receptive_field, upsample
 
 # The smallest map side a CAM is read at by default: coarser maps put their blocks anywhere.
 CAM_MIN_SIDE = 7
@@ -45,8 +45,7 @@ def cam_layer(model: ModelFacts | Any, size: tuple[int, int] | None = None) -> s
     every map is smaller, the deepest convolution (or the nested model holding it)."""
     facts = as_facts(model)
     fallback = default_layer(facts.model, top_level=True, purpose="Grad-CAM")
-    grids = {name: (f.rows.n, f.cols.n) for name, f in receptive_fields(facts, size).items()
-             if f.rows is not None and f.cols is not None}
+    grids = map_grids(facts, size)
     convs = conv_layers(facts.model)
     chosen, seen_conv = None, False
     for layer in facts.model.layers:

@@ -67,7 +67,7 @@ def explain_job(facts: ModelFacts, out: Path, source: InputSpec, *, method: str 
     outcome = Outcome(written, titles if len(titles) <= 4 else [
         f"{len(titles)} inputs explained: {', '.join(titles[:2])}, …"], notes)
     if result.meta.layers:
-        outcome.lines.append(explained.cam_layer_line(result, layer is None))
+        outcome.lines.append(explained.cam_layer_line(result))
     if "integrated_gradients" in result.maps and indices is None:
         outcome.lines.append(_completeness_line(result, baseline))
     if "gradcam" in result.maps and not result.maps["gradcam"].any():

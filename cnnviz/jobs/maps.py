@@ -22,7 +22,7 @@ from cnnviz.model.facts import (
     resolve_map_layers,
 )
 from cnnviz.model.graph import shown_map_layers
-from cnnviz.model.receptive import receptive_fields
+from cnnviz.model.receptive import map_grids
 from cnnviz.oip.optimize import ProgressFn
 from cnnviz.parts.engine import Tally, read_tally, save_tally
 from cnnviz.parts.kinds import PatternWork, patterns_in_parts
@@ -70,10 +70,7 @@ def _drawn_layers(facts: ModelFacts, layers: list[str] | None,
         return resolve_map_layers(facts.model, None), None
     if layers:
         return resolve_map_layers(facts.model, layers), None
-    grids = {name: (f.rows.n, f.cols.n) for name, f in
-             receptive_fields(facts, size if facts.any_size else None).items()
-             if f.rows is not None and f.cols is not None}
-    return shown_map_layers(facts.model, grids)
+    return shown_map_layers(facts.model, map_grids(facts, size if facts.any_size else None))
 
 
 def kernels_job(facts: ModelFacts, out: Path, *, layer: str | None = None,
@@ -85,11 +82,11 @@ def kernels_job(facts: ModelFacts, out: Path, *, layer: str | None = None,
     with OutputUnit(out, "kernels", force, main="kernels.html") as unit:
         name = layer or default_layer(facts.model, first=True)
         kernels = conv_kernels(facts.model, name, 0 if channel is None else channel)
-        colour = conv_kernels(facts.model, name, None) if channel is None else None
+        every = conv_kernels(facts.model, name, None) if channel is None else None
+        colour = every if every is not None and every.shape[2] == 3 else None
         with unit.writing() as written:
-            written += views.write_kernel_views(
-                kernels, name, out, standalone=standalone,
-                colour=colour if colour is not None and colour.shape[2] == 3 else None)
+            written += views.write_kernel_views(kernels, name, out, standalone=standalone,
+                                                colour=colour)
     outcome = Outcome(written)
     outcome.lines = [outcome.wrote()]
     return outcome

@@ -138,7 +138,7 @@ def shown_map_layers(model: Any, grids: dict[str, tuple[int, int]] | None = None
     kept = _spread([n for n in order if n in ends or n in pools], cap)
     after = {n: order[k + 1] for k, n in enumerate(order[:-1])}
     merges = [m for m in merges if m not in kept and after.get(m) not in kept]  # not twice
-    size = {i.name: _values(grids.get(i.name, i.output_shape[1:3]), i.maps) for i in infos}
+    size = {i.name: _values(grid, i.maps) for i, grid in zip(infos, side, strict=True)}
     for room in range(cap - len(kept), 0, -1):  # as many merges as the budget holds
         more = _spread(merges, room)
         if sum(size[n] for n in [*kept, *more]) <= values:

@@ -236,6 +236,14 @@ def receptive_fields(model: ModelFacts | Any, size: tuple[int, int] | None = Non
     return fields_of(layers, shape[:2])
 
 
+def map_grids(model: ModelFacts | Any, size: tuple[int, int] | None = None
+              ) -> dict[str, tuple[int | None, int | None]]:
+    """Each map layer's (rows, columns) of units at the model's input size, or ``size`` for a
+    model that takes any."""
+    return {name: (f.rows.n, f.cols.n) for name, f in receptive_fields(model, size).items()
+            if f.rows is not None and f.cols is not None}
+
+
 def receptive_field(model: ModelFacts | Any, layer: str,
                     size: tuple[int, int] | None = None) -> Field:
     """The receptive field of one layer (see :func:`receptive_fields`)."""

@@ -23,8 +23,7 @@ GRID_SIDE = 112  # pixels a side of a tile in the HTML grid of explain --indices
 def attribution_title(result: Attributions, index: int = 0) -> str:
     """"<data>: class T explained (predicted P, 97.3%)" — or "channel K of <layer> explained"
     — for input ``index``."""
-    names = result.params.get("inputs") or []
-    where = names[index] if index < len(names) else result.meta.data or "input"
+    where = _input_name(result, index, result.meta.data or "input")
     target = int(result.targets[index])
     if result.params.get("target", "class") == "class":
         predicted, name = int(result.predictions[index]), result.meta.class_name
@@ -40,12 +39,21 @@ def attribution_title(result: Attributions, index: int = 0) -> str:
             f"{result.probabilities[index, target]:.3g})")
 
 
-def cam_layer_line(result: Attributions, chosen_by_default: bool = True) -> str:
+WHY_CAM_LAYER = {"default": "the deepest layer whose maps are at least 7×7 — coarser ones land "
+                            "anywhere; --layer to choose",
+                 "target": "the layer whose channel is explained", "given": "as given"}
+
+
+def cam_layer_line(result: Attributions) -> str:
     """Which layer the CAMs read, and why, in one line."""
-    layer = result.meta.layers[0]
-    why = ("the deepest layer whose maps are at least 7×7 — coarser ones land anywhere; "
-           "--layer to choose" if chosen_by_default else "as given")
-    return f"the class activation maps read layer {layer} ({why})"
+    why = WHY_CAM_LAYER.get(result.params.get("cam_layer", "given"), "as given")
+    return f"the class activation maps read layer {result.meta.layers[0]} ({why})"
+
+
+def _input_name(result: Attributions, index: int, fallback: str) -> str:
+    """Input ``index``'s name (its file or data index), where the result records it."""
+    names = result.params.get("inputs") or []
+    return names[index] if index < len(names) else fallback
 
 
 def _flags(result: Attributions) -> dict[str, list[str]]:
@@ -92,7 +100,7 @@ def attribution_figure(result: Attributions, index: int = 0) -> Any:
 def _page_intro(result: Attributions) -> str:
     parts = [f"model {result.meta.model}"]
     if result.meta.layers:
-        parts.append(cam_layer_line(result, result.params.get("cam_layer") == "default"))
+        parts.append(cam_layer_line(result))
     if any(_flags(result).values()):
         parts.append("⚠ marks a method that fails a check (see Checks)")
     return "; ".join(parts)
@@ -120,8 +128,7 @@ def write_attribution_views(result: Attributions, method: str, out_dir: str | Pa
 def row_label(result: Attributions, index: int) -> str:
     """A short label of input ``index``: its name, and the class explained (and predicted,
     where they differ)."""
-    names = result.params.get("inputs") or []
-    name = names[index] if index < len(names) else f"input {index}"
+    name = _input_name(result, index, f"input {index}")
     if result.params.get("target", "class") != "class":
         return f"{name}: channel {int(result.targets[index])}"
     label = result.meta.class_name
