@@ -555,3 +555,8 @@ def test_an_image_is_named_by_the_classes_of_the_data_given(tmp_path):
     assert alone.exit_code == named.exit_code == 0, named.output
     assert re.search(r"class [01] explained", alone.stdout)
     assert re.search(r"class (cat|dog) explained", named.stdout), named.stdout
+    several = run("explain", tmp_path / "two.keras", "--data", tmp_path / "pics", "--indices",
+                  "0-1", "--method", "saliency", "--out", tmp_path / "c")
+    assert several.exit_code == 0, several.output
+    assert [line.split(":")[0] for line in several.stdout.splitlines()[:2]] == [
+        "pics cat/a.png", "pics dog/a.png"]  # a folder's images are named by their files

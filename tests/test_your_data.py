@@ -1,6 +1,8 @@
 """Your model, your data: every command on RGB models, a headless VGG16 of any input size, a
 two-output model, and a folder of images with class names — never the bundled digits unasked."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -61,10 +63,17 @@ def vgg_paths(k, tmp_path_factory):
     return folder / "vgg_any.keras", folder / "vgg64.keras"
 
 
+def folder_file(folder, index: int) -> str:
+    """The folder's ``index``-th image file as the data reader lists it."""
+    from cnnviz.data.sources import open_source
+
+    return open_source(folder).item_name(index)
+
+
 def test_an_rgb_model_and_a_folder_through_every_command(tmp_path, rgb_path, folder):
     acts = run("activations", rgb_path, "--data", folder, "--digit", "1", "--out",
                tmp_path / "a")
-    assert acts.stdout.startswith(f"{folder.name} image ")
+    assert re.match(rf"{folder.name} (circle|square)/\d+\.png: ", acts.stdout)  # by its file
     saved = Activations.load(tmp_path / "a" / "activations.npz")
     assert saved.meta.classes == CLASSES and saved.inputs.shape == (1, 16, 16, 3)
     assert saved.meta.class_name(int(saved.labels[0])) == "square"
@@ -93,7 +102,8 @@ def test_an_rgb_model_and_a_folder_through_every_command(tmp_path, rgb_path, fol
     explained = run("explain", rgb_path, "--data", folder, "--index", "9", "--out",
                     tmp_path / "e")
     predicted = explained.stdout.split("(predicted ")[1].split(",")[0]
-    assert "image 9: class " in explained.stdout and predicted in CLASSES
+    ninth = folder_file(folder, 9)  # the index names the folder's 10th file, in sorted order
+    assert f"{folder.name} {ninth}: class " in explained.stdout and predicted in CLASSES
     assert Attributions.load(tmp_path / "e" / "explain.npz").meta.classes == CLASSES
 
     run("report", rgb_path, "--data", folder, "--steps", "2", "--examples", "2", "--out",

@@ -67,9 +67,11 @@ def select_input(shape: tuple[int | None, ...], value_range: Any = (0.0, 1.0), *
             index = pick_digit(labels, 6 if digit is None else digit, seed,
                                max(len(source.class_names), 1))
         raw, found = source.gather([index], None)
-        pixels, name = to_unit_range(raw[0], source="image"), f"image {index}"
+        item = source.item_name(index)  # a folder's file, else "#index"
+        name = f"image {index}" if item.startswith("#") else item
+        pixels = to_unit_range(raw[0], source="image")
         label = None if found is None else int(found[0])
-        where, classes = f"{source.name} image {index}", source.class_name(label)
+        where, classes = f"{source.name} {name}", source.class_name(label)
     target = _fill(shape, pixels.shape)
     notes += _conversion_notes(name, pixels, target)
     return InputChoice(to_model_input(pixels, target, value_range, invert=invert), label, where,
