@@ -19,10 +19,11 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def forward_flops(model: Any, layer: str) -> int:
-    """Multiply-adds × 2 of the Conv2D and Dense layers up to ``layer``, for one image (the
-    model's input size must be fixed)."""
+def forward_flops(model: Any, layer: str, shape: tuple[int, ...] | None = None) -> int:
+    """Multiply-adds × 2 of the Conv2D and Dense layers up to ``layer``, for one image (of
+    ``shape`` for a model that takes any size; else the model's own)."""
     import cnnviz
+    from cnnviz.core.backend import keras
     from cnnviz.model.facts import list_layers
 
     flops = 0
@@ -30,7 +31,11 @@ def forward_flops(model: Any, layer: str) -> int:
         weights = cnnviz.get_layer(model, info.name)
         if info.type == "Conv2D":
             kh, kw, cin, cout = weights.kernel.shape
-            flops += 2 * info.output_shape[1] * info.output_shape[2] * kh * kw * cin * cout
+            out = info.output_shape
+            if shape is not None:
+                out = keras().Model(model.inputs, weights.output).compute_output_shape(
+                    (1, *shape))
+            flops += 2 * out[1] * out[2] * kh * kw * cin * cout
         elif info.type == "Dense":
             flops += 2 * int(np.prod(weights.kernel.shape))
         if info.name == layer:

@@ -61,12 +61,14 @@ def mnist_real() -> np.ndarray:
 MEASURES = ("out", "dead", "beat", "reach", "clip", "hf", "r", "spec", "robust", "wall")
 
 
-def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour, seeds):
+def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour, seeds,
+                 precision="float32"):
     """Every measure of one preset on one layer from the seed pair ``seeds`` (the first seed's
-    run for all but r, which compares the two)."""
+    run for all but r, which compares the two), the ascent in ``precision``."""
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape)
-    settings = preset(name, facts, layer, shape, steps=steps, colour=colour, seed=seeds[0])
+    settings = preset(name, facts, layer, shape, steps=steps, colour=colour, seed=seeds[0],
+                      precision=precision)
     start = time.perf_counter()
     run = visualize_filters(facts, layer, filters, settings, reference_images=real_raw,
                             size=size)
@@ -92,10 +94,10 @@ def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colou
 
 
 def measure(facts, layer, filters, name, real_raw, real, steps, size, colour="auto",
-            pairs=3):
+            pairs=3, precision="float32"):
     """Each measure's median over ``pairs`` seed pairs (0, 1), (2, 3), … and its range."""
     runs = [measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour,
-                         (2 * i, 2 * i + 1)) for i in range(pairs)]
+                         (2 * i, 2 * i + 1), precision) for i in range(pairs)]
     found = {"objective": runs[0]["objective"], "images": runs[0]["images"],
              "clip_real": runs[0]["clip_real"], "pairs": pairs}
     for key in MEASURES:

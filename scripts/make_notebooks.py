@@ -1,15 +1,28 @@
-"""Write the tutorial notebooks in notebooks/ (unexecuted): ``python scripts/make_notebooks.py``.
+"""Write the tutorial notebooks in notebooks/: ``python scripts/make_notebooks.py`` writes
+their cells; ``--execute`` also runs each on full settings and keeps its outputs, trimmed to
+what any viewer shows (each figure's PNG and plain text, printed text; no plotly JSON, no
+HTML, no warnings), so GitHub, nbviewer and exports show the figures.
 
 Each notebook reads ``CNNVIZ_QUICK=1`` (set by the tests) to run on small settings. Cells
-written ``"md:..."`` are markdown, the others code.
+written ``"md:..."`` are markdown, the others code; ``"=:..."`` marks a code cell whose
+output is the same on quick settings (the tests compare it with the committed one).
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
+SAME = "same-when-quick"  # the tag of a cell whose output does not depend on CNNVIZ_QUICK
+KEPT = ("image/png", "text/plain")  # what a committed output keeps of a display
 
 SETUP = """import os
 QUICK = os.environ.get("CNNVIZ_QUICK") == "1"   # the tests run every notebook on small settings
@@ -22,20 +35,15 @@ NOTEBOOKS = {
         "Dense120-Dense10 network, trained with RMSprop (momentum), an InverseTimeDecay schedule "
         "and L2 on the dense layers, on the bundled MNIST sample (9,000 train / 1,000 test).",
         SETUP,
-        """data = cnnviz.load_mnist()
+        """=:data = cnnviz.load_mnist()
 model = cnnviz.build_cnn(conv_filters=(32, 64, 128), pool_after=(1, 2), dense_units=(120,),
                          l2=5e-4)
 model.summary()""",
         """result = cnnviz.train(data, model=model, epochs=1 if QUICK else 5,
                       n_train=1024 if QUICK else None, schedule="inverse_time")
 print(f"test accuracy {result.test_accuracy:.3f}")""",
-        """import plotly.graph_objects as go
-epochs = list(range(1, len(result.history["loss"]) + 1))
-fig = go.Figure([go.Scatter(x=epochs, y=result.history["loss"], name="loss"),
-                 go.Scatter(x=epochs, y=result.history["accuracy"], name="accuracy")])
-fig.update_layout(xaxis_title="epoch", height=320)
-fig""",
-        """import tempfile
+        """cnnviz.plot.history(result)""",
+        """=:import tempfile
 path = cnnviz.save_model(result.model, tempfile.mkdtemp() + "/my_cnn.keras")
 cnnviz.list_layers(cnnviz.load_model(path))[:3]""",
     ],
@@ -43,7 +51,7 @@ cnnviz.list_layers(cnnviz.load_model(path))[:3]""",
         "md:# 02 · Activation maps\n\nEvery map of every conv and pooling layer for one "
         "handwritten digit, as an interactive plotly figure: pick a layer, hover a pixel.",
         SETUP,
-        """model = cnnviz.load()                 # model facts: the bundled reference CNN and
+        """=:model = cnnviz.load()                 # model facts: the bundled reference CNN and
 print(model.preprocess.name)           # how it wants its pixels (0..255: it rescales itself)
 choice = cnnviz.select_input(model.image_shape(), model.preprocess, digit=6)
 acts = cnnviz.activations(model, choice.image[None], data=choice.source)
@@ -76,7 +84,8 @@ settings = cnnviz.preset("default", model, "conv2d_3", model.image_shape(),
                          steps=10 if QUICK else 100, seed=0)
 filters = list(range(16)) if QUICK else None
 result = cnnviz.visualize_filters(model, "conv2d_3", filters, settings,
-                                  reference_images=test_images, examples=5)
+                                  reference_images=test_images, examples=5,
+                                  data="bundled test digits")
 print(result.summary())""",
         "cnnviz.plot.filters(result, order=\"activation\")",
         "md:conv2d_1 sees 3×3 pixels: its map mean is maximized by a flat image, so by default "
@@ -85,8 +94,10 @@ print(result.summary())""",
         """early = cnnviz.visualize_filters(model, "conv2d_1", None,
                                   cnnviz.preset("default", model, "conv2d_1", (28, 28, 1),
                                                 steps=10 if QUICK else 100),
-                                  reference_images=test_images)
-print(cnnviz.receptive_field(model, "conv2d_1").describe(), early.summary())
+                                  reference_images=test_images, data="bundled test digits")
+field, stride = cnnviz.receptive_field(model, "conv2d_1").describe()
+print(f"conv2d_1 sees {field} pixels, stride {stride}")
+print(early.summary())
 cnnviz.plot.filters(early)""",
         "md:Objectives combine with `+`, `-` and `*`: here filter 5 of conv2d_3 plus a little "
         "DeepDream on conv2d_2, starting from a real six.",
@@ -118,7 +129,7 @@ explained.save(os.path.join(os.getcwd(), "six_explained.npz"))   # npz + json, l
 cnnviz.plot.attributions(explained)""",
         """ig, delta = cnnviz.IntegratedGradients(model).attribute(
     choice.image[None], target=6, baseline="blur", return_delta=True)
-print("sum of attributions:", float(ig.sum()), "completeness error:", float(delta[0]))""",
+print(f"sum of attributions {float(ig.sum()):.4f}, completeness error {float(delta[0]):.4f}")""",
         "md:Do the maps show what the model learned? Deleting the pixels each map ranks first "
         "should lower the probability faster than deleting the ink at random, and each map "
         "should change when the weights are randomized (Spearman well under 0.5).",
@@ -228,25 +239,90 @@ cnnviz.plot.evolution(kept)""",
 
 
 def notebooks() -> dict[str, str]:
-    """Each notebook's file name and its text, as written."""
+    """Each notebook's file name and its text, unexecuted."""
     texts = {}
     for name, cells in NOTEBOOKS.items():
-        notebook = new_notebook(cells=[new_markdown_cell(c[3:]) if c.startswith("md:")
-                                       else new_code_cell(c) for c in cells])
-        for i, cell in enumerate(notebook.cells):  # stable ids: the files change with the cells
-            cell.id = f"{name[:2]}-{i}"
+        notebook = new_notebook()
+        for i, text in enumerate(cells):
+            if text.startswith("md:"):
+                cell = new_markdown_cell(text[3:])
+            else:
+                cell = new_code_cell(text.removeprefix("=:"))
+                if text.startswith("=:"):
+                    cell.metadata["tags"] = [SAME]
+            cell.id = f"{name[:2]}-{i}"  # stable ids: the files change with the cells
+            notebook.cells.append(cell)
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                            "language": "python"}
         texts[name] = nbformat.writes(notebook) + "\n"
     return texts
 
 
+def sources_digest(notebook: nbformat.NotebookNode) -> str:
+    """A digest of a notebook's code: what its kept outputs were computed from."""
+    code = "\0".join(c.source for c in notebook.cells if c.cell_type == "code")
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
+
+
+def trimmed(output: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """What a committed notebook keeps of an output: a display's PNG and plain text, printed
+    text; nothing of warnings (stderr) or transient data."""
+    if output.output_type == "stream":
+        return output if output.name == "stdout" else None
+    if output.output_type in ("display_data", "execute_result"):
+        output.data = {k: v for k, v in output.data.items() if k in KEPT}
+        output.metadata = {k: v for k, v in output.get("metadata", {}).items() if k in KEPT}
+        return output if output.data else None
+    return output
+
+
+def kept_outputs(outputs: list[nbformat.NotebookNode]) -> list[nbformat.NotebookNode]:
+    """A cell's outputs as committed: each :func:`trimmed`, consecutive printed text joined."""
+    kept: list[nbformat.NotebookNode] = []
+    for output in outputs:
+        output = trimmed(output)
+        if output is None:
+            continue
+        if kept and output.output_type == "stream" and kept[-1].output_type == "stream":
+            kept[-1].text += output.text
+        else:
+            kept.append(output)
+    return kept
+
+
+def execute(text: str, quick: bool = False, trim: bool = True) -> nbformat.NotebookNode:
+    """Run a notebook (in a scratch folder; quick settings with ``quick``), its outputs
+    trimmed to what is committed (``trim``)."""
+    import nbclient
+
+    notebook = nbformat.reads(text, as_version=4)
+    os.environ["CNNVIZ_QUICK"] = "1" if quick else "0"
+    with tempfile.TemporaryDirectory() as scratch:
+        nbclient.NotebookClient(notebook, timeout=1800, kernel_name="python3", record_timing=False,
+                                resources={"metadata": {"path": scratch}}).execute()
+    if trim:
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs = kept_outputs(cell.outputs)
+    notebook.metadata["cnnviz"] = {"outputs": "full settings" if not quick else "quick",
+                                   "sources": sources_digest(notebook)}
+    return notebook
+
+
 def main() -> None:
-    folder = Path(__file__).resolve().parent.parent / "notebooks"
-    folder.mkdir(exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--execute", action="store_true",
+                        help="run each notebook on full settings and keep its outputs")
+    parser.add_argument("names", nargs="*", help="only these notebooks (file names)")
+    args = parser.parse_args()
+    FOLDER.mkdir(exist_ok=True)
     for name, text in notebooks().items():
-        (folder / name).write_text(text)
-        print(f"wrote notebooks/{name}")
+        if args.names and name not in args.names:
+            continue
+        if args.execute:
+            text = nbformat.writes(execute(text)) + "\n"
+        (FOLDER / name).write_text(text)
+        print(f"wrote notebooks/{name}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ def test_the_commands_page_lists_every_choice_as_the_command_line_does():
     shown = {(command, param.opts[0]): param.metavar for command, param in _options()}
     for command, option in [("explain", "--method"), ("explain", "--baseline"),
                             ("filters", "--preset"), ("filters", "--objective"),
-                            ("filters", "--start"), ("filters", "--colour")]:
+                            ("filters", "--start"), ("filters", "--colour"),
+                            ("filters", "--precision"), ("atlas", "--precision")]:
         listed = shown[(command, option)].strip("[]").replace("|", "\\|")
         assert f"[{option} {listed}]" in COMMANDS_PAGE, (command, option)
 

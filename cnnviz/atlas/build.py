@@ -36,7 +36,8 @@ from cnnviz.version import __version__
 class AtlasSpec:
     """What an atlas covers and how: the layers (every convolution by default), the real
     images kept per filter, the ascent's steps and seed, filters per ascent part, images per
-    data shard, the image size for a model that takes any, and the memory budget."""
+    data shard, the image size for a model that takes any, the memory budget and the float
+    type of the ascent (``tables.PRECISIONS``)."""
 
     layers: tuple[str, ...] = ()
     k: int = 9
@@ -46,6 +47,7 @@ class AtlasSpec:
     shard: int = 2000
     size: tuple[int, int] | None = None
     budget: int = 512 * 2**20
+    precision: str = "float32"
 
 
 @dataclass
@@ -99,7 +101,7 @@ def compute_part(facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers
         found = resume_filters(facts, resume, budget=spec.budget, on_progress=on_progress)
     else:
         settings = preset("default", facts, part.layer, shape, seed=spec.seed,
-                          steps=spec.steps)
+                          steps=spec.steps, precision=spec.precision)
         found = visualize_filters(facts, part.layer, list(range(part.first, part.last)),
                                   settings, size=spec.size, budget=spec.budget,
                                   on_progress=on_progress)

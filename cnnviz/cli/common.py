@@ -74,6 +74,10 @@ StandaloneOpt = Annotated[bool, typer.Option(
     help="Inline plotly.js in each HTML page (one self-contained file, ~4.6 MiB more) instead "
          "of one plotly.min.js shared by the pages of the folder.")]
 
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", metavar=tables.PRECISIONS.metavar(),
+    help="Float type of the model's passes in the ascent: " + tables.PRECISIONS.helps() +
+         " What each image reaches is measured in float32.")]
 
 RayOpt = Annotated[str | None, typer.Option(
     "--ray", metavar="auto|local|ADDRESS", show_default="in this process",

@@ -14,6 +14,7 @@ from cnnviz.cli.common import (
     ForceOpt,
     ModelArg,
     OutputOpt,
+    PrecisionOpt,
     PreprocessOpt,
     RayOpt,
     SizeOpt,
@@ -90,6 +91,7 @@ def filters(
     batch: Annotated[int | None, _opt(ASCENT, "Images per compiled step.",
                                       show_default="as many as fit --budget")] = None,
     budget: Annotated[int, _opt(ASCENT, "Memory budget of a step, MiB.")] = 512,
+    precision: PrecisionOpt = "float32",
     seed: Annotated[int, _opt(ASCENT, "Random seed of starts and transforms (per filter).")]
         = 0,
     start: Annotated[str, _opt(START, "Long-range fluctuations around mid-grey, flat grey, or "
@@ -170,7 +172,7 @@ def filters(
         steps=steps, update=method, lr=lr, param=param, decay=decay, precursors=precursors,
         precursor_steps=precursor_steps, jitter=jitter, scale=zoom, rotate=rotate, pad=pad,
         settle=settle, tv=tv, l1=l1, l2=l2, ink=ink, blur_every=blur_every, blur_sigma=blur_sigma,
-        preactivation=False if post_activation else None, seed=seed,
+        preactivation=False if post_activation else None, seed=seed, precision=precision,
         wavelengths=floats(wavelengths, "--wavelengths", len(split(wavelengths) or []))),
         objective, colour, start, diversity, diversity_weight, closeness)
     facts = load(model, unsafe, preprocess, output)

@@ -13,6 +13,7 @@ from cnnviz.cli.common import (
     ForceOpt,
     ModelArg,
     OutputOpt,
+    PrecisionOpt,
     PreprocessOpt,
     RayOpt,
     SeedOpt,
@@ -90,6 +91,7 @@ def atlas(
     shard: Annotated[int, typer.Option(help="Real images per statistics part.")] = 2000,
     size_: SizeOpt = None,
     budget: Annotated[int, typer.Option(help="Memory budget of a step, MiB.")] = 512,
+    precision: PrecisionOpt = "float32",
     seed: SeedOpt = 0,
     ray: RayOpt = None,
     out: Annotated[Path | None, out_option("cnnviz-out/atlas", "Site folder (index.html).")] = None,
@@ -107,7 +109,7 @@ def atlas(
 
     out = output_path(out, "cnnviz-out/atlas", "atlas", force, resume=True)
     spec = AtlasSpec(tuple(split(layers) or ()), top, steps, seed, chunk, shard, size(size_),
-                     budget * 2**20)
+                     budget * 2**20, precision)
     facts = load(model, unsafe, preprocess, output)
     with progress_bar("atlas", "steps and images") as progress:
         outcome = atlas_job(facts, out, spec, data=data, force=force, progress=progress,

@@ -235,6 +235,13 @@ ORDERS = Table("order", "index", "activation")
 SCALES = Table("scale", "shared", "per-map")
 SCHEDULES = Table("schedule", "inverse_time", "exponential", "constant")
 PREPROCESSING = Table("preprocessing", "auto", "unit", "symmetric", "raw", "caffe", "torch")
+PRECISIONS = Table(
+    "precision",
+    Entry("float32", help="every step in float32"),
+    Entry("bfloat16", help="the model's passes in bfloat16 (weights, images and optimizer in "
+                           "float32)"),
+    Entry("auto", help="bfloat16 where the device runs it natively (a CPU with AVX512_BF16 or "
+                       "AMX, a GPU from compute capability 8.0), else float32"))
 
 
 def _arch(name: str, pattern: str, preprocess: str) -> Entry:
@@ -268,4 +275,4 @@ STARTS = Table("start", Entry("noise", traits={"image": False}),
 
 ALL = (ATTRIBUTIONS, BASELINES, OBJECTIVES, PRESETS, DATA, COLOURS, UPDATES, PENALTIES,
        PARAMETERIZATIONS, FILL_MODES, ORDERS, SCALES, SCHEDULES, PREPROCESSING, SPLITS,
-       HOLD_OUTS, STARTS, PATTERN_VALUES)
+       HOLD_OUTS, STARTS, PATTERN_VALUES, PRECISIONS)

@@ -55,7 +55,7 @@ class _GreyConv:
 
         layer = self.layer
         kernel = tf.convert_to_tensor(layer.kernel)
-        x = tf.convert_to_tensor(inputs)
+        x = tf.cast(inputs, kernel.dtype)  # float32, also after a layer computed in bfloat16
         if layer.padding == "same":
             kh, kw = kernel.shape[:2]
             x = tf.pad(x, [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]])

@@ -12,6 +12,7 @@ import numpy as np
 
 from cnnviz.core.backend import backend_name, keras
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.precision import Precision, choose
 from cnnviz.core.tables import OBJECTIVES
 from cnnviz.core.text import number_spans
 from cnnviz.core.timing import span, timed
@@ -86,7 +87,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     gallery shows its receptive field), ``layer``/``layer_pre`` (DeepDream after/before the
     activation: one image), ``unit`` (a Dense unit; the output layer's class logit), ``auto`` —
     or an :class:`~cnnviz.oip.objectives.Objective`, read before the fused activation
-    (``settings.preactivation``); outputs are measured after it. With ``reference_images``
+    (``settings.preactivation``); outputs are measured after it, in float32 always. With ``reference_images``
     (uint8 or 0..1 images, or any source; ``data`` names them) each filter's best real value
     is found too, and ``examples`` k keeps its k most exciting real images with their labels.
     ``size``: the size for a model of any; ``start_image``: the model-ready start of ``image``;
@@ -98,7 +99,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     dream = kind in OBJECTIVES.names(dream=True)
     chosen = chosen_filters(facts, layer, [0] if dream else filters)
     _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
-    settings = _settings(settings, facts, layer, shape, kind)
+    settings, precision = _settings(settings, facts, layer, shape, kind)
     goal, rows = ascent_goal(facts, kind, layer, objective, chosen, diversity=diversity,
                              weight=diversity_weight, closeness=closeness, start=start_image,
                              preactivation=settings.preactivation)
@@ -113,7 +114,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
         params = {**settings.to_params(), "objective": goal.name, "objective_kind": kind,
                   "chunk": run.chunk, "backend": backend_name(), "requested": chosen.tolist(),
                   "size": list(shape[:2]), "compared": reference is not None,
-                  "closeness": closeness,
+                  "closeness": closeness, "precision_reason": precision.reason,
                   "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
                   "examples": examples if reference is not None else 0, "classes": classes,
                   "diversity": diversity, "diversity_weight": diversity_weight}
@@ -150,15 +151,18 @@ def _predictions(facts: ModelFacts, before: np.ndarray, after: np.ndarray) -> li
 
 
 def _settings(settings: Settings | None, facts: ModelFacts, layer: str,
-              shape: tuple[int, int, int], kind: str) -> Settings:
+              shape: tuple[int, int, int], kind: str) -> tuple[Settings, Precision]:
     """The settings to run: the default preset unless given; read before the activation only
-    where the layer has one fused — and for DeepDream only when asked (``layer_pre``); a
-    model with NaN or infinite weights is refused first."""
+    where the layer has one fused — and for DeepDream only when asked (``layer_pre``); in the
+    precision chosen here (``auto`` settled, and why); a model with NaN or infinite weights is
+    refused first."""
     check_finite_weights(facts.model)
     settings = settings or preset("default", facts, layer, shape)
     before = kind == "layer_pre" if kind in OBJECTIVES.names(dream=True) \
         else settings.preactivation
-    return replace(settings, preactivation=before and has_fused_activation(facts.model, layer))
+    precision = choose(settings.precision)
+    return replace(settings, preactivation=before and has_fused_activation(facts.model, layer),
+                   precision=precision.dtype), precision
 
 
 def _reference_beside(facts: ModelFacts, layer: str, reference: Source | None, examples: int,

@@ -11,6 +11,7 @@ import numpy as np
 
 from cnnviz.core.backend import ModelCache, compile_step, keras, value_and_grad
 from cnnviz.core.errors import CnnvizError, Stopped
+from cnnviz.core.precision import computing_in
 from cnnviz.model.facts import ModelFacts, as_facts, as_list
 from cnnviz.model.graph import feature_model
 from cnnviz.oip import objectives as obj
@@ -44,11 +45,15 @@ class _Stepper:
         s, param, transforms = settings, self.param, settings.transforms
         updater, penalties = settings.updater, settings.all_penalties
         lr = s.lr * param.step_scale
+        reduced = s.precision != "float32"
 
         def scores(raw: Any, channels: Any, affine: Any) -> tuple[Any, Any]:
             image = param.to_image(raw)
             seen = apply_affine(image, affine, transforms.pad) if transforms.active else image
-            acts = dict(zip(self.names, as_list(forward(seen)), strict=True))
+            outputs = as_list(forward(seen))
+            if reduced:  # the objective and what follows it in float32
+                outputs = [ops.cast(o, "float32") for o in outputs]
+            acts = dict(zip(self.names, outputs, strict=True))
             score = objective(acts, channels)
             return _penalized(score, image, penalties, mid, span), score
 
@@ -70,7 +75,8 @@ class _Stepper:
             return param.project(blur(raw, s.blur_sigma))
 
         def measure(raw: Any, channels: Any) -> tuple[Any, Any, Any]:
-            """In-range images, their scores and each image's own map of the first layer."""
+            """In-range images, their scores and each image's own map of the first layer, in
+            float32 whatever the ascent's precision."""
             image = param.to_image(raw)
             acts = dict(zip(self.names, as_list(feature(image)), strict=True))
             first = acts[self.names[0]]
@@ -81,7 +87,8 @@ class _Stepper:
                 own = ops.sum(first * onehot[:, None, None, :], axis=-1)
             return image, objective(acts, channels), own
 
-        self.step = compile_step(step, jit_compile=s.jit_compile)
+        self.step = _in_precision(compile_step(step, jit_compile=s.jit_compile), model,
+                                  s.precision)
         self.smooth = compile_step(smooth)
         self.measure = compile_step(measure)
 
@@ -131,6 +138,19 @@ class _Stepper:
         except KeyboardInterrupt:
             raise Stopped(snapshot()) from None
         return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), curve.upto(steps)
+
+
+def _in_precision(compiled: Callable[..., Any], model: Any, precision: str
+                  ) -> Callable[..., Any]:
+    """``compiled`` run (so traced, and retraced) with ``model``'s layers in ``precision``."""
+    if precision == "float32":
+        return compiled
+
+    def run(*args: Any) -> Any:
+        with computing_in(model, precision):
+            return compiled(*args)
+
+    return run
 
 
 def _penalized(score: Any, image: Any, penalties: tuple[Penalty, ...], mid: Any,

@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from cnnviz.core.errors import CnnvizError, check_finite, check_seed
-from cnnviz.core.tables import PARAMETERIZATIONS, PENALTIES, STARTS, UPDATES, Table
+from cnnviz.core.tables import (
+    PARAMETERIZATIONS,
+    PENALTIES,
+    PRECISIONS,
+    STARTS,
+    UPDATES,
+    Table,
+)
 from cnnviz.model.facts import list_layers
 from cnnviz.oip.pieces import Penalty, Piece, Update
 from cnnviz.oip.transforms import Transforms
@@ -23,7 +30,8 @@ class Settings:
     steps runs without the random transforms. ``update`` is a rule of ``tables.UPDATES`` by
     name or an :class:`~cnnviz.oip.pieces.Update`; ``tv``, ``l1``, ``l2`` and ``ink`` weigh the
     penalties of ``tables.PENALTIES``, and ``penalties`` adds any
-    :class:`~cnnviz.oip.pieces.Penalty` objects."""
+    :class:`~cnnviz.oip.pieces.Penalty` objects. ``precision`` (``tables.PRECISIONS``) is
+    the float type of the model's passes; ``auto`` is settled when the ascent starts."""
 
     steps: int = 100
     update: str | Update = "rms"
@@ -49,6 +57,7 @@ class Settings:
     preactivation: bool = True
     seed: int = 0
     jit_compile: bool = False
+    precision: str = "float32"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Settings:
@@ -90,7 +99,7 @@ class Settings:
         seed, start, precursors or settle share one."""
         return (self.updater.key, self.lr, self.param, self.decay, self.colour,
                 self.transforms, tuple(p.key for p in self.all_penalties), self.blur_every,
-                self.blur_sigma, self.preactivation, self.jit_compile)
+                self.blur_sigma, self.preactivation, self.jit_compile, self.precision)
 
     def __post_init__(self) -> None:
         check_finite(("the learning rate", self.lr), ("decay", self.decay),
@@ -118,6 +127,7 @@ class Settings:
             raise CnnvizError("penalties must be Penalty objects (cnnviz.oip.pieces)")
         PARAMETERIZATIONS.check(self.param)
         STARTS.check(self.start)
+        PRECISIONS.check(self.precision)
         if self.colour and (len(self.colour) != 9 or self.param != "fourier"):
             raise CnnvizError("a colour basis is 9 numbers and needs the fourier "
                               "parameterization")

@@ -97,6 +97,18 @@ def attribution_figure(result: Attributions, index: int = 0) -> Any:
                                       flags=_flags(result))
 
 
+def attribution_picture(result: Attributions, index: int = 0) -> Any:
+    """The static form of :func:`attribution_figure`: the input, then each method's map over
+    it (a matplotlib figure, as ``explain_grid.png`` draws a row)."""
+    shown = {name: maps[index:index + 1] for name, maps in result.displayed().items()}
+    flags = _flags(result)
+    return grids.attribution_grid(result.meta.display(result.inputs[index:index + 1]), shown,
+                                  {name: result.signed(name) for name in shown},
+                                  [row_label(result, index)],
+                                  title=attribution_title(result, index),
+                                  flagged=tuple(n for n, f in flags.items() if f))
+
+
 def _page_intro(result: Attributions) -> str:
     parts = [f"model {result.meta.model}"]
     if result.meta.layers:

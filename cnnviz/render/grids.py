@@ -113,16 +113,41 @@ def input_figure(image: np.ndarray, probabilities: np.ndarray, *, label: int | s
     return fig
 
 
+def png_bytes(fig: Any, dpi: int = PNG_DPI, level: int = 3) -> bytes:
+    """``fig`` (a matplotlib figure, or a Pillow image such as a gallery sheet) as PNG bytes,
+    compressed at zlib ``level``."""
+    buffer = io.BytesIO()
+    if hasattr(fig, "savefig"):
+        fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": level})
+    else:
+        fig.save(buffer, format="PNG", compress_level=level)
+    return buffer.getvalue()
+
+
 def save_png(fig: Any, path: str | Path, dpi: int = PNG_DPI) -> Path:
     """Render ``fig`` (a matplotlib figure, or a Pillow image such as a gallery sheet) to a
     PNG at ``path`` atomically."""
-    buffer = io.BytesIO()
     # zlib level 3: as fast as level 1 here, a sixth faster than the default 6, ~25 % larger
-    if hasattr(fig, "savefig"):
-        fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
-    else:
-        fig.save(buffer, format="PNG", compress_level=3)
-    return write_bytes(path, buffer.getvalue())
+    return write_bytes(path, png_bytes(fig, dpi))
+
+
+def curves_png(curves: np.ndarray, names: list[str], steps: int | None = None,
+               shown: int = 8):
+    """The objective along the ascent of the first ``shown`` images, one line each."""
+    points = curves.shape[1]
+    total = steps if steps and steps > points else points
+    x = (np.arange(1, points + 1) * total + points - 1) // max(points, 1)
+    fig = notebook_figure(7.0, 3.0)
+    ax = fig.subplots()
+    for curve, name in zip(curves[:shown], names[:shown], strict=True):
+        ax.plot(x, curve, label=plain_label(name))
+    ax.set_xlabel("step")
+    ax.set_ylabel("activation")
+    ax.grid(alpha=0.3)
+    if len(names):
+        ax.legend(fontsize=7, ncols=2, title=f"first {min(shown, len(names))} of {len(names)}"
+                  if len(names) > shown else None, title_fontsize=7)
+    return fig
 
 
 def patterns_heatmap(means: np.ndarray, class_names: tuple[str, ...], *, title: str = "",

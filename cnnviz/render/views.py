@@ -165,6 +165,14 @@ def filter_gallery_figure(result: FilterResult, order: str = "index") -> Any:
                                         hover_text=p["classes"])
 
 
+def filter_gallery_picture(result: FilterResult, order: str = "index", title: str = "") -> Any:
+    """The static gallery of a filter result (a ``PIL.Image``): ``filters.png``."""
+    p = _gallery_parts(result, order)
+    return sheet.image_gallery(p["shown"], p["labels"], value_range=p["value_range"],
+                               title=title or p["heading"], flagged=p["flagged"],
+                               columns=p["per_row"])
+
+
 @timed("render")
 def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str = "index",
                        title: str = "", standalone: bool = False) -> list[Path]:
@@ -174,9 +182,8 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
     out = Path(out_dir)
     p = _gallery_parts(result, order)
     heading = title or p["heading"]
-    fig = sheet.image_gallery(p["shown"], p["labels"], value_range=p["value_range"],
-                              title=heading, flagged=p["flagged"], columns=p["per_row"])
-    written = [grids.save_png(fig, out / "filters.png")]
+    written = [grids.save_png(filter_gallery_picture(result, order, heading),
+                              out / "filters.png")]
     sections = [("Optimal input patterns", filter_gallery_figure(result, order))]
     idx = p["idx"]
     curves = figures.curves_figure(result.curves[idx],
@@ -185,7 +192,10 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
     sections.append(("Activation during the ascent", curves))
     intro = (f"model {result.meta.model}; objective {result.params.get('objective', '?')}; "
              f"method {result.params.get('update')}, {result.params.get('param')} "
-             f"parameterization; seed {result.meta.seed}")
+             f"parameterization; seed {result.meta.seed}"
+             + (f"; ascent in {result.params['precision']} "
+                f"({result.params.get('precision_reason', '')}), outputs measured in float32"
+                if result.params.get("precision", "float32") != "float32" else ""))
     return written + write_page(out / "filters.html", heading, sections, intro=intro,
                                 standalone=standalone)
 

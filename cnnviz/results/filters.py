@@ -179,6 +179,9 @@ class FilterResult:
         what = "one image for all maps" if self.dream \
             else f"{len(self.filters) // copies} {self.units}" + (
                 f" × {copies} diverse images" if copies > 1 else "")
+        precision = self.params.get("precision", "float32")
+        if precision != "float32" or "auto" in self.params.get("precision_reason", ""):
+            what += f", ascent in {precision} ({self.params.get('precision_reason', '')})"
         line = (f"{self.layer}: {what} in chunks of {self.params.get('chunk', '?')}; objective "
                 f"{self.params.get('objective', '?')}, {when} the activation; output after it, "
                 f"{self.measure}: mean "
