@@ -87,9 +87,9 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     gallery shows its receptive field), ``layer``/``layer_pre`` (DeepDream after/before the
     activation: one image), ``unit`` (a Dense unit; the output layer's class logit), ``auto`` —
     or an :class:`~cnnviz.oip.objectives.Objective`, read before the fused activation
-    (``settings.preactivation``); outputs are measured after it, in float32 always. With ``reference_images``
-    (uint8 or 0..1 images, or any source; ``data`` names them) each filter's best real value
-    is found too, and ``examples`` k keeps its k most exciting real images with their labels.
+    (``settings.preactivation``); outputs are measured after it, in float32. With
+    ``reference_images`` (uint8 or 0..1 images, or any source; ``data`` names them) each filter's
+    best real value is found too, and ``examples`` k keeps its k most exciting real images.
     ``size``: the size for a model of any; ``start_image``: the model-ready start of ``image``;
     ``diversity`` N: N images a filter, pushed apart; ``closeness``: kept near the start image.
     Ctrl-C returns the finished filters and the running chunk's state, as ``on_checkpoint``."""
