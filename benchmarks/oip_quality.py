@@ -1,6 +1,7 @@
 """OIP quality benchmark: every preset on every layer, side by side, on measures that need no eye.
 
     python benchmarks/oip_quality.py [--steps 100] [--pairs 3] [--vgg] [--vgg-filters 8]
+        [--vgg-presets classic,default,default-rgb,maco] [--precision float32]
 
 Every measure is taken over ``--pairs`` seed pairs — (0, 1), (2, 3), … — and printed as the
 median with its range (the wall time: the median).
@@ -16,6 +17,8 @@ VGG16, ``benchmarks/hed_vgg16.py``, on skimage's colour photos) it prints:
   images' strongest unit);
 - clip: share of pixels within 1% of the value range's ends (real images' in brackets);
 - hf: power at wavelengths under 4 px relative to real images' (stripes, speckle);
+- colour: colourfulness (Hasler and Süsstrunk 2003) relative to the real images' (colour
+  models only);
 - r: median correlation of the same filter's image from the two seeds of a pair;
 - spec: share of live filters whose own image excites them most among all the images;
 - robust: median share of the output kept under ±2 px shifts and 0.9–1.1 zooms;
@@ -58,7 +61,7 @@ def mnist_real() -> np.ndarray:
     return np.concatenate([digits.x_train, digits.x_test])[..., None]
 
 
-MEASURES = ("out", "dead", "beat", "reach", "clip", "hf", "r", "spec", "robust", "wall")
+MEASURES = ("out", "dead", "beat", "reach", "clip", "hf", "colour", "r", "spec", "robust", "wall")
 
 
 def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour, seeds,
@@ -79,7 +82,11 @@ def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colou
     reduce = "centre" if kind == "neuron" else "mean"
     values = channel_means(facts, layer, run.images, reduce=reduce)
     hf_real = quality.high_frequency_share(real).mean()
-    return {
+    colour = float("nan")
+    if run.images.shape[-1] == 3:
+        colour = quality.colourfulness(facts.preprocess.to_unit(run.images)).mean() / \
+            quality.colourfulness(facts.preprocess.to_unit(real)).mean()
+    return {"colour": colour,
         "objective": kind, "out": run.output[live].mean(), "dead": run.dead.mean(),
         "beat": run.beats_real[live].mean(), "reach": run.reaches_real[live].mean(),
         "clip": quality.clipped_share(run.images, facts.value_range).mean(),
@@ -118,17 +125,23 @@ def _cell(m, key, form, scale=1.0):
 
 def table(title, rows) -> None:
     print(f"\n{title}; each cell: the median over the seed pairs (their range)\n")
-    print("| layer | preset | objective | out | ×cls | dead | beat | reach | clip | hf | r | "
-          "spec | robust | wall s | ×cls |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| layer | preset | objective | out | ×cls | dead | beat | reach | clip | hf | colour | "
+          "r | spec | robust | wall s | ×cls |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for layer, name, m, base in rows:
         print(f"| {layer} | {name} | {m['objective']} | {_cell(m, 'out', '{:.3f}')} | "
               f"{m['out'] / base['out']:.2f} | {_cell(m, 'dead', '{:.0f}', 100)} % | "
               f"{_cell(m, 'beat', '{:.0f}', 100)} % | {_cell(m, 'reach', '{:.0f}', 100)} % | "
               f"{_cell(m, 'clip', '{:.0f}', 100)} % [{m['clip_real']:.0%}] | "
-              f"{_cell(m, 'hf', '{:.2f}')}× | {_cell(m, 'r', '{:.2f}')} | "
+              f"{_cell(m, 'hf', '{:.2f}')}× | "
+              f"{_cell(m, 'colour', '{:.2f}') + '×' if np.isfinite(m['colour']) else '—'} | "
+              f"{_cell(m, 'r', '{:.2f}')} | "
               f"{_cell(m, 'spec', '{:.1f}', 100)} % | {_cell(m, 'robust', '{:.2f}')} | "
               f"{m['wall']:.1f} | {m['wall'] / base['wall']:.2f} |")
+
+
+def base_name(args: argparse.Namespace) -> str:
+    return args.vgg_presets.split(",")[0]
 
 
 def main() -> None:
@@ -141,6 +154,9 @@ def main() -> None:
     parser.add_argument("--vgg-size", type=int, default=96)
     parser.add_argument("--save", type=Path, help="write each run's images here (npz)")
     parser.add_argument("--pairs", type=int, default=3, help="seed pairs: (0, 1), (2, 3), …")
+    parser.add_argument("--vgg-presets", default="classic,default,default-rgb,maco",
+                        help="the VGG16 rows (classic first: the ratios' base)")
+    parser.add_argument("--precision", default="float32", help="the ascent's precision")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"backend {os.environ['KERAS_BACKEND']}, {args.steps} steps")
@@ -168,17 +184,17 @@ def main() -> None:
         rows = []
         for layer in args.vgg_layers.split(","):
             filters = list(range(args.vgg_filters))
-            base = measure(vgg, layer, filters, "classic", raw, real, args.steps, size,
-                           pairs=args.pairs)
-            rows.append((layer, "classic", base, base))
-            for label, colour in (("default", "auto"), ("default-rgb", "none")):
-                m = measure(vgg, layer, filters, "default", raw, real, args.steps, size, colour,
-                            pairs=args.pairs)
+            base = None
+            for label in args.vgg_presets.split(","):
+                name, colour = ("default", "none") if label == "default-rgb" else (label, "auto")
+                m = measure(vgg, layer, filters, name, raw, real, args.steps, size, colour,
+                            pairs=args.pairs, precision=args.precision)
+                base = base or m
                 rows.append((layer, label, m, base))
                 saved[f"vgg/{layer}/{label}"] = m["images"]
-            saved[f"vgg/{layer}/classic"] = base["images"]
         table(f"HED VGG16 (caffe), filters 0-{args.vgg_filters - 1}, {args.vgg_size} px, "
-              f"{len(raw)} photo patches; default-rgb: without colour decorrelation", rows)
+              f"{len(raw)} photo patches, the ascent in {args.precision}; default-rgb: without "
+              f"colour decorrelation; ratios (×cls) to the first row, {base_name(args)}", rows)
     if args.save:
         np.savez_compressed(args.save, **saved)
 

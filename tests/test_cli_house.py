@@ -32,7 +32,7 @@ def test_every_option_has_help_and_choices_show_as_choices():
     help_text = runner.invoke(app, ["filters", "--help"], env=WIDE).stdout
     for panel in ("Model and data", "Ascent", "Start", "Robustness", "Regularizers", "Output"):
         assert panel in help_text
-    assert "--method [rms|adam]" in help_text and "--param [pixel|fourier]" in help_text
+    assert "--method [rms|adam]" in help_text and "--param [pixel|fourier|maco]" in help_text
     assert "--layer TEXT" in help_text and "--steps INT" in help_text
     assert "--reference / --no-reference" in help_text
     assert "[default: the deepest conv layer]" in help_text  # a default written out in words

@@ -13,7 +13,15 @@ from cnnviz.core.errors import CnnvizError
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.filters import visualize_filters
 from cnnviz.oip.optimize import ascend
-from cnnviz.oip.param import FourierParam, PixelParam, dct_matrix, make_param, start_images
+from cnnviz.oip.param import (
+    FourierParam,
+    MacoParam,
+    PixelParam,
+    colour_basis,
+    dct_matrix,
+    make_param,
+    start_images,
+)
 from cnnviz.oip.pieces import TotalVariation
 from cnnviz.oip.settings import Settings, chunk_size
 from cnnviz.oip.transforms import (
@@ -118,6 +126,38 @@ def test_fourier_parameterization_round_trips_and_stays_in_range():
                                   [0.0, 0.5, 1.0])
     with pytest.raises(CnnvizError, match="unknown parameterization 'cppn'"):
         make_param("cppn", (0.0, 1.0), (6, 5, 1))
+
+
+def test_maco_moves_the_phase_and_keeps_a_natural_spectrum():
+    """A start's phase in, the fixed 1/f^decay magnitude out: the image's decorrelated logits
+    have exactly that spectrum (up to one scale per image), whatever the start."""
+    basis = tuple(colour_basis().reshape(-1).tolist())
+    param = make_param("maco", (0.0, 1.0), (12, 10, 3), decay=1.3, colour=basis)
+    assert isinstance(param, MacoParam)
+    starts = np.random.default_rng(4).random((2, 12, 10, 3)).astype(np.float32)
+    raw = param.init(starts)
+    assert raw.shape == (2, 3, 12, 10) and np.abs(raw).max() <= np.pi + 1e-6
+    image = np.asarray(param.to_image(raw), np.float64)
+    assert image.min() > 0.0 and image.max() < 1.0
+    logits = np.log(image / (1 - image))
+    unmixed = np.einsum("khwd,cd->khwc", logits, np.linalg.inv(colour_basis()))
+    spectrum = np.abs(np.fft.fft2(np.moveaxis(unmixed, -1, 1)))
+    freq = np.sqrt(np.fft.fftfreq(12)[:, None] ** 2 + np.fft.fftfreq(10)[None] ** 2)
+    expected = np.where(freq > 0, np.maximum(freq, 1 / 12), np.inf) ** -1.3
+    ratio = spectrum[:, :, freq > 0] / expected[freq > 0]
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:, :1, :1], ratio.shape), rtol=2e-3)
+    np.testing.assert_allclose(spectrum[:, :, 0, 0], 0.0, atol=1e-3)  # no mean term
+    np.testing.assert_allclose(unmixed.std(axis=(1, 2, 3)), 1.0, rtol=1e-3)  # standardized
+    # the phase is the start's: a start shifted by a pixel shifts the image by a pixel
+    shifted = np.asarray(param.to_image(param.init(np.roll(starts, 1, axis=2))))
+    np.testing.assert_allclose(shifted, np.roll(image, 1, axis=2), atol=1e-4)
+
+
+def test_a_maco_ascent_raises_its_filters(oip_model):
+    run = ascend(oip_model, obj.channel("c2"), np.array([0, 1]),
+                 Settings(steps=10, param="maco", lr=0.1, decay=1.3))
+    assert (run.curves[:, -1] > run.curves[:, 0]).all()
+    assert run.images.min() >= 0.0 and run.images.max() <= 1.0
 
 
 def test_start_images_are_long_range_noise_from_scikit_image_resize():

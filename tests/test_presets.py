@@ -86,6 +86,27 @@ def test_default_preset_follows_the_layer_and_the_model(reference_model, rgb_mod
     assert preset("default", rgb_model, "d", (16, 16, 3), param="pixel").colour == ()
 
 
+def test_the_maco_preset_is_the_default_with_a_fixed_spectrum(rgb_model, tmp_path):
+    maco = preset("maco", rgb_model, "d", (16, 16, 3))
+    default = preset("default", rgb_model, "d", (16, 16, 3))
+    assert (maco.param, maco.lr, maco.decay) == ("maco", 0.1, 1.3)
+    assert (maco.transforms, maco.settle, maco.colour) == \
+        (default.transforms, default.settle, default.colour)
+    assert preset("maco", rgb_model, "d", (16, 16, 3), decay=1.1).decay == 1.1
+    # the command line keeps the preset's decay unless --decay is given
+    from typer.testing import CliRunner
+
+    from cnnviz.cli import app
+    from cnnviz.results import FilterResult
+
+    done = CliRunner().invoke(app, ["filters", "--preset", "maco", "--filters", "0-1",
+                                    "--steps", "2", "--no-reference",
+                                    "--out", str(tmp_path / "maco")])
+    assert done.exit_code == 0, done.output
+    params = FilterResult.load(tmp_path / "maco" / "filters.npz").params
+    assert (params["param"], params["decay"], params["lr"]) == ("maco", 1.3, 0.1)
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"name": "lucid"}, "unknown preset 'lucid'"),
     ({"colour": "sepia"}, "unknown colour basis 'sepia'"),
@@ -151,6 +172,13 @@ def test_quality_measures_on_known_images():
                                [1.0, 0.0], atol=1e-12)
     a = np.random.default_rng(5).random((3, 5, 5, 1))
     np.testing.assert_allclose(quality.seed_correlation(a, 2 * a + 1), 1.0)
+    # colourfulness: grey is 0; half the pixels pure red, half pure green: rg is ±255 around
+    # 0 (spread 255), yb is 127.5 everywhere (mean 127.5): 255 + 0.3 · 127.5
+    grey = np.full((1, 2, 2, 3), 0.4)
+    red_green = np.zeros((1, 2, 2, 3))
+    red_green[0, 0, :, 0] = red_green[0, 1, :, 1] = 1.0
+    np.testing.assert_allclose(quality.colourfulness(np.concatenate([grey, red_green])),
+                               [0.0, 255 + 0.3 * 127.5])
     np.testing.assert_allclose(quality.seed_correlation(a, -a), -1.0)
     values = np.array([[3.0, 0.0, 1.0], [1.0, 2.0, 5.0], [0.0, 1.0, 4.0]])
     # image 0 is filter 0's best, image 1 filter 1's; filter 2 prefers image 1 to its own

@@ -57,8 +57,10 @@ def filters(
     size_: SizeOpt = None,
     preset_: Annotated[str, _opt(ASCENT, "A tested bundle of the settings below: default "
                                          "(decorrelated Fourier, colour decorrelation, random "
-                                         "transforms) or classic (the seed blog's pixel "
-                                         "ascent). Options given override it.", "--preset",
+                                         "transforms), classic (the seed blog's pixel "
+                                         "ascent) or maco (the default with only the Fourier "
+                                         "phase optimized: a photo's spectrum and colours). "
+                                         "Options given override it.", "--preset",
                                  metavar=tables.PRESETS.metavar())] = "default",
     objective: Annotated[str, _opt(ASCENT, "What to maximize: a map's mean, its centre "
                                            "unit, or the whole layer (DeepDream); auto: the "
@@ -69,19 +71,23 @@ def filters(
     method: Annotated[str, _opt(ASCENT, "RMS-normalized gradient steps or Adam.",
                                 metavar=tables.UPDATES.metavar())] = "rms",
     lr: Annotated[float | None, _opt(ASCENT, "Step size: a fraction of the input range "
-                                             "(pixel) or coefficient units (fourier).",
+                                             "(pixel), coefficient units (fourier) or radians "
+                                             "(maco).",
                                      show_default="the preset's")] = None,
-    param: Annotated[str | None, _opt(ASCENT, "Optimize pixels, or decorrelated DCT "
-                                              "coefficients through a sigmoid.",
+    param: Annotated[str | None, _opt(ASCENT, "Optimize pixels, decorrelated DCT "
+                                              "coefficients through a sigmoid, or only the "
+                                              "Fourier phase (maco: the magnitude fixed to "
+                                              "1/frequency^decay).",
                                       metavar=tables.PARAMETERIZATIONS.metavar(),
                                       show_default="the preset's")] = None,
     wavelengths: Annotated[str, _opt(START, "Length scales (pixels) of the starting "
                                              "image's random fluctuations: one or more, e.g. "
                                              "14 or 14,7; each adds noise that varies over "
                                              "that many pixels.")] = "14,7,3.5,1.75",
-    decay: Annotated[float, _opt(ASCENT, "Fourier: coefficients scaled by "
-                                         "1/frequency^decay.")] = 1.0,
-    colour: Annotated[str, _opt(ASCENT, "Colour basis of a 3-channel model (fourier): "
+    decay: Annotated[float | None, _opt(ASCENT, "fourier and maco: the spectrum scaled by "
+                                                "1/frequency^decay.",
+                                        show_default="the preset's: 1, maco 1.3")] = None,
+    colour: Annotated[str, _opt(ASCENT, "Colour basis of a 3-channel model (fourier, maco): "
                                         "ImageNet's, measured from --data, or none.",
                                 "--colour", "--color",
                                 metavar=tables.COLOURS.metavar())] = "auto",

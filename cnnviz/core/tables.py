@@ -166,6 +166,8 @@ PRESETS = Table(
           "decorrelated Fourier image, colour decorrelation, random transforms"),
     Entry("classic", "cnnviz.oip.presets:classic_recipe",
           "the seed blog's pixel ascent from long-range fluctuations"),
+    Entry("maco", "cnnviz.oip.presets:maco_recipe",
+          "MACO: only the Fourier phase optimized, a photo's spectrum and colours"),
 )
 
 # How a --data spec is read. Traits: form — "name" (the spec is the entry's name; the factory
@@ -229,7 +231,7 @@ PENALTIES = Table(
     Entry("l1", "cnnviz.oip.pieces:L1", "distance from mid-grey: sparse images"),
     Entry("l2", "cnnviz.oip.pieces:L2", "squared distance from mid-grey: faint images"),
     Entry("ink", "cnnviz.oip.pieces:Ink", "distance from black: strokes on a dark background"))
-PARAMETERIZATIONS = Table("parameterization", "pixel", "fourier")
+PARAMETERIZATIONS = Table("parameterization", "pixel", "fourier", "maco")
 FILL_MODES = Table("pad", "reflect", "nearest", "constant", "wrap")
 ORDERS = Table("order", "index", "activation")
 SCALES = Table("scale", "shared", "per-map")

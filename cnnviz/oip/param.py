@@ -131,15 +131,74 @@ class FourierParam:
         return raw
 
 
+@dataclass(frozen=True)
+class MacoParam:
+    """MACO (Fel et al. 2023, "Unlocking feature visualization for deep networks with
+    magnitude constrained optimization"): only the Fourier phase of each decorrelated channel is
+    optimized; its magnitude is fixed to natural images' 1/frequency^``decay`` (no mean term).
+    Each image is standardized, mixed by the ``colour`` basis and mapped into the range by a
+    sigmoid: its contrast and its spectrum stay those of a photo."""
+
+    value_range: tuple[float, float]
+    shape: tuple[int, int, int]
+    decay: float = 1.0
+    colour: tuple[float, ...] = ()
+    _bases: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        height, width, _ = self.shape
+        freq = np.sqrt(np.fft.fftfreq(height)[:, None] ** 2 + np.fft.fftfreq(width)[None] ** 2)
+        magnitude = np.where(freq > 0, np.maximum(freq, 1.0 / max(height, width)), np.inf)
+        self._bases.update(magnitude=(magnitude ** -self.decay).astype(np.float32)[None, None])
+        if self.colour:
+            if self.shape[2] != 3 or len(self.colour) != 9:
+                raise CnnvizError("a colour basis needs 3-channel images and 9 numbers")
+            mix = np.asarray(self.colour, np.float32).reshape(3, 3)
+            self._bases.update(mix=mix, unmix=np.linalg.inv(mix).astype(np.float32))
+
+    @property
+    def step_scale(self) -> float:
+        return 1.0
+
+    def init(self, starts: np.ndarray) -> np.ndarray:
+        """The phases (K, C, H, W) of the start images' decorrelated logits."""
+        lo, hi = self.value_range
+        unit = np.clip((starts - lo) / (hi - lo), 1e-3, 1 - 1e-3)
+        logits = np.log(unit / (1 - unit))
+        if "unmix" in self._bases:
+            logits = np.einsum("khwd,cd->khwc", logits, self._bases["unmix"])
+        return np.angle(np.fft.fft2(np.moveaxis(logits, -1, 1))).astype(np.float32)
+
+    def to_image(self, raw: Any) -> Any:
+        ops = keras().ops
+        lo, hi = self.value_range
+        magnitude = self._bases["magnitude"]
+        real, _ = ops.ifft2((magnitude * ops.cos(raw), magnitude * ops.sin(raw)))
+        logits = ops.transpose(real, (0, 2, 3, 1))
+        mean = ops.mean(logits, axis=(1, 2, 3), keepdims=True)
+        spread = ops.sqrt(ops.mean((logits - mean) ** 2, axis=(1, 2, 3), keepdims=True))
+        logits = (logits - mean) / (spread + 1e-8)
+        if "mix" in self._bases:
+            logits = ops.einsum("khwc,dc->khwd", logits, self._bases["mix"])
+        return lo + (hi - lo) * ops.sigmoid(logits)
+
+    def project(self, raw: Any) -> Any:
+        return raw
+
+
 def make_param(kind: str, value_range: tuple[float, float], shape: tuple[int, int, int],
-               decay: float = 1.0, colour: tuple[float, ...] = ()) -> PixelParam | FourierParam:
-    """The parameterization called ``kind`` (pixel or fourier; only fourier mixes colours)."""
+               decay: float = 1.0, colour: tuple[float, ...] = ()
+               ) -> PixelParam | FourierParam | MacoParam:
+    """The parameterization called ``kind`` (pixel, fourier or maco; the last two mix
+    colours)."""
     if kind == "pixel":
         if colour:
-            raise CnnvizError("colour decorrelation needs the fourier parameterization")
+            raise CnnvizError("colour decorrelation needs the fourier or maco parameterization")
         return PixelParam(value_range)
     if kind == "fourier":
         return FourierParam(value_range, shape, decay, colour)
+    if kind == "maco":
+        return MacoParam(value_range, shape, decay, colour)
     PARAMETERIZATIONS.check(kind)
     raise AssertionError(kind)  # a parameterization of the table that nothing above handles
 

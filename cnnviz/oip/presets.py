@@ -90,6 +90,13 @@ def default_recipe(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -
                     transforms=Transforms(jitter, (0.9, 1.1), 10.0))
 
 
+def maco_recipe(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> Settings:
+    """The default recipe with MACO's image: the phase optimized (RMS steps of 0.1 radian),
+    the magnitude fixed to 1/frequency^1.3 (:class:`~cnnviz.oip.param.MacoParam`; 1.3 gave
+    photo-like high-frequency power on the HED VGG16, ``docs/feature-visualization.md``)."""
+    return replace(default_recipe(facts, layer, shape), param="maco", lr=0.1, decay=1.3)
+
+
 def preset(name: str, model: ModelFacts | Any, layer: str, shape: tuple[int, int, int], *,
            colour: str = "auto", data_pixels: np.ndarray | None = None,
            **overrides: Any) -> Settings:
@@ -114,15 +121,15 @@ def preset(name: str, model: ModelFacts | Any, layer: str, shape: tuple[int, int
 def _colour(colour: str, name: str, shape: tuple[int, int, int], facts: ModelFacts,
             pixels: np.ndarray | None, param: str) -> tuple[float, ...]:
     """The 9 numbers of the chosen colour basis, or () for none."""
-    if colour == "none" or (colour == "auto" and (name == "classic" or param != "fourier")):
+    if colour == "none" or (colour == "auto" and (name == "classic" or param == "pixel")):
         return ()
     if shape[2] != 3:
         if colour == "auto":
             return ()
         raise CnnvizError(f"a colour basis needs a colour model; '{facts.name}' takes "
                           f"{shape[2]} channel(s)")
-    if param != "fourier":
-        raise CnnvizError("a colour basis needs --param fourier")
+    if param == "pixel":
+        raise CnnvizError("a colour basis needs --param fourier or maco")
     if colour == "data" and pixels is None:
         raise CnnvizError("--colour data needs images: give them with --data")
     basis = colour_basis(pixels if colour == "data" else None, facts.preprocess.bgr)

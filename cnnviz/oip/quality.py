@@ -41,6 +41,17 @@ def high_frequency_share(images: np.ndarray, cutoff: float = 0.25) -> np.ndarray
                     0.0)
 
 
+def colourfulness(rgb: np.ndarray) -> np.ndarray:
+    """Per image (N, H, W, 3: display RGB in 0..1), Hasler and Süsstrunk's colourfulness
+    (2003) on 0..255 values: the spread of the red-green and yellow-blue opponents plus 0.3 ×
+    their mean's length."""
+    x = 255.0 * np.asarray(rgb, np.float64)
+    rg = x[..., 0] - x[..., 1]
+    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    spread = np.sqrt(rg.std(axis=(1, 2)) ** 2 + yb.std(axis=(1, 2)) ** 2)
+    return spread + 0.3 * np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
+
+
 def seed_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Per pair, the Pearson correlation of two images of the same filter from different seeds
     (0 where either is flat)."""

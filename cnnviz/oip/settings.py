@@ -128,8 +128,8 @@ class Settings:
         PARAMETERIZATIONS.check(self.param)
         STARTS.check(self.start)
         PRECISIONS.check(self.precision)
-        if self.colour and (len(self.colour) != 9 or self.param != "fourier"):
-            raise CnnvizError("a colour basis is 9 numbers and needs the fourier "
+        if self.colour and (len(self.colour) != 9 or self.param == "pixel"):
+            raise CnnvizError("a colour basis is 9 numbers and needs the fourier or maco "
                               "parameterization")
         if self.lr <= 0:
             raise CnnvizError(f"learning rate must be positive, got {self.lr}")
