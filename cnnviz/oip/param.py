@@ -78,6 +78,25 @@ def dct_matrix(n: int) -> np.ndarray:
     return d
 
 
+def _colour_mix(shape: tuple[int, int, int], colour: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """The colour basis (``mix``) and its inverse (``unmix``), or nothing without one."""
+    if not colour:
+        return {}
+    if shape[2] != 3 or len(colour) != 9:
+        raise CnnvizError("a colour basis needs 3-channel images and 9 numbers")
+    mix = np.asarray(colour, np.float32).reshape(3, 3)
+    return {"mix": mix, "unmix": np.linalg.inv(mix).astype(np.float32)}
+
+
+def _start_logits(starts: np.ndarray, value_range: tuple[float, float],
+                  unmix: np.ndarray | None) -> np.ndarray:
+    """Start images as the sigmoid's input, in decorrelated channels where there is a basis."""
+    lo, hi = value_range
+    unit = np.clip((starts - lo) / (hi - lo), 1e-3, 1 - 1e-3)
+    logits = np.log(unit / (1 - unit))
+    return logits if unmix is None else np.einsum("khwd,cd->khwc", logits, unmix)
+
+
 @dataclass(frozen=True)
 class FourierParam:
     """DCT coefficients scaled by 1/frequency^``decay``, mixed by the ``colour`` basis (9
@@ -98,22 +117,14 @@ class FourierParam:
                            dx=dct_matrix(width).astype(np.float32),
                            scale=(freq ** -self.decay / (freq ** -self.decay).max())
                            .astype(np.float32)[None, :, :, None])
-        if self.colour:
-            if self.shape[2] != 3 or len(self.colour) != 9:
-                raise CnnvizError("a colour basis needs 3-channel images and 9 numbers")
-            mix = np.asarray(self.colour, np.float32).reshape(3, 3)
-            self._bases.update(mix=mix, unmix=np.linalg.inv(mix).astype(np.float32))
+        self._bases.update(_colour_mix(self.shape, self.colour))
 
     @property
     def step_scale(self) -> float:
         return 1.0
 
     def init(self, starts: np.ndarray) -> np.ndarray:
-        lo, hi = self.value_range
-        unit = np.clip((starts - lo) / (hi - lo), 1e-3, 1 - 1e-3)
-        logits = np.log(unit / (1 - unit))
-        if "unmix" in self._bases:
-            logits = np.einsum("khwd,cd->khwc", logits, self._bases["unmix"])
+        logits = _start_logits(starts, self.value_range, self._bases.get("unmix"))
         coeffs = np.einsum("uh,khwc,vw->kuvc", self._bases["dy"], logits, self._bases["dx"],
                            optimize=True)  # two matrix products, not one loop over all four
         return (coeffs / self._bases["scale"]).astype(np.float32)
@@ -150,11 +161,7 @@ class MacoParam:
         freq = np.sqrt(np.fft.fftfreq(height)[:, None] ** 2 + np.fft.fftfreq(width)[None] ** 2)
         magnitude = np.where(freq > 0, np.maximum(freq, 1.0 / max(height, width)), np.inf)
         self._bases.update(magnitude=(magnitude ** -self.decay).astype(np.float32)[None, None])
-        if self.colour:
-            if self.shape[2] != 3 or len(self.colour) != 9:
-                raise CnnvizError("a colour basis needs 3-channel images and 9 numbers")
-            mix = np.asarray(self.colour, np.float32).reshape(3, 3)
-            self._bases.update(mix=mix, unmix=np.linalg.inv(mix).astype(np.float32))
+        self._bases.update(_colour_mix(self.shape, self.colour))
 
     @property
     def step_scale(self) -> float:
@@ -162,11 +169,7 @@ class MacoParam:
 
     def init(self, starts: np.ndarray) -> np.ndarray:
         """The phases (K, C, H, W) of the start images' decorrelated logits."""
-        lo, hi = self.value_range
-        unit = np.clip((starts - lo) / (hi - lo), 1e-3, 1 - 1e-3)
-        logits = np.log(unit / (1 - unit))
-        if "unmix" in self._bases:
-            logits = np.einsum("khwd,cd->khwc", logits, self._bases["unmix"])
+        logits = _start_logits(starts, self.value_range, self._bases.get("unmix"))
         return np.angle(np.fft.fft2(np.moveaxis(logits, -1, 1))).astype(np.float32)
 
     def to_image(self, raw: Any) -> Any:
