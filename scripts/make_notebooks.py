@@ -134,10 +134,10 @@ print(f"sum of attributions {float(ig.sum()):.4f}, completeness error {float(del
         "should lower the probability faster than deleting the ink at random, and each map "
         "should change when the weights are randomized (Spearman well under 0.5).",
         """from cnnviz.attribution import metrics
-n = 10 if QUICK else 50
+n = 3 if QUICK else 50
 sample = cnnviz.explain(model, cnnviz.images_to_model_input(x[:n], (28, 28, 1),
                                                             model.preprocess), target=y[:n])
-for name, score in metrics.evaluate(model, sample).items():
+for name, score in metrics.evaluate(model, sample, stages=2 if QUICK else 8).items():
     print(score.line(name))""",
     ],
     "05_blog_series.ipynb": [

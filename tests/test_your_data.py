@@ -133,12 +133,17 @@ def test_vgg16_of_any_input_size(tmp_path, vgg_paths, folder):
     assert FilterResult.load(tmp_path / "f" / "filters.npz").images.shape == (4, 224, 224, 3)
 
     explained = run("explain", any_size, "--image", tmp_path / "grey.png", "--target",
-                    "channel:0", "--out", tmp_path / "e")
+                    "channel:0", "--method", "saliency,gradcam", "--out", tmp_path / "e")
     assert "channel 0 of the output explained (given" in explained.stdout
     attributions = Attributions.load(tmp_path / "e" / "explain.npz")
     assert attributions.targets.tolist() == [0] and attributions.maps["gradcam"].shape == (
         1, 40, 48)
 
+
+@pytest.mark.slow
+@pytest.mark.one_backend  # a whole page: the TensorFlow stage of CI rebuilds it
+def test_a_report_of_vgg16_of_any_input_size(tmp_path, vgg_paths, folder):
+    any_size, _ = vgg_paths
     run("report", any_size, "--data", folder, "--size", "32,32", "--steps", "1", "--examples",
         "1", "--layer", "block1_conv2", "--out", tmp_path / "report.html")
     assert "class square (image" in (tmp_path / "report.html").read_text()
