@@ -88,25 +88,47 @@ def _colour_mix(shape: tuple[int, int, int], colour: tuple[float, ...]) -> dict[
     return {"mix": mix, "unmix": np.linalg.inv(mix).astype(np.float32)}
 
 
-def _start_logits(starts: np.ndarray, value_range: tuple[float, float],
-                  unmix: np.ndarray | None) -> np.ndarray:
-    """Start images as the sigmoid's input, in decorrelated channels where there is a basis."""
-    lo, hi = value_range
-    unit = np.clip((starts - lo) / (hi - lo), 1e-3, 1 - 1e-3)
-    logits = np.log(unit / (1 - unit))
-    return logits if unmix is None else np.einsum("khwd,cd->khwc", logits, unmix)
-
-
 @dataclass(frozen=True)
-class FourierParam:
-    """DCT coefficients scaled by 1/frequency^``decay``, mixed by the ``colour`` basis (9
-    numbers, row-major; none: channels independent), through a sigmoid into the range."""
+class _Spectral:
+    """What the Fourier and MACO parameterizations share: a spectrum scaled by
+    1/frequency^``decay``, the ``colour`` basis (9 numbers, row-major; none: channels
+    independent), the sigmoid into the range, steps in the raw variables' own units."""
 
     value_range: tuple[float, float]
     shape: tuple[int, int, int]
     decay: float = 1.0
     colour: tuple[float, ...] = ()
     _bases: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def step_scale(self) -> float:
+        return 1.0
+
+    def project(self, raw: Any) -> Any:
+        return raw
+
+    def _start_logits(self, starts: np.ndarray) -> np.ndarray:
+        """Start images as the sigmoid's input, in decorrelated channels where there is a
+        basis."""
+        lo, hi = self.value_range
+        unit = np.clip((starts - lo) / (hi - lo), 1e-3, 1 - 1e-3)
+        logits = np.log(unit / (1 - unit))
+        unmix = self._bases.get("unmix")
+        return logits if unmix is None else np.einsum("khwd,cd->khwc", logits, unmix)
+
+    def _in_range(self, logits: Any) -> Any:
+        """Decorrelated logits (K, H, W, C) mixed by the colour basis, into the range."""
+        ops = keras().ops
+        lo, hi = self.value_range
+        if "mix" in self._bases:
+            logits = ops.einsum("khwc,dc->khwd", logits, self._bases["mix"])
+        return lo + (hi - lo) * ops.sigmoid(logits)
+
+
+@dataclass(frozen=True)
+class FourierParam(_Spectral):
+    """DCT coefficients scaled by 1/frequency^``decay``, mixed by the ``colour`` basis, through
+    a sigmoid into the range."""
 
     def __post_init__(self) -> None:
         height, width, _ = self.shape
@@ -119,42 +141,25 @@ class FourierParam:
                            .astype(np.float32)[None, :, :, None])
         self._bases.update(_colour_mix(self.shape, self.colour))
 
-    @property
-    def step_scale(self) -> float:
-        return 1.0
-
     def init(self, starts: np.ndarray) -> np.ndarray:
-        logits = _start_logits(starts, self.value_range, self._bases.get("unmix"))
+        logits = self._start_logits(starts)
         coeffs = np.einsum("uh,khwc,vw->kuvc", self._bases["dy"], logits, self._bases["dx"],
                            optimize=True)  # two matrix products, not one loop over all four
         return (coeffs / self._bases["scale"]).astype(np.float32)
 
     def to_image(self, raw: Any) -> Any:
-        ops = keras().ops
-        lo, hi = self.value_range
         spectrum = raw * self._bases["scale"]
-        logits = ops.einsum("uh,kuvc,vw->khwc", self._bases["dy"], spectrum, self._bases["dx"])
-        if "mix" in self._bases:
-            logits = ops.einsum("khwc,dc->khwd", logits, self._bases["mix"])
-        return lo + (hi - lo) * ops.sigmoid(logits)
-
-    def project(self, raw: Any) -> Any:
-        return raw
+        return self._in_range(keras().ops.einsum("uh,kuvc,vw->khwc", self._bases["dy"],
+                                                 spectrum, self._bases["dx"]))
 
 
 @dataclass(frozen=True)
-class MacoParam:
+class MacoParam(_Spectral):
     """MACO (Fel et al. 2023, "Unlocking feature visualization for deep networks with
     magnitude constrained optimization"): only the Fourier phase of each decorrelated channel is
     optimized; its magnitude is fixed to natural images' 1/frequency^``decay`` (no mean term).
     Each image is standardized, mixed by the ``colour`` basis and mapped into the range by a
     sigmoid: its contrast and its spectrum stay those of a photo."""
-
-    value_range: tuple[float, float]
-    shape: tuple[int, int, int]
-    decay: float = 1.0
-    colour: tuple[float, ...] = ()
-    _bases: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         height, width, _ = self.shape
@@ -163,30 +168,19 @@ class MacoParam:
         self._bases.update(magnitude=(magnitude ** -self.decay).astype(np.float32)[None, None])
         self._bases.update(_colour_mix(self.shape, self.colour))
 
-    @property
-    def step_scale(self) -> float:
-        return 1.0
-
     def init(self, starts: np.ndarray) -> np.ndarray:
         """The phases (K, C, H, W) of the start images' decorrelated logits."""
-        logits = _start_logits(starts, self.value_range, self._bases.get("unmix"))
+        logits = self._start_logits(starts)
         return np.angle(np.fft.fft2(np.moveaxis(logits, -1, 1))).astype(np.float32)
 
     def to_image(self, raw: Any) -> Any:
         ops = keras().ops
-        lo, hi = self.value_range
         magnitude = self._bases["magnitude"]
         real, _ = ops.ifft2((magnitude * ops.cos(raw), magnitude * ops.sin(raw)))
         logits = ops.transpose(real, (0, 2, 3, 1))
         mean = ops.mean(logits, axis=(1, 2, 3), keepdims=True)
         spread = ops.sqrt(ops.mean((logits - mean) ** 2, axis=(1, 2, 3), keepdims=True))
-        logits = (logits - mean) / (spread + 1e-8)
-        if "mix" in self._bases:
-            logits = ops.einsum("khwc,dc->khwd", logits, self._bases["mix"])
-        return lo + (hi - lo) * ops.sigmoid(logits)
-
-    def project(self, raw: Any) -> Any:
-        return raw
+        return self._in_range((logits - mean) / (spread + 1e-8))
 
 
 def make_param(kind: str, value_range: tuple[float, float], shape: tuple[int, int, int],
