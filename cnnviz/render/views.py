@@ -167,7 +167,10 @@ def filter_gallery_figure(result: FilterResult, order: str = "index") -> Any:
 
 def filter_gallery_picture(result: FilterResult, order: str = "index", title: str = "") -> Any:
     """The static gallery of a filter result (a ``PIL.Image``): ``filters.png``."""
-    p = _gallery_parts(result, order)
+    return _gallery_sheet(_gallery_parts(result, order), title)
+
+
+def _gallery_sheet(p: dict[str, Any], title: str = "") -> Any:
     return sheet.image_gallery(p["shown"], p["labels"], value_range=p["value_range"],
                                title=title or p["heading"], flagged=p["flagged"],
                                columns=p["per_row"])
@@ -182,8 +185,7 @@ def write_filter_views(result: FilterResult, out_dir: str | Path, *, order: str 
     out = Path(out_dir)
     p = _gallery_parts(result, order)
     heading = title or p["heading"]
-    written = [grids.save_png(filter_gallery_picture(result, order, heading),
-                              out / "filters.png")]
+    written = [grids.save_png(_gallery_sheet(p, heading), out / "filters.png")]
     sections = [("Optimal input patterns", filter_gallery_figure(result, order))]
     idx = p["idx"]
     curves = figures.curves_figure(result.curves[idx],
