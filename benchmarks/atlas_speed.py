@@ -165,7 +165,8 @@ def vgg_blocks(args, gflops: float) -> None:
         flops = forward_flops(model, layer)
         map_statistics(facts, source, [layer])  # traced once
         stats = timed(lambda layer=layer: map_statistics(facts, source, [layer]))
-        settings = preset("default", facts, layer, (side, side, 3), seed=0, steps=args.vgg_steps)
+        settings = preset("default", facts, layer, (side, side, 3), seed=0, steps=args.vgg_steps,
+                          precursors=0)  # the step's rate: no precursors
         cold = timed(lambda layer=layer, s=settings: visualize_filters(facts, layer, filters, s))
         warm = timed(lambda layer=layer, s=settings: visualize_filters(facts, layer, filters, s))
         image_steps = len(filters) * args.vgg_steps

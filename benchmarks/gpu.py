@@ -68,14 +68,17 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for precision in args.precisions.split(","):
         settings = preset("default", facts, "conv2d_3", (28, 28, 1), seed=0, steps=args.steps,
+                          precursors=0,
                           precision=precision)
         small = partial(visualize_filters, facts, "conv2d_3", None, settings, budget=budget)
         cold = timed(small)
         warm = statistics.median(timed(small) for _ in range(5))
         trace = timed(partial(visualize_filters, vgg, layer, filters, preset(
-            "default", vgg, layer, (side, side, 3), seed=0, steps=2, precision=precision),
+            "default", vgg, layer, (side, side, 3), seed=0, steps=2, precision=precision,
+            precursors=0),
             budget=budget))
         full = preset("default", vgg, layer, (side, side, 3), seed=0, steps=args.vgg_steps,
+                      precursors=0,
                       precision=precision)
         wall = timed(partial(visualize_filters, vgg, layer, filters, full, budget=budget))
         print(f"| reference CNN conv2d_3: 128 filters × {args.steps} steps, 28×28 | {precision} | "

@@ -1,7 +1,7 @@
 """OIP quality benchmark: every preset on every layer, side by side, on measures that need no eye.
 
     python benchmarks/oip_quality.py [--steps 100] [--pairs 3] [--vgg] [--vgg-filters 8]
-        [--vgg-presets classic,default,default-rgb,maco] [--precision float32]
+        [--vgg-presets classic,default,default-rgb,maco] [--precision float32] [--walls 3]
 
 Every measure is taken over ``--pairs`` seed pairs — (0, 1), (2, 3), … — and printed as the
 median with its range (the wall time: the median).
@@ -19,10 +19,18 @@ VGG16, ``benchmarks/hed_vgg16.py``, on skimage's colour photos) it prints:
 - hf: power at wavelengths under 4 px relative to real images' (stripes, speckle);
 - colour: colourfulness (Hasler and Süsstrunk 2003) relative to the real images' (colour
   models only);
-- r: median correlation of the same filter's image from the two seeds of a pair;
+- r: median correlation of the same filter's image from the two seeds of a pair; r−cast
+  (colour models): the same with each channel's mean removed first, so that a colour cast both
+  images share does not count as agreement; r~shift: the largest such correlation with the
+  other seed's image moved (circularly) by up to an eighth of the side — the same texture at
+  another phase — beside its chance level, the same measure between different filters' images;
 - spec: share of live filters whose own image excites them most among all the images;
 - robust: median share of the output kept under ±2 px shifts and 0.9–1.1 zooms;
 - wall: seconds of the seed-0 ascent (compile included), and its ratio to classic's.
+
+``--walls N`` then times each VGG16 row's seed-0 ascent N more times, the rows taking turns (so
+that a busy moment of the machine falls on all of them), and prints the median and range;
+``--pairs 0`` skips the measures and prints only that.
 """
 
 from __future__ import annotations
@@ -61,17 +69,19 @@ def mnist_real() -> np.ndarray:
     return np.concatenate([digits.x_train, digits.x_test])[..., None]
 
 
-MEASURES = ("out", "dead", "beat", "reach", "clip", "hf", "colour", "r", "spec", "robust", "wall")
+MEASURES = ("out", "dead", "beat", "reach", "clip", "hf", "colour", "r", "r_cast", "r_shift",
+            "r_chance", "spec", "robust", "wall")
 
 
 def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour, seeds,
-                 precision="float32"):
+                 precision="float32", vivid=None):
     """Every measure of one preset on one layer from the seed pair ``seeds`` (the first seed's
-    run for all but r, which compares the two), the ascent in ``precision``."""
+    run for all but r, which compares the two), the ascent in ``precision``; ``vivid``: the
+    colourfulness penalty's weight (None: the preset's)."""
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape)
     settings = preset(name, facts, layer, shape, steps=steps, colour=colour, seed=seeds[0],
-                      precision=precision)
+                      precision=precision, colourfulness=vivid)
     start = time.perf_counter()
     run = visualize_filters(facts, layer, filters, settings, reference_images=real_raw,
                             size=size)
@@ -82,11 +92,17 @@ def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colou
     reduce = "centre" if kind == "neuron" else "mean"
     values = channel_means(facts, layer, run.images, reduce=reduce)
     hf_real = quality.high_frequency_share(real).mean()
-    colour = float("nan")
+    colour = r_cast = r_shift = r_chance = float("nan")
     if run.images.shape[-1] == 3:
+        r_cast = np.median(quality.seed_correlation(run.images, other.images,
+                                                    per_channel=True)[live])
+        reach = run.images.shape[1] // 8
+        r_shift = np.median(quality.shifted_correlation(run.images, other.images, reach)[live])
+        r_chance = np.median(quality.shifted_correlation(
+            run.images, np.roll(other.images, 1, axis=0), reach)[live])
         colour = quality.colourfulness(facts.preprocess.to_unit(run.images)).mean() / \
             quality.colourfulness(facts.preprocess.to_unit(real)).mean()
-    return {"colour": colour,
+    return {"colour": colour, "r_cast": r_cast, "r_shift": r_shift, "r_chance": r_chance,
         "objective": kind, "out": run.output[live].mean(), "dead": run.dead.mean(),
         "beat": run.beats_real[live].mean(), "reach": run.reaches_real[live].mean(),
         "clip": quality.clipped_share(run.images, facts.value_range).mean(),
@@ -101,10 +117,10 @@ def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colou
 
 
 def measure(facts, layer, filters, name, real_raw, real, steps, size, colour="auto",
-            pairs=3, precision="float32"):
+            pairs=3, precision="float32", vivid=None):
     """Each measure's median over ``pairs`` seed pairs (0, 1), (2, 3), … and its range."""
     runs = [measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour,
-                         (2 * i, 2 * i + 1), precision) for i in range(pairs)]
+                         (2 * i, 2 * i + 1), precision, vivid) for i in range(pairs)]
     found = {"objective": runs[0]["objective"], "images": runs[0]["images"],
              "clip_real": runs[0]["clip_real"], "pairs": pairs}
     for key in MEASURES:
@@ -123,11 +139,17 @@ def _cell(m, key, form, scale=1.0):
     return text
 
 
+def _shift(m) -> str:
+    if not np.isfinite(m["r_shift"]):
+        return "—"
+    return f"{_cell(m, 'r_shift', '{:.2f}')} ({m['r_chance']:.2f})"
+
+
 def table(title, rows) -> None:
     print(f"\n{title}; each cell: the median over the seed pairs (their range)\n")
     print("| layer | preset | objective | out | ×cls | dead | beat | reach | clip | hf | colour | "
-          "r | spec | robust | wall s | ×cls |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "r | r−cast | r~shift (chance) | spec | robust | wall s | ×cls |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for layer, name, m, base in rows:
         print(f"| {layer} | {name} | {m['objective']} | {_cell(m, 'out', '{:.3f}')} | "
               f"{m['out'] / base['out']:.2f} | {_cell(m, 'dead', '{:.0f}', 100)} % | "
@@ -136,8 +158,41 @@ def table(title, rows) -> None:
               f"{_cell(m, 'hf', '{:.2f}')}× | "
               f"{_cell(m, 'colour', '{:.2f}') + '×' if np.isfinite(m['colour']) else '—'} | "
               f"{_cell(m, 'r', '{:.2f}')} | "
+              f"{_cell(m, 'r_cast', '{:.2f}') if np.isfinite(m['r_cast']) else '—'} | "
+              f"{_shift(m)} | "
               f"{_cell(m, 'spec', '{:.1f}', 100)} % | {_cell(m, 'robust', '{:.2f}')} | "
               f"{m['wall']:.1f} | {m['wall'] / base['wall']:.2f} |")
+
+
+def _row(label: str) -> tuple[str, str, float | None]:
+    """A VGG16 row's preset, colour basis and colourfulness weight (NAME@W)."""
+    name, _, vivid = label.partition("@")
+    name, colour = ("default", "none") if name == "default-rgb" else (name, "auto")
+    return name, colour, float(vivid) if vivid else None
+
+
+def walls(facts, layer, filters, args, size) -> None:
+    """Each row's seed-0 ascent timed ``args.walls`` times (after one to trace), taking turns."""
+    shape, _ = facts.default_size(size)
+    runs = {}
+    for label in args.vgg_presets.split(","):
+        name, colour, vivid = _row(label)
+        runs[label] = preset(name, facts, layer, shape, steps=args.steps, colour=colour, seed=0,
+                             precision=args.precision, colourfulness=vivid)
+        visualize_filters(facts, layer, filters, runs[label], size=size)
+    found = {label: [] for label in runs}
+    for _ in range(args.walls):
+        for label, settings in runs.items():
+            start = time.perf_counter()
+            visualize_filters(facts, layer, filters, settings, size=size)
+            found[label].append(time.perf_counter() - start)
+    first = np.median(found[next(iter(found))])
+    print(f"\n{layer}, {len(filters)} filters × {args.steps} steps, the ascent in "
+          f"{args.precision}: wall s over {args.walls} runs taking turns (traced before)\n")
+    print("| layer | preset | wall s | × first row |\n|---|---|---|---|")
+    for label, values in found.items():
+        print(f"| {layer} | {label} | {np.median(values):.1f} ({min(values):.1f}–"
+              f"{max(values):.1f}) | {np.median(values) / first:.2f} |")
 
 
 def base_name(args: argparse.Namespace) -> str:
@@ -155,8 +210,12 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="write each run's images here (npz)")
     parser.add_argument("--pairs", type=int, default=3, help="seed pairs: (0, 1), (2, 3), …")
     parser.add_argument("--vgg-presets", default="classic,default,default-rgb,maco",
-                        help="the VGG16 rows (classic first: the ratios' base)")
+                        help="the VGG16 rows (the first: the ratios' base); default-rgb: "
+                             "without the colour basis; NAME@W: the colourfulness penalty "
+                             "weighed W")
     parser.add_argument("--precision", default="float32", help="the ascent's precision")
+    parser.add_argument("--walls", type=int, default=0,
+                        help="time each VGG16 row N more times, taking turns")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"backend {os.environ['KERAS_BACKEND']}, {args.steps} steps")
@@ -185,16 +244,20 @@ def main() -> None:
         for layer in args.vgg_layers.split(","):
             filters = list(range(args.vgg_filters))
             base = None
-            for label in args.vgg_presets.split(","):
-                name, colour = ("default", "none") if label == "default-rgb" else (label, "auto")
+            for label in args.vgg_presets.split(",") if args.pairs else ():
+                name, colour, vivid = _row(label)
                 m = measure(vgg, layer, filters, name, raw, real, args.steps, size, colour,
-                            pairs=args.pairs, precision=args.precision)
+                            pairs=args.pairs, precision=args.precision, vivid=vivid)
                 base = base or m
                 rows.append((layer, label, m, base))
                 saved[f"vgg/{layer}/{label}"] = m["images"]
-        table(f"HED VGG16 (caffe), filters 0-{args.vgg_filters - 1}, {args.vgg_size} px, "
-              f"{len(raw)} photo patches, the ascent in {args.precision}; default-rgb: without "
-              f"colour decorrelation; ratios (×cls) to the first row, {base_name(args)}", rows)
+            if args.walls:
+                walls(vgg, layer, filters, args, size)
+        if rows:
+            table(f"HED VGG16 (caffe), filters 0-{args.vgg_filters - 1}, {args.vgg_size} px, "
+                  f"{len(raw)} photo patches, the ascent in {args.precision}; default-rgb: "
+                  f"without colour decorrelation; ratios (×cls) to the first row, "
+                  f"{base_name(args)}", rows)
     if args.save:
         np.savez_compressed(args.save, **saved)
 

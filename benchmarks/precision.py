@@ -42,6 +42,7 @@ from oip_quality import measure, mnist_real  # noqa: E402
 from cnnviz.core.precision import choose  # noqa: E402
 from cnnviz.data.sources import model_inputs  # noqa: E402
 from cnnviz.model.facts import as_facts, load  # noqa: E402
+from cnnviz.oip.presets import preset  # noqa: E402
 
 PRECISIONS = ("float32", "bfloat16")
 EMULATED_ISA = "AVX512_CORE_VNNI"  # oneDNN below its bfloat16 kernels
@@ -69,13 +70,15 @@ def rows_of(facts, layer, filters, real_raw, real, steps, size, pairs, gflops) -
     shape, _ = facts.default_size(size)
     count = len(filters) if filters is not None else int(
         facts.model.get_layer(layer).output.shape[-1])
+    recipe = preset("default", facts, layer, shape)  # its precursors' short runs count too
+    work = count * (steps + recipe.precursors * recipe.precursor_steps)
     floor = forward_flops(facts.model, layer, shape if facts.any_size else None) * \
-        ASCENT_FLOPS * count * steps / (gflops * 1e9)
+        ASCENT_FLOPS * work / (gflops * 1e9)
     found = []
     for precision in PRECISIONS:
         m = measure(facts, layer, filters, "default", real_raw, real, steps, size,
                     pairs=pairs, precision=precision)
-        m.update(precision=precision, image_steps=count * steps, floor=floor)
+        m.update(precision=precision, image_steps=work, floor=floor)
         found.append(m)
     return found
 

@@ -440,7 +440,7 @@ def test_interrupted_gallery_resumes_to_the_same_result(tmp_path, monkeypatch):
     import cnnviz.oip.optimize as engine
 
     args = ["filters", "--layer", "conv2d_2", "--filters", "0-5", "--steps", "3", "--batch",
-            "2", "--no-reference"]
+            "2", "--no-reference", "--precursors", "0"]  # two filters a chunk, no short runs
     assert run(*args, "--out", tmp_path / "whole").exit_code == 0
     real_run = engine._Stepper.run
     calls = []

@@ -510,10 +510,10 @@ def test_same_named_objectives_that_differ_get_their_own_steps(k, oip_model):
 def test_the_reference_pass_fits_its_batches_to_the_budget():
     """A real image costs its conversion to the model's input too: 28×28 digits for a 2048²
     model go two at a time within 512 MiB (they went ten at a time, 4.3 GB, 274 s)."""
-    from cnnviz.oip import filters as oip_filters
+    from cnnviz.oip import real as oip_real
 
     per_image = int(143.8 * 2**20)  # one 2048×2048×1 image's activations in a step
-    assert oip_filters._reference_batch(per_image, (2048, 2048, 1), 512 * 2**20) == 2
-    assert oip_filters._reference_batch(per_image, (2048, 2048, 1), 2**20) == 1
-    assert oip_filters._reference_batch(400_000, (28, 28, 1), 512 * 2**20) == 256
+    assert oip_real.reference_batch(per_image, (2048, 2048, 1), 512 * 2**20) == 2
+    assert oip_real.reference_batch(per_image, (2048, 2048, 1), 2**20) == 1
+    assert oip_real.reference_batch(400_000, (28, 28, 1), 512 * 2**20) == 256
 

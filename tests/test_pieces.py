@@ -48,7 +48,8 @@ def test_keys_are_class_and_parameters():
 
 
 def test_tables_name_the_shipped_pieces():
-    assert [PENALTIES[n].load().name for n in PENALTIES.names()] == ["tv", "l1", "l2", "ink"]
+    assert [PENALTIES[n].load().name for n in PENALTIES.names()] == ["tv", "l1", "l2", "ink",
+                                                                    "colourfulness"]
     assert [UPDATES[n].load()().name for n in UPDATES.names()] == ["rms", "adam"]
     assert Settings(tv=0.1, l2=0.2).all_penalties == (TotalVariation(0.1), L2(0.2))
     assert Settings(update="adam").updater == Adam()
@@ -112,3 +113,55 @@ def test_a_grey_models_class_images_pay_for_ink(tiny_model, k):
     assert preset("classic", tiny_model, "out", (6, 6, 1)).ink == 0.0
     colour = k.Sequential([k.Input((6, 6, 3)), k.layers.Flatten(), k.layers.Dense(2)])
     assert preset("default", colour, colour.layers[-1].name, (6, 6, 3)).ink == 0.0
+
+
+def test_colourfulness_is_hasler_and_suesstrunks(k):
+    from cnnviz.oip import quality
+    from cnnviz.oip.pieces import Colourfulness, colourfulness
+
+    images = np.zeros((3, 2, 2, 3), np.float32)
+    images[0] = 0.5  # grey: no colour
+    images[1, :, 0] = (1.0, 0.0, 0.0)  # half red, half green
+    images[1, :, 1] = (0.0, 1.0, 0.0)
+    images[2] = np.random.default_rng(0).uniform(size=(2, 2, 3))
+    found = np.asarray(colourfulness(images))
+    # red-green opponent ±255 (spread 255), yellow-blue 127.5 everywhere (mean 127.5)
+    np.testing.assert_allclose(found[:2], [0.0, 255.0 + 0.3 * 127.5], atol=0.01)
+    np.testing.assert_allclose(found, quality.colourfulness(images), rtol=1e-4, atol=0.01)
+    np.testing.assert_allclose(np.asarray(colourfulness(images[..., ::-1].copy(), bgr=True)),
+                               found, rtol=1e-5, atol=0.01)
+    # the penalty: the excess over the target as a share of it, none below it; caffe-like
+    # inputs (0..255 around a per-channel mid) give the same as display values
+    penalty = Colourfulness(1.0, target=found[1] / 2)
+    np.testing.assert_allclose(np.asarray(penalty(images[:2], 0.0, 1.0)), [0.0, 1.0], atol=1e-4)
+    mid = np.array([20.0, -5.0, 7.0], np.float32)
+    np.testing.assert_allclose(np.asarray(penalty(255 * (images[:2] - 0.5) + mid, mid, 255.0)),
+                               [0.0, 1.0], atol=1e-4)
+    with pytest.raises(CnnvizError, match="target must be positive"):
+        Colourfulness(1.0, target=0.0)
+    # a window prices the colour there only: red and green outside it are free
+    framed = np.full((1, 6, 6, 3), 0.5, np.float32)
+    framed[0, :, :2] = (1.0, 0.0, 0.0)
+    framed[0, :, 4:] = (0.0, 1.0, 0.0)
+    assert np.asarray(Colourfulness(1.0, target=10.0)(framed, 0.0, 1.0))[0] > 1.0
+    inside = Colourfulness(1.0, target=10.0, window=[1, 5, 2, 4])  # as JSON gives it back
+    assert inside.window == (1, 5, 2, 4) and hash(inside.key)
+    np.testing.assert_allclose(np.asarray(inside(framed, 0.0, 1.0)), [0.0], atol=1e-6)
+    with pytest.raises(CnnvizError, match="window"):
+        Colourfulness(1.0, window=(3, 1, 0, 2))
+
+
+def test_the_colourfulness_penalty_mutes_a_colour_ascent(k):
+    from cnnviz.oip.pieces import Colourfulness, colourfulness
+
+    # one filter that answers red minus green: its images grow as colourful as they may
+    weights = np.zeros((1, 1, 3, 1), np.float32)
+    weights[0, 0, :, 0] = (1.0, -1.0, 0.0)
+    model = k.Sequential([k.Input((8, 8, 3)), k.layers.Conv2D(1, 1, name="conv")])
+    model.layers[-1].set_weights([weights, np.zeros(1, np.float32)])
+    base = Settings(steps=40, param="fourier", lr=0.3, seed=0)
+    free = visualize_filters(model, "conv", [0], base, objective="channel").images
+    muted = visualize_filters(model, "conv", [0], replace(
+        base, penalties=(Colourfulness(4.0, target=60.0),)), objective="channel").images
+    loud, calm = (float(np.asarray(colourfulness(x))[0]) for x in (free, muted))
+    assert loud > 85.0 and 50.0 < calm < 75.0, (loud, calm)  # held near its target, not at 0

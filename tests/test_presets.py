@@ -86,6 +86,49 @@ def test_default_preset_follows_the_layer_and_the_model(reference_model, rgb_mod
     assert preset("default", rgb_model, "d", (16, 16, 3), param="pixel").colour == ()
 
 
+def test_the_default_adds_precursors_and_prices_colour(reference_model, rgb_model, k):
+    from cnnviz.model.facts import as_facts
+    from cnnviz.oip.pieces import PHOTO_COLOURFULNESS, Colourfulness
+    from cnnviz.oip.presets import COLOUR_PENALTY, DEFAULT_PRECURSORS
+
+    grey = preset("default", reference_model, "conv2d_3", (28, 28, 1))
+    assert (grey.precursors, grey.precursor_steps, grey.penalties) == (DEFAULT_PRECURSORS, 20, ())
+    # one real start: precursors would all begin alike; asked for, they stay
+    assert preset("default", reference_model, "conv2d_3", (28, 28, 1),
+                  start="image").precursors == 0
+    assert preset("default", reference_model, "conv2d_3", (28, 28, 1), start="image",
+                  precursors=3).precursors == 3
+    assert preset("classic", reference_model, "conv2d_3", (28, 28, 1)).precursors == 0
+    colour = preset("default", rgb_model, "d", (16, 16, 3))
+    assert colour.penalties == (Colourfulness(COLOUR_PENALTY, PHOTO_COLOURFULNESS, False),)
+    caffe = as_facts(rgb_model, "caffe")  # a BGR model's penalty reads its channels so
+    assert preset("default", caffe, "d", (16, 16, 3)).penalties[0].bgr is True
+    assert preset("default", rgb_model, "d", (16, 16, 3), colourfulness=0).penalties == ()
+    assert preset("default", rgb_model, "d", (16, 16, 3),
+                  colourfulness=2.0).penalties[0].weight == 2.0
+    assert preset("classic", rgb_model, "d", (16, 16, 3),
+                  colourfulness=1.0).penalties == (Colourfulness(1.0),)
+    # --colour data: the target is the data images' own colourfulness
+    images = np.random.default_rng(1).random((2, 16, 16, 3))
+    images[1, :, :8, :2] = 0.0  # one image bluer on its left half
+    data = preset("default", rgb_model, "d", (16, 16, 3), colour="data", data_pixels=images)
+    np.testing.assert_allclose(data.penalties[0].target, quality.colourfulness(images).mean())
+    assert data.penalties[0].target != pytest.approx(41.8, abs=5)  # not photos' default
+    grey = np.repeat(np.random.default_rng(0).random((2, 16, 16, 1)), 3, axis=-1)
+    with pytest.raises(CnnvizError, match="do not span three dimensions"):
+        preset("default", rgb_model, "d", (16, 16, 3), colour="data", data_pixels=grey)
+    with pytest.raises(CnnvizError, match="needs a colour model"):
+        preset("default", reference_model, "conv2d_3", (28, 28, 1), colourfulness=1.0)
+    # a centre unit's colour is priced in its receptive field, the part the gallery shows
+    run = visualize_filters(rgb_model, "c", [0], preset("default", rgb_model, "c", (16, 16, 3),
+                                                        steps=2))
+    assert run.params["objective_kind"] == "neuron"
+    assert tuple(run.params["penalties"][0]["window"]) == tuple(run.params["crop"]) == \
+        (7, 10, 7, 10)
+    again = Settings.from_params(run.params)
+    assert again.penalties[0].window == (7, 10, 7, 10)
+
+
 def test_the_maco_preset_is_the_default_with_a_fixed_spectrum(rgb_model, tmp_path):
     maco = preset("maco", rgb_model, "d", (16, 16, 3))
     default = preset("default", rgb_model, "d", (16, 16, 3))
@@ -180,6 +223,20 @@ def test_quality_measures_on_known_images():
     np.testing.assert_allclose(quality.colourfulness(np.concatenate([grey, red_green])),
                                [0.0, 255 + 0.3 * 127.5])
     np.testing.assert_allclose(quality.seed_correlation(a, -a), -1.0)
+    # two images that share only a colour cast: alike as wholes, unrelated once each channel's
+    # mean is removed
+    rng = np.random.default_rng(6)
+    cast = np.array([0.2, 0.5, 0.9])
+    first, second = (cast + 0.05 * rng.standard_normal((2, 16, 16, 3)) for _ in range(2))
+    assert (quality.seed_correlation(first, second) > 0.9).all()
+    assert (np.abs(quality.seed_correlation(first, second, per_channel=True)) < 0.2).all()
+    np.testing.assert_allclose(quality.seed_correlation(first, first + cast, per_channel=True),
+                               1.0)
+    # a texture moved by (2, -3) px: unrelated pixel for pixel, the same within 3 px of shift
+    moved = np.roll(first, (2, -3), axis=(1, 2)) + cast
+    assert (np.abs(quality.seed_correlation(first, moved, per_channel=True)) < 0.2).all()
+    np.testing.assert_allclose(quality.shifted_correlation(first, moved, 3), 1.0)
+    assert (quality.shifted_correlation(first, moved, 2) < 0.3).all()
     values = np.array([[3.0, 0.0, 1.0], [1.0, 2.0, 5.0], [0.0, 1.0, 4.0]])
     # image 0 is filter 0's best, image 1 filter 1's; filter 2 prefers image 1 to its own
     assert quality.specificity(values, np.array([0, 1, 2])).tolist() == [True, True, False]

@@ -100,8 +100,7 @@ def compute_part(facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers
     if isinstance(resume, FilterResult):
         found = resume_filters(facts, resume, budget=spec.budget, on_progress=on_progress)
     else:
-        settings = preset("default", facts, part.layer, shape, seed=spec.seed,
-                          steps=spec.steps, precision=spec.precision)
+        settings = _settings(facts, spec, part.layer)
         found = visualize_filters(facts, part.layer, list(range(part.first, part.last)),
                                   settings, size=spec.size, budget=spec.budget,
                                   on_progress=on_progress)
@@ -110,10 +109,19 @@ def compute_part(facts: ModelFacts, data: Source | None, spec: AtlasSpec, layers
     return found
 
 
+def _settings(facts: ModelFacts, spec: AtlasSpec, layer: str) -> Any:
+    """The default preset's ascent for ``layer``, as the atlas runs it."""
+    shape, _ = facts.default_size(spec.size)
+    return preset("default", facts, layer, shape, seed=spec.seed, steps=spec.steps,
+                  precision=spec.precision)
+
+
 def plan_parts(facts: ModelFacts, data: Source | None, spec: AtlasSpec,
                layers: list[str]) -> list[Part]:
-    """The atlas's parts: every (layer, chunk of filters), then every data shard."""
-    todo = [Part(layer, first, last, spec.steps) for layer in layers
+    """The atlas's parts: every (layer, chunk of filters), then every data shard; an ascent
+    part's units are the steps its progress counts (precursors included)."""
+    todo = [Part(layer, first, last, _settings(facts, spec, layer).counted_steps)
+            for layer in layers
             for first, last in _chunks(int(get_layer(facts.model, layer).output.shape[-1]),
                                        spec.chunk)]
     size = (data.size() or 0) if data is not None else 0

@@ -105,8 +105,9 @@ def filters(
                                       "of --data.",
                                metavar=tables.STARTS.metavar("image:PATH", "index:K", "digit:D",
                                                              image=False))] = "noise",
-    precursors: Annotated[int, _opt(START, "Short runs from this many random starts per "
-                                           "filter; the best one continues.")] = 0,
+    precursors: Annotated[int | None, _opt(START, "Short runs from this many random starts "
+                                                  "per filter; the best one continues.",
+                                           show_default="the preset's")] = None,
     precursor_steps: Annotated[int, _opt(START, "Steps of each precursor run.")] = 20,
     jitter: Annotated[int | None, _opt(ROBUST, "Random shift up to N pixels.",
                                        show_default="the preset's")] = None,
@@ -130,10 +131,19 @@ def filters(
     closeness: Annotated[float, _opt(ASCENT, "Keep the image near its real start (--start "
                                              "image:, index:, digit:) in the first "
                                              "convolution: feature accentuation.")] = 0.0,
+    transparency: Annotated[bool, _opt(OUTPUT_PANEL, "Fade each image to grey where its "
+                                                     "unit answers little (MACO's "
+                                                     "transparency: the gradient of its score, "
+                                                     "averaged over random shifts and zooms).")
+                            ] = False,
     ink: Annotated[float | None, _opt(REGULAR, "Penalty on the distance from black (strokes "
                                                "on a dark background), a share of the score.",
                                       show_default="1 for a grey model's Dense units, else 0")
                    ] = None,
+    colourfulness: Annotated[float | None, _opt(
+        REGULAR, "Penalty on colourfulness beyond photos' (with --colour data: the data's), a "
+                 "share of the score per multiple of it.",
+        show_default="0.5 for a colour model, else 0")] = None,
     blur_every: Annotated[int, _opt(REGULAR, "Blur the image every N steps (pixel).",
                                     show_default="never")] = 0,
     blur_sigma: Annotated[float, _opt(REGULAR, "Standard deviation of that blur, "
@@ -177,10 +187,11 @@ def filters(
     ascent = jobs.AscentSpec(preset_, dict(
         steps=steps, update=method, lr=lr, param=param, decay=decay, precursors=precursors,
         precursor_steps=precursor_steps, jitter=jitter, scale=zoom, rotate=rotate, pad=pad,
-        settle=settle, tv=tv, l1=l1, l2=l2, ink=ink, blur_every=blur_every, blur_sigma=blur_sigma,
+        settle=settle, tv=tv, l1=l1, l2=l2, ink=ink, colourfulness=colourfulness,
+        blur_every=blur_every, blur_sigma=blur_sigma,
         preactivation=False if post_activation else None, seed=seed, precision=precision,
         wavelengths=floats(wavelengths, "--wavelengths", len(split(wavelengths) or []))),
-        objective, colour, start, diversity, diversity_weight, closeness)
+        objective, colour, start, diversity, diversity_weight, closeness, transparency)
     facts = load(model, unsafe, preprocess, output)
     with progress_bar("ascent steps") as progress:
         outcome = jobs.filters_job(facts, out, ascent, layer=layer,

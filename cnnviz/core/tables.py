@@ -230,7 +230,9 @@ PENALTIES = Table(
     Entry("tv", "cnnviz.oip.pieces:TotalVariation", "total variation: smooth images"),
     Entry("l1", "cnnviz.oip.pieces:L1", "distance from mid-grey: sparse images"),
     Entry("l2", "cnnviz.oip.pieces:L2", "squared distance from mid-grey: faint images"),
-    Entry("ink", "cnnviz.oip.pieces:Ink", "distance from black: strokes on a dark background"))
+    Entry("ink", "cnnviz.oip.pieces:Ink", "distance from black: strokes on a dark background"),
+    Entry("colourfulness", "cnnviz.oip.pieces:Colourfulness",
+          "colourfulness beyond photos': colours as photos have them"))
 PARAMETERIZATIONS = Table("parameterization", "pixel", "fourier", "maco")
 FILL_MODES = Table("pad", "reflect", "nearest", "constant", "wrap")
 ORDERS = Table("order", "index", "activation")

@@ -31,7 +31,8 @@ class AscentSpec:
     """How ``cnnviz filters`` ascends: a preset with overrides (Settings fields; ``jitter``,
     ``scale``, ``rotate``, ``pad`` for the transforms; ``None`` keeps the preset's), the
     objective, the colour basis, the start (noise, grey, image:PATH, index:K, digit:D) and how
-    many diverse images each filter gets."""
+    many diverse images each filter gets; ``transparency``: each image faded where its unit
+    answers little."""
 
     preset: str = "default"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -41,6 +42,7 @@ class AscentSpec:
     diversity: int = 1
     diversity_weight: float = 0.5
     closeness: float = 0.0
+    transparency: bool = False
 
 
 def start_input(spec: str) -> tuple[str, InputSpec | None]:
@@ -95,7 +97,7 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
                       data_pixels=pixels, **{**ascent.overrides, "start": kind})
     options = {"objective": ascent.objective, "size": size, "start_image": start,
                "diversity": ascent.diversity, "diversity_weight": ascent.diversity_weight,
-               "closeness": ascent.closeness,
+               "closeness": ascent.closeness, "transparency": ascent.transparency,
                "reference_images": real if reference or examples else None,
                "examples": examples if real is not None else 0, "budget": budget}
     with unit:

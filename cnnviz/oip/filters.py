@@ -3,7 +3,6 @@ after the layer's activation and compared with the real images that excite each 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,8 +16,8 @@ from cnnviz.core.tables import OBJECTIVES
 from cnnviz.core.text import number_spans
 from cnnviz.core.timing import span, timed
 from cnnviz.data.readers import Source
-from cnnviz.data.sources import as_source, model_inputs
-from cnnviz.maps.activations import activations, top_examples
+from cnnviz.data.sources import as_source
+from cnnviz.maps.activations import activations
 from cnnviz.model.facts import (
     ModelFacts,
     as_facts,
@@ -27,18 +26,18 @@ from cnnviz.model.facts import (
 )
 from cnnviz.model.graph import has_fused_activation
 from cnnviz.model.heads import class_output, resolve_unit_layer
-from cnnviz.model.receptive import crops_where_answered, receptive_field
+from cnnviz.model.receptive import receptive_field
 from cnnviz.oip import objectives as obj
 from cnnviz.oip.optimize import Ascent, ProgressFn, ascend
+from cnnviz.oip.pieces import Colourfulness
 from cnnviz.oip.presets import ascent_goal, objective_kind, preset
+from cnnviz.oip.real import compare_with_real, reference_beside
 from cnnviz.oip.settings import (
     DEFAULT_BUDGET,
-    RECORD_BYTES,
-    RECORD_STEPS,
     Settings,
-    bytes_per_image,
     examples_that_fit,
 )
+from cnnviz.oip.transparency import add_transparency
 from cnnviz.results import FilterResult, Meta
 from cnnviz.results.filters import ChunkState
 
@@ -79,7 +78,8 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                       on_checkpoint: Callable[[FilterResult], None] | None = None,
                       checkpoint_every: float = 60.0,
                       resume: ChunkState | None = None, diversity: int = 1,
-                      diversity_weight: float = 0.5, closeness: float = 0.0) -> FilterResult:
+                      diversity_weight: float = 0.5, closeness: float = 0.0,
+                      transparency: bool = False) -> FilterResult:
     """The image that maximally activates each filter (map or unit) of ``layer``, all at once.
 
     ``settings``: the ``default`` preset unless given. ``objective``: a name of
@@ -91,8 +91,9 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     ``reference_images`` (uint8 or 0..1 images, or any source; ``data`` names them) each filter's
     best real value is found too, and ``examples`` k keeps its k most exciting real images.
     ``size``: the size for a model of any; ``start_image``: the model-ready start of ``image``;
-    ``diversity`` N: N images a filter, pushed apart; ``closeness``: kept near the start image.
-    Ctrl-C returns the finished filters and the running chunk's state, as ``on_checkpoint``."""
+    ``diversity`` N: N images a filter, pushed apart; ``closeness``: kept near the start image;
+    ``transparency``: each image's evidence map, drawn as its alpha. Ctrl-C returns the finished
+    filters and the running chunk's state, as ``on_checkpoint``."""
     facts = as_facts(model)
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape, objective)
@@ -113,10 +114,10 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
         own = _own_maps(facts, layer, goal, run, done, settings.preactivation)
         params = {**settings.to_params(), "objective": goal.name, "objective_kind": kind,
                   "chunk": run.chunk, "backend": backend_name(), "requested": chosen.tolist(),
-                  "size": list(shape[:2]), "compared": reference is not None,
-                  "closeness": closeness, "precision_reason": precision.reason,
+                  "size": list(shape[:2]), "compared": reference is not None, "classes": classes,
+                  "precision_reason": precision.reason, "transparency": transparency,
                   "crop": _crop(facts, layer, shape) if kind == "neuron" else None,
-                  "examples": examples if reference is not None else 0, "classes": classes,
+                  "examples": examples if reference is not None else 0, "closeness": closeness,
                   "diversity": diversity, "diversity_weight": diversity_weight}
         return FilterResult(done, run.images, run.scores, own.max(axis=(1, 2)) if len(done)
                             else np.zeros(0), run.curves, meta, params,
@@ -124,22 +125,35 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
                             post_value=_statistic(own, kind), start_image=start_image,
                             pending=run.pending)
 
-    beside = _reference_beside(facts, layer, reference, examples, kind, shape, len(rows),
-                               settings, batch, budget)  # the pass over real images, meanwhile
+    beside = reference_beside(facts, layer, reference, examples, kind, shape, len(rows),
+                              settings, batch, budget)  # the pass over real images, meanwhile
     with span("ascent"):
         run = ascend(facts, goal, rows, settings, size=size, batch=batch, budget=budget,
                      copies=diversity, start_image=start_image, resume=resume,
-                     on_progress=on_progress,
-                     on_checkpoint=None if on_checkpoint is None
+                     on_progress=on_progress, on_checkpoint=None if on_checkpoint is None
                      else lambda part: on_checkpoint(result_of(part)),
                      checkpoint_every=checkpoint_every)
     result = result_of(run)
-    if dream and start_image is not None and len(result.filters):
-        result.params["prediction"] = _predictions(facts, start_image, result.images[0])
-    if reference is not None and len(result.filters):
+    if len(result.filters):
+        _after_ascent(facts, result, settings, budget, transparency, goal if kind == "custom"
+                      else None, start_image if dream else None, reference, examples, beside)
+    return result
+
+
+def _after_ascent(facts: ModelFacts, result: FilterResult, settings: Settings, budget: int,
+                  transparency: bool, custom: obj.Objective | None,
+                  dream_start: np.ndarray | None, reference: Source | None, examples: int,
+                  beside: Callable[[], tuple[np.ndarray, np.ndarray]] | None) -> None:
+    """Each image's evidence map where asked (``custom``: the objective, else the kind's);
+    for a dream from a real image, the class the model reads before and after; the comparison
+    with the real images (``beside``: the pass that ran meanwhile)."""
+    if transparency:
+        add_transparency(facts, result, settings, budget, custom)
+    if dream_start is not None:
+        result.params["prediction"] = _predictions(facts, dream_start, result.images[0])
+    if reference is not None:
         compare_with_real(result, facts, reference, examples, budget,
                           found=None if beside is None else beside())
-    return result
 
 
 def _predictions(facts: ModelFacts, before: np.ndarray, after: np.ndarray) -> list[int] | None:
@@ -153,74 +167,25 @@ def _predictions(facts: ModelFacts, before: np.ndarray, after: np.ndarray) -> li
 def _settings(settings: Settings | None, facts: ModelFacts, layer: str,
               shape: tuple[int, int, int], kind: str) -> tuple[Settings, Precision]:
     """The settings to run: the default preset unless given; read before the activation only
-    where the layer has one fused — and for DeepDream only when asked (``layer_pre``); in the
-    precision chosen here (``auto`` settled, and why); a model with NaN or infinite weights is
-    refused first."""
+    where the layer has one fused — and for DeepDream only when asked (``layer_pre``); a
+    centre unit's colourfulness priced in its receptive field; in the precision chosen here
+    (``auto`` settled, and why); a model with NaN or infinite weights is refused first."""
     check_finite_weights(facts.model)
     settings = settings or preset("default", facts, layer, shape)
     before = kind == "layer_pre" if kind in OBJECTIVES.names(dream=True) \
         else settings.preactivation
     precision = choose(settings.precision)
+    if kind == "neuron":  # colour is priced where the centre unit looks
+        window = tuple(_crop(facts, layer, shape))
+        settings = replace(settings, penalties=tuple(
+            replace(p, window=window) if isinstance(p, Colourfulness) and not p.window else p
+            for p in settings.penalties))
     return replace(settings, preactivation=before and has_fused_activation(facts.model, layer),
                    precision=precision.dtype), precision
 
 
-def _reference_beside(facts: ModelFacts, layer: str, reference: Source | None, examples: int,
-                      kind: str, shape: tuple[int, int, int], filters: int, settings: Settings,
-                      batch: int | None, budget: int
-                      ) -> Callable[[], tuple[np.ndarray, np.ndarray]] | None:
-    """Start the pass over the real images in a thread, to run while the ascent does, where
-    both fit ``budget`` together; returns what waits for its answer (``None``: run it after
-    the ascent)."""
-    if reference is None:
-        return None
-    per_image = bytes_per_image(facts.model, layer, shape)
-    ascent = min(filters, batch or filters) * (
-        per_image + min(settings.steps, RECORD_STEPS) * RECORD_BYTES)
-    if ascent + _reference_batch(per_image, shape, budget) * _reference_bytes(per_image, shape) \
-            > budget:
-        return None
-    found: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            found["answer"] = _top(facts, layer, reference, examples, kind, shape, budget)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-            found["error"] = exc
-
-    thread = threading.Thread(target=work, name="cnnviz-reference", daemon=True)
-    thread.start()
-
-    def wait() -> tuple[np.ndarray, np.ndarray]:
-        thread.join()
-        if "error" in found:
-            raise found["error"]
-        return found["answer"]
-
-    return wait
 
 
-def _reference_bytes(per_image: int, shape: tuple[int, ...]) -> int:
-    """What one real image costs in the reference pass: a third of an ascent image's
-    activations (no gradients kept), and its conversion to the model's input — resampled in
-    float64, then float32 — in the batch being converted, the one the model runs and the one
-    waiting (48 bytes a value: a 28×28 digit for a 2048² model costs 2048² values)."""
-    return per_image // 3 + 48 * int(np.prod(shape))
-
-
-def _reference_batch(per_image: int, shape: tuple[int, ...], budget: int) -> int:
-    """Real images per batch of the reference pass, as many as fit ``budget``."""
-    return max(1, min(256, budget // _reference_bytes(per_image, shape)))
-
-
-def _top(facts: ModelFacts, layer: str, reference: Source, examples: int, kind: str,
-         shape: tuple[int, ...], budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each map's top real images and values on the objective's measure, at the ascent's
-    size."""
-    per_image = bytes_per_image(facts.model, layer, shape)
-    return top_examples(facts, layer, reference, max(1, examples),
-                        reduce="max" if kind == "neuron" else "mean", size=shape[:2],
-                        batch_size=_reference_batch(per_image, shape, budget))
 
 
 def _check_examples(examples: int, reference: bool, filters: int, shape: tuple[int, int, int],
@@ -291,42 +256,6 @@ def _own_maps(facts: ModelFacts, layer: str, objective: obj.Objective, run: Asce
     return np.asarray(own)
 
 
-def compare_with_real(result: FilterResult, facts: ModelFacts, reference: Source,
-                      examples: int, budget: int = DEFAULT_BUDGET,
-                      found: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Give ``result`` each filter's best real value of the objective's measure after the
-    activation (map mean; for a neuron, the largest unit anywhere, as the layer is the same
-    filter at every position) and, with ``examples``, its top real images (at the ascent's size)
-    and their labels; ``found`` is that pass's answer when it already ran."""
-    shape = tuple(result.images.shape[1:])
-    kind = result.params.get("objective_kind", "channel")
-    index, values = found or _top(facts, result.layer, reference, examples, kind, shape, budget)
-    done = result.filters
-    result.best_real = values[done, 0]
-    if examples:
-        result.example_indices = index[done]
-        result.example_values = values[done]
-        pixels, labels = reference.gather(result.example_indices.reshape(-1), shape)
-        picked = _cropped(facts, result, model_inputs(pixels, facts.preprocess))
-        result.example_images = picked.reshape(*result.example_indices.shape,
-                                                *picked.shape[1:])
-        result.params["example_names"] = [[reference.item_name(int(i)) for i in row]
-                                          for row in result.example_indices]
-        if labels is not None:
-            result.example_labels = labels.reshape(result.example_indices.shape)
-
-
-def _cropped(facts: ModelFacts, result: FilterResult, images: np.ndarray) -> np.ndarray:
-    """Each filter's real examples (model inputs, filter-major) cut to where its map answers
-    most (:func:`~cnnviz.model.receptive.crops_where_answered`); a layer of units keeps them."""
-    maps = activations(facts, images, [result.layer]).maps[result.layer]
-    if maps.ndim != 4:
-        return images
-    field = receptive_field(facts, result.layer,
-                            tuple(images.shape[1:3]) if facts.any_size else None)
-    result.params["example_crops"] = True
-    channels = np.repeat(result.filters, result.example_indices.shape[1])
-    return crops_where_answered(images, maps[np.arange(len(images)), :, :, channels], field)
 
 
 @timed("compute")
@@ -378,9 +307,13 @@ def resume_filters(model: ModelFacts | Any, previous: FilterResult, *,
                              diversity_weight=float(previous.params.get("diversity_weight",
                                                                         0.5)),
                              closeness=float(previous.params.get("closeness", 0.0)),
+                             transparency=bool(previous.params.get("transparency", False)),
                              on_checkpoint=None if on_checkpoint is None
                              else lambda part: on_checkpoint(previous.merged(part)),
                              checkpoint_every=checkpoint_every)
+    if previous.params.get("transparency") and previous.alpha is None and \
+            len(previous.filters):
+        add_transparency(facts, previous, Settings.from_params(previous.params), budget)
     result = previous.merged(more)
     if reference is not None and len(result.filters):
         compare_with_real(result, facts, reference, examples, budget)

@@ -232,7 +232,7 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
     starts_per = max(1, s.precursors)
     pre_steps = s.precursor_steps if s.precursors else 0
     plan = memory_plan(facts.model, objective.layers[0], len(channels) * starts_per, batch,
-                       budget, shape, s.steps + pre_steps)
+                       budget, shape, s.counted_steps)
     size = max(1, plan.chunk // starts_per) if s.precursors else plan.chunk
     size = max(copies, size // copies * copies)  # a filter's images stay in one chunk
     first = 0 if resume is None else len(resume.filters)
@@ -240,7 +240,7 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
         _check_resume(resume, channels[:first], stepper, s)
     chunks = ([channels[:first]] if first else []) + \
         [channels[b:b + size] for b in range(first, len(channels), size)]
-    total = len(chunks) * (s.steps + pre_steps)
+    total = len(chunks) * s.counted_steps
     done = [0 if resume is None else resume.step + (pre_steps if resume.phase == "main" else 0)]
     parts: list[_Part] = []
     last = [time.monotonic()]

@@ -106,6 +106,63 @@ class Ink(Penalty):
         return ops.mean(image - (mid - span / 2), axis=(1, 2, 3)) / span
 
 
+# The colourfulness (Hasler and Süsstrunk 2003, on 0..255 values) of photos: the mean over
+# 136 half-overlapping 96 px patches of scikit-image's colour photos (astronaut, coffee, chelsea,
+# rocket, immunohistochemistry, hubble_deep_field; scikit-image's data, BSD-licensed and public
+# domain), measured by ``benchmarks/common.py:photo_colourfulness``.
+PHOTO_COLOURFULNESS = 41.8
+
+
+def colourfulness(image: Any, bgr: bool = False) -> Any:
+    """Per image (K, H, W, 3: display values on a 0..1 scale, any offset), Hasler and
+    Süsstrunk's colourfulness on 0..255 values: the spread of the red-green and yellow-blue
+    opponents plus 0.3 × their mean's length; ``bgr``: channels in BGR order."""
+    ops = keras().ops
+    x = 255.0 * image
+    red, green, blue = (x[..., 2], x[..., 1], x[..., 0]) if bgr else \
+        (x[..., 0], x[..., 1], x[..., 2])
+    rg, yb = red - green, 0.5 * (red + green) - blue
+    spread = ops.sqrt(ops.var(rg, axis=(1, 2)) + ops.var(yb, axis=(1, 2)) + 1e-6)
+    return spread + 0.3 * ops.sqrt(ops.square(ops.mean(rg, axis=(1, 2))) +
+                                   ops.square(ops.mean(yb, axis=(1, 2))) + 1e-6)
+
+
+@dataclass(frozen=True)
+class Colourfulness(Penalty):
+    """How far an image's colourfulness exceeds ``target`` (photos' by default), as a share of
+    the target — nothing below it: colour images as colourful as photos, not washed in
+    saturated colours. Relative: ``weight`` is a share of each image's own score. ``bgr``: the
+    model takes BGR channels (caffe); ``window`` (top, bottom, left, right): measured there only
+    — a centre unit's receptive field, the part of the image it sees and the gallery shows."""
+
+    name: ClassVar[str] = "colourfulness"
+    relative: ClassVar[bool] = True
+    target: float = PHOTO_COLOURFULNESS
+    bgr: bool = False
+    window: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "window", tuple(int(v) for v in self.window))  # JSON: a list
+        check_finite(("the colourfulness target", self.target))
+        if self.target <= 0:
+            raise CnnvizError(f"the colourfulness target must be positive, got {self.target}")
+        if self.window and (len(self.window) != 4 or self.window[0] >= self.window[1] or
+                            self.window[2] >= self.window[3]):
+            raise CnnvizError(f"a colourfulness window is (top, bottom, left, right), got "
+                              f"{self.window}")
+
+    def __call__(self, image: Any, mid: Any, span: float) -> Any:
+        if image.shape[-1] != 3:
+            raise CnnvizError("the colourfulness penalty needs 3-channel images")
+        ops = keras().ops
+        if self.window:
+            top, bottom, left, right = self.window
+            image = image[:, top:bottom, left:right, :]
+        excess = colourfulness((image - mid) / span, self.bgr) / self.target - 1.0
+        return ops.maximum(excess, 0.0)
+
+
 @dataclass(frozen=True)
 class Update(Piece):
     """An update rule: :meth:`__call__` turns a gradient into the step to subtract, given the

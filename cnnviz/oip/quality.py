@@ -52,15 +52,37 @@ def colourfulness(rgb: np.ndarray) -> np.ndarray:
     return spread + 0.3 * np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
 
 
-def seed_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Per pair, the Pearson correlation of two images of the same filter from different seeds
-    (0 where either is flat)."""
-    a = np.asarray(first, np.float64).reshape(len(first), -1)
-    b = np.asarray(second, np.float64).reshape(len(second), -1)
+def seed_correlation(first: np.ndarray, second: np.ndarray, *,
+                     per_channel: bool = False) -> np.ndarray:
+    """Per pair, the Pearson correlation of two images (K, H, W, C) of the same filter from
+    different seeds (0 where either is flat); ``per_channel``: each channel's mean removed
+    first, so that a colour cast both share does not count as agreement."""
+    a, b = (np.asarray(x, np.float64) for x in (first, second))
+    if per_channel:
+        a = a - a.mean(axis=(1, 2), keepdims=True)
+        b = b - b.mean(axis=(1, 2), keepdims=True)
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
     a = a - a.mean(axis=1, keepdims=True)
     b = b - b.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return np.where(norm > 0, (a * b).sum(axis=1) / np.maximum(norm, 1e-30), 0.0)
+
+
+def shifted_correlation(first: np.ndarray, second: np.ndarray, max_shift: int) -> np.ndarray:
+    """Per pair of images (K, H, W, C), the largest correlation of the first with the second
+    moved (circularly) by up to ``max_shift`` pixels each way, each channel's mean removed:
+    agreement of a texture whose phase the seed decides (0 where either is flat)."""
+    a, b = (np.asarray(x, np.float64) for x in (first, second))
+    a = a - a.mean(axis=(1, 2), keepdims=True)
+    b = b - b.mean(axis=(1, 2), keepdims=True)
+    cross = np.fft.ifft2(np.conj(np.fft.fft2(a, axes=(1, 2))) * np.fft.fft2(b, axes=(1, 2)),
+                         axes=(1, 2)).real.sum(axis=-1)  # (K, H, W): every circular shift
+    near = np.zeros(cross.shape[1:], bool)
+    reach = np.r_[0:max_shift + 1, -max_shift:0]
+    near[np.ix_(reach % near.shape[0], reach % near.shape[1])] = True
+    norm = np.sqrt((a ** 2).sum(axis=(1, 2, 3)) * (b ** 2).sum(axis=(1, 2, 3)))
+    best = cross[:, near].max(axis=1)
+    return np.where(norm > 0, best / np.maximum(norm, 1e-30), 0.0)
 
 
 def specificity(values: np.ndarray, filters: np.ndarray) -> np.ndarray:

@@ -94,6 +94,12 @@ class Settings:
                    if weight]
         return (*weighed, *self.penalties)
 
+    @property
+    def counted_steps(self) -> int:
+        """The steps one chunk's progress counts: the precursors' short runs (side by side),
+        then the ascent."""
+        return self.steps + (self.precursor_steps if self.precursors else 0)
+
     def step_key(self) -> tuple[Any, ...]:
         """What a compiled ascent step depends on, by value: runs that differ only in steps,
         seed, start, precursors or settle share one."""

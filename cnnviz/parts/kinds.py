@@ -30,7 +30,8 @@ class FilterWork(Work):
         self.settings, self.chunk, self.options = settings, max(1, chunk), options
 
     def plan(self) -> list[Part]:
-        return [Part(self.layer, a, min(a + self.chunk, len(self.filters)), self.settings.steps)
+        return [Part(self.layer, a, min(a + self.chunk, len(self.filters)),
+                     self.settings.counted_steps)
                 for a in range(0, len(self.filters), self.chunk)]
 
     def compute(self, part: Part, on_progress: Callable[[int, Any], None] | None = None) -> Any:

@@ -102,6 +102,10 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
         columns += [result.best_real[idx], result.ratio[idx]]
     copies = int(result.params.get("diversity", 1))  # a filter's diverse images: one row
     shown = result.meta.display(result.patterns()[idx])
+    alpha = result.transparency()
+    if alpha is not None:  # faded to grey where the unit's evidence is weak (MACO)
+        alpha = alpha[idx][..., None].astype(np.float64)
+        shown = alpha * shown + (1.0 - alpha) * 0.5
     per_row, page_row = (copies, copies) if copies > 1 else (None, None)
     if result.example_images is not None and result.example_values is not None:
         k = result.example_images.shape[1]
@@ -127,7 +131,8 @@ def _gallery_parts(result: FilterResult, order: str) -> dict[str, Any]:
         f"DeepDream of all maps {'before' if result.params.get('preactivation') else 'after'} "
         "their activation")
     heading = (f"{result.layer}: {which}, {result.params.get('steps', '?')} steps"
-               f"{f', {dead} dead' if dead else ''}")
+               f"{f', {dead} dead' if dead else ''}"
+               f"{'; faded to grey where the unit answers little' if alpha is not None else ''}")
     return dict(idx=idx, shown=shown, labels=labels, flagged=flagged, per_row=per_row,
                 page_row=page_row,
                 values=np.stack(columns, axis=1), template=template, heading=heading,

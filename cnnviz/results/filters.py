@@ -79,6 +79,7 @@ class FilterResult:
     post_value: np.ndarray | None = None
     start_image: np.ndarray | None = None
     pending: ChunkState | None = None
+    alpha: np.ndarray | None = None  # (K, H, W) evidence in 0..1, drawn as transparency
 
     @property
     def layer(self) -> str:
@@ -154,14 +155,24 @@ class FilterResult:
     def patterns(self) -> np.ndarray:
         """The images as shown: for a neuron objective, the centre unit's receptive-field crop,
         enlarged (nearest pixel) to the full image size; otherwise the images themselves."""
+        return self._as_shown(self.images)
+
+    def transparency(self) -> np.ndarray | None:
+        """Each image's evidence map (K, H, W in 0..1) as :meth:`patterns` shows the image, or
+        None when the run did not measure it."""
+        return None if self.alpha is None else self._as_shown(self.alpha)
+
+    def _as_shown(self, images: np.ndarray) -> np.ndarray:
+        """``images`` (K, H, W, …) cut to the centre unit's receptive field where the gallery
+        shows it, enlarged (nearest pixel) to the full size."""
         crop = self.params.get("crop")
-        if not crop or not len(self.images):
-            return self.images
+        if not crop or not len(images):
+            return images
         top, bottom, left, right = crop
-        height, width = self.images.shape[1:3]
+        height, width = images.shape[1:3]
         rows = top + np.arange(height) * (bottom - top) // height
         cols = left + np.arange(width) * (right - left) // width
-        return self.images[:, rows][:, :, cols]
+        return images[:, rows][:, :, cols]
 
     @property
     def requested(self) -> list[int]:
@@ -212,7 +223,8 @@ class FilterResult:
                   "post_max": self.post_max, "curves": self.curves, "best_real": self.best_real,
                   "example_images": self.example_images, "example_values": self.example_values,
                   "example_indices": self.example_indices, "example_labels": self.example_labels,
-                  "post_value": self.post_value, "start_image": self.start_image}
+                  "post_value": self.post_value, "start_image": self.start_image,
+                  "alpha": self.alpha}
         return save_arrays(path, "filters", arrays, self.meta, self.params,
                            notes={str(k): v for k, v in self.notes.items()},
                            interrupted=self.interrupted, twin=twin,
@@ -223,13 +235,13 @@ class FilterResult:
     def load(cls, path: str | Path) -> FilterResult:
         """Read what :meth:`save` wrote."""
         rows = ("filters", "images", "activation", "post_max", "curves", "best_real",
-                "example_", "post_value")
+                "example_", "post_value", "alpha")
         return read_result(path, "filters", lambda a, meta, params, saved: cls(
             a["filters"], a["images"], a["activation"], a["post_max"], a["curves"], meta,
             params, a.get("best_real"), {int(k): v for k, v in saved["notes"].items()},
             bool(saved["interrupted"]), a.get("example_images"), a.get("example_values"),
             a.get("example_indices"), a.get("example_labels"), a.get("post_value"),
-            a.get("start_image"), ChunkState.read(a, saved)), rows,
+            a.get("start_image"), ChunkState.read(a, saved), a.get("alpha")), rows,
             ("filters", "example_indices", "example_labels", "pending_filters"))
 
     def merged(self, other: FilterResult) -> FilterResult:
@@ -256,4 +268,5 @@ class FilterResult:
             pick("curves"), self.meta, params, pick("best_real"),
             {**self.notes, **other.notes}, any(f not in done for f in requested),
             pick("example_images"), pick("example_values"), pick("example_indices"),
-            pick("example_labels"), pick("post_value"), self.start_image, other.pending)
+            pick("example_labels"), pick("post_value"), self.start_image, other.pending,
+            pick("alpha"))
