@@ -109,7 +109,8 @@ class Ink(Penalty):
 # The colourfulness (Hasler and Süsstrunk 2003, on 0..255 values) of photos: the mean over
 # 136 half-overlapping 96 px patches of scikit-image's colour photos (astronaut, coffee, chelsea,
 # rocket, immunohistochemistry, hubble_deep_field; scikit-image's data, BSD-licensed and public
-# domain), measured by ``benchmarks/common.py:photo_colourfulness``.
+# domain), measured with :func:`cnnviz.oip.quality.colourfulness` on
+# ``benchmarks/common.py``'s ``photo_patches(96)``.
 PHOTO_COLOURFULNESS = 41.8
 
 
