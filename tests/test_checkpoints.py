@@ -152,8 +152,11 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
 
     from cnnviz.cli import app
 
+    # without precursors: under JAX the chunks after a resumed one drift from an uncut run's
+    # by float rounding (1.5e-4 of 255 after 60 steps) when the run has precursors, which 600
+    # steps amplify; TensorFlow's are exact either way (the closing note of issue 23)
     args = ["filters", "--layer", "conv2d_1", "--filters", "0-5", "--steps", "600",
-            "--no-reference", "--batch", "3"]
+            "--no-reference", "--batch", "3", "--precursors", "0"]
     proc = subprocess.Popen([sys.executable, "-c", "from cnnviz.cli import main; main()", *args,
                              "--checkpoint", "0.2", "--out", str(tmp_path / "killed")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

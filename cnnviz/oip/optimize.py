@@ -303,8 +303,12 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
                 raw, np.repeat(chunk, starts_per),
                 TransformPlan(s, streams, s.precursor_steps, shape[:2]), s.precursor_steps,
                 tick, filters=chunk, phase="precursors", resume=resume)
-            final = np.where(pre_alive, pre_curves[:, -1], -np.inf)
-            best = final.reshape(len(chunk), starts_per).argmax(axis=1)
+            final = np.where(pre_alive, pre_curves[:, -1], -np.inf).reshape(len(chunk),
+                                                                            starts_per)
+            top = final.max(axis=1, keepdims=True)
+            # starts that tie (an optimum both reach) within float noise: the first one, so
+            # that a resumed run, whose last bits may differ, picks the same
+            best = (final >= top - 1e-4 * np.abs(top)).argmax(axis=1)
             raw = pre_raw[np.arange(len(chunk)) * starts_per + best]
         resume = None
     main_streams = [(int(f), starts_per, *((c,) if c else ()))
