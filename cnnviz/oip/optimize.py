@@ -288,7 +288,7 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
     ``resume`` where it stopped)."""
     shape = stepper.shape
     starts_per = max(1, s.precursors)
-    copy = _copy_index(chunk)  # a filter's 2nd, 3rd … image (--diversity) has streams of its own
+    copy = copy_index(chunk)  # a filter's 2nd, 3rd … image (--diversity) has streams of its own
     streams = [(int(f), j, *((c,) if c else ())) for f, c in zip(chunk, copy, strict=True)
                for j in range(starts_per)]
     raw = None if resume is None else resume.raw
@@ -317,7 +317,7 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
                        s.steps, tick, filters=chunk, resume=resume)
 
 
-def _copy_index(chunk: np.ndarray) -> list[int]:
+def copy_index(chunk: np.ndarray) -> list[int]:
     """For each row, how many rows before it in ``chunk`` are of the same filter."""
     seen: dict[int, int] = {}
     index = []

@@ -9,6 +9,7 @@ the map does not depend on how the ascent was chunked or interrupted).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,10 @@ from cnnviz.core.timing import span
 from cnnviz.model.facts import ModelFacts, as_facts, as_list
 from cnnviz.model.graph import feature_model
 from cnnviz.oip import objectives as obj
+from cnnviz.oip.optimize import copy_index
 from cnnviz.oip.presets import make_objective
 from cnnviz.oip.settings import DEFAULT_BUDGET, Settings, chunk_size
-from cnnviz.oip.transforms import Transforms, apply_affine, blur
+from cnnviz.oip.transforms import apply_affine, blur
 from cnnviz.results import FilterResult
 
 DRAWS = 16  # transform draws per image
@@ -69,14 +71,13 @@ def evidence(model: ModelFacts | Any, objective: obj.Objective, images: np.ndarr
     images = np.asarray(images, np.float32)
     channels = np.asarray(channels, np.int32)
     count, height, width = images.shape[:3]
-    moves = settings.transforms
-    moves = Transforms(max(1, moves.jitter), moves.scale, moves.rotate, moves.pad)
+    moves = replace(settings.transforms, jitter=max(1, settings.transforms.jitter))
     step = _gradient_step(facts.model, objective, settings.preactivation, moves.pad)
-    seen: dict[int, int] = {}  # each image's draws from its filter and copy: chunk-free
     plans = np.empty((count, draws, 8), np.float32)
-    for k, channel in enumerate(channels.tolist()):
-        seen[channel] = seen.get(channel, -1) + 1
-        rng = np.random.default_rng([seed, channel, seen[channel]])
+    # each image's draws from its filter and copy: chunk-free
+    for k, (channel, copy) in enumerate(zip(channels.tolist(), copy_index(channels),
+                                            strict=True)):
+        rng = np.random.default_rng([seed, channel, copy])
         plans[k] = moves.sample(rng, draws, (height, width))
     chunk = chunk_size(facts.model, objective.layers[0], count, budget=budget,
                        shape=images.shape[1:])
