@@ -165,7 +165,11 @@ def test_a_digit_drawn_in_chromium_is_read_and_a_map_opens_its_filter(served, tm
 
 def test_the_command_serves_until_ctrl_c(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "cnnviz.cli", "serve", "--port", "0",
+    # Ctrl-C as a terminal delivers it: a test run started in the background (a CI script's
+    # `pytest &`) has SIGINT ignored, and a child inherits that
+    start = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from cnnviz.cli import main; main()")
+    process = subprocess.Popen([sys.executable, "-c", start, "serve", "--port", "0",
                                 "--host", "0.0.0.0"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:

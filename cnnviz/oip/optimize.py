@@ -94,50 +94,64 @@ class _Stepper:
 
     def run(self, raw: np.ndarray, channels: np.ndarray, affine: Any, steps: int,
             on_step: StepFn | None = None, *, filters: np.ndarray | None = None,
-            phase: str = "main", resume: ChunkState | None = None
+            phase: str = "main", resume: ChunkState | None = None, passes: int = 1
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ascend from raw variables (K, ...) for ``steps``, or from where ``resume`` stopped;
         returns raw, alive (K,) and the score curves (:class:`Curves`). ``affine[t]`` is step
-        ``t``'s (K, 8) transform parameters.
+        ``t``'s (K, 8) transform parameters. With ``passes`` P, rows ``j::P`` step as a batch
+        of their own (each step P calls of K/P images: the batch shape of a run without them).
         ``on_step`` gets a function that returns the current :class:`ChunkState` (of
         ``filters`` in ``phase``); Ctrl-C raises :class:`Stopped` with that state."""
         ops = keras().ops
         s = self.settings
         curve = Curves(len(raw), steps, None if resume is None else resume.curves)
         if resume is None:
-            x = ops.convert_to_tensor(raw)
-            m, v = ops.zeros_like(x), ops.zeros_like(x)
-            alive = ops.ones((raw.shape[0],), dtype="bool")
+            xs = [ops.convert_to_tensor(raw[j::passes]) for j in range(passes)]
+            ms = [ops.zeros_like(x) for x in xs]
+            vs = [ops.zeros_like(x) for x in xs]
+            alives = [ops.ones((x.shape[0],), dtype="bool") for x in xs]
         else:
-            x = ops.convert_to_tensor(resume.raw)
-            m, v = (ops.zeros_like(x) if a is None else ops.convert_to_tensor(a)
-                    for a in (resume.m, resume.v))
-            alive = ops.convert_to_tensor(resume.alive.astype(bool))
-        ch = ops.convert_to_tensor(channels.astype(np.int32))
+            xs = [ops.convert_to_tensor(resume.raw[j::passes]) for j in range(passes)]
+            ms, vs = ([ops.zeros_like(x) if a is None else ops.convert_to_tensor(a[j::passes])
+                       for j, x in enumerate(xs)] for a in (resume.m, resume.v))
+            alives = [ops.convert_to_tensor(resume.alive[j::passes].astype(bool))
+                      for j in range(passes)]
+        chs = [ops.convert_to_tensor(channels[j::passes].astype(np.int32))
+               for j in range(passes)]
         # replaced whole after each step: never torn
-        state = (0 if resume is None else resume.step, x, m, v, alive)
+        state = (0 if resume is None else resume.step, xs, ms, vs, alives)
+
+        def rows(parts: list[Any]) -> np.ndarray:
+            """The passes' arrays back in the rows' order."""
+            values = [ops.convert_to_numpy(p) for p in parts]
+            if passes == 1:
+                return values[0]
+            return np.stack(values, axis=1).reshape(-1, *values[0].shape[1:])
 
         def snapshot() -> ChunkState:
-            done, x, m, v, alive = state
+            done, xs, ms, vs, alives = state
             adam = s.updater.moments
             return ChunkState(np.asarray(channels if filters is None else filters), phase,
-                              done, ops.convert_to_numpy(x), ops.convert_to_numpy(alive),
-                              curve.upto(done), ops.convert_to_numpy(m) if adam else None,
-                              ops.convert_to_numpy(v) if adam else None)
+                              done, rows(xs), rows(alives), curve.upto(done),
+                              rows(ms) if adam else None, rows(vs) if adam else None)
 
         try:
             for t in range(state[0], steps):
-                x, m, v, alive, score = self.step(x, m, v, ops.convert_to_tensor(float(t)),
-                                                  alive, ch, ops.convert_to_tensor(affine[t]))
+                tt = ops.convert_to_tensor(float(t))
+                out = [self.step(xs[j], ms[j], vs[j], tt, alives[j], chs[j],
+                                 ops.convert_to_tensor(affine[t][j::passes]))
+                       for j in range(passes)]
+                xs, ms, vs, alives, scores = (list(a) for a in zip(*out, strict=True))
                 if s.blur_every and s.param == "pixel" and (t + 1) % s.blur_every == 0:
-                    x = self.smooth(x)
-                curve.add(t, score)
-                state = (t + 1, x, m, v, alive)
+                    xs = [self.smooth(x) for x in xs]
+                curve.add(t, scores[0] if passes == 1 else
+                          ops.reshape(ops.stack(scores, axis=1), (-1,)))
+                state = (t + 1, xs, ms, vs, alives)
                 if on_step:
                     on_step(snapshot)
         except KeyboardInterrupt:
             raise Stopped(snapshot()) from None
-        return ops.convert_to_numpy(x), ops.convert_to_numpy(alive), curve.upto(steps)
+        return rows(xs), rows(alives), curve.upto(steps)
 
 
 def _in_precision(compiled: Callable[..., Any], model: Any, precision: str
@@ -229,12 +243,11 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
     value_range = _float32_range(facts.value_range)
     stepper = _stepper(facts.model, objective, settings, value_range, shape)
     s = settings
-    starts_per = max(1, s.precursors)
     pre_steps = s.precursor_steps if s.precursors else 0
-    plan = memory_plan(facts.model, objective.layers[0], len(channels) * starts_per, batch,
-                       budget, shape, s.counted_steps)
-    size = max(1, plan.chunk // starts_per) if s.precursors else plan.chunk
-    size = max(copies, size // copies * copies)  # a filter's images stay in one chunk
+    # the precursors' starts step one at a time: every step is of one batch shape
+    plan = memory_plan(facts.model, objective.layers[0], len(channels), batch, budget, shape,
+                       s.counted_steps)
+    size = max(copies, plan.chunk // copies * copies)  # a filter's images stay in one chunk
     first = 0 if resume is None else len(resume.filters)
     if resume is not None:
         _check_resume(resume, channels[:first], stepper, s)
@@ -302,7 +315,7 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
             pre_raw, pre_alive, pre_curves = stepper.run(
                 raw, np.repeat(chunk, starts_per),
                 TransformPlan(s, streams, s.precursor_steps, shape[:2]), s.precursor_steps,
-                tick, filters=chunk, phase="precursors", resume=resume)
+                tick, filters=chunk, phase="precursors", resume=resume, passes=starts_per)
             final = np.where(pre_alive, pre_curves[:, -1], -np.inf).reshape(len(chunk),
                                                                             starts_per)
             top = final.max(axis=1, keepdims=True)

@@ -96,8 +96,8 @@ class Settings:
 
     @property
     def counted_steps(self) -> int:
-        """The steps one chunk's progress counts: the precursors' short runs (side by side),
-        then the ascent."""
+        """The steps one chunk's progress counts: the precursors' short runs (a step of all
+        their starts counts once), then the ascent."""
         return self.steps + (self.precursor_steps if self.precursors else 0)
 
     def step_key(self) -> tuple[Any, ...]:
