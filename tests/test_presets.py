@@ -93,6 +93,11 @@ def test_the_default_adds_precursors_and_prices_colour(reference_model, rgb_mode
 
     grey = preset("default", reference_model, "conv2d_3", (28, 28, 1))
     assert (grey.precursors, grey.precursor_steps, grey.penalties) == (DEFAULT_PRECURSORS, 20, ())
+    # a fifth of the ascent, at most 20 steps, unless asked for
+    assert [preset("default", reference_model, "conv2d_3", (28, 28, 1), steps=n).precursor_steps
+            for n in (3, 10, 99, 100, 400)] == [1, 2, 19, 20, 20]
+    assert preset("default", reference_model, "conv2d_3", (28, 28, 1), steps=10,
+                  precursor_steps=7).precursor_steps == 7
     # one real start: precursors would all begin alike; asked for, they stay
     assert preset("default", reference_model, "conv2d_3", (28, 28, 1),
                   start="image").precursors == 0

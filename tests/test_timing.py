@@ -92,6 +92,6 @@ def test_the_progress_line_says_what_the_command_does(tmp_path):
     for doing in ("cnnviz filters: starting Keras", "cnnviz filters: loading",
                   "ascent steps: compiling", "cnnviz filters: drawing"):
         assert doing in drawn, doing
-    # the default's two precursors run 20 steps side by side first: 320 in all
+    # the default's two precursors of 20 steps first (a step of both counts once): 320 in all
     assert re.search(r"ascent steps: computing [━╺╸ ]*\d+/320 ", drawn)
     assert "0/?" not in drawn and "wrote" in drawn

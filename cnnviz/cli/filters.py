@@ -108,7 +108,9 @@ def filters(
     precursors: Annotated[int | None, _opt(START, "Short runs from this many random starts "
                                                   "per filter; the best one continues.",
                                            show_default="the preset's")] = None,
-    precursor_steps: Annotated[int, _opt(START, "Steps of each precursor run.")] = 20,
+    precursor_steps: Annotated[int | None, _opt(START, "Steps of each precursor run.",
+                                                show_default="a fifth of --steps, at most 20")
+                               ] = None,
     jitter: Annotated[int | None, _opt(ROBUST, "Random shift up to N pixels.",
                                        show_default="the preset's")] = None,
     rotate: Annotated[float | None, _opt(ROBUST, "Random rotation up to ± degrees.",

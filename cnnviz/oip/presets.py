@@ -89,15 +89,22 @@ COLOUR_PENALTY = 0.5
 # the bundled CNN, images that excite their own filter most among the layer's rose from 93.8 %
 # to 96.9 % (median of three seed pairs, benchmarks/oip_quality.py); 20 steps each.
 DEFAULT_PRECURSORS = 2
+PRECURSOR_SHARE, MAX_PRECURSOR_STEPS = 5, 20
+
+
+def precursor_steps(steps: int) -> int:
+    """A precursor's steps in a preset: a fifth of the ascent's, at most 20 (20 at the usual
+    100 or more; a quick 10-step look pays 2 × 2, not 2 × 20)."""
+    return min(MAX_PRECURSOR_STEPS, max(1, steps // PRECURSOR_SHARE))
 
 
 def default_recipe(facts: ModelFacts, layer: str, shape: tuple[int, int, int]) -> Settings:
     """Decorrelated Fourier coefficients, RMS steps of 1.0, shifts of a ninth of the
     receptive field (at most a 28th of the image side, at least 2 px allowed), zooms of
     0.9–1.1 and turns of ±10°, the last quarter without them, after
-    :data:`DEFAULT_PRECURSORS` precursors of 20 steps (none from a real image); a grey model's
-    units (a Dense layer, the class logits) pay :data:`CLASS_INK` for ink, a colour model's
-    images :data:`COLOUR_PENALTY` for colourfulness beyond photos'."""
+    :data:`DEFAULT_PRECURSORS` precursors (of :func:`precursor_steps`; none from a real
+    image); a grey model's units (a Dense layer, the class logits) pay :data:`CLASS_INK` for
+    ink, a colour model's images :data:`COLOUR_PENALTY` for colourfulness beyond photos'."""
     jitter = int(np.clip(round(field_side(facts, layer, shape) / 9), 0,
                          max(2, max(shape[:2]) // 28)))
     units = len(get_layer(facts.model, layer).output.shape) == 2
@@ -135,6 +142,8 @@ def preset(name: str, model: ModelFacts | Any, layer: str, shape: tuple[int, int
         overrides["precursors"] = 0  # one real start: its precursors would all be alike
     settings = replace(settings, transforms=replace(settings.transforms, **moves),
                        **{k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("precursor_steps") is None:
+        settings = replace(settings, precursor_steps=precursor_steps(settings.steps))
     basis = _colour(colour, name, shape, facts, data_pixels, settings.param)
     return _colourfulness(replace(settings, colour=basis), vivid, shape, facts,
                           data_pixels if colour == "data" else None)
