@@ -171,11 +171,11 @@ def _row(label: str) -> tuple[str, str, float | None]:
     return name, colour, float(vivid) if vivid else None
 
 
-def walls(facts, layer, filters, args, size) -> None:
+def walls(facts, layer, filters, labels, args, size) -> None:
     """Each row's seed-0 ascent timed ``args.walls`` times (after one to trace), taking turns."""
     shape, _ = facts.default_size(size)
     runs = {}
-    for label in args.vgg_presets.split(","):
+    for label in labels:
         name, colour, vivid = _row(label)
         runs[label] = preset(name, facts, layer, shape, steps=args.steps, colour=colour, seed=0,
                              precision=args.precision, colourfulness=vivid)
@@ -187,7 +187,8 @@ def walls(facts, layer, filters, args, size) -> None:
             visualize_filters(facts, layer, filters, settings, size=size)
             found[label].append(time.perf_counter() - start)
     first = np.median(found[next(iter(found))])
-    print(f"\n{layer}, {len(filters)} filters × {args.steps} steps, the ascent in "
+    count = "all" if filters is None else len(filters)
+    print(f"\n{layer}, {count} filters × {args.steps} steps, the ascent in "
           f"{args.precision}: wall s over {args.walls} runs taking turns (traced before)\n")
     print("| layer | preset | wall s | × first row |\n|---|---|---|---|")
     for label, values in found.items():
@@ -215,7 +216,8 @@ def main() -> None:
                              "weighed W")
     parser.add_argument("--precision", default="float32", help="the ascent's precision")
     parser.add_argument("--walls", type=int, default=0,
-                        help="time each VGG16 row N more times, taking turns")
+                        help="time each row N more times, taking turns (--pairs 0: only "
+                             "that)")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"backend {os.environ['KERAS_BACKEND']}, {args.steps} steps")
@@ -225,12 +227,15 @@ def main() -> None:
     rows, saved = [], {}
     for layer in [] if args.vgg_only else conv_layers(facts.model):
         base = None
-        for name in ("classic", *[p for p in PRESETS.names() if p != "classic"]):
+        names = ("classic", *[p for p in PRESETS.names() if p != "classic"])
+        for name in names if args.pairs else ():
             m = measure(facts, layer, None, name, raw, real, args.steps, None,
                         pairs=args.pairs)
             base = base or m
             rows.append((layer, name, m, base))
             saved[f"{layer}/{name}"] = m["images"]
+        if args.walls:
+            walls(facts, layer, None, names, args, None)
     if rows:
         table(f"bundled MNIST CNN, all filters; {TARGETS}", rows)
     if args.vgg or args.vgg_only:
@@ -252,7 +257,7 @@ def main() -> None:
                 rows.append((layer, label, m, base))
                 saved[f"vgg/{layer}/{label}"] = m["images"]
             if args.walls:
-                walls(vgg, layer, filters, args, size)
+                walls(vgg, layer, filters, args.vgg_presets.split(","), args, size)
         if rows:
             table(f"HED VGG16 (caffe), filters 0-{args.vgg_filters - 1}, {args.vgg_size} px, "
                   f"{len(raw)} photo patches, the ascent in {args.precision}; default-rgb: "
