@@ -74,14 +74,14 @@ MEASURES = ("out", "dead", "beat", "reach", "clip", "hf", "colour", "r", "r_cast
 
 
 def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour, seeds,
-                 precision="float32", vivid=None):
+                 precision="float32", extra=None):
     """Every measure of one preset on one layer from the seed pair ``seeds`` (the first seed's
-    run for all but r, which compares the two), the ascent in ``precision``; ``vivid``: the
-    colourfulness penalty's weight (None: the preset's)."""
+    run for all but r, which compares the two), the ascent in ``precision``; ``extra``: the
+    preset's overrides (the colourfulness weight, the spectrum's decay)."""
     shape, _ = facts.default_size(size)
     kind = objective_kind(facts, layer, shape)
     settings = preset(name, facts, layer, shape, steps=steps, colour=colour, seed=seeds[0],
-                      precision=precision, colourfulness=vivid)
+                      precision=precision, **(extra or {}))
     start = time.perf_counter()
     run = visualize_filters(facts, layer, filters, settings, reference_images=real_raw,
                             size=size)
@@ -117,10 +117,10 @@ def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colou
 
 
 def measure(facts, layer, filters, name, real_raw, real, steps, size, colour="auto",
-            pairs=3, precision="float32", vivid=None):
+            pairs=3, precision="float32", extra=None):
     """Each measure's median over ``pairs`` seed pairs (0, 1), (2, 3), … and its range."""
     runs = [measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour,
-                         (2 * i, 2 * i + 1), precision, vivid) for i in range(pairs)]
+                         (2 * i, 2 * i + 1), precision, extra) for i in range(pairs)]
     found = {"objective": runs[0]["objective"], "images": runs[0]["images"],
              "clip_real": runs[0]["clip_real"], "pairs": pairs}
     for key in MEASURES:
@@ -164,11 +164,14 @@ def table(title, rows) -> None:
               f"{m['wall']:.1f} | {m['wall'] / base['wall']:.2f} |")
 
 
-def _row(label: str) -> tuple[str, str, float | None]:
-    """A VGG16 row's preset, colour basis and colourfulness weight (NAME@W)."""
+def _row(label: str) -> tuple[str, str, dict[str, float]]:
+    """A VGG16 row's preset, colour basis and overrides: NAME@W weighs the colourfulness
+    penalty W, NAME~D gives the Fourier spectrum the decay D (both: NAME@W~D)."""
+    label, _, decay = label.partition("~")
     name, _, vivid = label.partition("@")
     name, colour = ("default", "none") if name == "default-rgb" else (name, "auto")
-    return name, colour, float(vivid) if vivid else None
+    extra = {"colourfulness": float(vivid)} if vivid else {}
+    return name, colour, extra | ({"decay": float(decay)} if decay else {})
 
 
 def walls(facts, layer, filters, labels, args, size) -> None:
@@ -176,9 +179,9 @@ def walls(facts, layer, filters, labels, args, size) -> None:
     shape, _ = facts.default_size(size)
     runs = {}
     for label in labels:
-        name, colour, vivid = _row(label)
+        name, colour, extra = _row(label)
         runs[label] = preset(name, facts, layer, shape, steps=args.steps, colour=colour, seed=0,
-                             precision=args.precision, colourfulness=vivid)
+                             precision=args.precision, **extra)
         visualize_filters(facts, layer, filters, runs[label], size=size)
     found = {label: [] for label in runs}
     for _ in range(args.walls):
@@ -213,7 +216,7 @@ def main() -> None:
     parser.add_argument("--vgg-presets", default="classic,default,default-rgb,maco",
                         help="the VGG16 rows (the first: the ratios' base); default-rgb: "
                              "without the colour basis; NAME@W: the colourfulness penalty "
-                             "weighed W")
+                             "weighed W; NAME~D: the Fourier spectrum's decay D")
     parser.add_argument("--precision", default="float32", help="the ascent's precision")
     parser.add_argument("--walls", type=int, default=0,
                         help="time each row N more times, taking turns (--pairs 0: only "
@@ -250,9 +253,9 @@ def main() -> None:
             filters = list(range(args.vgg_filters))
             base = None
             for label in args.vgg_presets.split(",") if args.pairs else ():
-                name, colour, vivid = _row(label)
+                name, colour, extra = _row(label)
                 m = measure(vgg, layer, filters, name, raw, real, args.steps, size, colour,
-                            pairs=args.pairs, precision=args.precision, vivid=vivid)
+                            pairs=args.pairs, precision=args.precision, extra=extra)
                 base = base or m
                 rows.append((layer, label, m, base))
                 saved[f"vgg/{layer}/{label}"] = m["images"]
