@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,9 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).parent.parent))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import machine_line  # noqa: E402
 
 from cnnviz.core.backend import keras  # noqa: E402
 from cnnviz.data import load_mnist  # noqa: E402
@@ -84,9 +86,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"# {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; "
-          f"keras {keras().__version__} ({keras().backend.backend()}); {args.steps} steps, "
-          f"seeds {seeds}")
+    print(f"# {machine_line()}; {args.steps} steps, seeds {seeds}")
     readers = judges(args.epochs)
     facts = load()
     print(f"\n| preset | reader | read as intended, per seed | median | {TARGET} |")

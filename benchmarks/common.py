@@ -79,6 +79,17 @@ def peak_gflops() -> float:
     return max(conv_gflops(), conv_gflops(batch=16, side=58, channels=128))
 
 
+def machine_line() -> str:
+    """This machine and the Keras in use, as a benchmark's first line starts."""
+    import os
+    import platform
+
+    from cnnviz.core.backend import keras
+
+    return (f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; "
+            f"keras {keras().__version__} ({keras().backend.backend()})")
+
+
 def device_name() -> str:
     """The device the backend computes on, in words."""
     import os

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from itertools import combinations
@@ -31,8 +30,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).parent))
 
 from class_images import judges  # noqa: E402
+from common import machine_line  # noqa: E402
 
-from cnnviz.core.backend import keras  # noqa: E402
 from cnnviz.maps.activations import activations  # noqa: E402
 from cnnviz.model.facts import load  # noqa: E402
 from cnnviz.oip import quality  # noqa: E402
@@ -88,8 +87,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"# {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; "
-          f"keras {keras().__version__} ({keras().backend.backend()}); the bundled CNN's "
+    print(f"# {machine_line()}; the bundled CNN's "
           f"classes, {args.copies} images each, {args.steps} steps, seeds {seeds}")
     readers = judges(args.epochs)
     facts = load()

@@ -124,8 +124,6 @@ class _Stepper:
         def rows(parts: list[Any]) -> np.ndarray:
             """The passes' arrays back in the rows' order."""
             values = [ops.convert_to_numpy(p) for p in parts]
-            if passes == 1:
-                return values[0]
             return np.stack(values, axis=1).reshape(-1, *values[0].shape[1:])
 
         def snapshot() -> ChunkState:
