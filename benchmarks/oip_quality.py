@@ -24,9 +24,17 @@ VGG16, ``benchmarks/hed_vgg16.py``, on skimage's colour photos) it prints:
   images share does not count as agreement; r~shift: the largest such correlation with the
   other seed's image moved (circularly) by up to an eighth of the side — the same texture at
   another phase — beside its chance level, the same measure between different filters' images;
+- r~seen: how alike the layer sees the two seeds' images — the correlation of their responses
+  over all the layer's maps (map means; centre units for the neuron objective), each map
+  standardized over the pair's images (``quality.seen_agreement``) — beside its chance level,
+  a filter's image against the next filter's: agreement on what is drawn, wherever it lies;
 - spec: share of live filters whose own image excites them most among all the images;
 - robust: median share of the output kept under ±2 px shifts and 0.9–1.1 zooms;
 - wall: seconds of the seed-0 ascent (compile included), and its ratio to classic's.
+
+VGG16 rows (``--vgg-presets``) are presets, ``default-rgb`` (without the colour basis), or a
+preset with overrides: ``NAME@W`` (the colourfulness penalty's weight), ``NAME~D`` (the Fourier
+spectrum's decay), ``NAME+FIELD=VALUE`` (any Settings field: ``default+start=grey``).
 
 ``--walls N`` then times each VGG16 row's seed-0 ascent N more times, the rows taking turns (so
 that a busy moment of the machine falls on all of them), and prints the median and range;
@@ -40,8 +48,9 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +66,7 @@ from cnnviz.model.facts import as_facts, conv_layers, load  # noqa: E402
 from cnnviz.oip import quality  # noqa: E402
 from cnnviz.oip.filters import visualize_filters  # noqa: E402
 from cnnviz.oip.presets import objective_kind, preset  # noqa: E402
+from cnnviz.oip.settings import Settings  # noqa: E402
 
 TARGETS = ("targets for default on conv2d_3: hf ≤ 1.5×, r ≥ 0.5, spec ≥ 95%, dead ≤ 1%, "
            "beat ≥ 90%, out ≥ 70% of classic, wall ≤ 2× classic")
@@ -70,7 +80,7 @@ def mnist_real() -> np.ndarray:
 
 
 MEASURES = ("out", "dead", "beat", "reach", "clip", "hf", "colour", "r", "r_cast", "r_shift",
-            "r_chance", "spec", "robust", "wall")
+            "r_chance", "r_seen", "r_seen_chance", "spec", "robust", "wall")
 
 
 def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colour, seeds,
@@ -91,6 +101,7 @@ def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colou
     live = ~run.dead
     reduce = "centre" if kind == "neuron" else "mean"
     values = channel_means(facts, layer, run.images, reduce=reduce)
+    seen = values, channel_means(facts, layer, other.images, reduce=reduce)
     hf_real = quality.high_frequency_share(real).mean()
     colour = r_cast = r_shift = r_chance = float("nan")
     if run.images.shape[-1] == 3:
@@ -109,6 +120,8 @@ def measure_pair(facts, layer, filters, name, real_raw, real, steps, size, colou
         "clip_real": quality.clipped_share(real, facts.value_range).mean(),
         "hf": quality.high_frequency_share(run.images).mean() / hf_real,
         "r": np.median(quality.seed_correlation(run.images, other.images)[live]),
+        "r_seen": np.median(quality.seen_agreement(*seen)[live]),
+        "r_seen_chance": np.median(quality.seen_agreement(*seen, others=True)[live]),
         "spec": quality.specificity(values, run.filters)[live].mean(),
         "robust": np.median(quality.robustness(facts, layer, run.images, run.filters,
                                                reduce=reduce)[live]),
@@ -145,11 +158,15 @@ def _shift(m) -> str:
     return f"{_cell(m, 'r_shift', '{:.2f}')} ({m['r_chance']:.2f})"
 
 
+def _seen(m) -> str:
+    return f"{_cell(m, 'r_seen', '{:.2f}')} ({m['r_seen_chance']:.2f})"
+
+
 def table(title, rows) -> None:
     print(f"\n{title}; each cell: the median over the seed pairs (their range)\n")
     print("| layer | preset | objective | out | ×cls | dead | beat | reach | clip | hf | colour | "
-          "r | r−cast | r~shift (chance) | spec | robust | wall s | ×cls |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "r | r−cast | r~shift (chance) | r~seen (chance) | spec | robust | wall s | ×cls |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for layer, name, m, base in rows:
         print(f"| {layer} | {name} | {m['objective']} | {_cell(m, 'out', '{:.3f}')} | "
               f"{m['out'] / base['out']:.2f} | {_cell(m, 'dead', '{:.0f}', 100)} % | "
@@ -159,18 +176,27 @@ def table(title, rows) -> None:
               f"{_cell(m, 'colour', '{:.2f}') + '×' if np.isfinite(m['colour']) else '—'} | "
               f"{_cell(m, 'r', '{:.2f}')} | "
               f"{_cell(m, 'r_cast', '{:.2f}') if np.isfinite(m['r_cast']) else '—'} | "
-              f"{_shift(m)} | "
+              f"{_shift(m)} | {_seen(m)} | "
               f"{_cell(m, 'spec', '{:.1f}', 100)} % | {_cell(m, 'robust', '{:.2f}')} | "
               f"{m['wall']:.1f} | {m['wall'] / base['wall']:.2f} |")
 
 
-def _row(label: str) -> tuple[str, str, dict[str, float]]:
+def _row(label: str) -> tuple[str, str, dict[str, Any]]:
     """A VGG16 row's preset, colour basis and overrides: NAME@W weighs the colourfulness
-    penalty W, NAME~D gives the Fourier spectrum the decay D (both: NAME@W~D)."""
+    penalty W, NAME~D gives the Fourier spectrum the decay D (both: NAME@W~D), and each
+    +FIELD=VALUE sets a Settings field (``default+start=grey``, ``default+amplitude=0.02``)."""
+    label, *fields_ = label.split("+")
     label, _, decay = label.partition("~")
     name, _, vivid = label.partition("@")
     name, colour = ("default", "none") if name == "default-rgb" else (name, "auto")
-    extra = {"colourfulness": float(vivid)} if vivid else {}
+    extra: dict[str, Any] = {"colourfulness": float(vivid)} if vivid else {}
+    for item in fields_:
+        key, _, value = item.partition("=")
+        known = {f.name: f.type for f in fields(Settings)}
+        if key not in known or not value:
+            raise SystemExit(f"row {label!r}: +{item} is not FIELD=VALUE of a Settings field")
+        extra[key] = value if known[key] == "str" else \
+            int(value) if known[key] == "int" else float(value)
     return name, colour, extra | ({"decay": float(decay)} if decay else {})
 
 
@@ -216,7 +242,8 @@ def main() -> None:
     parser.add_argument("--vgg-presets", default="classic,default,default-rgb,maco",
                         help="the VGG16 rows (the first: the ratios' base); default-rgb: "
                              "without the colour basis; NAME@W: the colourfulness penalty "
-                             "weighed W; NAME~D: the Fourier spectrum's decay D")
+                             "weighed W; NAME~D: the Fourier spectrum's decay D; "
+                             "+FIELD=VALUE: a Settings field (default+start=grey)")
     parser.add_argument("--precision", default="float32", help="the ascent's precision")
     parser.add_argument("--walls", type=int, default=0,
                         help="time each row N more times, taking turns (--pairs 0: only "

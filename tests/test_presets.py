@@ -242,6 +242,13 @@ def test_quality_measures_on_known_images():
     assert (np.abs(quality.seed_correlation(first, moved, per_channel=True)) < 0.2).all()
     np.testing.assert_allclose(quality.shifted_correlation(first, moved, 3), 1.0)
     assert (quality.shifted_correlation(first, moved, 2) < 0.3).all()
+    # as a layer sees them: two seeds' images of filters 0 and 1 answered by maps (m0, m1, m2);
+    # m2 answers every image alike (7) and map 1 on its own scale: after standardizing each
+    # map over the four images, image 0 is (1, -1, 0) and image 1 (-1, 1, 0) for both seeds
+    seen = np.array([[2.0, 0.0, 7.0], [0.0, 30.0, 7.0]])
+    np.testing.assert_allclose(quality.seen_agreement(seen, seen), [1.0, 1.0])
+    np.testing.assert_allclose(quality.seen_agreement(seen, seen, others=True), [-1.0, -1.0])
+    np.testing.assert_allclose(quality.seen_agreement(seen, seen[::-1]), [-1.0, -1.0])
     values = np.array([[3.0, 0.0, 1.0], [1.0, 2.0, 5.0], [0.0, 1.0, 4.0]])
     # image 0 is filter 0's best, image 1 filter 1's; filter 2 prefers image 1 to its own
     assert quality.specificity(values, np.array([0, 1, 2])).tolist() == [True, True, False]

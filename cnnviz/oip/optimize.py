@@ -47,9 +47,12 @@ class _Stepper:
         lr = s.lr * param.step_scale
         reduced = s.precision != "float32"
 
-        def scores(raw: Any, channels: Any, affine: Any) -> tuple[Any, Any]:
+        def scores(raw: Any, channels: Any, affine: Any, moving: Any) -> tuple[Any, Any]:
             image = param.to_image(raw)
-            seen = apply_affine(image, affine, transforms.pad) if transforms.active else image
+            seen = image
+            if transforms.active:  # the settling steps skip the resampling (identity: exact)
+                seen = ops.cond(moving, lambda: apply_affine(image, affine, transforms.pad),
+                                lambda: image)
             outputs = as_list(forward(seen))
             if reduced:  # the objective and what follows it in float32
                 outputs = [ops.cast(o, "float32") for o in outputs]
@@ -58,9 +61,9 @@ class _Stepper:
             return _penalized(score, image, penalties, mid, span), score
 
         def step(raw: Any, m: Any, v: Any, t: Any, alive: Any, channels: Any,
-                 affine: Any) -> tuple[Any, ...]:
+                 affine: Any, moving: Any) -> tuple[Any, ...]:
             def loss(r: Any) -> tuple[Any, Any]:
-                total, score = scores(r, channels, affine)
+                total, score = scores(r, channels, affine, moving)
                 return -ops.sum(total), score
 
             (_, score), grad = value_and_grad(loss)(raw)
@@ -98,7 +101,8 @@ class _Stepper:
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ascend from raw variables (K, ...) for ``steps``, or from where ``resume`` stopped;
         returns raw, alive (K,) and the score curves (:class:`Curves`). ``affine[t]`` is step
-        ``t``'s (K, 8) transform parameters. With ``passes`` P, rows ``j::P`` step as a batch
+        ``t``'s (K, 8) transform parameters (from step ``affine.still`` on, where it has one,
+        the identity). With ``passes`` P, rows ``j::P`` step as a batch
         of their own (each step P calls of K/P images: the batch shape of a run without them).
         ``on_step`` gets a function that returns the current :class:`ChunkState` (of
         ``filters`` in ``phase``); Ctrl-C raises :class:`Stopped` with that state."""
@@ -133,11 +137,13 @@ class _Stepper:
                               done, rows(xs), rows(alives), curve.upto(done),
                               rows(ms) if adam else None, rows(vs) if adam else None)
 
+        still = getattr(affine, "still", steps)
         try:
             for t in range(state[0], steps):
                 tt = ops.convert_to_tensor(float(t))
+                moving = ops.convert_to_tensor(t < still)
                 out = [self.step(xs[j], ms[j], vs[j], tt, alives[j], chs[j],
-                                 ops.convert_to_tensor(affine[t][j::passes]))
+                                 ops.convert_to_tensor(affine[t][j::passes]), moving)
                        for j in range(passes)]
                 xs, ms, vs, alives, scores = (list(a) for a in zip(*out, strict=True))
                 if s.blur_every and s.param == "pixel" and (t + 1) % s.blur_every == 0:

@@ -85,6 +85,25 @@ def shifted_correlation(first: np.ndarray, second: np.ndarray, max_shift: int) -
     return np.where(norm > 0, best / np.maximum(norm, 1e-30), 0.0)
 
 
+def seen_agreement(first: np.ndarray, second: np.ndarray, *,
+                   others: bool = False) -> np.ndarray:
+    """Per pair, how alike a layer sees two seeds' images of the same filter: the correlation
+    of their responses (``first``, ``second``: (K, maps), each image's value of every map of
+    the layer) after each map is standardized over all 2K images, so that what every image
+    excites does not count. A texture the seed places elsewhere is seen the same; ``others``:
+    each first image against the next filter's second image instead, the chance level."""
+    both = np.concatenate([np.asarray(first, np.float64), np.asarray(second, np.float64)])
+    spread = both.std(axis=0)
+    both = (both - both.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    a, b = both[:len(first)], both[len(first):]
+    if others:
+        b = np.roll(b, -1, axis=0)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norm > 0, (a * b).sum(axis=1) / np.maximum(norm, 1e-30), 0.0)
+
+
 def specificity(values: np.ndarray, filters: np.ndarray) -> np.ndarray:
     """For image k made for filter ``filters[k]``, whether it excites that filter most among
     all the images; ``values`` is (K, maps), each image's response of every filter."""
