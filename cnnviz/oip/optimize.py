@@ -49,11 +49,7 @@ class _Stepper:
 
         def scores(raw: Any, channels: Any, affine: Any, moving: Any) -> tuple[Any, Any]:
             image = param.to_image(raw)
-            seen = image
-            if transforms.active:  # the settling steps skip the resampling (identity: exact)
-                seen = ops.cond(moving, lambda: apply_affine(image, affine, transforms.pad),
-                                lambda: image)
-            outputs = as_list(forward(seen))
+            outputs = as_list(forward(_moved(image, affine, moving, transforms)))
             if reduced:  # the objective and what follows it in float32
                 outputs = [ops.cast(o, "float32") for o in outputs]
             acts = dict(zip(self.names, outputs, strict=True))
@@ -156,6 +152,15 @@ class _Stepper:
         except KeyboardInterrupt:
             raise Stopped(snapshot()) from None
         return rows(xs), rows(alives), curve.upto(steps)
+
+
+def _moved(image: Any, affine: Any, moving: Any, transforms: Any) -> Any:
+    """``image`` resampled by ``affine`` while ``moving`` (a boolean tensor; the settling steps
+    skip the resampling, which for their identity parameters is exact)."""
+    if not transforms.active:
+        return image
+    return keras().ops.cond(moving, lambda: apply_affine(image, affine, transforms.pad),
+                            lambda: image)
 
 
 def _in_precision(compiled: Callable[..., Any], model: Any, precision: str
