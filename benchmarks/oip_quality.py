@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from dataclasses import fields, replace
@@ -57,7 +56,7 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import photo_patches  # noqa: E402
+from common import machine_line, photo_patches  # noqa: E402
 
 from cnnviz.core.tables import PRESETS  # noqa: E402
 from cnnviz.data.sources import model_inputs  # noqa: E402
@@ -190,9 +189,9 @@ def _row(label: str) -> tuple[str, str, dict[str, Any]]:
     name, _, vivid = label.partition("@")
     name, colour = ("default", "none") if name == "default-rgb" else (name, "auto")
     extra: dict[str, Any] = {"colourfulness": float(vivid)} if vivid else {}
+    known = {f.name: f.type for f in fields(Settings)}
     for item in fields_:
         key, _, value = item.partition("=")
-        known = {f.name: f.type for f in fields(Settings)}
         if key not in known or not value:
             raise SystemExit(f"row {label!r}: +{item} is not FIELD=VALUE of a Settings field")
         extra[key] = value if known[key] == "str" else \
@@ -249,8 +248,7 @@ def main() -> None:
                         help="time each row N more times, taking turns (--pairs 0: only "
                              "that)")
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"backend {os.environ['KERAS_BACKEND']}, {args.steps} steps")
+    print(f"{machine_line()}, {args.steps} steps")
     facts = load()
     raw = mnist_real()
     real = model_inputs(raw, facts.preprocess)

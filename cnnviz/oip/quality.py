@@ -61,7 +61,12 @@ def seed_correlation(first: np.ndarray, second: np.ndarray, *,
     if per_channel:
         a = a - a.mean(axis=(1, 2), keepdims=True)
         b = b - b.mean(axis=(1, 2), keepdims=True)
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return _row_correlation(a.reshape(len(a), -1), b.reshape(len(b), -1))
+
+
+def _row_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The Pearson correlation of each row of ``a`` with the same row of ``b`` (0 where either
+    is flat)."""
     a = a - a.mean(axis=1, keepdims=True)
     b = b - b.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -96,12 +101,7 @@ def seen_agreement(first: np.ndarray, second: np.ndarray, *,
     spread = both.std(axis=0)
     both = (both - both.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     a, b = both[:len(first)], both[len(first):]
-    if others:
-        b = np.roll(b, -1, axis=0)
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.where(norm > 0, (a * b).sum(axis=1) / np.maximum(norm, 1e-30), 0.0)
+    return _row_correlation(a, np.roll(b, -1, axis=0) if others else b)
 
 
 def specificity(values: np.ndarray, filters: np.ndarray) -> np.ndarray:
