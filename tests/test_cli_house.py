@@ -145,6 +145,7 @@ print("BACKEND", keras.backend.backend(), "TENSORFLOW", "tensorflow" in sys.modu
 
 
 @pytest.mark.slow
+@pytest.mark.one_backend  # stronger where TensorFlow is installed: the TensorFlow stage of CI
 def test_commands_run_under_jax_without_tensorflow(tmp_path):
     import os
     import subprocess
@@ -194,6 +195,7 @@ finally:
 
 
 @pytest.mark.slow
+@pytest.mark.one_backend  # fresh processes that choose their own backend: one stage suffices
 @pytest.mark.parametrize(("missing", "requested", "config", "expected"), [
     ("tensorflow", None, None, "BACKEND jax TENSORFLOW False"),
     ("tensorflow", None, "tensorflow", "BACKEND jax TENSORFLOW False"),  # Keras's default file

@@ -132,6 +132,7 @@ def test_shard_must_be_positive(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.one_backend  # Ray under JAX: test_atlas's cluster test runs in both stages
 def test_filters_and_patterns_on_ray_equal_the_run_in_this_process(tmp_path):
     pytest.importorskip("ray")
     runner = CliRunner()
