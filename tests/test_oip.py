@@ -264,6 +264,19 @@ def test_settling_steps_skip_the_moves_exactly(oip_model):
     assert np.abs(half.images - plain.images).max() > 1e-3
 
 
+def test_precursors_climb_without_the_moves(oip_model):
+    # the precursors' short runs are untransformed: with every main step settling too (0.95
+    # of 4 steps rounds to 4) the moves change nothing; with the main steps moving they do
+    moves = Transforms(jitter=2, rotate=10, scale=(0.9, 1.1))
+    base = Settings(steps=4, param="fourier", lr=0.5, precursors=3, precursor_steps=3)
+    plain = visualize_filters(oip_model, "c2", [0, 1, 2], base)
+    still = visualize_filters(oip_model, "c2", [0, 1, 2], replace(base, transforms=moves,
+                                                                  settle=0.95))
+    moving = visualize_filters(oip_model, "c2", [0, 1, 2], replace(base, transforms=moves))
+    np.testing.assert_array_equal(still.images, plain.images)
+    assert np.abs(moving.images - plain.images).max() > 1e-3
+
+
 def test_runs_that_differ_only_in_steps_seed_or_start_share_one_compiled_step(oip_model,
                                                                               monkeypatch):
     import importlib

@@ -3,6 +3,8 @@ quality measures of benchmarks/oip_quality.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -179,6 +181,34 @@ def test_auto_objective_is_the_centre_neuron_for_small_fields(reference_model):
     assert objective_kind(reference_model, "conv2d_1", (28, 28, 1), "layer") == "layer"
     with pytest.raises(CnnvizError, match="unknown objective 'mean'"):
         objective_kind(reference_model, "conv2d_1", (28, 28, 1), "mean")
+
+
+def test_a_colour_model_starts_grey_unless_a_unit_gets_several_images(reference_model,
+                                                                     rgb_model):
+    # the default: flat grey for colour models (the seed then draws only the moves), noise for
+    # grey ones and for MACO (a flat image has no phase); several images a unit start from noise
+    assert preset("default", rgb_model, "d", (16, 16, 3)).start == "grey"
+    assert preset("default", reference_model, "conv2d_3", (28, 28, 1)).start == "noise"
+    assert preset("maco", rgb_model, "d", (16, 16, 3)).start == "noise"
+    assert preset("default", rgb_model, "d", (16, 16, 3), diversity=3).start == "noise"
+    assert preset("default", rgb_model, "d", (16, 16, 3), start="grey",
+                  diversity=3).start == "grey"  # asked for: kept, and refused below
+    settings = preset("default", rgb_model, "d", (16, 16, 3), steps=4)
+    one = visualize_filters(rgb_model, "d", [0, 1], settings)
+    other = visualize_filters(rgb_model, "d", [0, 1], replace(settings, seed=5))
+    assert one.params["start"] == "grey"
+    # from one flat start the precursors climb alike for every seed: only the moves differ
+    noisy = [visualize_filters(rgb_model, "d", [0, 1], replace(settings, start="noise", seed=s))
+             for s in (0, 5)]
+    agree = np.corrcoef(one.images.ravel(), other.images.ravel())[0, 1]
+    assert agree > 0.9 and agree > np.corrcoef(noisy[0].images.ravel(),
+                                               noisy[1].images.ravel())[0, 1] + 0.2
+    several = visualize_filters(rgb_model, "d", [0], replace(settings, steps=2, start="noise"),
+                                diversity=2)
+    assert several.params["start"] == "noise"
+    assert visualize_filters(rgb_model, "d", [0], None, diversity=2).params["start"] == "noise"
+    with pytest.raises(CnnvizError, match="a flat grey start gives every image of a unit the"):
+        visualize_filters(rgb_model, "d", [0], settings, diversity=2)
 
 
 def test_an_image_start_begins_at_that_image(rgb_model):

@@ -100,13 +100,16 @@ def filters(
     precision: PrecisionOpt = "float32",
     seed: Annotated[int, _opt(ASCENT, "Random seed of starts and transforms (per filter).")]
         = 0,
-    start: Annotated[str, _opt(START, "Long-range fluctuations around mid-grey, flat grey, or "
-                                      "a real image (DeepDream): a file, an index or a class "
-                                      "of --data.",
-                               metavar=tables.STARTS.metavar("image:PATH", "index:K", "digit:D",
-                                                             image=False))] = "noise",
-    precursors: Annotated[int | None, _opt(START, "Short runs from this many random starts "
-                                                  "per filter; the best one continues.",
+    start: Annotated[str | None, _opt(START, "Long-range fluctuations around mid-grey, flat "
+                                             "grey, or a real image (DeepDream): a file, an "
+                                             "index or a class of --data.",
+                                      metavar=tables.STARTS.metavar("image:PATH", "index:K",
+                                                                    "digit:D", image=False),
+                                      show_default="the preset's: grey for a colour model, "
+                                                   "else noise")] = None,
+    precursors: Annotated[int | None, _opt(START, "Short runs, without the random moves, "
+                                                  "from this many random starts per filter; "
+                                                  "the best one continues.",
                                            show_default="the preset's")] = None,
     precursor_steps: Annotated[int | None, _opt(START, "Steps of each precursor run.",
                                                 show_default="a fifth of --steps, at most 20")

@@ -85,7 +85,7 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
     if (reference or examples) and real is None:
         notes.append(no_data_note(facts.name, facts.input_shape,
                                   "the comparison with real images"))
-    kind, which = start_input(ascent.start or "noise")
+    kind, which = start_input(ascent.start) if ascent.start else (None, None)
     start = None
     if which is not None:
         choice, _ = choose_input(facts, replace(which, data=data, size=shape[:2]))
@@ -94,7 +94,8 @@ def filters_job(facts: ModelFacts, out: Path, ascent: AscentSpec | None = None, 
     if ascent.colour == "data" and real is not None:
         pixels = real.gather(np.arange(min(256, real.size() or 256)), shape)[0] / 255.0
     settings = preset(ascent.preset, facts, name, shape, colour=ascent.colour,
-                      data_pixels=pixels, **{**ascent.overrides, "start": kind})
+                      data_pixels=pixels, diversity=ascent.diversity,
+                      **{**ascent.overrides, "start": kind})
     options = {"objective": ascent.objective, "size": size, "start_image": start,
                "diversity": ascent.diversity, "diversity_weight": ascent.diversity_weight,
                "closeness": ascent.closeness, "transparency": ascent.transparency,

@@ -100,7 +100,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     dream = kind in OBJECTIVES.names(dream=True)
     chosen = chosen_filters(facts, layer, [0] if dream else filters)
     _check_examples(examples, reference_images is not None, len(chosen), shape, budget)
-    settings, precision = _settings(settings, facts, layer, shape, kind)
+    settings, precision = _settings(settings, facts, layer, shape, kind, diversity)
     goal, rows = ascent_goal(facts, kind, layer, objective, chosen, diversity=diversity,
                              weight=diversity_weight, closeness=closeness, start=start_image,
                              preactivation=settings.preactivation)
@@ -165,13 +165,20 @@ def _predictions(facts: ModelFacts, before: np.ndarray, after: np.ndarray) -> li
 
 
 def _settings(settings: Settings | None, facts: ModelFacts, layer: str,
-              shape: tuple[int, int, int], kind: str) -> tuple[Settings, Precision]:
-    """The settings to run: the default preset unless given; read before the activation only
+              shape: tuple[int, int, int], kind: str,
+              diversity: Any = 1) -> tuple[Settings, Precision]:
+    """The settings to run: the default preset unless given (several images a unit start from
+    noise; a flat start is refused for them); read before the activation only
     where the layer has one fused — and for DeepDream only when asked (``layer_pre``); a
     centre unit's colourfulness priced in its receptive field; in the precision chosen here
     (``auto`` settled, and why); a model with NaN or infinite weights is refused first."""
     check_finite_weights(facts.model)
-    settings = settings or preset("default", facts, layer, shape)
+    several = isinstance(diversity, int | np.integer) and not isinstance(diversity, bool) \
+        and diversity > 1
+    settings = settings or preset("default", facts, layer, shape, diversity=2 if several else 1)
+    if several and settings.start == "grey":
+        raise CnnvizError("--diversity needs starts that differ, and a flat grey start gives "
+                          "every image of a unit the same: use --start noise")
     before = kind == "layer_pre" if kind in OBJECTIVES.names(dream=True) \
         else settings.preactivation
     precision = choose(settings.precision)

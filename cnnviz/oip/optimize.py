@@ -239,7 +239,8 @@ def ascend(model: ModelFacts | Any, objective: obj.Objective, channels: np.ndarr
            checkpoint_every: float = 60.0, copies: int = 1) -> Ascent:
     """Run the ascent for images scored by ``objective`` with ``channels[k]`` as image k's
     filter, in chunks (``copies``: how many images in a row are one filter's, kept together);
-    with ``precursors`` M, M short runs per image first, continuing the best.
+    with ``precursors`` M, M short runs per image first (without the random transforms: a
+    start is judged by where it climbs untransformed), continuing the best.
     ``size`` is the image size for a model that takes any (default: 224 colour, 64 grey);
     ``start_image`` the model-ready image an ``image`` start begins from; ``resume`` the state
     of a stopped chunk, whose filters come first in ``channels``, to continue.
@@ -323,7 +324,8 @@ def _ascend_chunk(stepper: _Stepper, chunk: np.ndarray, s: Settings, value_range
         if s.precursors:
             pre_raw, pre_alive, pre_curves = stepper.run(
                 raw, np.repeat(chunk, starts_per),
-                TransformPlan(s, streams, s.precursor_steps, shape[:2]), s.precursor_steps,
+                TransformPlan(s, streams, s.precursor_steps, shape[:2], settle=1.0),
+                s.precursor_steps,
                 tick, filters=chunk, phase="precursors", resume=resume, passes=starts_per)
             final = np.where(pre_alive, pre_curves[:, -1], -np.inf).reshape(len(chunk),
                                                                             starts_per)

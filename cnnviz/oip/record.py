@@ -80,7 +80,7 @@ class TransformPlan:
         s, long = self.settings, self.steps > PLAN_BLOCK
         first = block * PLAN_BLOCK if long else 0
         count = min(PLAN_BLOCK, self.steps - first) if long else self.steps
-        if not s.transforms.active:
+        if not s.transforms.active or self.still <= first:
             return np.broadcast_to(IDENTITY, (count, len(self.streams), 8)).copy()
         plans = np.stack([s.transforms.sample(np.random.default_rng(
             [s.seed, *stream[:2], 1, *stream[2:], block] if long else

@@ -27,11 +27,13 @@ DEFAULT_BUDGET = 512 * 2**20
 class Settings:
     """How to ascend. ``lr`` is a fraction of the input value range per step for the pixel
     parameterization and raw coefficient units for fourier; the last ``settle`` share of the
-    steps runs without the random transforms. ``update`` is a rule of ``tables.UPDATES`` by
-    name or an :class:`~cnnviz.oip.pieces.Update`; ``tv``, ``l1``, ``l2`` and ``ink`` weigh the
-    penalties of ``tables.PENALTIES``, and ``penalties`` adds any
-    :class:`~cnnviz.oip.pieces.Penalty` objects. ``precision`` (``tables.PRECISIONS``) is
-    the float type of the model's passes; ``auto`` is settled when the ascent starts."""
+    steps runs without the random transforms, as do the ``precursors`` (short runs of
+    ``precursor_steps`` from as many starts per image, the best one continuing). ``update``
+    is a rule of ``tables.UPDATES`` by name or an :class:`~cnnviz.oip.pieces.Update`; ``tv``,
+    ``l1``, ``l2`` and ``ink`` weigh the penalties of ``tables.PENALTIES``, and ``penalties``
+    adds any :class:`~cnnviz.oip.pieces.Penalty` objects. ``precision``
+    (``tables.PRECISIONS``) is the float type of the model's passes; ``auto`` is settled when
+    the ascent starts."""
 
     steps: int = 100
     update: str | Update = "rms"
