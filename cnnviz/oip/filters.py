@@ -103,7 +103,7 @@ def visualize_filters(model: ModelFacts | Any, layer: str,
     settings, precision = _settings(settings, facts, layer, shape, kind, diversity)
     goal, rows = ascent_goal(facts, kind, layer, objective, chosen, diversity=diversity,
                              weight=diversity_weight, closeness=closeness, start=start_image,
-                             preactivation=settings.preactivation)
+                             flat=settings.start == "grey", preactivation=settings.preactivation)
     reference = None if reference_images is None or dream or kind == "custom" \
         else as_source(reference_images)
     meta = _meta(facts, layer, reference, data, settings.seed)
@@ -167,18 +167,13 @@ def _predictions(facts: ModelFacts, before: np.ndarray, after: np.ndarray) -> li
 def _settings(settings: Settings | None, facts: ModelFacts, layer: str,
               shape: tuple[int, int, int], kind: str,
               diversity: Any = 1) -> tuple[Settings, Precision]:
-    """The settings to run: the default preset unless given (several images a unit start from
-    noise; a flat start is refused for them); read before the activation only
+    """The settings to run: the default preset unless given (for ``diversity`` images a unit);
+    read before the activation only
     where the layer has one fused — and for DeepDream only when asked (``layer_pre``); a
     centre unit's colourfulness priced in its receptive field; in the precision chosen here
     (``auto`` settled, and why); a model with NaN or infinite weights is refused first."""
     check_finite_weights(facts.model)
-    several = isinstance(diversity, int | np.integer) and not isinstance(diversity, bool) \
-        and diversity > 1
-    settings = settings or preset("default", facts, layer, shape, diversity=2 if several else 1)
-    if several and settings.start == "grey":
-        raise CnnvizError("--diversity needs starts that differ, and a flat grey start gives "
-                          "every image of a unit the same: use --start noise")
+    settings = settings or preset("default", facts, layer, shape, diversity=diversity)
     before = kind == "layer_pre" if kind in OBJECTIVES.names(dream=True) \
         else settings.preactivation
     precision = choose(settings.precision)

@@ -198,12 +198,13 @@ def _colour(colour: str, name: str, shape: tuple[int, int, int], facts: ModelFac
 
 def ascent_goal(facts: ModelFacts, kind: str, layer: str, objective: obj.Objective | str,
                 chosen: np.ndarray, *, diversity: int = 1, weight: float = 0.5,
-                closeness: float = 0.0, start: np.ndarray | None = None,
+                closeness: float = 0.0, start: np.ndarray | None = None, flat: bool = False,
                 preactivation: bool = True) -> tuple[obj.Objective, np.ndarray]:
     """The objective to ascend and the ascent's rows: each filter ``diversity`` times in a
-    row, pushed apart from its other images by ``weight``, and with ``closeness`` kept near the
-    real ``start`` image (feature accentuation) — both in the model's first convolution, whose
-    maps are the image's local structure."""
+    row, pushed apart from its other images by ``weight`` (refused from a ``flat`` start, alike
+    for every image), and with ``closeness`` kept near the real ``start`` image (feature
+    accentuation) — both in the model's first convolution, whose maps are the image's local
+    structure."""
     goal = make_objective(kind, layer) if isinstance(objective, str) else objective
     if isinstance(diversity, bool) or not isinstance(diversity, int | np.integer) or \
             not 1 <= diversity <= MAX_DIVERSITY:
@@ -223,6 +224,9 @@ def ascent_goal(facts: ModelFacts, kind: str, layer: str, objective: obj.Objecti
     if kind in OBJECTIVES.names(dream=True):
         raise CnnvizError("DeepDream makes one image for the whole layer: --diversity needs "
                           "an objective per filter")
+    if flat:
+        raise CnnvizError("--diversity needs starts that differ, and a flat grey start gives "
+                          "every image of a unit the same: use --start noise")
     return obj.diverse(goal, weight, style), np.repeat(chosen, diversity)
 
 
